@@ -1,0 +1,279 @@
+//! Types shared by the kernel programs (`netstat-ebpf`) and userspace.
+//!
+//! Everything here crosses the kernel/user boundary, so every type is
+//! `#[repr(C)]`, plain old data, and defined exactly once.
+#![no_std]
+
+/// Kinds of kernel event (the `kind` field of [`Event`]).
+pub mod kind {
+    /// `sock/inet_sock_set_state`: a TCP socket changed state.
+    pub const STATE: u8 = 1;
+    /// `tcp/tcp_retransmit_skb`: a segment was retransmitted.
+    pub const RETRANSMIT: u8 = 2;
+    /// `tcp/tcp_retransmit_synack`: a SYN-ACK was retransmitted.
+    pub const RETRANSMIT_SYNACK: u8 = 3;
+    /// `tcp/tcp_send_reset`: this host sent a reset.
+    pub const SEND_RESET: u8 = 4;
+    /// `tcp/tcp_receive_reset`: this host received a reset.
+    pub const RECEIVE_RESET: u8 = 5;
+}
+
+/// Bits of [`Event::flags`] and [`SockInfo::flags`].
+pub mod flags {
+    /// The socket received a reset before this event; a FIN_WAIT2/CLOSING -> CLOSE
+    /// transition then means "killed by the peer", not "entered TIME_WAIT".
+    pub const RESET_RECEIVED: u8 = 1;
+    /// The owner (tgid, comm) was captured in syscall context or inherited from
+    /// the listener, so it names the socket's owner rather than whatever task the
+    /// softirq happened to interrupt.
+    pub const OWNER_KNOWN: u8 = 2;
+}
+
+/// Indices of the per-CPU `COUNTERS` array.
+pub mod counter {
+    /// Ring-buffer reservations that failed: events lost in the kernel.
+    pub const LOST: u32 = 0;
+    /// Sockets whose owner could not be remembered because `SOCKS` was full.
+    pub const SOCK_MAP_FULL: u32 = 1;
+    /// Events dropped in the kernel by the namespace filter.
+    pub const FILTERED: u32 = 2;
+    /// State changes the kernel skipped for a classic tracepoint program
+    /// (nested in one of ours on the same CPU) and the raw-tracepoint twin
+    /// reported instead.
+    pub const RECOVERED: u32 = 3;
+    pub const COUNT: u32 = 4;
+}
+
+/// Linux TCP states as the kernel numbers them (`include/net/tcp_states.h`).
+pub mod tcp_state {
+    pub const ESTABLISHED: u8 = 1;
+    pub const SYN_SENT: u8 = 2;
+    pub const SYN_RECV: u8 = 3;
+    pub const FIN_WAIT1: u8 = 4;
+    pub const FIN_WAIT2: u8 = 5;
+    pub const TIME_WAIT: u8 = 6;
+    pub const CLOSE: u8 = 7;
+    pub const CLOSE_WAIT: u8 = 8;
+    pub const LAST_ACK: u8 = 9;
+    pub const LISTEN: u8 = 10;
+    pub const CLOSING: u8 = 11;
+    pub const NEW_SYN_RECV: u8 = 12;
+}
+
+pub const AF_INET: u8 = 2;
+pub const AF_INET6: u8 = 10;
+pub const TASK_COMM_LEN: usize = 16;
+
+/// One record in the `EVENTS` ring buffer.
+///
+/// Addresses are raw network-order bytes (IPv4 in the first 4 bytes); ports are
+/// host order. For non-state events `oldstate` is 0 and `newstate` is the state
+/// the socket was in when the event hit it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Event {
+    /// `bpf_ktime_get_ns()` (CLOCK_MONOTONIC) when the event fired.
+    pub ts_ns: u64,
+    /// When this socket last changed state, if the kernel side saw it; 0 = unknown
+    /// (the socket predates the tool).
+    pub prev_ts_ns: u64,
+    /// Kernel address of the socket: stable for the socket's life, only useful as a key.
+    pub skaddr: u64,
+    /// Inode of the socket's network namespace (0 = unknown).
+    pub netns: u32,
+    /// Owner's process id, valid when `flags` has `OWNER_KNOWN`.
+    pub tgid: u32,
+    /// Retransmissions seen on this socket so far.
+    pub retransmits: u32,
+    pub sport: u16,
+    pub dport: u16,
+    pub kind: u8,
+    pub family: u8,
+    pub oldstate: u8,
+    pub newstate: u8,
+    pub flags: u8,
+    pub _pad: [u8; 3],
+    pub saddr: [u8; 16],
+    pub daddr: [u8; 16],
+    /// Owner's command name, valid when `flags` has `OWNER_KNOWN`.
+    pub comm: [u8; TASK_COMM_LEN],
+}
+
+/// Sentinel offset for a tracepoint field this kernel does not have.
+pub const NO_FIELD: u16 = u16::MAX;
+
+/// Where one tracepoint keeps the fields we read, as byte offsets into its
+/// record. Userspace fills these from `/sys/kernel/tracing/events/*/*/format`
+/// so that a kernel which moves a field still works.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TracepointFields {
+    pub skaddr: u16,
+    /// `skbaddr`, for resets sent on behalf of no socket.
+    pub skbaddr: u16,
+    pub oldstate: u16,
+    pub newstate: u16,
+    /// Current state, for retransmit and reset tracepoints.
+    pub state: u16,
+    pub sport: u16,
+    pub dport: u16,
+    pub family: u16,
+    pub protocol: u16,
+    pub saddr: u16,
+    pub daddr: u16,
+    pub saddr_v6: u16,
+    pub daddr_v6: u16,
+    /// 1 when `saddr`/`daddr` hold a `struct sockaddr_in{,6}` (`tcp_send_reset`)
+    /// instead of bare address bytes.
+    pub addrs_are_sockaddr: u16,
+}
+
+impl TracepointFields {
+    pub const ABSENT: Self = Self {
+        skaddr: NO_FIELD,
+        skbaddr: NO_FIELD,
+        oldstate: NO_FIELD,
+        newstate: NO_FIELD,
+        state: NO_FIELD,
+        sport: NO_FIELD,
+        dport: NO_FIELD,
+        family: NO_FIELD,
+        protocol: NO_FIELD,
+        saddr: NO_FIELD,
+        daddr: NO_FIELD,
+        saddr_v6: NO_FIELD,
+        daddr_v6: NO_FIELD,
+        addrs_are_sockaddr: 0,
+    };
+}
+
+/// Offsets into kernel structs, read from the kernel's BTF by userspace, that
+/// lead from a socket (or an skb) to its network namespace inode.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KernelOffsets {
+    /// `struct sock` -> `__sk_common.skc_net.net` (a `struct net *`).
+    pub sock_net: u16,
+    /// `struct sk_buff` -> `dev` (a `struct net_device *`).
+    pub skb_dev: u16,
+    /// `struct net_device` -> `nd_net.net` (a `struct net *`).
+    pub netdev_net: u16,
+    /// `struct net` -> `ns.inum`.
+    pub net_inum: u16,
+    /// `struct sock` -> `__sk_common.skc_state`, for tracepoints without a state field.
+    pub sock_state: u16,
+    // The rest describe a socket's endpoints for the raw-tracepoint path,
+    // which gets only the socket pointer, not a formatted record.
+    /// `struct sock` -> `sk_protocol`.
+    pub sock_protocol: u16,
+    /// `struct sock` -> `__sk_common.skc_family`.
+    pub sock_family: u16,
+    /// `struct sock` -> `__sk_common.skc_dport` (network order).
+    pub sock_dport: u16,
+    /// `struct sock` -> `__sk_common.skc_daddr`.
+    pub sock_daddr: u16,
+    /// `struct sock` -> `__sk_common.skc_v6_daddr`.
+    pub sock_v6_daddr: u16,
+    /// `struct sock` -> `__sk_common.skc_v6_rcv_saddr`.
+    pub sock_v6_saddr: u16,
+    /// `struct inet_sock` -> `inet_sport` (network order).
+    pub inet_sport: u16,
+    /// `struct inet_sock` -> `inet_saddr`.
+    pub inet_saddr: u16,
+    /// `struct sock` -> `__sk_common.skc_num` (host order; a request socket's local port).
+    pub sock_num: u16,
+    /// `struct sock` -> `__sk_common.skc_rcv_saddr` (a request socket's local address).
+    pub sock_rcv_saddr: u16,
+}
+
+/// Everything the kernel programs are told at load time (a read-only global).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// Only report sockets in this network namespace (inode); 0 = all.
+    pub netns: u32,
+    pub set_state: TracepointFields,
+    pub retransmit_skb: TracepointFields,
+    pub retransmit_synack: TracepointFields,
+    pub send_reset: TracepointFields,
+    pub receive_reset: TracepointFields,
+    pub kernel: KernelOffsets,
+    /// `skaddr` in `tcp/tcp_destroy_sock`, where socket entries are freed.
+    pub destroy_sock_skaddr: u16,
+}
+
+impl Config {
+    pub const ZERO: Self = Self {
+        netns: 0,
+        set_state: TracepointFields::ABSENT,
+        retransmit_skb: TracepointFields::ABSENT,
+        retransmit_synack: TracepointFields::ABSENT,
+        send_reset: TracepointFields::ABSENT,
+        receive_reset: TracepointFields::ABSENT,
+        kernel: KernelOffsets {
+            sock_net: 0,
+            skb_dev: 0,
+            netdev_net: 0,
+            net_inum: 0,
+            sock_state: 0,
+            sock_protocol: 0,
+            sock_family: 0,
+            sock_dport: 0,
+            sock_daddr: 0,
+            sock_v6_daddr: 0,
+            sock_v6_saddr: 0,
+            inet_sport: 0,
+            inet_saddr: 0,
+            sock_num: 0,
+            sock_rcv_saddr: 0,
+        },
+        destroy_sock_skaddr: NO_FIELD,
+    };
+}
+
+/// Value of the `SOCKS` map (key: socket address): what the kernel remembers
+/// about a live socket between its events.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SockInfo {
+    /// When the socket entered its current state.
+    pub ts_ns: u64,
+    pub tgid: u32,
+    pub retransmits: u32,
+    pub flags: u8,
+    pub _pad: [u8; 7],
+    pub comm: [u8; TASK_COMM_LEN],
+}
+
+/// Key of the `LISTENERS` map: a listening port in a namespace. Children of a
+/// listener inherit its owner through this map.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ListenKey {
+    pub netns: u32,
+    pub port: u16,
+    pub _pad: u16,
+}
+
+/// Value of the `LISTENERS` map.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ListenOwner {
+    /// The listening socket, so that only its own close removes the entry.
+    pub skaddr: u64,
+    pub tgid: u32,
+    pub _pad: u32,
+    pub comm: [u8; TASK_COMM_LEN],
+}
+
+// The kernel and userspace must agree on these sizes; no implicit padding.
+const _: () = assert!(size_of::<Event>() == 96);
+const _: () = assert!(size_of::<Config>() == 4 + 5 * 28 + 30 + 2);
+
+#[cfg(feature = "user")]
+mod user {
+    // SAFETY: plain `#[repr(C)]` data with no padding holes the kernel could leak into.
+    unsafe impl aya::Pod for super::Event {}
+    unsafe impl aya::Pod for super::Config {}
+    unsafe impl aya::Pod for super::SockInfo {}
+}

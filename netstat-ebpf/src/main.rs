@@ -1,0 +1,566 @@
+//! Kernel side of enetstat: one program per tracepoint, each turning the
+//! tracepoint's record into a `netstat_common::Event` in the `EVENTS` ring buffer.
+//!
+//! The kernel side only gathers facts. It remembers, per socket, when the socket
+//! entered its state and who owns it (captured in syscall context, where the
+//! current task really is the owner), because userspace cannot learn either
+//! after the fact. Everything else (names, TIME_WAIT inference, formatting) is
+//! userspace's job.
+#![no_std]
+#![no_main]
+
+use aya_ebpf::{
+    EbpfContext,
+    helpers::{
+        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_kernel,
+    },
+    macros::{map, raw_tracepoint, tracepoint},
+    maps::{HashMap, PerCpuArray, RingBuf},
+    programs::{RawTracePointContext, TracePointContext},
+};
+use aya_log_ebpf::warn;
+use netstat_common::{
+    AF_INET, AF_INET6, Config, Event, ListenKey, ListenOwner, NO_FIELD, SockInfo, TracepointFields,
+    counter, flags, kind, tcp_state,
+};
+
+/// Filled in by userspace before load (field offsets, namespace filter).
+#[unsafe(no_mangle)]
+static CONFIG: Config = Config::ZERO;
+
+/// Default 16 MiB (~160k events, a 16k-connection burst the consumer has not
+/// caught up with yet); userspace may resize it with `--ring-size`.
+#[map]
+static EVENTS: RingBuf = RingBuf::with_byte_size(16 << 20, 0);
+
+/// Live sockets the kernel side has seen, keyed by socket address. Bounded: a
+/// failed insert is counted in `COUNTERS[SOCK_MAP_FULL]`, never silent.
+#[map]
+static SOCKS: HashMap<u64, SockInfo> = HashMap::with_max_entries(131_072, 0);
+
+/// Owners of listening ports, so that accepted children inherit them.
+#[map]
+static LISTENERS: HashMap<ListenKey, ListenOwner> = HashMap::with_max_entries(16_384, 0);
+
+#[map]
+static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counter::COUNT, 0);
+
+/// Per CPU: 1 while one of our classic tracepoint programs runs. The kernel
+/// runs no classic tracepoint program nested inside another on the same CPU
+/// (one `bpf_prog_active` guard for all), so a state change that a softirq
+/// makes while we run in syscall context is skipped. Raw tracepoints have a
+/// guard per program; our raw twins see this flag and report such changes.
+#[map]
+static ACTIVE: PerCpuArray<u8> = PerCpuArray::with_max_entries(1, 0);
+
+const IPPROTO_TCP: u16 = 6;
+
+/// Reads a `CONFIG` field. Volatile, because the compiler would otherwise fold
+/// the zero initialiser into the code before userspace gets to fill it in.
+#[inline(always)]
+fn cfg<T: Copy>(field: &T) -> T {
+    unsafe { core::ptr::read_volatile(field) }
+}
+
+#[inline(always)]
+fn bump(index: u32) {
+    if let Some(count) = COUNTERS.get_ptr_mut(index) {
+        unsafe { *count += 1 };
+    }
+}
+
+#[inline(always)]
+fn set_active(on: u8) {
+    if let Some(flag) = ACTIVE.get_ptr_mut(0) {
+        unsafe { *flag = on };
+    }
+}
+
+/// True when this CPU is inside one of our classic programs, i.e. when the
+/// kernel has skipped the classic program for the event at hand.
+#[inline(always)]
+fn classic_skipped() -> bool {
+    ACTIVE.get(0).is_some_and(|flag| *flag != 0)
+}
+
+/// Runs a classic tracepoint program's body with `ACTIVE` raised.
+#[inline(always)]
+fn guarded(body: impl FnOnce()) -> u32 {
+    set_active(1);
+    body();
+    set_active(0);
+    0
+}
+
+/// Reads a field of the tracepoint record at an offset from the format file.
+#[inline(always)]
+fn field<T>(ctx: &TracePointContext, offset: u16) -> Option<T> {
+    if offset == NO_FIELD {
+        return None;
+    }
+    unsafe { ctx.read_at::<T>(offset as usize).ok() }
+}
+
+#[inline(always)]
+fn kread<T>(addr: u64) -> Option<T> {
+    unsafe { bpf_probe_read_kernel(addr as *const T).ok() }
+}
+
+/// Inode of the network namespace behind a `struct net *`.
+#[inline(always)]
+fn net_inum(net: u64) -> u32 {
+    if net == 0 {
+        return 0;
+    }
+    kread::<u32>(net + cfg(&CONFIG.kernel.net_inum) as u64).unwrap_or(0)
+}
+
+/// Namespace of a socket, or failing that of the device an skb arrived on
+/// (resets sent for no socket, e.g. a refused connect on the server side).
+#[inline(always)]
+fn netns_of(sk: u64, skb: u64) -> u32 {
+    if sk != 0 {
+        return net_inum(kread::<u64>(sk + cfg(&CONFIG.kernel.sock_net) as u64).unwrap_or(0));
+    }
+    if skb == 0 {
+        return 0;
+    }
+    let dev = kread::<u64>(skb + cfg(&CONFIG.kernel.skb_dev) as u64).unwrap_or(0);
+    if dev == 0 {
+        return 0;
+    }
+    net_inum(kread::<u64>(dev + cfg(&CONFIG.kernel.netdev_net) as u64).unwrap_or(0))
+}
+
+/// Applies the namespace filter; filtered events are counted, not reported.
+#[inline(always)]
+fn wanted(netns: u32) -> bool {
+    let only = cfg(&CONFIG.netns);
+    if only != 0 && only != netns {
+        bump(counter::FILTERED);
+        return false;
+    }
+    true
+}
+
+/// Fills family, ports and addresses of `ev` from a tracepoint record.
+#[inline(always)]
+fn read_endpoints(ctx: &TracePointContext, f: &TracepointFields, ev: &mut Event) {
+    if cfg(&f.addrs_are_sockaddr) != 0 {
+        // struct sockaddr_in{,6}: family, port (network order), address.
+        let (src, dst) = (cfg(&f.saddr), cfg(&f.daddr));
+        let family = field::<u16>(ctx, src).unwrap_or(0) as u8;
+        ev.family = family;
+        ev.sport = u16::from_be(field::<u16>(ctx, src + 2).unwrap_or(0));
+        ev.dport = u16::from_be(field::<u16>(ctx, dst + 2).unwrap_or(0));
+        if family == AF_INET {
+            ev.saddr[..4].copy_from_slice(&field::<[u8; 4]>(ctx, src + 4).unwrap_or([0; 4]));
+            ev.daddr[..4].copy_from_slice(&field::<[u8; 4]>(ctx, dst + 4).unwrap_or([0; 4]));
+        } else {
+            ev.saddr = field(ctx, src + 8).unwrap_or([0; 16]);
+            ev.daddr = field(ctx, dst + 8).unwrap_or([0; 16]);
+        }
+        return;
+    }
+    ev.family = field::<u16>(ctx, cfg(&f.family)).unwrap_or(0) as u8;
+    ev.sport = field(ctx, cfg(&f.sport)).unwrap_or(0);
+    ev.dport = field(ctx, cfg(&f.dport)).unwrap_or(0);
+    if ev.family == AF_INET6 {
+        ev.saddr = field(ctx, cfg(&f.saddr_v6)).unwrap_or([0; 16]);
+        ev.daddr = field(ctx, cfg(&f.daddr_v6)).unwrap_or([0; 16]);
+    } else {
+        ev.saddr[..4].copy_from_slice(&field::<[u8; 4]>(ctx, cfg(&f.saddr)).unwrap_or([0; 4]));
+        ev.daddr[..4].copy_from_slice(&field::<[u8; 4]>(ctx, cfg(&f.daddr)).unwrap_or([0; 4]));
+    }
+}
+
+#[inline(always)]
+fn submit(ev: &Event) {
+    match EVENTS.reserve::<Event>(0) {
+        Some(mut slot) => {
+            slot.write(*ev);
+            slot.submit(0);
+        }
+        None => bump(counter::LOST),
+    }
+}
+
+#[inline(always)]
+fn copy_owner(ev: &mut Event, info: &SockInfo) {
+    ev.tgid = info.tgid;
+    ev.comm = info.comm;
+    ev.retransmits = info.retransmits;
+    ev.flags = info.flags;
+}
+
+/// Transitions that only happen inside a system call made by the socket's owner:
+/// connect(), listen() and close(). Everything else may run in softirq context.
+#[inline(always)]
+fn in_owner_syscall(old: u8, new: u8) -> bool {
+    matches!(
+        (old, new),
+        (tcp_state::CLOSE, tcp_state::SYN_SENT)
+            | (tcp_state::CLOSE, tcp_state::LISTEN)
+            | (tcp_state::ESTABLISHED, tcp_state::FIN_WAIT1)
+            | (tcp_state::CLOSE_WAIT, tcp_state::LAST_ACK)
+    )
+}
+
+#[tracepoint]
+pub fn inet_sock_set_state(ctx: TracePointContext) -> u32 {
+    guarded(|| {
+        let f = &CONFIG.set_state;
+        if field::<u16>(&ctx, cfg(&f.protocol)) != Some(IPPROTO_TCP) {
+            return;
+        }
+        let (Some(sk), Some(old), Some(new)) = (
+            field::<u64>(&ctx, cfg(&f.skaddr)),
+            field::<i32>(&ctx, cfg(&f.oldstate)),
+            field::<i32>(&ctx, cfg(&f.newstate)),
+        ) else {
+            return;
+        };
+        on_transition(&ctx, sk, old as u8, new as u8, |ev| {
+            read_endpoints(&ctx, f, ev)
+        });
+    })
+}
+
+/// Twin of `inet_sock_set_state` for the changes the kernel skipped it for.
+/// Raw arguments: (struct sock *sk, int oldstate, int newstate).
+#[raw_tracepoint(tracepoint = "inet_sock_set_state")]
+pub fn inet_sock_set_state_nested(ctx: RawTracePointContext) -> i32 {
+    if !classic_skipped() {
+        return 0;
+    }
+    let sk: u64 = ctx.arg(0);
+    let k = &CONFIG.kernel;
+    if kread::<u16>(sk + cfg(&k.sock_protocol) as u64) != Some(IPPROTO_TCP) {
+        return 0;
+    }
+    let (old, new): (u64, u64) = (ctx.arg(1), ctx.arg(2));
+    bump(counter::RECOVERED);
+    on_transition(&ctx, sk, old as u8, new as u8, |ev| {
+        endpoints_from_sock(sk, ev)
+    });
+    0
+}
+
+/// Reads a socket's endpoints from `struct sock` the way the tracepoint
+/// records them (inet_sport/inet_saddr for the local side).
+#[inline(always)]
+fn endpoints_from_sock(sk: u64, ev: &mut Event) {
+    let k = &CONFIG.kernel;
+    let at = |offset: &u16| sk + cfg(offset) as u64;
+    ev.family = kread::<u16>(at(&k.sock_family)).unwrap_or(0) as u8;
+    ev.sport = u16::from_be(kread(at(&k.inet_sport)).unwrap_or(0));
+    ev.dport = u16::from_be(kread(at(&k.sock_dport)).unwrap_or(0));
+    if ev.family == AF_INET6 {
+        ev.saddr = kread(at(&k.sock_v6_saddr)).unwrap_or([0; 16]);
+        ev.daddr = kread(at(&k.sock_v6_daddr)).unwrap_or([0; 16]);
+    } else {
+        ev.saddr[..4].copy_from_slice(&kread::<[u8; 4]>(at(&k.inet_saddr)).unwrap_or([0; 4]));
+        ev.daddr[..4].copy_from_slice(&kread::<[u8; 4]>(at(&k.sock_daddr)).unwrap_or([0; 4]));
+    }
+}
+
+/// One TCP state change, whichever program saw it: report it with what the
+/// kernel side knows of the socket, and remember the socket's new state.
+#[inline(always)]
+fn on_transition<C: EbpfContext>(
+    ctx: &C,
+    sk: u64,
+    old: u8,
+    new: u8,
+    endpoints: impl FnOnce(&mut Event),
+) {
+    if old == new {
+        // close() after shutdown() re-sets FIN_WAIT1/FIN_WAIT2: not a change.
+        return;
+    }
+    let netns = netns_of(sk, 0);
+    if !wanted(netns) {
+        return;
+    }
+    let now = unsafe { bpf_ktime_get_ns() };
+    let mut ev = Event {
+        ts_ns: now,
+        skaddr: sk,
+        netns,
+        kind: kind::STATE,
+        oldstate: old,
+        newstate: new,
+        ..Event::default()
+    };
+    endpoints(&mut ev);
+
+    let mut info = match SOCKS.get_ptr(sk) {
+        Some(known) => unsafe { *known },
+        None => SockInfo::default(),
+    };
+    ev.prev_ts_ns = info.ts_ns;
+
+    if in_owner_syscall(old, new) {
+        info.tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+        info.comm = bpf_get_current_comm().unwrap_or([0; 16]);
+        info.flags |= flags::OWNER_KNOWN;
+    }
+    let listen_key = ListenKey {
+        netns,
+        port: ev.sport,
+        _pad: 0,
+    };
+    if old == tcp_state::LISTEN
+        && new == tcp_state::SYN_RECV
+        && info.flags & flags::OWNER_KNOWN == 0
+    {
+        // A child cloned from a listener: it belongs to whoever listens.
+        if let Some(parent) = unsafe { LISTENERS.get(&listen_key) } {
+            info.tgid = parent.tgid;
+            info.comm = parent.comm;
+            info.flags |= flags::OWNER_KNOWN;
+        }
+    }
+    copy_owner(&mut ev, &info);
+    submit(&ev);
+
+    if new == tcp_state::LISTEN {
+        let owner = ListenOwner {
+            skaddr: sk,
+            tgid: info.tgid,
+            _pad: 0,
+            comm: info.comm,
+        };
+        let _ = LISTENERS.insert(&listen_key, &owner, 0);
+    } else if old == tcp_state::LISTEN
+        && unsafe { LISTENERS.get(&listen_key) }.is_some_and(|l| l.skaddr == sk)
+    {
+        let _ = LISTENERS.remove(&listen_key);
+    }
+
+    // Kept through CLOSE: a closed socket may still send a reset or connect
+    // again. `tcp_destroy_sock` frees the entry.
+    info.ts_ns = now;
+    if SOCKS.insert(sk, info, 0).is_err() {
+        bump(counter::SOCK_MAP_FULL);
+        warn!(ctx, "SOCKS map full: owner of a socket not remembered");
+    }
+}
+
+/// The socket is being freed: forget it. Emits nothing.
+#[tracepoint]
+pub fn tcp_destroy_sock(ctx: TracePointContext) -> u32 {
+    guarded(|| {
+        if let Some(sk) = field::<u64>(&ctx, cfg(&CONFIG.destroy_sock_skaddr)) {
+            let _ = SOCKS.remove(sk);
+        }
+    })
+}
+
+/// Twin of `tcp_destroy_sock` for when the kernel skipped it (see `ACTIVE`).
+#[raw_tracepoint(tracepoint = "tcp_destroy_sock")]
+pub fn tcp_destroy_sock_nested(ctx: RawTracePointContext) -> i32 {
+    if classic_skipped() {
+        let sk: u64 = ctx.arg(0);
+        let _ = SOCKS.remove(sk);
+    }
+    0
+}
+
+/// Shared body of the retransmit and reset events: report the event with
+/// what the kernel side knows about its socket, updating that knowledge.
+/// `state` is None when the caller knows no better than the socket itself.
+#[inline(always)]
+fn on_socket_event(
+    sk: u64,
+    skb: u64,
+    event_kind: u8,
+    state: Option<u8>,
+    endpoints: impl FnOnce(&mut Event),
+) {
+    let netns = netns_of(sk, skb);
+    if !wanted(netns) {
+        return;
+    }
+    let state = match state {
+        Some(state) => state,
+        None if sk != 0 => sock_state(sk),
+        None => 0,
+    };
+    let mut ev = Event {
+        ts_ns: unsafe { bpf_ktime_get_ns() },
+        skaddr: sk,
+        netns,
+        kind: event_kind,
+        newstate: state,
+        ..Event::default()
+    };
+    endpoints(&mut ev);
+
+    // Only full sockets are remembered (they are sure to be destroyed, which
+    // frees the entry); a reset may be sent for a timewait socket.
+    if sk != 0 && (event_kind == kind::RETRANSMIT || event_kind == kind::RECEIVE_RESET) {
+        let mut info = match SOCKS.get_ptr(sk) {
+            Some(known) => unsafe { *known },
+            None => SockInfo::default(),
+        };
+        if event_kind == kind::RETRANSMIT {
+            info.retransmits += 1;
+        } else {
+            info.flags |= flags::RESET_RECEIVED;
+        }
+        ev.prev_ts_ns = info.ts_ns;
+        copy_owner(&mut ev, &info);
+        if SOCKS.insert(sk, info, 0).is_err() {
+            bump(counter::SOCK_MAP_FULL);
+        }
+    } else if sk != 0
+        && let Some(info) = SOCKS.get_ptr(sk)
+    {
+        copy_owner(&mut ev, unsafe { &*info });
+    }
+    submit(&ev);
+}
+
+#[inline(always)]
+fn sock_state(sk: u64) -> u8 {
+    kread::<u8>(sk + cfg(&CONFIG.kernel.sock_state) as u64).unwrap_or(0)
+}
+
+/// Classic path for the retransmit and reset tracepoints: everything comes
+/// from the tracepoint's record.
+#[inline(always)]
+fn classic_socket_event(ctx: &TracePointContext, f: &TracepointFields, event_kind: u8) {
+    let sk: u64 = field(ctx, cfg(&f.skaddr)).unwrap_or(0);
+    let skb: u64 = field(ctx, cfg(&f.skbaddr)).unwrap_or(0);
+    let state = if event_kind == kind::RETRANSMIT_SYNACK {
+        // Reported on the listener, for a connection still in SYN_RECV.
+        Some(tcp_state::SYN_RECV)
+    } else {
+        field::<i32>(ctx, cfg(&f.state)).map(|s| s as u8)
+    };
+    on_socket_event(sk, skb, event_kind, state, |ev| read_endpoints(ctx, f, ev));
+}
+
+#[tracepoint]
+pub fn tcp_retransmit_skb(ctx: TracePointContext) -> u32 {
+    guarded(|| classic_socket_event(&ctx, &CONFIG.retransmit_skb, kind::RETRANSMIT))
+}
+
+#[tracepoint]
+pub fn tcp_retransmit_synack(ctx: TracePointContext) -> u32 {
+    guarded(|| classic_socket_event(&ctx, &CONFIG.retransmit_synack, kind::RETRANSMIT_SYNACK))
+}
+
+#[tracepoint]
+pub fn tcp_send_reset(ctx: TracePointContext) -> u32 {
+    guarded(|| classic_socket_event(&ctx, &CONFIG.send_reset, kind::SEND_RESET))
+}
+
+#[tracepoint]
+pub fn tcp_receive_reset(ctx: TracePointContext) -> u32 {
+    guarded(|| classic_socket_event(&ctx, &CONFIG.receive_reset, kind::RECEIVE_RESET))
+}
+
+// Raw twins of the four above (see `ACTIVE`). Their arguments are the
+// tracepoint's C arguments; the endpoints come from the socket itself.
+
+/// Raw arguments: (const struct sock *sk, const struct sk_buff *skb).
+#[raw_tracepoint(tracepoint = "tcp_retransmit_skb")]
+pub fn tcp_retransmit_skb_nested(ctx: RawTracePointContext) -> i32 {
+    if classic_skipped() {
+        let sk: u64 = ctx.arg(0);
+        bump(counter::RECOVERED);
+        on_socket_event(sk, 0, kind::RETRANSMIT, None, |ev| {
+            endpoints_from_sock(sk, ev)
+        });
+    }
+    0
+}
+
+/// Raw arguments: (const struct sock *sk, const struct request_sock *req).
+/// A request socket starts with a `sock_common` whose port fields hold the
+/// connection's ports; the tracepoint reports those, not the listener's.
+#[raw_tracepoint(tracepoint = "tcp_retransmit_synack")]
+pub fn tcp_retransmit_synack_nested(ctx: RawTracePointContext) -> i32 {
+    if classic_skipped() {
+        let (sk, req): (u64, u64) = (ctx.arg(0), ctx.arg(1));
+        bump(counter::RECOVERED);
+        on_socket_event(
+            sk,
+            0,
+            kind::RETRANSMIT_SYNACK,
+            Some(tcp_state::SYN_RECV),
+            |ev| endpoints_from_request(req, ev),
+        );
+    }
+    0
+}
+
+/// Raw arguments: (const struct sock *sk, const struct sk_buff *skb, reason).
+/// Only resets sent for a full socket can be rebuilt from it; one sent for no
+/// socket (or a timewait one) stays counted as lost.
+#[raw_tracepoint(tracepoint = "tcp_send_reset")]
+pub fn tcp_send_reset_nested(ctx: RawTracePointContext) -> i32 {
+    if classic_skipped() {
+        let sk: u64 = ctx.arg(0);
+        if sk != 0 && is_full_socket(sk) {
+            bump(counter::RECOVERED);
+            on_socket_event(sk, 0, kind::SEND_RESET, None, |ev| {
+                endpoints_from_sock(sk, ev)
+            });
+        }
+    }
+    0
+}
+
+/// Raw arguments: (struct sock *sk).
+#[raw_tracepoint(tracepoint = "tcp_receive_reset")]
+pub fn tcp_receive_reset_nested(ctx: RawTracePointContext) -> i32 {
+    if classic_skipped() {
+        let sk: u64 = ctx.arg(0);
+        bump(counter::RECOVERED);
+        on_socket_event(sk, 0, kind::RECEIVE_RESET, None, |ev| {
+            endpoints_from_sock(sk, ev)
+        });
+    }
+    0
+}
+
+/// `sk_fullsock()`: not a timewait or request socket.
+#[inline(always)]
+fn is_full_socket(sk: u64) -> bool {
+    !matches!(
+        sock_state(sk),
+        tcp_state::TIME_WAIT | tcp_state::NEW_SYN_RECV
+    )
+}
+
+/// Endpoints of a request socket: `sock_common` only (local port in
+/// `skc_num`, host order), as the synack tracepoint records them.
+#[inline(always)]
+fn endpoints_from_request(req: u64, ev: &mut Event) {
+    let k = &CONFIG.kernel;
+    let at = |offset: &u16| req + cfg(offset) as u64;
+    ev.family = kread::<u16>(at(&k.sock_family)).unwrap_or(0) as u8;
+    ev.sport = kread(at(&k.sock_num)).unwrap_or(0);
+    ev.dport = u16::from_be(kread(at(&k.sock_dport)).unwrap_or(0));
+    if ev.family == AF_INET6 {
+        ev.saddr = kread(at(&k.sock_v6_saddr)).unwrap_or([0; 16]);
+        ev.daddr = kread(at(&k.sock_v6_daddr)).unwrap_or([0; 16]);
+    } else {
+        ev.saddr[..4].copy_from_slice(&kread::<[u8; 4]>(at(&k.sock_rcv_saddr)).unwrap_or([0; 4]));
+        ev.daddr[..4].copy_from_slice(&kread::<[u8; 4]>(at(&k.sock_daddr)).unwrap_or([0; 4]));
+    }
+}
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}
+
+// bpf_probe_read_kernel is only offered to GPL-compatible programs.
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 4] = *b"GPL\0";

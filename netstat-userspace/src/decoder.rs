@@ -1,0 +1,318 @@
+//! Raw kernel records -> connection events in netstat's terms.
+//!
+//! This is where kernel facts become meaning: addresses become socket
+//! addresses, monotonic stamps become wall-clock time, an unknown owner is
+//! looked up in the start-up snapshot, and a FIN_WAIT2/CLOSING -> CLOSE
+//! transition without a reset becomes the TIME_WAIT entry the tracepoint
+//! never reports.
+
+use std::{
+    cell::RefCell,
+    collections::HashMap,
+    net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
+    rc::Rc,
+};
+
+use netstat_common::{AF_INET6, Event, flags, kind};
+
+use crate::{
+    clock::WallClock,
+    owners::{Owner, TcpOwners},
+    tcp_state::TcpState,
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum What {
+    /// The socket moved from `old` to `new`.
+    State {
+        old: TcpState,
+        new: TcpState,
+    },
+    Retransmit,
+    RetransmitSynack,
+    ResetSent,
+    ResetReceived,
+}
+
+impl What {
+    /// Stable name used in JSON (`event`) and in filters.
+    pub fn name(self) -> &'static str {
+        match self {
+            What::State { .. } => "state",
+            What::Retransmit => "retransmit",
+            What::RetransmitSynack => "retransmit_synack",
+            What::ResetSent => "send_reset",
+            What::ResetReceived => "receive_reset",
+        }
+    }
+}
+
+/// How long the socket spent in its previous state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StateAge {
+    Exact(u64),
+    /// The socket predates the tool: at least this long (ns).
+    AtLeast(u64),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetEvent {
+    /// Nanoseconds since the Unix epoch.
+    pub wall_ns: i128,
+    pub what: What,
+    /// The state the event left the socket in (for state changes, `new`).
+    pub state: TcpState,
+    pub ipv6: bool,
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    pub owner: Option<Owner>,
+    /// For state changes: time in the old state.
+    pub age: Option<StateAge>,
+    pub retransmits: u32,
+    pub netns: u32,
+    /// Opaque socket id, stable for the socket's life within one run: the
+    /// kernel address scrambled with a per-run secret, so logs do not print
+    /// kernel pointers.
+    pub socket: u64,
+}
+
+pub struct Decoder {
+    clock: WallClock,
+    attached_ns: u64,
+    own_netns: u32,
+    snapshot: TcpOwners,
+    /// Secret for socket ids; see `NetEvent::socket`.
+    socket_key: u64,
+    /// Owners by (pid, comm): events repeat a few owners many times.
+    owners: RefCell<HashMap<(u32, [u8; 16]), Owner>>,
+}
+
+/// Bound on the owner cache; a storm from many short-lived processes clears it.
+const OWNER_CACHE: usize = 4096;
+
+impl Decoder {
+    /// `attached_ns`: when the programs were attached (CLOCK_MONOTONIC);
+    /// `snapshot`: owners of the sockets in `own_netns` at start-up.
+    pub fn new(attached_ns: u64, own_netns: u32, snapshot: TcpOwners) -> Self {
+        Self {
+            clock: WallClock::new(),
+            attached_ns,
+            own_netns,
+            snapshot,
+            socket_key: random_odd(),
+            owners: RefCell::new(HashMap::new()),
+        }
+    }
+
+    pub fn decode(&self, raw: &Event) -> NetEvent {
+        let ipv6 = raw.family == AF_INET6;
+        let local = socket_addr(ipv6, &raw.saddr, raw.sport);
+        let remote = socket_addr(ipv6, &raw.daddr, raw.dport);
+        let what = match raw.kind {
+            kind::STATE => What::State {
+                old: TcpState(raw.oldstate),
+                new: effective_new_state(raw),
+            },
+            kind::RETRANSMIT => What::Retransmit,
+            kind::RETRANSMIT_SYNACK => What::RetransmitSynack,
+            kind::SEND_RESET => What::ResetSent,
+            _ => What::ResetReceived,
+        };
+        let state = match what {
+            What::State { new, .. } => new,
+            _ => TcpState(raw.newstate),
+        };
+        let age = match what {
+            // A socket leaving CLOSE was just made, and a child leaving LISTEN
+            // was just cloned from its listener: no earlier state to time.
+            What::State { old, new }
+                if old == TcpState::CLOSE
+                    || (old == TcpState::LISTEN && new == TcpState::SYN_RECV) =>
+            {
+                None
+            }
+            What::State { .. } if raw.prev_ts_ns != 0 => {
+                Some(StateAge::Exact(raw.ts_ns.saturating_sub(raw.prev_ts_ns)))
+            }
+            What::State { .. } => Some(StateAge::AtLeast(
+                raw.ts_ns.saturating_sub(self.attached_ns),
+            )),
+            _ => None,
+        };
+        let owner = if raw.flags & flags::OWNER_KNOWN != 0 {
+            Some(self.owner(raw.tgid, raw.comm))
+        } else if raw.netns == self.own_netns {
+            self.snapshot.lookup(local, remote).cloned()
+        } else {
+            None
+        };
+        NetEvent {
+            wall_ns: self.clock.wall_ns(raw.ts_ns),
+            what,
+            state,
+            ipv6,
+            local,
+            remote,
+            owner,
+            age,
+            retransmits: raw.retransmits,
+            netns: raw.netns,
+            socket: raw.skaddr.wrapping_mul(self.socket_key),
+        }
+    }
+}
+
+impl Decoder {
+    fn owner(&self, pid: u32, comm: [u8; 16]) -> Owner {
+        let mut cache = self.owners.borrow_mut();
+        if cache.len() >= OWNER_CACHE {
+            cache.clear();
+        }
+        cache
+            .entry((pid, comm))
+            .or_insert_with(|| Owner {
+                pid,
+                program: Rc::from(comm_str(&comm)),
+            })
+            .clone()
+    }
+}
+
+/// An odd 64-bit secret from the kernel's random pool (odd, so multiplying by
+/// it is a bijection and two sockets never share an id within a run).
+fn random_odd() -> u64 {
+    let mut bytes = [0u8; 8];
+    // SAFETY: writes at most 8 bytes into `bytes`.
+    unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), 0) };
+    u64::from_ne_bytes(bytes) | 1
+}
+
+/// The kernel swaps a closing socket for a timewait socket without a
+/// tracepoint: what it reports as FIN_WAIT2/CLOSING -> CLOSE is really the
+/// entry into TIME_WAIT, unless a reset killed the connection.
+fn effective_new_state(raw: &Event) -> TcpState {
+    let (old, new) = (TcpState(raw.oldstate), TcpState(raw.newstate));
+    let graceful = raw.flags & flags::RESET_RECEIVED == 0;
+    if new == TcpState::CLOSE
+        && graceful
+        && (old == TcpState::FIN_WAIT2 || old == TcpState::CLOSING)
+    {
+        TcpState::TIME_WAIT
+    } else {
+        new
+    }
+}
+
+fn socket_addr(ipv6: bool, bytes: &[u8; 16], port: u16) -> SocketAddr {
+    let ip = if ipv6 {
+        IpAddr::V6(Ipv6Addr::from(*bytes))
+    } else {
+        IpAddr::V4(Ipv4Addr::new(bytes[0], bytes[1], bytes[2], bytes[3]))
+    };
+    SocketAddr::new(ip, port)
+}
+
+fn comm_str(comm: &[u8]) -> &str {
+    let end = comm.iter().position(|&b| b == 0).unwrap_or(comm.len());
+    std::str::from_utf8(&comm[..end]).unwrap_or("?")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use netstat_common::{AF_INET, tcp_state};
+
+    fn raw(old: u8, new: u8, flags: u8) -> Event {
+        let mut ev = Event {
+            ts_ns: 5_000_000,
+            prev_ts_ns: 2_000_000,
+            kind: kind::STATE,
+            family: AF_INET,
+            oldstate: old,
+            newstate: new,
+            flags,
+            tgid: 42,
+            sport: 40000,
+            dport: 80,
+            netns: 7,
+            ..Event::default()
+        };
+        ev.saddr[..4].copy_from_slice(&[127, 0, 0, 1]);
+        ev.daddr[..4].copy_from_slice(&[127, 0, 0, 2]);
+        ev.comm[..4].copy_from_slice(b"curl");
+        ev
+    }
+
+    fn decoder() -> Decoder {
+        Decoder::new(1_000_000, 7, TcpOwners::default())
+    }
+
+    #[test]
+    fn graceful_close_from_fin_wait2_enters_time_wait() {
+        let ev = decoder().decode(&raw(
+            tcp_state::FIN_WAIT2,
+            tcp_state::CLOSE,
+            flags::OWNER_KNOWN,
+        ));
+        assert_eq!(
+            ev.what,
+            What::State {
+                old: TcpState::FIN_WAIT2,
+                new: TcpState::TIME_WAIT
+            }
+        );
+        let ev = decoder().decode(&raw(tcp_state::CLOSING, tcp_state::CLOSE, 0));
+        assert_eq!(ev.state, TcpState::TIME_WAIT);
+    }
+
+    #[test]
+    fn reset_close_stays_close() {
+        let ev = decoder().decode(&raw(
+            tcp_state::FIN_WAIT2,
+            tcp_state::CLOSE,
+            flags::RESET_RECEIVED,
+        ));
+        assert_eq!(ev.state, TcpState::CLOSE);
+        let ev = decoder().decode(&raw(tcp_state::LAST_ACK, tcp_state::CLOSE, 0));
+        assert_eq!(ev.state, TcpState::CLOSE);
+    }
+
+    #[test]
+    fn addresses_owner_and_age() {
+        let ev = decoder().decode(&raw(
+            tcp_state::SYN_SENT,
+            tcp_state::ESTABLISHED,
+            flags::OWNER_KNOWN,
+        ));
+        assert_eq!(ev.local, "127.0.0.1:40000".parse().unwrap());
+        assert_eq!(ev.remote, "127.0.0.2:80".parse().unwrap());
+        assert_eq!(
+            ev.owner,
+            Some(Owner {
+                pid: 42,
+                program: "curl".into()
+            })
+        );
+        assert_eq!(ev.age, Some(StateAge::Exact(3_000_000)));
+    }
+
+    #[test]
+    fn unknown_past_is_a_lower_bound_and_unknown_owner_is_none() {
+        let mut r = raw(tcp_state::ESTABLISHED, tcp_state::CLOSE_WAIT, 0);
+        r.prev_ts_ns = 0;
+        let ev = decoder().decode(&r);
+        assert_eq!(ev.age, Some(StateAge::AtLeast(4_000_000)));
+        assert_eq!(ev.owner, None);
+    }
+
+    #[test]
+    fn ipv6_addresses() {
+        let mut r = raw(tcp_state::CLOSE, tcp_state::SYN_SENT, 0);
+        r.family = AF_INET6;
+        r.saddr = Ipv6Addr::LOCALHOST.octets();
+        r.daddr = Ipv6Addr::LOCALHOST.octets();
+        let ev = decoder().decode(&r);
+        assert!(ev.ipv6);
+        assert_eq!(ev.local, "[::1]:40000".parse().unwrap());
+    }
+}

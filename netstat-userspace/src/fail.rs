@@ -1,0 +1,31 @@
+//! User-facing failures: one line that names the cause and the fix, and an exit code.
+
+use std::fmt;
+
+/// Exit code for bad usage and for environments the tool cannot work in.
+pub const EXIT_USAGE: i32 = 2;
+
+/// An error meant for the user as it is: printed as `enetstat: <message>`,
+/// without a chain or backtrace, exiting with `code`.
+#[derive(Debug)]
+pub struct Fatal {
+    pub message: String,
+    pub code: i32,
+}
+
+impl fmt::Display for Fatal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Fatal {}
+
+/// Builds an `anyhow::Error` that `main` prints as one line and exits 2 on.
+pub fn usage(message: impl Into<String>) -> anyhow::Error {
+    Fatal {
+        message: message.into(),
+        code: EXIT_USAGE,
+    }
+    .into()
+}

@@ -1,0 +1,118 @@
+//! Kernel struct offsets from the running kernel's BTF. The kernel side needs
+//! them to find a socket's network namespace; reading them here instead of
+//! compiling them in keeps the programs working across kernel builds.
+
+use anyhow::Result;
+use btf_rs::{Btf, Type};
+use netstat_common::KernelOffsets;
+
+use crate::fail;
+
+const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
+
+pub fn kernel_offsets() -> Result<KernelOffsets> {
+    let btf = Btf::from_file(VMLINUX_BTF).map_err(|e| {
+        fail::usage(format!(
+            "cannot read kernel BTF from {VMLINUX_BTF} ({e}); enetstat needs a kernel built with CONFIG_DEBUG_INFO_BTF=y"
+        ))
+    })?;
+    let at = |path: &[&str]| {
+        offset_of(&btf, path).ok_or_else(|| {
+            fail::usage(format!(
+                "kernel BTF has no {}; this kernel's struct layout is not supported",
+                path.join(".")
+            ))
+        })
+    };
+    Ok(KernelOffsets {
+        sock_net: at(&["sock", "__sk_common", "skc_net", "net"])?,
+        skb_dev: at(&["sk_buff", "dev"])?,
+        netdev_net: at(&["net_device", "nd_net", "net"])?,
+        net_inum: at(&["net", "ns", "inum"])?,
+        sock_state: at(&["sock", "__sk_common", "skc_state"])?,
+        sock_protocol: at(&["sock", "sk_protocol"])?,
+        sock_family: at(&["sock", "__sk_common", "skc_family"])?,
+        sock_dport: at(&["sock", "__sk_common", "skc_dport"])?,
+        sock_daddr: at(&["sock", "__sk_common", "skc_daddr"])?,
+        sock_v6_daddr: at(&["sock", "__sk_common", "skc_v6_daddr"])?,
+        sock_v6_saddr: at(&["sock", "__sk_common", "skc_v6_rcv_saddr"])?,
+        inet_sport: at(&["inet_sock", "inet_sport"])?,
+        inet_saddr: at(&["inet_sock", "inet_saddr"])?,
+        sock_num: at(&["sock", "__sk_common", "skc_num"])?,
+        sock_rcv_saddr: at(&["sock", "__sk_common", "skc_rcv_saddr"])?,
+    })
+}
+
+/// Byte offset of `path[1..]` inside struct `path[0]`, following nested
+/// members and looking through anonymous structs and unions on the way.
+fn offset_of(btf: &Btf, path: &[&str]) -> Option<u16> {
+    let (root, members) = path.split_first()?;
+    let mut ty = btf
+        .resolve_types_by_name(root)
+        .ok()?
+        .into_iter()
+        .find(|t| matches!(t, Type::Struct(_)))?;
+    let mut bits = 0u32;
+    for name in members {
+        let (offset, member_ty) = find_member(btf, &ty, name)?;
+        bits += offset;
+        ty = member_ty;
+    }
+    u16::try_from(bits / 8).ok()
+}
+
+/// Finds member `name` in a struct or union (searching anonymous members),
+/// returning its bit offset and its type with typedefs and qualifiers removed.
+fn find_member(btf: &Btf, ty: &Type, name: &str) -> Option<(u32, Type)> {
+    let members = match ty {
+        Type::Struct(s) | Type::Union(s) => &s.members,
+        _ => return None,
+    };
+    for member in members {
+        let member_ty = strip(btf, btf.resolve_chained_type(member).ok()?)?;
+        let member_name = btf.resolve_name(member).unwrap_or_default();
+        if member_name == name {
+            return Some((member.bit_offset(), member_ty));
+        }
+        if member_name.is_empty()
+            && let Some((inner, found)) = find_member(btf, &member_ty, name)
+        {
+            return Some((member.bit_offset() + inner, found));
+        }
+    }
+    None
+}
+
+fn strip(btf: &Btf, mut ty: Type) -> Option<Type> {
+    loop {
+        ty = match &ty {
+            Type::Typedef(t) => btf.resolve_chained_type(t).ok()?,
+            Type::Const(t) => btf.resolve_chained_type(t).ok()?,
+            Type::Volatile(t) => btf.resolve_chained_type(t).ok()?,
+            _ => return Some(ty),
+        };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs against the build machine's kernel, which must have BTF (the tool
+    /// requires it anyway).
+    #[test]
+    fn finds_offsets_in_running_kernel() {
+        let off = kernel_offsets().expect("kernel BTF");
+        // skc_net follows the address/hash/port words of sock_common.
+        assert!(off.sock_net >= 16 && off.sock_net < 256, "{off:?}");
+        assert!(off.skb_dev > 0 && off.skb_dev < 64, "{off:?}");
+        assert!(off.net_inum > 0, "{off:?}");
+    }
+
+    #[test]
+    fn unknown_member_is_none() {
+        let btf = Btf::from_file(VMLINUX_BTF).unwrap();
+        assert_eq!(offset_of(&btf, &["sock", "no_such_member"]), None);
+        assert_eq!(offset_of(&btf, &["no_such_struct_xyz", "x"]), None);
+    }
+}

@@ -1,0 +1,334 @@
+//! The BPF side, seen from userspace: checks that this kernel and this process
+//! can run the programs, fills in their configuration, loads and attaches them,
+//! and hands out the ring buffer and counters. Knows nothing about output.
+
+mod btf;
+pub mod tracefs;
+
+use anyhow::{Context as _, Result};
+use aya::{
+    Ebpf, EbpfError, EbpfLoader,
+    maps::{MapData, MapError, PerCpuArray, RingBuf},
+    programs::{ProgramError, RawTracePoint, TracePoint},
+};
+use netstat_common::{Config, Event, counter};
+
+use crate::fail;
+
+/// The compiled kernel programs (built by build.rs through aya-build).
+static PROGRAMS: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/netstat"));
+
+/// The tracepoints we attach to: (category, name, program, fields that must exist).
+const TRACEPOINTS: [(&str, &str, &[(&str, u16)]); 6] = [
+    (
+        "sock",
+        "inet_sock_set_state",
+        &[
+            ("skaddr", 8),
+            ("oldstate", 4),
+            ("newstate", 4),
+            ("sport", 2),
+            ("dport", 2),
+            ("family", 2),
+            ("protocol", 2),
+            ("saddr", 4),
+            ("daddr", 4),
+            ("saddr_v6", 16),
+            ("daddr_v6", 16),
+        ],
+    ),
+    (
+        "tcp",
+        "tcp_retransmit_skb",
+        &[
+            ("skaddr", 8),
+            ("state", 4),
+            ("sport", 2),
+            ("family", 2),
+            ("saddr_v6", 16),
+        ],
+    ),
+    (
+        "tcp",
+        "tcp_retransmit_synack",
+        &[("skaddr", 8), ("sport", 2), ("family", 2), ("saddr_v6", 16)],
+    ),
+    (
+        "tcp",
+        "tcp_send_reset",
+        &[
+            ("skaddr", 8),
+            ("skbaddr", 8),
+            ("state", 4),
+            ("saddr", 28),
+            ("daddr", 28),
+        ],
+    ),
+    (
+        "tcp",
+        "tcp_receive_reset",
+        &[("skaddr", 8), ("sport", 2), ("family", 2), ("saddr_v6", 16)],
+    ),
+    // Emits nothing: frees the kernel side's per-socket entry.
+    ("tcp", "tcp_destroy_sock", &[("skaddr", 8)]),
+];
+
+/// Raw-tracepoint twins (program, tracepoint) that report what the kernel
+/// skipped the classic program for: nested on a CPU where one of ours runs.
+const RAW_TWINS: [(&str, &str); 6] = [
+    ("inet_sock_set_state_nested", "inet_sock_set_state"),
+    ("tcp_retransmit_skb_nested", "tcp_retransmit_skb"),
+    ("tcp_retransmit_synack_nested", "tcp_retransmit_synack"),
+    ("tcp_send_reset_nested", "tcp_send_reset"),
+    ("tcp_receive_reset_nested", "tcp_receive_reset"),
+    ("tcp_destroy_sock_nested", "tcp_destroy_sock"),
+];
+
+pub struct Options {
+    /// Report only this network namespace (inode); 0 = all.
+    pub netns: u32,
+    /// Ring buffer size in bytes (a power of two multiple of the page size); None = default.
+    pub ring_bytes: Option<u32>,
+}
+
+/// Loaded and attached programs. Dropping it detaches everything.
+pub struct Probe {
+    ebpf: Ebpf,
+    /// CLOCK_MONOTONIC when the programs were attached: events after this are
+    /// complete; sockets older than this have an unknown past.
+    pub attached_ns: u64,
+}
+
+impl Probe {
+    pub fn load(opts: &Options) -> Result<Self> {
+        check_privileges()?;
+        tracefs::ensure_mounted()?;
+        let config = build_config(opts.netns)?;
+        raise_memlock_limit();
+
+        let mut loader = EbpfLoader::new();
+        loader.override_global("CONFIG", &config, true);
+        if let Some(bytes) = opts.ring_bytes {
+            loader.map_max_entries("EVENTS", bytes);
+        }
+        let mut ebpf = loader.load(PROGRAMS).map_err(explain_load_error)?;
+        for (category, name, _) in TRACEPOINTS {
+            let program: &mut TracePoint = ebpf
+                .program_mut(name)
+                .with_context(|| format!("program {name} missing from the object"))?
+                .try_into()?;
+            program.load().map_err(|e| explain_program_error(name, e))?;
+            program
+                .attach(category, name)
+                .map_err(|e| explain_program_error(name, e))?;
+        }
+        for (name, tracepoint) in RAW_TWINS {
+            let program: &mut RawTracePoint = ebpf
+                .program_mut(name)
+                .with_context(|| format!("program {name} missing from the object"))?
+                .try_into()?;
+            program.load().map_err(|e| explain_program_error(name, e))?;
+            program
+                .attach(tracepoint)
+                .map_err(|e| explain_program_error(name, e))?;
+        }
+        Ok(Self {
+            ebpf,
+            attached_ns: monotonic_ns(),
+        })
+    }
+
+    /// Takes the ring buffer of `netstat_common::Event` records (once).
+    pub fn take_events(&mut self) -> Result<RingBuf<MapData>> {
+        let map = self.ebpf.take_map("EVENTS").context("EVENTS map missing")?;
+        Ok(RingBuf::try_from(map)?)
+    }
+
+    /// Starts forwarding kernel-side log lines (aya-log) to the `log` crate.
+    pub fn take_logger(&mut self) -> Result<aya_log::EbpfLogger<&'static dyn log::Log>> {
+        Ok(aya_log::EbpfLogger::init(&mut self.ebpf)?)
+    }
+
+    /// Kernel-side counters summed over CPUs.
+    pub fn counters(&self) -> Result<Counters> {
+        let map = self.ebpf.map("COUNTERS").context("COUNTERS map missing")?;
+        let array: PerCpuArray<_, u64> = PerCpuArray::try_from(map)?;
+        let sum = |index: u32| -> Result<u64, MapError> { Ok(array.get(&index, 0)?.iter().sum()) };
+        // Every skipped run of an event-emitting classic program is a lost
+        // event, except the state changes the raw twin reported instead.
+        let mut skipped = 0;
+        for (_, name, _) in TRACEPOINTS
+            .iter()
+            .filter(|(_, n, _)| *n != "tcp_destroy_sock")
+        {
+            skipped += self.recursion_misses(name)?;
+        }
+        let recovered = sum(counter::RECOVERED)?;
+        Ok(Counters {
+            lost: sum(counter::LOST)? + skipped.saturating_sub(recovered),
+            sock_map_full: sum(counter::SOCK_MAP_FULL)?,
+            filtered: sum(counter::FILTERED)?,
+            recovered,
+        })
+    }
+
+    /// How often the kernel skipped program `name` because a BPF program was
+    /// already running on that CPU (`bpf_prog_info.recursion_misses`, 5.12+).
+    fn recursion_misses(&self, name: &str) -> Result<u64> {
+        use std::os::fd::{AsFd as _, AsRawFd as _};
+        let program = self.ebpf.program(name).context("program missing")?;
+        let fd = program.fd()?.as_fd().as_raw_fd();
+        // SAFETY: bpf_prog_info is plain data; zero is a valid value.
+        let mut info: aya_obj::generated::bpf_prog_info = unsafe { std::mem::zeroed() };
+        #[repr(C)]
+        struct InfoByFd {
+            bpf_fd: u32,
+            info_len: u32,
+            info: u64,
+        }
+        let mut attr = InfoByFd {
+            bpf_fd: fd as u32,
+            info_len: size_of_val(&info) as u32,
+            info: (&raw mut info) as u64,
+        };
+        const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
+        // SAFETY: attr points at a live, correctly sized info buffer.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_bpf,
+                BPF_OBJ_GET_INFO_BY_FD,
+                &raw mut attr,
+                size_of::<InfoByFd>(),
+            )
+        };
+        anyhow::ensure!(
+            rc == 0,
+            "BPF_OBJ_GET_INFO_BY_FD: {}",
+            std::io::Error::last_os_error()
+        );
+        Ok(info.recursion_misses)
+    }
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Counters {
+    /// Events that never reached the ring buffer: reservations that failed,
+    /// and runs the kernel skipped that no twin made up for.
+    pub lost: u64,
+    pub sock_map_full: u64,
+    pub filtered: u64,
+    /// Skipped state changes that the raw-tracepoint twin reported.
+    pub recovered: u64,
+}
+
+/// Decodes one ring-buffer record. Records are written by our own programs,
+/// so a size mismatch means a build mix-up, reported rather than misread.
+pub fn decode_record(bytes: &[u8]) -> Result<Event> {
+    anyhow::ensure!(
+        bytes.len() >= size_of::<Event>(),
+        "ring buffer record of {} bytes, expected {}: kernel and user programs are from different builds",
+        bytes.len(),
+        size_of::<Event>()
+    );
+    // SAFETY: Event is plain old data and the slice is long enough; the ring
+    // buffer only guarantees 8-byte alignment, so read unaligned.
+    Ok(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<Event>()) })
+}
+
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: valid out-pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// Inode of this process's network namespace.
+pub fn own_netns() -> Result<u32> {
+    use std::os::unix::fs::MetadataExt as _;
+    let meta = std::fs::metadata("/proc/self/ns/net").context("reading /proc/self/ns/net")?;
+    Ok(meta.ino() as u32)
+}
+
+fn build_config(netns: u32) -> Result<Config> {
+    let mut config = Config::ZERO;
+    for (category, name, required) in TRACEPOINTS {
+        let layout = tracefs::layout(category, name)?;
+        let fields = tracefs::fields_for(&format!("{category}/{name}"), &layout, required)?;
+        *match name {
+            "inet_sock_set_state" => &mut config.set_state,
+            "tcp_retransmit_skb" => &mut config.retransmit_skb,
+            "tcp_retransmit_synack" => &mut config.retransmit_synack,
+            "tcp_send_reset" => &mut config.send_reset,
+            "tcp_receive_reset" => &mut config.receive_reset,
+            _ => {
+                config.destroy_sock_skaddr = fields.skaddr;
+                continue;
+            }
+        } = fields;
+    }
+    config.kernel = btf::kernel_offsets()?;
+    config.netns = netns;
+    Ok(config)
+}
+
+/// Capabilities needed to load tracing programs: CAP_BPF + CAP_PERFMON, or
+/// CAP_SYS_ADMIN (which implies both on older kernels).
+fn check_privileges() -> Result<()> {
+    const CAP_SYS_ADMIN: u32 = 21;
+    const CAP_PERFMON: u32 = 38;
+    const CAP_BPF: u32 = 39;
+    let status =
+        std::fs::read_to_string("/proc/self/status").context("reading /proc/self/status")?;
+    let effective = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        .unwrap_or(0);
+    let has = |cap: u32| effective & (1 << cap) != 0;
+    if has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON)) {
+        return Ok(());
+    }
+    Err(fail::usage(
+        "loading eBPF programs needs root (or CAP_BPF and CAP_PERFMON): run enetstat with sudo",
+    ))
+}
+
+/// Kernels before 5.11 charge BPF maps to RLIMIT_MEMLOCK; lift it, ignoring
+/// failure (newer kernels use memory cgroups instead).
+fn raise_memlock_limit() {
+    let unlimited = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: valid pointer to a rlimit.
+    if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &unlimited) } != 0 {
+        log::debug!("could not raise RLIMIT_MEMLOCK");
+    }
+}
+
+fn explain_load_error(e: EbpfError) -> anyhow::Error {
+    let text = format!("{e:#}");
+    let ring =
+        matches!(&e, EbpfError::MapError(MapError::CreateError { name, .. }) if name == "EVENTS");
+    if ring {
+        return fail::usage(format!(
+            "the kernel refused the BPF ring buffer ({text}); enetstat needs Linux 5.8 or later, and --ring-size must be a power of two multiple of the page size"
+        ));
+    }
+    anyhow::Error::new(e).context("loading the eBPF programs")
+}
+
+fn explain_program_error(name: &str, e: ProgramError) -> anyhow::Error {
+    let text = format!("{e}");
+    if let ProgramError::LoadError { io_error, .. } = &e
+        && io_error.raw_os_error() == Some(libc::EPERM)
+    {
+        return fail::usage(format!(
+            "the kernel refused to load {name} (EPERM): run enetstat as root, and check kernel.unprivileged_bpf_disabled and lockdown"
+        ));
+    }
+    anyhow::Error::new(e).context(format!("loading or attaching {name}: {text}"))
+}

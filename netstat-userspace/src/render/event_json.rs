@@ -1,0 +1,100 @@
+//! `enetstat -E --json`: one JSON object per event (NDJSON). Field names are
+//! part of the interface and documented in the README; every object has
+//! every field, `null` where it does not apply.
+
+use std::fmt::Write as _;
+
+use crate::{
+    clock::TimeFormat,
+    decoder::{NetEvent, StateAge, What},
+    render::{Millis, tcp_proto},
+};
+
+#[derive(Default)]
+pub struct JsonLog {
+    time: TimeFormat,
+}
+
+impl JsonLog {
+    /// Appends one event's object (without newline) to `out`.
+    pub fn write_line(&mut self, out: &mut String, ev: &NetEvent) {
+        out.push_str("{\"time\":\"");
+        self.time.write_utc(out, ev.wall_ns);
+        let _ = write!(out, "\",\"event\":\"{}\"", ev.what.name());
+        match &ev.owner {
+            Some(o) => {
+                let _ = write!(out, ",\"pid\":{},\"program\":", o.pid);
+                write_json_string(out, &o.program);
+            }
+            None => out.push_str(",\"pid\":null,\"program\":null"),
+        }
+        let _ = write!(
+            out,
+            ",\"proto\":\"{}\",\"local\":\"{}\",\"remote\":\"{}\"",
+            tcp_proto(ev),
+            ev.local,
+            ev.remote
+        );
+        let _ = match ev.what {
+            What::State { old, new } => write!(
+                out,
+                ",\"old_state\":\"{}\",\"new_state\":\"{}\"",
+                old.name(),
+                new.name()
+            ),
+            _ => write!(out, ",\"old_state\":null,\"new_state\":null"),
+        };
+        let _ = write!(out, ",\"state\":\"{}\"", ev.state.name());
+        let _ = match ev.age {
+            Some(StateAge::Exact(ns)) => write!(
+                out,
+                ",\"prev_state_ms\":{},\"prev_state_ms_at_least\":null",
+                Millis(ns)
+            ),
+            Some(StateAge::AtLeast(ns)) => write!(
+                out,
+                ",\"prev_state_ms\":null,\"prev_state_ms_at_least\":{}",
+                ns / 1_000_000
+            ),
+            None => write!(
+                out,
+                ",\"prev_state_ms\":null,\"prev_state_ms_at_least\":null"
+            ),
+        };
+        let _ = write!(
+            out,
+            ",\"retransmits\":{},\"netns\":{},\"socket\":\"{:016x}\"}}",
+            ev.retransmits, ev.netns, ev.socket
+        );
+    }
+}
+
+/// Appends `s` as a JSON string literal (program names may hold anything).
+fn write_json_string(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_program_names() {
+        let mut s = String::new();
+        write_json_string(&mut s, "a\"b\\c\nd");
+        assert_eq!(s, r#""a\"b\\c\u000ad""#);
+        let v: serde_json::Value = serde_json::from_str(&s).unwrap();
+        assert_eq!(v, "a\"b\\c\nd");
+    }
+}

@@ -1,0 +1,88 @@
+//! `enetstat -E`: one aligned text line per event.
+
+use std::fmt::Write as _;
+
+use crate::{
+    clock::TimeFormat,
+    decoder::{NetEvent, StateAge, What},
+    names::Names,
+    render::{Millis, pad_column, tcp_proto},
+};
+
+pub const HEADER: &str = "Time            PID/Program name     Proto Local Address           Foreign Address         Event                       Prev(ms) Retrans";
+
+pub struct TextLog {
+    names: Names,
+    time: TimeFormat,
+}
+
+impl TextLog {
+    pub fn new(names: Names) -> Self {
+        Self {
+            names,
+            time: TimeFormat::default(),
+        }
+    }
+
+    /// Appends one event's line (without newline) to `out`.
+    pub fn write_line(&mut self, out: &mut String, ev: &NetEvent) {
+        let start = out.len();
+        self.time.write_local(out, ev.wall_ns);
+        pad_column(out, start, 15);
+
+        let start = out.len();
+        write_owner(out, ev);
+        pad_column(out, start, 20);
+
+        let start = out.len();
+        out.push_str(tcp_proto(ev));
+        pad_column(out, start, 5);
+
+        for addr in [ev.local, ev.remote] {
+            let start = out.len();
+            self.names.write_endpoint(out, addr, "tcp");
+            pad_column(out, start, 23);
+        }
+
+        let start = out.len();
+        write_event(out, ev);
+        pad_column(out, start, 27);
+
+        let _ = match ev.age {
+            Some(StateAge::Exact(ns)) => write!(out, "{:>8}", Millis(ns)),
+            Some(StateAge::AtLeast(ns)) => {
+                write!(out, "{:>8}", format_args!(">{}", ns / 1_000_000))
+            }
+            None => write!(out, "{:>8}", "-"),
+        };
+        let _ = write!(out, " {:>7}", ev.retransmits);
+    }
+}
+
+/// PID/Program name as netstat prints it (`-` when unknown), within its 20 columns.
+fn write_owner(out: &mut String, ev: &NetEvent) {
+    let start = out.len();
+    match &ev.owner {
+        Some(o) => {
+            let _ = write!(out, "{}/{}", o.pid, o.program);
+            let mut end = (start + 20).min(out.len());
+            while !out.is_char_boundary(end) {
+                end -= 1;
+            }
+            out.truncate(end);
+        }
+        None => out.push('-'),
+    }
+}
+
+fn write_event(out: &mut String, ev: &NetEvent) {
+    let state = ev.state.name();
+    let _ = match ev.what {
+        What::State { old, new } => write!(out, "{} -> {}", old.name(), new.name()),
+        What::Retransmit => write!(out, "RETRANSMIT in {state}"),
+        What::RetransmitSynack => write!(out, "SYNACK RETRANSMIT in {state}"),
+        What::ResetSent if ev.state.0 == 0 => write!(out, "RESET sent (no socket)"),
+        What::ResetSent => write!(out, "RESET sent in {state}"),
+        What::ResetReceived => write!(out, "RESET received in {state}"),
+    };
+}

@@ -1,0 +1,243 @@
+//! Traffic for enetstat's tests and benchmarks, run inside a test's network
+//! namespace. Each role is its own process so that tests can check that
+//! events name the right owner.
+//!
+//! - `serve`: listen, accept N connections, read each to EOF (or reset), close.
+//! - `connect`: connect, report, wait for a line on stdin, close.
+//! - `storm`: a listener plus worker threads making N short connections.
+//!
+//! Progress lines on stdout ("listening", "accepted", "connected", ...) let a
+//! test step the two sides through an exact sequence.
+
+use std::{
+    io::{BufRead, Read, Write},
+    net::{SocketAddr, TcpListener, TcpStream},
+    os::fd::AsRawFd,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+struct Args {
+    #[command(subcommand)]
+    role: Role,
+}
+
+#[derive(Subcommand)]
+enum Role {
+    Serve {
+        #[arg(long)]
+        listen: SocketAddr,
+        #[arg(long, default_value_t = 1)]
+        accept: u64,
+        /// Close accepted sockets with a reset (SO_LINGER 0) instead of reading to EOF.
+        #[arg(long)]
+        rst: bool,
+    },
+    Connect {
+        #[arg(long)]
+        to: SocketAddr,
+        /// Close with a reset (SO_LINGER 0).
+        #[arg(long)]
+        rst: bool,
+        #[arg(long, default_value_t = 5000)]
+        timeout_ms: u64,
+    },
+    Storm {
+        #[arg(long)]
+        listen: SocketAddr,
+        #[arg(long)]
+        count: u64,
+        #[arg(long, default_value_t = 4)]
+        workers: u64,
+        /// Clients close with a reset instead of a FIN.
+        #[arg(long)]
+        rst: bool,
+    },
+}
+
+fn main() -> Result<()> {
+    match Args::parse().role {
+        Role::Serve {
+            listen,
+            accept,
+            rst,
+        } => serve(listen, accept, rst),
+        Role::Connect {
+            to,
+            rst,
+            timeout_ms,
+        } => connect(to, rst, Duration::from_millis(timeout_ms)),
+        Role::Storm {
+            listen,
+            count,
+            workers,
+            rst,
+        } => storm(listen, count, workers, rst),
+    }
+}
+
+fn say(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+fn set_linger_zero(stream: &TcpStream) -> Result<()> {
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: valid socket fd and a correctly sized option value.
+    let rc = unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&linger as *const libc::linger).cast(),
+            size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        bail!("SO_LINGER: {}", std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+fn set_timeout(listener: &TcpListener, timeout: Duration) -> Result<()> {
+    let tv = libc::timeval {
+        tv_sec: timeout.as_secs() as libc::time_t,
+        tv_usec: timeout.subsec_micros() as libc::suseconds_t,
+    };
+    // SAFETY: valid socket fd and a correctly sized option value.
+    let rc = unsafe {
+        libc::setsockopt(
+            listener.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            (&tv as *const libc::timeval).cast(),
+            size_of::<libc::timeval>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        bail!("SO_RCVTIMEO: {}", std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+fn serve(listen: SocketAddr, accept: u64, rst: bool) -> Result<()> {
+    let listener = TcpListener::bind(listen).with_context(|| format!("bind {listen}"))?;
+    say("listening");
+    for _ in 0..accept {
+        let (mut stream, _) = listener.accept().context("accept")?;
+        say("accepted");
+        if rst {
+            set_linger_zero(&stream)?;
+        } else {
+            // Until the peer's FIN (EOF) or reset.
+            let mut sink = Vec::new();
+            let _ = stream.read_to_end(&mut sink);
+        }
+        drop(stream);
+        say("closed");
+    }
+    Ok(())
+}
+
+fn connect(to: SocketAddr, rst: bool, timeout: Duration) -> Result<()> {
+    let stream = match TcpStream::connect_timeout(&to, timeout) {
+        Ok(stream) => stream,
+        Err(e) => {
+            say(&format!("failed {:?}", e.kind()));
+            return Ok(());
+        }
+    };
+    say("connected");
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    if rst {
+        set_linger_zero(&stream)?;
+    }
+    drop(stream);
+    say("closed");
+    Ok(())
+}
+
+/// Makes `count` connections to an in-process listener as fast as `workers`
+/// threads can; prints the rate. The listener closes last, so every
+/// connection's events precede its LISTEN -> CLOSE.
+fn storm(listen: SocketAddr, count: u64, workers: u64, rst: bool) -> Result<()> {
+    let listener = TcpListener::bind(listen).with_context(|| format!("bind {listen}"))?;
+    // std listens with a backlog of 128; a storm overflows that and the kernel
+    // drops SYNs, which costs a 1 s retransmit each. Listening again resizes it.
+    // SAFETY: valid listening socket.
+    if unsafe { libc::listen(listener.as_raw_fd(), 65535) } != 0 {
+        bail!("listen: {}", std::io::Error::last_os_error());
+    }
+    // accept() gives up after a second without connections, so a connection
+    // reset before it was accepted cannot leave the server waiting forever.
+    set_timeout(&listener, Duration::from_secs(1))?;
+    let clients_done = Arc::new(AtomicBool::new(false));
+    let accepted = Arc::new(AtomicU64::new(0));
+    let servers: Vec<_> = (0..workers)
+        .map(|_| {
+            let listener = listener.try_clone()?;
+            let clients_done = Arc::clone(&clients_done);
+            let accepted = Arc::clone(&accepted);
+            Ok(std::thread::spawn(move || -> Result<()> {
+                while accepted.load(Ordering::Relaxed) < count {
+                    match listener.accept() {
+                        Ok((mut stream, _)) => {
+                            accepted.fetch_add(1, Ordering::Relaxed);
+                            // Wait for the client's FIN or reset, then close our side.
+                            let mut buf = [0u8; 1];
+                            let _ = stream.read(&mut buf);
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                            if clients_done.load(Ordering::Acquire) {
+                                break;
+                            }
+                        }
+                        Err(e) => return Err(e).context("accept"),
+                    }
+                }
+                Ok(())
+            }))
+        })
+        .collect::<Result<_>>()?;
+    let next = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let clients: Vec<_> = (0..workers)
+        .map(|_| {
+            let next = Arc::clone(&next);
+            std::thread::spawn(move || -> Result<()> {
+                while next.fetch_add(1, Ordering::Relaxed) < count {
+                    let stream = TcpStream::connect(listen).context("connect")?;
+                    if rst {
+                        set_linger_zero(&stream)?;
+                    }
+                }
+                Ok(())
+            })
+        })
+        .collect();
+    for client in clients {
+        client.join().expect("client thread")?;
+    }
+    clients_done.store(true, Ordering::Release);
+    for server in servers {
+        server.join().expect("server thread")?;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    say(&format!(
+        "storm {count} connections in {secs:.3} s: {:.0} conn/s",
+        count as f64 / secs
+    ));
+    Ok(())
+}

@@ -1,0 +1,302 @@
+//! Harness for enetstat's integration tests: a network namespace per test,
+//! processes inside it with bounded waits, and the real `enetstat` binary.
+//!
+//! Everything a test starts is cleaned up on drop, so a failing assertion
+//! still removes its namespace and kills its processes.
+
+use std::{
+    fs,
+    io::{BufRead, BufReader, Read},
+    path::PathBuf,
+    process::{Child, Command, ExitStatus, Stdio},
+    sync::mpsc::{self, Receiver},
+    time::{Duration, Instant},
+};
+
+/// How long any single wait in a test may take before it fails.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// Directory holding the workspace's binaries (target/<profile>): integration
+/// tests run from target/<profile>/deps.
+fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    exe.parent()
+        .and_then(|deps| deps.parent())
+        .expect("test binary lives in target/<profile>/deps")
+        .to_path_buf()
+}
+
+/// The enetstat binary under test (`ENETSTAT_BIN`, or beside the tests).
+pub fn enetstat_bin() -> PathBuf {
+    let path =
+        std::env::var_os("ENETSTAT_BIN").map_or_else(|| bin_dir().join("enetstat"), PathBuf::from);
+    assert!(
+        path.exists(),
+        "{} not built: run the tests with `cargo xtask test`",
+        path.display()
+    );
+    path
+}
+
+pub fn tcpload_bin() -> PathBuf {
+    bin_dir().join("tcpload")
+}
+
+/// Runs a command to completion, panicking with its output if it fails.
+pub fn sh(program: &str, args: &[&str]) -> String {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{program}: {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A network namespace owned by one test, removed (with everything running
+/// in it) on drop.
+pub struct Netns {
+    pub name: String,
+}
+
+impl Netns {
+    pub fn new(tag: &str) -> Self {
+        let name = format!("enetstat-{tag}-{}", std::process::id());
+        // A leftover from a crashed earlier run would make `add` fail.
+        let _ = Command::new("ip").args(["netns", "del", &name]).output();
+        sh("ip", &["netns", "add", &name]);
+        let ns = Self { name };
+        ns.exec_ok(&["ip", "link", "set", "lo", "up"]);
+        ns
+    }
+
+    /// A command that runs `program` inside the namespace.
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.name]).arg(program);
+        cmd
+    }
+
+    /// Runs `args` inside the namespace to completion; panics on failure.
+    pub fn exec_ok(&self, args: &[&str]) -> String {
+        let mut full = vec!["netns", "exec", &self.name];
+        full.extend_from_slice(args);
+        sh("ip", &full)
+    }
+
+    pub fn sysctl(&self, key: &str, value: &str) {
+        self.exec_ok(&["sysctl", "-q", "-w", &format!("{key}={value}")]);
+    }
+
+    /// The namespace's inode, as events report it.
+    pub fn inode(&self) -> u64 {
+        use std::os::unix::fs::MetadataExt as _;
+        fs::metadata(format!("/run/netns/{}", self.name))
+            .expect("netns file")
+            .ino()
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        if let Ok(out) = Command::new("ip")
+            .args(["netns", "pids", &self.name])
+            .output()
+        {
+            for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                let _ = Command::new("kill").args(["-KILL", pid]).status();
+            }
+        }
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
+
+/// Reads a stream line by line on a thread, so tests can wait with a deadline.
+fn line_channel(stream: impl Read + Send + 'static) -> Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// A child process whose stdout lines a test waits on. Killed on drop.
+pub struct Proc {
+    pub child: Child,
+    lines: Receiver<String>,
+    what: String,
+}
+
+impl Proc {
+    /// Starts `cmd` with piped stdin/stdout (stderr inherited for diagnosis).
+    pub fn spawn(mut cmd: Command) -> Self {
+        let what = format!("{cmd:?}");
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {what}: {e}"));
+        let lines = line_channel(child.stdout.take().expect("stdout"));
+        Self { child, lines, what }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits (bounded) for the next stdout line and checks it starts with `want`.
+    pub fn expect(&mut self, want: &str) -> String {
+        match self.lines.recv_timeout(WAIT) {
+            Ok(line) if line.starts_with(want) => line,
+            Ok(line) => panic!("{}: expected {want:?}, got {line:?}", self.what),
+            Err(_) => panic!("{}: no {want:?} within {WAIT:?}", self.what),
+        }
+    }
+
+    /// Sends a line to the process's stdin.
+    pub fn tell(&mut self, line: &str) {
+        use std::io::Write as _;
+        let stdin = self.child.stdin.as_mut().expect("stdin");
+        writeln!(stdin, "{line}").expect("write stdin");
+        stdin.flush().expect("flush stdin");
+    }
+
+    pub fn wait(&mut self) -> ExitStatus {
+        wait_bounded(&mut self.child, &self.what)
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn wait_bounded(child: &mut Child, what: &str) -> ExitStatus {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not exit within {WAIT:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `enetstat` running inside a namespace with stdout going to a file.
+pub struct Tracer {
+    child: Child,
+    stderr: Receiver<String>,
+    out: PathBuf,
+}
+
+/// What a stopped tracer printed.
+pub struct TracerOutput {
+    pub stdout: String,
+    pub stderr: Vec<String>,
+    pub status: ExitStatus,
+}
+
+impl Tracer {
+    /// Starts `enetstat <args>` in `ns` and waits until it reports that it is
+    /// attached, so that nothing the test does afterwards is missed.
+    pub fn start(ns: &Netns, args: &[&str]) -> Self {
+        let out = std::env::temp_dir().join(format!(
+            "{}-{}.out",
+            ns.name,
+            args.join("_").replace('/', "")
+        ));
+        let file = fs::File::create(&out).expect("create tracer output");
+        let mut child = ns
+            .command(enetstat_bin())
+            .args(args)
+            .stdout(file)
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn enetstat");
+        let stderr = line_channel(child.stderr.take().expect("stderr"));
+        let tracer = Self { child, stderr, out };
+        match tracer.stderr.recv_timeout(WAIT) {
+            Ok(line) if line.contains("tracing TCP") => tracer,
+            Ok(line) => panic!("enetstat did not start: {line}"),
+            Err(_) => panic!("enetstat did not report being attached within {WAIT:?}"),
+        }
+    }
+
+    /// Waits until the output file stops growing (bounded).
+    pub fn wait_quiet(&self) {
+        let deadline = Instant::now() + WAIT;
+        let mut last = u64::MAX;
+        while Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(400));
+            let len = fs::metadata(&self.out).map_or(0, |m| m.len());
+            if len == last {
+                return;
+            }
+            last = len;
+        }
+        panic!("enetstat output still growing after {WAIT:?}");
+    }
+
+    /// Stops the tracer with SIGTERM (as a service manager would) and collects its output.
+    pub fn stop(mut self) -> TracerOutput {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let status = wait_bounded(&mut self.child, "enetstat");
+        let stderr = self.stderr.try_iter().collect();
+        let stdout = fs::read_to_string(&self.out).expect("tracer output");
+        TracerOutput {
+            stdout,
+            stderr,
+            status,
+        }
+    }
+}
+
+impl Drop for Tracer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = fs::remove_file(&self.out);
+    }
+}
+
+impl TracerOutput {
+    /// The NDJSON lines as JSON values.
+    pub fn events(&self) -> Vec<serde_json::Value> {
+        self.stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}")))
+            .collect()
+    }
+
+    /// The closing summary: (events seen, lost in kernel, owners unknown).
+    pub fn summary(&self) -> (u64, u64, u64) {
+        let line = self
+            .stderr
+            .iter()
+            .find(|l| l.contains("events seen"))
+            .unwrap_or_else(|| panic!("no summary line in {:?}", self.stderr));
+        let numbers: Vec<u64> = line
+            .split(|c: char| !c.is_ascii_digit())
+            .filter_map(|w| w.parse().ok())
+            .collect();
+        assert!(numbers.len() >= 3, "summary line {line:?}");
+        (numbers[0], numbers[1], numbers[2])
+    }
+}

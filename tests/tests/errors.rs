@@ -1,0 +1,110 @@
+//! Each way `enetstat -E` can be refused prints one line naming the cause
+//! and the fix, and exits 2. Kernel features are hidden from the tool inside
+//! a private mount namespace (`unshare -m`), so the host is never touched.
+
+use std::process::{Command, Output};
+
+use tests::enetstat_bin;
+
+fn run(program: &str, args: &[&str]) -> Output {
+    Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{program}: {e}"))
+}
+
+/// Runs `script` with `$ENETSTAT` set, in a private mount namespace.
+fn in_private_mounts(script: &str) -> Output {
+    Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", script])
+        .env("ENETSTAT", enetstat_bin())
+        .output()
+        .expect("unshare")
+}
+
+/// Asserts exit code 2 and a single stderr line containing `needle`.
+fn assert_refused(out: &Output, needle: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "stderr: {stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "want one line, got: {stderr}");
+    assert!(lines[0].starts_with("enetstat: "), "{stderr}");
+    assert!(lines[0].contains(needle), "want {needle:?} in: {stderr}");
+    assert!(!stderr.contains("panicked") && !stderr.contains("backtrace"));
+}
+
+#[test]
+fn without_privileges() {
+    let bin = enetstat_bin();
+    let out = run(
+        "setpriv",
+        &[
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--bounding-set=-all",
+            bin.to_str().unwrap(),
+            "-E",
+        ],
+    );
+    assert_refused(&out, "needs root (or CAP_BPF and CAP_PERFMON)");
+}
+
+#[test]
+fn bad_flag() {
+    let out = run(enetstat_bin().to_str().unwrap(), &["--no-such-flag"]);
+    assert_refused(&out, "unexpected argument '--no-such-flag'");
+}
+
+#[test]
+fn unknown_port() {
+    let out = run(
+        enetstat_bin().to_str().unwrap(),
+        &["-E", "--port", "no-such-service"],
+    );
+    assert_refused(&out, "unknown port 'no-such-service'");
+    let out = run(enetstat_bin().to_str().unwrap(), &["-E", "--port", "70000"]);
+    assert_refused(&out, "invalid port '70000'");
+}
+
+#[test]
+fn bad_ring_size() {
+    let out = run(
+        enetstat_bin().to_str().unwrap(),
+        &["-E", "--ring-size", "5000"],
+    );
+    assert_refused(&out, "invalid --ring-size 5000");
+}
+
+#[test]
+fn unmounted_tracefs_is_mounted_by_the_tool() {
+    let out = in_private_mounts(
+        "umount /sys/kernel/tracing 2>/dev/null; \
+         test -d /sys/kernel/tracing/events && exit 3; \
+         $ENETSTAT -E --duration 0.2 >/dev/null || exit $?; \
+         test -d /sys/kernel/tracing/events",
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "status {:?}: {stderr}", out.status);
+    assert!(stderr.contains("events seen"), "{stderr}");
+}
+
+#[test]
+fn missing_tracepoint() {
+    let out = in_private_mounts(
+        "mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null; \
+         mount -t tmpfs hide /sys/kernel/tracing/events/sock || exit 3; \
+         exec $ENETSTAT -E",
+    );
+    assert_refused(
+        &out,
+        "this kernel has no tracepoint sock/inet_sock_set_state",
+    );
+}
+
+#[test]
+fn missing_btf() {
+    let out = in_private_mounts("mount -t tmpfs hide /sys/kernel/btf || exit 3; exec $ENETSTAT -E");
+    assert_refused(&out, "CONFIG_DEBUG_INFO_BTF=y");
+}

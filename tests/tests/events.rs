@@ -1,0 +1,330 @@
+//! `enetstat -E` against real traffic in a namespace of the test's own:
+//! exact per-socket transition sequences, owners, and counts.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+use tests::{Netns, Proc, Tracer, tcpload_bin};
+
+/// One event as the tests compare it: `OLD->NEW` for state changes,
+/// `event:STATE` for retransmits and resets; plus the reported pid.
+fn step(ev: &Value) -> (String, Option<u64>) {
+    let what = match ev["event"].as_str().unwrap() {
+        "state" => format!(
+            "{}->{}",
+            ev["old_state"].as_str().unwrap(),
+            ev["new_state"].as_str().unwrap()
+        ),
+        other => format!("{other}:{}", ev["state"].as_str().unwrap()),
+    };
+    (what, ev["pid"].as_u64())
+}
+
+/// Events grouped per socket, in the order each socket's first event came.
+fn per_socket(events: &[Value]) -> Vec<Vec<(String, Option<u64>)>> {
+    let mut order = Vec::new();
+    let mut by_socket: BTreeMap<String, Vec<_>> = BTreeMap::new();
+    for ev in events {
+        let id = ev["socket"].as_str().unwrap().to_string();
+        if !by_socket.contains_key(&id) {
+            order.push(id.clone());
+        }
+        by_socket.entry(id).or_default().push(step(ev));
+    }
+    order
+        .into_iter()
+        .map(|id| by_socket.remove(&id).unwrap())
+        .collect()
+}
+
+fn seq(pid: u32, steps: &[&str]) -> Vec<(String, Option<u64>)> {
+    steps
+        .iter()
+        .map(|s| (s.to_string(), Some(u64::from(pid))))
+        .collect()
+}
+
+fn sorted(mut v: Vec<Vec<(String, Option<u64>)>>) -> Vec<Vec<(String, Option<u64>)>> {
+    v.sort();
+    v
+}
+
+fn serve(ns: &Netns, listen: &str, extra: &[&str]) -> Proc {
+    let mut cmd = ns.command(tcpload_bin());
+    cmd.args(["serve", "--listen", listen]).args(extra);
+    let mut server = Proc::spawn(cmd);
+    server.expect("listening");
+    server
+}
+
+fn connect(ns: &Netns, to: &str, extra: &[&str]) -> Proc {
+    let mut cmd = ns.command(tcpload_bin());
+    cmd.args(["connect", "--to", to]).args(extra);
+    Proc::spawn(cmd)
+}
+
+/// Client connects, server accepts, client closes (with a reset if asked),
+/// server reads to EOF and closes. Returns (server pid, client pid).
+fn connect_accept_close(ns: &Netns, addr: &str, client_rst: bool) -> (u32, u32) {
+    let mut server = serve(ns, addr, &[]);
+    let mut client = connect(ns, addr, if client_rst { &["--rst"] } else { &[] });
+    client.expect("connected");
+    server.expect("accepted");
+    client.tell("close");
+    client.expect("closed");
+    server.expect("closed");
+    assert!(client.wait().success());
+    assert!(server.wait().success());
+    (server.pid(), client.pid())
+}
+
+fn graceful_close(tag: &str, addr: &str) {
+    let ns = Netns::new(tag);
+    let tracer = Tracer::start(&ns, &["-E", "-n", "--json"]);
+    let (server, client) = connect_accept_close(&ns, addr, false);
+    tracer.wait_quiet();
+    let out = tracer.stop();
+    assert!(out.status.success(), "{:?}", out.stderr);
+    let expected = vec![
+        seq(server, &["CLOSE->LISTEN", "LISTEN->CLOSE"]),
+        seq(
+            client,
+            &[
+                "CLOSE->SYN_SENT",
+                "SYN_SENT->ESTABLISHED",
+                "ESTABLISHED->FIN_WAIT1",
+                "FIN_WAIT1->FIN_WAIT2",
+                "FIN_WAIT2->TIME_WAIT",
+            ],
+        ),
+        seq(
+            server,
+            &[
+                "LISTEN->SYN_RECV",
+                "SYN_RECV->ESTABLISHED",
+                "ESTABLISHED->CLOSE_WAIT",
+                "CLOSE_WAIT->LAST_ACK",
+                "LAST_ACK->CLOSE",
+            ],
+        ),
+    ];
+    assert_eq!(
+        sorted(per_socket(&out.events())),
+        sorted(expected),
+        "{}",
+        out.stdout
+    );
+    let (seen, lost, unknown) = out.summary();
+    assert_eq!((seen, lost, unknown), (12, 0, 0));
+}
+
+#[test]
+fn ipv4_connect_accept_close() {
+    graceful_close("v4", "127.0.0.1:8080");
+}
+
+#[test]
+fn ipv6_connect_accept_close() {
+    graceful_close("v6", "[::1]:8080");
+}
+
+#[test]
+fn reset_close_reports_the_reset() {
+    let ns = Netns::new("rst");
+    let tracer = Tracer::start(&ns, &["-E", "-n", "--json"]);
+    let (server, client) = connect_accept_close(&ns, "127.0.0.1:8081", true);
+    tracer.wait_quiet();
+    let out = tracer.stop();
+    let expected = vec![
+        seq(server, &["CLOSE->LISTEN", "LISTEN->CLOSE"]),
+        seq(
+            client,
+            &[
+                "CLOSE->SYN_SENT",
+                "SYN_SENT->ESTABLISHED",
+                "ESTABLISHED->CLOSE",
+                "send_reset:CLOSE",
+            ],
+        ),
+        seq(
+            server,
+            &[
+                "LISTEN->SYN_RECV",
+                "SYN_RECV->ESTABLISHED",
+                "receive_reset:ESTABLISHED",
+                "ESTABLISHED->CLOSE",
+            ],
+        ),
+    ];
+    assert_eq!(
+        sorted(per_socket(&out.events())),
+        sorted(expected),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn refused_connect() {
+    let ns = Netns::new("refused");
+    let tracer = Tracer::start(&ns, &["-E", "-n", "--json"]);
+    let mut client = connect(&ns, "127.0.0.1:9", &[]);
+    client.expect("failed ConnectionRefused");
+    assert!(client.wait().success());
+    tracer.wait_quiet();
+    let out = tracer.stop();
+    let pid = client.pid();
+    let expected = vec![
+        // The reset this host sends for the closed port belongs to no socket.
+        vec![("send_reset:UNKNOWN".to_string(), None)],
+        seq(
+            pid,
+            &[
+                "CLOSE->SYN_SENT",
+                "receive_reset:SYN_SENT",
+                "SYN_SENT->CLOSE",
+            ],
+        ),
+    ];
+    assert_eq!(
+        sorted(per_socket(&out.events())),
+        sorted(expected),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn dropped_syn_is_retransmitted() {
+    let ns = Netns::new("syndrop");
+    ns.exec_ok(&["nft", "add table inet enetstat_test"]);
+    ns.exec_ok(&[
+        "nft",
+        "add chain inet enetstat_test input { type filter hook input priority 0 ; }",
+    ]);
+    ns.exec_ok(&[
+        "nft",
+        "add rule inet enetstat_test input tcp dport 9999 tcp flags syn drop",
+    ]);
+    // Give up after two retries (a few seconds) instead of six.
+    ns.sysctl("net.ipv4.tcp_syn_retries", "2");
+    let tracer = Tracer::start(&ns, &["-E", "-n", "--json"]);
+    let mut client = connect(&ns, "127.0.0.1:9999", &["--timeout-ms", "30000"]);
+    client.expect("failed TimedOut");
+    assert!(client.wait().success());
+    tracer.wait_quiet();
+    let out = tracer.stop();
+    // How many SYNs the kernel retransmitted depends on its timeout policy
+    // (linear SYN timeouts in 6.x); its own counter says how many it sent.
+    let retransmits = tcp_ext_counter(&ns, "TCPSynRetrans");
+    assert!(retransmits >= 2, "kernel retransmitted {retransmits} SYNs");
+    let mut steps = vec!["CLOSE->SYN_SENT"];
+    steps.extend(std::iter::repeat_n(
+        "retransmit:SYN_SENT",
+        retransmits as usize,
+    ));
+    steps.push("SYN_SENT->CLOSE");
+    let expected = vec![seq(client.pid(), &steps)];
+    assert_eq!(per_socket(&out.events()), expected, "{}", out.stdout);
+}
+
+/// A `TcpExt` counter from the namespace's /proc/net/netstat.
+fn tcp_ext_counter(ns: &Netns, name: &str) -> u64 {
+    let text = ns.exec_ok(&["cat", "/proc/net/netstat"]);
+    let mut lines = text.lines().filter(|l| l.starts_with("TcpExt:"));
+    let (names, values) = (lines.next().unwrap(), lines.next().unwrap());
+    let index = names.split_whitespace().position(|n| n == name).unwrap();
+    values
+        .split_whitespace()
+        .nth(index)
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// JSON endpoints are `ip:port`; netstat's text writes port 0 as `*`.
+fn netstat_endpoint(json: &Value) -> String {
+    let s = json.as_str().unwrap();
+    match s.strip_suffix(":0") {
+        Some(host) => format!("{host}:*"),
+        None => s.to_string(),
+    }
+}
+
+#[test]
+fn json_and_text_carry_the_same_facts() {
+    let ns = Netns::new("jsontext");
+    let json = Tracer::start(&ns, &["-E", "-n", "--json"]);
+    let text = Tracer::start(&ns, &["-E", "-n"]);
+    connect_accept_close(&ns, "127.0.0.1:8082", false);
+    json.wait_quiet();
+    text.wait_quiet();
+    let (json, text) = (json.stop(), text.stop());
+    let events = json.events();
+    let mut lines = text.stdout.lines();
+    assert!(lines.next().unwrap().starts_with("Time "), "header first");
+    let lines: Vec<&str> = lines.collect();
+    assert_eq!(events.len(), lines.len());
+    assert_eq!(events.len(), 12);
+    for (ev, line) in events.iter().zip(&lines) {
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        let owner = format!("{}/{}", ev["pid"], ev["program"].as_str().unwrap());
+        assert_eq!(cols[1], owner, "{line}");
+        assert_eq!(cols[2], ev["proto"], "{line}");
+        // netstat writes IPv4 endpoints as host:port, like JSON does.
+        assert_eq!(cols[3], netstat_endpoint(&ev["local"]), "{line}");
+        assert_eq!(cols[4], netstat_endpoint(&ev["remote"]), "{line}");
+        assert_eq!(
+            format!("{} {} {}", cols[5], cols[6], cols[7]),
+            format!(
+                "{} -> {}",
+                ev["old_state"].as_str().unwrap(),
+                ev["new_state"].as_str().unwrap()
+            ),
+            "{line}"
+        );
+        // Each tracer's kernel program stamps its own clock reads, so the two
+        // runs' milliseconds differ slightly; the kind of value must agree.
+        match (&ev["prev_state_ms"], &ev["prev_state_ms_at_least"]) {
+            (Value::Number(_), Value::Null) => assert!(cols[8].parse::<f64>().is_ok(), "{line}"),
+            (Value::Null, Value::Number(_)) => assert!(cols[8].starts_with('>'), "{line}"),
+            _ => assert_eq!(cols[8], "-", "{line}"),
+        }
+        assert_eq!(cols[9], ev["retransmits"].to_string(), "{line}");
+    }
+}
+
+#[test]
+fn storm_of_20000_connections_loses_nothing() {
+    const N: u64 = 20_000;
+    let ns = Netns::new("storm");
+    let tracer = Tracer::start(&ns, &["-E", "-n", "--json"]);
+    let mut cmd = ns.command(tcpload_bin());
+    cmd.args([
+        "storm",
+        "--listen",
+        "127.0.0.1:7000",
+        "--count",
+        &N.to_string(),
+        "--workers",
+        "4",
+    ]);
+    let mut storm = Proc::spawn(cmd);
+    storm.expect("storm");
+    assert!(storm.wait().success());
+    tracer.wait_quiet();
+    let out = tracer.stop();
+    let events = out.events();
+    let states = events.iter().filter(|e| e["event"] == "state").count() as u64;
+    // Per connection: 5 client transitions (through TIME_WAIT) and 5 for the
+    // accepted child (through LAST_ACK -> CLOSE); plus the listener's 2.
+    assert_eq!(states, 10 * N + 2);
+    let time_waits = events
+        .iter()
+        .filter(|e| e["new_state"] == "TIME_WAIT")
+        .count() as u64;
+    assert_eq!(time_waits, N);
+    let (seen, lost, _) = out.summary();
+    assert_eq!(lost, 0);
+    assert_eq!(seen, events.len() as u64);
+}

@@ -1,0 +1,375 @@
+//! `cargo xtask bench`: connection storms with and without a tracer attached.
+//!
+//! Each run gets a fresh network namespace. The storm generator is the
+//! project's own `tcpload storm`; the tracers are `enetstat -E` (text and
+//! JSON) and libbpf-tools `tcpstates`, each writing to a file. Results go to
+//! stdout and bench/RESULTS.md as a markdown table.
+
+use std::{
+    fmt::Write as _,
+    fs,
+    io::{BufRead, BufReader},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::mpsc,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, Result, bail};
+
+use crate::{release_bin, workspace_root};
+
+pub struct Options {
+    pub connections: u64,
+    pub runs: usize,
+}
+
+const WORKERS: u64 = 4;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Tracer {
+    None,
+    EnetstatText,
+    EnetstatJson,
+    Tcpstates,
+}
+
+impl Tracer {
+    fn label(self) -> &'static str {
+        match self {
+            Tracer::None => "nothing attached",
+            Tracer::EnetstatText => "enetstat -E > file",
+            Tracer::EnetstatJson => "enetstat -E --json > file",
+            Tracer::Tcpstates => "tcpstates > file",
+        }
+    }
+}
+
+/// One storm's measurements.
+struct Sample {
+    rate: f64,
+    written: u64,
+    lost: u64,
+    cpu_us_per_event: f64,
+}
+
+pub fn run(opts: &Options) -> Result<()> {
+    let mut table = String::new();
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let kernel = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    writeln!(
+        table,
+        "## Connection storm: {} connections, {WORKERS} client + {WORKERS} server threads, loopback in a fresh namespace\n\nMachine: {cores} cores, Linux {}. {} runs per row; median (min-max).\n",
+        opts.connections,
+        kernel.trim(),
+        opts.runs
+    )?;
+    writeln!(
+        table,
+        "| close | tracer | conn/s | vs nothing | events written | state events expected | lost | tracer CPU µs/event |"
+    )?;
+    writeln!(table, "|---|---|---|---|---|---|---|---|")?;
+    for rst in [false, true] {
+        let mut bare_rate = 0.0;
+        for tracer in [
+            Tracer::None,
+            Tracer::EnetstatText,
+            Tracer::EnetstatJson,
+            Tracer::Tcpstates,
+        ] {
+            let mut samples = Vec::new();
+            for run in 0..opts.runs {
+                println!(
+                    "bench: {} close, {}, run {}/{}",
+                    if rst { "reset" } else { "normal" },
+                    tracer.label(),
+                    run + 1,
+                    opts.runs
+                );
+                samples.push(storm(tracer, opts.connections, rst)?);
+            }
+            let rates: Vec<f64> = samples.iter().map(|s| s.rate).collect();
+            let rate = median(&rates);
+            if tracer == Tracer::None {
+                bare_rate = rate;
+            }
+            // Per connection: 5 client + 5 server transitions on a normal
+            // close, 3 + 3 with a reset; plus the listener's two.
+            let expected = opts.connections * if rst { 6 } else { 10 } + 2;
+            let cell = |f: &dyn Fn(&Sample) -> f64, digits: usize| {
+                let v: Vec<f64> = samples.iter().map(f).collect();
+                format!("{:.digits$}", median(&v))
+            };
+            let (written, lost, cpu) = if tracer == Tracer::None {
+                ("-".into(), "-".into(), "-".into())
+            } else {
+                (
+                    cell(&|s| s.written as f64, 0),
+                    cell(&|s| s.lost as f64, 0),
+                    cell(&|s| s.cpu_us_per_event, 2),
+                )
+            };
+            writeln!(
+                table,
+                "| {} | {} | {:.0} ({:.0}-{:.0}) | {:.2}x | {written} | {} | {lost} | {cpu} |",
+                if rst { "reset" } else { "normal" },
+                tracer.label(),
+                rate,
+                rates.iter().copied().fold(f64::INFINITY, f64::min),
+                rates.iter().copied().fold(0.0, f64::max),
+                rate / bare_rate,
+                if tracer == Tracer::None {
+                    "-".to_string()
+                } else {
+                    expected.to_string()
+                }
+            )?;
+        }
+    }
+    println!("\n{table}");
+    let dir = workspace_root().join("bench");
+    fs::create_dir_all(&dir)?;
+    fs::write(
+        dir.join("RESULTS.md"),
+        format!("# Benchmark results\n\n{table}"),
+    )?;
+    println!("bench: wrote bench/RESULTS.md");
+    Ok(())
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(|a, b| a.total_cmp(b));
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
+}
+
+/// A namespace for one storm, removed on drop.
+struct Netns(String);
+
+impl Netns {
+    fn new() -> Result<Self> {
+        let name = format!("enetstat-bench-{}", std::process::id());
+        let _ = Command::new("ip").args(["netns", "del", &name]).output();
+        check(Command::new("ip").args(["netns", "add", &name]))?;
+        check(Command::new("ip").args(["-n", &name, "link", "set", "lo", "up"]))?;
+        Ok(Self(name))
+    }
+
+    fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.0]).arg(program);
+        cmd
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+fn check(cmd: &mut Command) -> Result<()> {
+    let out = cmd.output().with_context(|| format!("{cmd:?}"))?;
+    if !out.status.success() {
+        bail!("{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(())
+}
+
+fn storm(tracer: Tracer, connections: u64, rst: bool) -> Result<Sample> {
+    let ns = Netns::new()?;
+    let out_path = std::env::temp_dir().join(format!("enetstat-bench-{}.out", std::process::id()));
+    let mut traced = match tracer {
+        Tracer::None => None,
+        Tracer::EnetstatText => {
+            let mut cmd = ns.command(release_bin("enetstat"));
+            cmd.args(["-E", "-n"]);
+            Some(start_tracer(cmd, &out_path, Some("tracing TCP"))?)
+        }
+        Tracer::EnetstatJson => {
+            let mut cmd = ns.command(release_bin("enetstat"));
+            cmd.args(["-E", "-n", "--json"]);
+            Some(start_tracer(cmd, &out_path, Some("tracing TCP"))?)
+        }
+        // tcpstates traces every namespace (the storm is the only traffic)
+        // and needs the host's tracefs, which `ip netns exec` would hide.
+        Tracer::Tcpstates => {
+            mount_tracefs()?;
+            Some(start_tracer(Command::new("tcpstates"), &out_path, None)?)
+        }
+    };
+    let cpu_at_start = traced.as_ref().map_or(0.0, |t| cpu_seconds(t.child.id()));
+
+    let mut cmd = ns.command(release_bin("tcpload"));
+    cmd.args([
+        "storm",
+        "--listen",
+        "127.0.0.1:7000",
+        "--count",
+        &connections.to_string(),
+        "--workers",
+        &WORKERS.to_string(),
+    ]);
+    if rst {
+        cmd.arg("--rst");
+    }
+    let out = cmd.output().context("running tcpload storm")?;
+    if !out.status.success() {
+        bail!(
+            "tcpload storm failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // "storm N connections in S s: R conn/s"
+    let text = String::from_utf8_lossy(&out.stdout);
+    let rate: f64 = text
+        .split_whitespace()
+        .rev()
+        .nth(1)
+        .and_then(|r| r.parse().ok())
+        .with_context(|| format!("unexpected storm output {text:?}"))?;
+
+    let Some(tracer_run) = traced.as_mut() else {
+        return Ok(Sample {
+            rate,
+            written: 0,
+            lost: 0,
+            cpu_us_per_event: 0.0,
+        });
+    };
+    wait_quiet(&out_path);
+    let cpu = cpu_seconds(tracer_run.child.id()) - cpu_at_start;
+    let stderr = tracer_run.stop()?;
+    let written = count_events(&out_path, tracer)?;
+    let _ = fs::remove_file(&out_path);
+    let lost = match tracer {
+        // "enetstat: N events seen, L lost in the kernel, ..."
+        Tracer::EnetstatText | Tracer::EnetstatJson => stderr
+            .iter()
+            .find(|l| l.contains("lost in the kernel"))
+            .and_then(|l| l.split(", ").nth(1))
+            .and_then(|l| l.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .context("no enetstat summary line")?,
+        // "lost N events on CPU #k", once per loss report.
+        _ => stderr
+            .iter()
+            .filter_map(|l| l.strip_prefix("lost "))
+            .filter_map(|l| l.split_whitespace().next()?.parse::<u64>().ok())
+            .sum(),
+    };
+    Ok(Sample {
+        rate,
+        written,
+        lost,
+        cpu_us_per_event: cpu * 1e6 / written.max(1) as f64,
+    })
+}
+
+struct Running {
+    child: Child,
+    stderr: mpsc::Receiver<String>,
+}
+
+impl Running {
+    /// SIGINT (tcpstates stops on it; enetstat on either) and collect stderr.
+    fn stop(&mut self) -> Result<Vec<String>> {
+        // SAFETY: signalling our own child.
+        unsafe { kill(self.child.id() as i32, 2) };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.child.try_wait()?.is_none() {
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                bail!("tracer did not stop");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(self.stderr.try_iter().collect())
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+unsafe extern "C" {
+    fn kill(pid: i32, sig: i32) -> i32;
+}
+
+fn mount_tracefs() -> Result<()> {
+    if Path::new("/sys/kernel/tracing/events").is_dir() {
+        return Ok(());
+    }
+    check(Command::new("mount").args(["-t", "tracefs", "tracefs", "/sys/kernel/tracing"]))
+}
+
+/// Starts a tracer writing to `out` and waits until it is attached: enetstat
+/// says so on stderr (`ready`); tcpstates says nothing unbuffered, so it gets
+/// a fixed three seconds. (`ip netns exec` execs, so the pid is the tracer's.)
+fn start_tracer(mut cmd: Command, out: &PathBuf, ready: Option<&str>) -> Result<Running> {
+    let file = fs::File::create(out)?;
+    let what = format!("{cmd:?}");
+    let mut child = cmd
+        .stdout(file)
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("starting {what}"))?;
+    let (tx, rx) = mpsc::channel();
+    let stderr = child.stderr.take().context("stderr")?;
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    match ready {
+        Some(ready) => loop {
+            match rx.recv_timeout(Duration::from_secs(30)) {
+                Ok(line) if line.contains(ready) => break,
+                Ok(_) => {}
+                Err(_) => bail!("{what} did not attach within 30 s"),
+            }
+        },
+        None => std::thread::sleep(Duration::from_secs(3)),
+    }
+    Ok(Running { child, stderr: rx })
+}
+
+fn wait_quiet(path: &Path) {
+    let mut last = u64::MAX;
+    for _ in 0..100 {
+        std::thread::sleep(Duration::from_millis(500));
+        let len = fs::metadata(path).map_or(0, |m| m.len());
+        if len == last {
+            return;
+        }
+        last = len;
+    }
+}
+
+/// utime + stime of a process, in seconds.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are 14 and 15.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<f64> = after
+        .split_whitespace()
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    let ticks = fields.get(11).unwrap_or(&0.0) + fields.get(12).unwrap_or(&0.0);
+    ticks / 100.0
+}
+
+/// Event lines in a tracer's output file (headers excluded).
+fn count_events(path: &Path, tracer: Tracer) -> Result<u64> {
+    let text = fs::read_to_string(path)?;
+    let header_lines = match tracer {
+        Tracer::EnetstatJson => 0,
+        _ => 1,
+    };
+    Ok(text.lines().count().saturating_sub(header_lines) as u64)
+}
