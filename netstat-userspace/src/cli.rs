@@ -1,15 +1,113 @@
-//! Command line: netstat's flags, plus the event-stream options.
+//! Command line: netstat's flags (net-tools 2.10 spelling), plus the
+//! event-stream options.
 
-use clap::Parser;
+use clap::{ArgAction, Parser};
 
 #[derive(Parser, Debug, Default, Clone)]
 #[command(
     name = "enetstat",
     version,
     about = "netstat on eBPF: the classic listing from /proc, plus a live TCP state-change log",
-    after_help = "Events: `enetstat -E [-n] [--json] [-4|-6] [--port P] [--pid PID]` logs every TCP state change (needs root)."
+    after_help = "Sockets: -t tcp, -u udp, -U udplite, -w raw, -x unix; families: -4, -6, -A inet,inet6,unix.\n\
+Events: `enetstat -E [-n] [--json] [-4|-6] [--port P] [--pid PID]` logs every TCP state change (needs root)."
 )]
 pub struct Cli {
+    // ---- what to show (netstat's modes) ----
+    /// Display the routing table
+    #[arg(short = 'r', long = "route")]
+    pub route: bool,
+    /// Display the interface table
+    #[arg(short = 'i', long = "interfaces")]
+    pub interfaces: bool,
+    /// Display multicast group memberships
+    #[arg(short = 'g', long = "groups")]
+    pub groups: bool,
+    /// Display networking statistics (like SNMP)
+    #[arg(short = 's', long = "statistics")]
+    pub statistics: bool,
+    /// Display masqueraded (NATed) connections, from conntrack
+    #[arg(short = 'M', long = "masquerade")]
+    pub masquerade: bool,
+
+    // ---- socket selection ----
+    /// TCP sockets
+    #[arg(short = 't', long = "tcp")]
+    pub tcp: bool,
+    /// UDP sockets
+    #[arg(short = 'u', long = "udp")]
+    pub udp: bool,
+    /// UDP-Lite sockets
+    #[arg(short = 'U', long = "udplite")]
+    pub udplite: bool,
+    /// Raw sockets
+    #[arg(short = 'w', long = "raw")]
+    pub raw: bool,
+    /// Unix domain sockets
+    #[arg(short = 'x', long = "unix")]
+    pub unix: bool,
+    /// Address families, comma separated: inet, inet6, unix (also ip, ip6, tcpip)
+    #[arg(short = 'A', long = "protocol", value_name = "FAMILIES", action = ArgAction::Append)]
+    pub families: Vec<String>,
+    /// IPv4 only (--inet, --ip, --tcpip)
+    #[arg(short = '4', long = "inet", visible_aliases = ["ip", "tcpip"])]
+    pub inet: bool,
+    /// IPv6 only (--inet6, --ip6)
+    #[arg(short = '6', long = "inet6", visible_alias = "ip6")]
+    pub inet6: bool,
+    /// Display all sockets (default: connected)
+    #[arg(short = 'a', long = "all")]
+    pub all: bool,
+    /// Display listening server sockets
+    #[arg(short = 'l', long = "listening")]
+    pub listening: bool,
+
+    // ---- columns and formatting ----
+    /// Display other/more information (twice for more)
+    #[arg(short = 'e', long = "extend", action = ArgAction::Count)]
+    pub extend: u8,
+    /// Display PID/Program name for sockets
+    #[arg(short = 'p', long = "programs")]
+    pub programs: bool,
+    /// Display timers
+    #[arg(short = 'o', long = "timers")]
+    pub timers: bool,
+    /// Don't truncate IP addresses
+    #[arg(
+        short = 'W',
+        long = "wide",
+        visible_short_alias = 'T',
+        visible_alias = "notrim"
+    )]
+    pub wide: bool,
+    /// Don't resolve names
+    #[arg(short = 'n', long = "numeric")]
+    pub numeric: bool,
+    /// Don't resolve host names
+    #[arg(long = "numeric-hosts")]
+    pub numeric_hosts: bool,
+    /// Don't resolve port names
+    #[arg(long = "numeric-ports")]
+    pub numeric_ports: bool,
+    /// Don't resolve user names
+    #[arg(long = "numeric-users")]
+    pub numeric_users: bool,
+    /// Resolve hardware names (with -r: print addresses numerically, as netstat does)
+    #[arg(short = 'N', long = "symbolic")]
+    pub symbolic: bool,
+    /// With -r: display the routing cache instead of the FIB
+    #[arg(short = 'C', long = "cache")]
+    pub cache: bool,
+    /// With -r: display the Forwarding Information Base (default)
+    #[arg(short = 'F', long = "fib")]
+    pub fib: bool,
+    /// Be verbose (report protocols this kernel lacks)
+    #[arg(short = 'v', long = "verbose")]
+    pub verbose: bool,
+    /// Continuous listing, every second
+    #[arg(short = 'c', long = "continuous")]
+    pub continuous: bool,
+
+    // ---- event log ----
     /// Log TCP state changes, retransmits and resets as they happen (needs root)
     #[arg(short = 'E', long = "events")]
     pub events: bool,
@@ -31,26 +129,6 @@ pub struct Cli {
     /// With -E: kernel ring buffer size in bytes (power of two, at least the page size)
     #[arg(long, value_name = "BYTES")]
     pub ring_size: Option<u32>,
-
-    /// Don't resolve names
-    #[arg(short = 'n', long = "numeric")]
-    pub numeric: bool,
-    /// Don't resolve host names
-    #[arg(long = "numeric-hosts")]
-    pub numeric_hosts: bool,
-    /// Don't resolve port names
-    #[arg(long = "numeric-ports")]
-    pub numeric_ports: bool,
-    /// Don't resolve user names
-    #[arg(long = "numeric-users")]
-    pub numeric_users: bool,
-
-    /// Only IPv4
-    #[arg(short = '4', long = "inet", visible_alias = "ip")]
-    pub inet: bool,
-    /// Only IPv6
-    #[arg(short = '6', long = "inet6")]
-    pub inet6: bool,
 }
 
 impl Cli {

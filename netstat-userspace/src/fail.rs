@@ -29,3 +29,13 @@ pub fn usage(message: impl Into<String>) -> anyhow::Error {
     }
     .into()
 }
+
+/// An error with netstat's exit code for the same mistake (1 for an
+/// unknown address family, 3 for conflicting modes).
+pub fn with_code(code: i32, message: impl Into<String>) -> anyhow::Error {
+    Fatal {
+        message: message.into(),
+        code,
+    }
+    .into()
+}

@@ -1,8 +1,11 @@
 //! enetstat: netstat on eBPF.
 //!
-//! Data flows one way: kernel programs (netstat-ebpf) -> `kernel` (load,
-//! ring buffer) -> `decoder` -> `filter` -> `render`. The /proc side
-//! (`owners`) feeds the decoder the sockets that existed before start-up.
+//! Two pipelines share the renderers and the name resolver:
+//! - the listing (`snapshot`): /proc files -> `procnet` parsers -> rows ->
+//!   `render` (netstat's tables);
+//! - the event log (`events`): kernel programs (netstat-ebpf) -> `kernel`
+//!   (load, ring buffer) -> `decoder` -> `filter` -> `render`. The /proc side
+//!   (`owners`) feeds the decoder the sockets that existed before start-up.
 
 mod cli;
 mod clock;
@@ -13,7 +16,9 @@ mod filter;
 mod kernel;
 mod names;
 mod owners;
+mod procnet;
 mod render;
+mod snapshot;
 mod tcp_state;
 
 use clap::Parser as _;
@@ -44,9 +49,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     if cli.events {
         return events::run(cli);
     }
-    Err(fail::usage(
-        "the /proc snapshot listing is not built yet; use -E for the event log",
-    ))
+    snapshot::run(cli)
 }
 
 /// Help and version go to stdout as usual; a bad flag is one line on stderr

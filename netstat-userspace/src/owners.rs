@@ -23,6 +23,8 @@ pub struct InodeOwners {
 }
 
 impl InodeOwners {
+    /// Walks /proc/<pid>/fd like netstat -p: the first process (in /proc
+    /// order) holding a socket owns it.
     pub fn scan() -> Self {
         let mut owners = Self::default();
         let Ok(processes) = procfs::process::all_processes() else {
@@ -30,10 +32,14 @@ impl InodeOwners {
             return owners;
         };
         for process in processes.flatten() {
-            let Ok(fds) = process.fd() else {
-                // Exited meanwhile, or not ours to read.
-                owners.incomplete |= process.uid().is_ok_and(|uid| uid != effective_uid());
-                continue;
+            let fds = match process.fd() {
+                Ok(fds) => fds,
+                Err(procfs::ProcError::PermissionDenied(_)) => {
+                    owners.incomplete = true;
+                    continue;
+                }
+                // Exited meanwhile.
+                Err(_) => continue,
             };
             let mut program = None;
             for fd in fds.flatten() {
@@ -51,22 +57,27 @@ impl InodeOwners {
     }
 }
 
-fn effective_uid() -> u32 {
-    // SAFETY: geteuid cannot fail.
-    unsafe { libc::geteuid() }
-}
-
-/// netstat's program name: the last path component of argv[0], or the
-/// kernel's task name for processes without a command line (kernel threads).
+/// netstat's program name: argv[0] (control characters shown as `.`), cut
+/// to its last path component only when it is an absolute path; empty for
+/// kernel threads.
 fn program_name(process: &procfs::process::Process) -> String {
-    let argv0 = process
-        .cmdline()
-        .ok()
-        .and_then(|args| args.into_iter().next())
-        .unwrap_or_default();
-    match argv0.rsplit('/').next() {
-        Some(name) if !name.is_empty() => name.to_string(),
-        _ => process.stat().map(|s| s.comm).unwrap_or_default(),
+    let raw = std::fs::read(format!("/proc/{}/cmdline", process.pid)).unwrap_or_default();
+    // netstat reads at most 511 bytes of the command line.
+    let raw = &raw[..raw.len().min(511)];
+    let argv0 = raw.split(|&b| b == 0).next().unwrap_or_default();
+    let argv0: String = argv0
+        .iter()
+        .map(|&b| {
+            if (b' '..=b'~').contains(&b) {
+                b as char
+            } else {
+                '.'
+            }
+        })
+        .collect();
+    match argv0.strip_prefix('/') {
+        Some(_) => argv0.rsplit('/').next().unwrap_or_default().to_string(),
+        None => argv0,
     }
 }
 

@@ -7,15 +7,10 @@ use netstat_common::tcp_state as k;
 pub struct TcpState(pub u8);
 
 impl TcpState {
-    pub const ESTABLISHED: Self = Self(k::ESTABLISHED);
-    pub const SYN_SENT: Self = Self(k::SYN_SENT);
     pub const SYN_RECV: Self = Self(k::SYN_RECV);
-    pub const FIN_WAIT1: Self = Self(k::FIN_WAIT1);
     pub const FIN_WAIT2: Self = Self(k::FIN_WAIT2);
     pub const TIME_WAIT: Self = Self(k::TIME_WAIT);
     pub const CLOSE: Self = Self(k::CLOSE);
-    pub const CLOSE_WAIT: Self = Self(k::CLOSE_WAIT);
-    pub const LAST_ACK: Self = Self(k::LAST_ACK);
     pub const LISTEN: Self = Self(k::LISTEN);
     pub const CLOSING: Self = Self(k::CLOSING);
 

@@ -18,8 +18,11 @@ use crate::fail;
 /// The compiled kernel programs (built by build.rs through aya-build).
 static PROGRAMS: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/netstat"));
 
-/// The tracepoints we attach to: (category, name, program, fields that must exist).
-const TRACEPOINTS: [(&str, &str, &[(&str, u16)]); 6] = [
+/// Fields a tracepoint must have: (name, size in bytes).
+type RequiredFields = &'static [(&'static str, u16)];
+
+/// The tracepoints we attach to: (category, name, fields that must exist).
+const TRACEPOINTS: [(&str, &str, RequiredFields); 6] = [
     (
         "sock",
         "inet_sock_set_state",

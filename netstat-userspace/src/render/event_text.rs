@@ -48,13 +48,17 @@ impl TextLog {
         write_event(out, ev);
         pad_column(out, start, 27);
 
+        let start = out.len();
         let _ = match ev.age {
-            Some(StateAge::Exact(ns)) => write!(out, "{:>8}", Millis(ns)),
-            Some(StateAge::AtLeast(ns)) => {
-                write!(out, "{:>8}", format_args!(">{}", ns / 1_000_000))
-            }
-            None => write!(out, "{:>8}", "-"),
+            Some(StateAge::Exact(ns)) => write!(out, "{}", Millis(ns)),
+            Some(StateAge::AtLeast(ns)) => write!(out, ">{}", ns / 1_000_000),
+            None => write!(out, "-"),
         };
+        // Right-aligned in 8 columns.
+        let used = out.len() - start;
+        if used < 8 {
+            out.insert_str(start, &"        "[..8 - used]);
+        }
         let _ = write!(out, " {:>7}", ev.retransmits);
     }
 }

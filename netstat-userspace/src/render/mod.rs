@@ -3,6 +3,11 @@
 
 pub mod event_json;
 pub mod event_text;
+pub mod groups;
+pub mod interfaces;
+pub mod routes;
+pub mod sockets;
+pub mod statistics;
 
 use crate::decoder::NetEvent;
 

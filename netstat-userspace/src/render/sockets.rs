@@ -1,0 +1,267 @@
+//! The socket listing, column for column as net-tools netstat 2.10 prints
+//! it: "Active Internet connections" and "Active UNIX domain sockets".
+
+use std::{fmt::Write as _, net::SocketAddr};
+
+use crate::{
+    names::Names,
+    owners::InodeOwners,
+    procnet::{sockets::InetSocket, unix::UnixSocket},
+    snapshot::plan::Sockets,
+    tcp_state::TcpState,
+};
+
+/// The IP protocols netstat lists, with the names of their proto column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InetProto {
+    Tcp,
+    Udp,
+    UdpLite,
+    Raw,
+}
+
+impl InetProto {
+    pub fn column(self, ipv6: bool) -> &'static str {
+        match (self, ipv6) {
+            (InetProto::Tcp, false) => "tcp",
+            (InetProto::Tcp, true) => "tcp6",
+            (InetProto::Udp, false) => "udp",
+            (InetProto::Udp, true) => "udp6",
+            (InetProto::UdpLite, false) => "udpl",
+            (InetProto::UdpLite, true) => "udpl6",
+            (InetProto::Raw, false) => "raw",
+            (InetProto::Raw, true) => "raw6",
+        }
+    }
+
+    /// The services table ports are named from (UDP-Lite shares UDP's).
+    fn services(self) -> &'static str {
+        match self {
+            InetProto::Tcp => "tcp",
+            InetProto::Udp | InetProto::UdpLite => "udp",
+            InetProto::Raw => "raw",
+        }
+    }
+}
+
+/// Where netstat cuts an address column unless -W: 22 characters plus ':'.
+const SHORT_ADDRESS: usize = 22;
+/// "PID/Program name" is at most 19 bytes, in a 20-wide column.
+const PROGRAM_WIDTH: usize = 20;
+
+pub struct SocketTable<'a> {
+    pub names: &'a Names,
+    pub columns: &'a Sockets,
+    pub owners: Option<&'a InodeOwners>,
+    /// Clock ticks per second, the unit of TCP timers in /proc.
+    pub ticks_per_second: u64,
+}
+
+impl SocketTable<'_> {
+    fn scope(&self) -> &'static str {
+        match (self.columns.all, self.columns.listening) {
+            (true, _) => "(servers and established)",
+            (false, true) => "(only servers)",
+            (false, false) => "(w/o servers)",
+        }
+    }
+
+    pub fn internet_header(&self, out: &mut String) {
+        let _ = write!(
+            out,
+            "Active Internet connections {}\nProto Recv-Q Send-Q Local Address           Foreign Address         State      ",
+            self.scope()
+        );
+        if self.columns.extend {
+            out.push_str(" User       Inode     ");
+        }
+        if self.columns.programs {
+            let _ = write!(out, " {:<PROGRAM_WIDTH$}", "PID/Program name");
+        }
+        if self.columns.timers {
+            out.push_str(" Timer");
+        }
+        out.push('\n');
+    }
+
+    pub fn inet_row(&self, out: &mut String, proto: InetProto, s: &InetSocket) {
+        let ipv6 = s.local.is_ipv6();
+        let local = self.address(s.local, proto);
+        let remote = self.address(s.remote, proto);
+        let name = proto.column(ipv6);
+        match proto {
+            InetProto::Tcp => {
+                let state = match s.state {
+                    0 => "",
+                    1..=11 => TcpState(s.state).name(),
+                    _ => "UNKNOWN",
+                };
+                let (lw, rw) = (local.len().max(23), remote.len().max(23));
+                let _ = write!(
+                    out,
+                    "{name:<4}  {:>6} {:>6} {local:<lw$} {remote:<rw$} {state:<11}",
+                    s.rx_queue, s.tx_queue
+                );
+            }
+            InetProto::Udp | InetProto::UdpLite => {
+                let state = match s.state {
+                    1 => "ESTABLISHED",
+                    7 => "",
+                    _ => "UNKNOWN",
+                };
+                let _ = write!(
+                    out,
+                    "{name:<5} {:>6} {:>6} {local:<23} {remote:<23} {state:<11}",
+                    s.rx_queue, s.tx_queue
+                );
+            }
+            InetProto::Raw => {
+                let _ = write!(
+                    out,
+                    "{name:<4}  {:>6} {:>6} {local:<23} {remote:<23} {:<11}",
+                    s.rx_queue, s.tx_queue, s.state
+                );
+            }
+        }
+        self.finish(out, s.uid, s.inode);
+        if self.columns.timers {
+            out.push(' ');
+            self.timer(out, proto, s);
+        }
+        out.push('\n');
+    }
+
+    /// `host:port`, cut to 22+1 characters unless -W (the port keeps up to
+    /// 18 characters, the host gets the rest).
+    fn address(&self, addr: SocketAddr, proto: InetProto) -> String {
+        let mut host = String::new();
+        self.names.write_host(&mut host, addr.ip());
+        let mut port = String::new();
+        self.names
+            .write_port(&mut port, addr.port(), proto.services());
+        if !self.columns.wide && host.len() + port.len() > SHORT_ADDRESS {
+            let port_len = port.len().min(SHORT_ADDRESS - 4);
+            let host_len = SHORT_ADDRESS - port_len;
+            host.truncate(floor_char_boundary(&host, host_len));
+            port.truncate(floor_char_boundary(&port, port_len));
+        }
+        host.push(':');
+        host.push_str(&port);
+        host
+    }
+
+    /// The -e and -p columns.
+    fn finish(&self, out: &mut String, uid: u32, inode: u64) {
+        if self.columns.extend {
+            let _ = write!(out, " {:<10} {inode:<10}", self.names.user(uid));
+        }
+        if self.columns.programs {
+            out.push(' ');
+            self.program(out, inode);
+        }
+    }
+
+    fn program(&self, out: &mut String, inode: u64) {
+        let start = out.len();
+        match self.owners.and_then(|o| o.by_inode.get(&inode)) {
+            Some(owner) => {
+                let _ = write!(out, "{}/{}", owner.pid, owner.program);
+                let end = floor_char_boundary(&out[start..], PROGRAM_WIDTH - 1);
+                out.truncate(start + end);
+            }
+            None => out.push('-'),
+        }
+        let used = out.len() - start;
+        out.extend(std::iter::repeat_n(' ', PROGRAM_WIDTH.saturating_sub(used)));
+    }
+
+    /// The -o column: `keepalive (7190.43/0/0)`: timer, seconds left,
+    /// retransmits, probes.
+    fn timer(&self, out: &mut String, proto: InetProto, s: &InetSocket) {
+        let tcp = proto == InetProto::Tcp;
+        // TCP timers are in clock ticks; netstat divides UDP and raw ones by 100.
+        let hz = if tcp { self.ticks_per_second } else { 100 };
+        let secs = s.timer_ticks as f64 / hz as f64;
+        // netstat shows no retransmit count for UDP.
+        let retr = if matches!(proto, InetProto::Udp | InetProto::UdpLite) {
+            0
+        } else {
+            s.retransmits
+        };
+        let (retr, probes) = (retr, s.timeouts);
+        let _ = match (s.timer, tcp) {
+            (0, _) => write!(out, "off (0.00/{retr}/{probes})"),
+            (1, true) => write!(out, "on ({secs:.2}/{retr}/{probes})"),
+            (2, true) => write!(out, "keepalive ({secs:.2}/{retr}/{probes})"),
+            (3, true) => write!(out, "timewait ({secs:.2}/{retr}/{probes})"),
+            (4, true) => write!(out, "probe ({secs:.2}/{retr}/{probes})"),
+            (n @ (1 | 2), false) => write!(out, "on{n} ({secs:.2}/{retr}/{probes})"),
+            (n, _) => write!(out, "unkn-{n} ({secs:.2}/{retr}/{probes})"),
+        };
+    }
+
+    pub fn unix_header(&self, out: &mut String) {
+        let _ = write!(
+            out,
+            "Active UNIX domain sockets {}\nProto RefCnt Flags       Type       State         I-Node  ",
+            self.scope()
+        );
+        if self.columns.programs {
+            let _ = write!(out, " {:<PROGRAM_WIDTH$}", "PID/Program name");
+        }
+        out.push_str(" Path\n");
+    }
+
+    pub fn unix_row(&self, out: &mut String, s: &UnixSocket) {
+        let proto = if s.protocol == 0 { "unix" } else { "??" };
+        let mut flags = String::from("[ ");
+        for (bit, name) in [(ACCEPTING, "ACC "), (1 << 17, "W "), (1 << 18, "N ")] {
+            if s.flags & bit != 0 {
+                flags.push_str(name);
+            }
+        }
+        flags.push(']');
+        let kind = match s.kind {
+            1 => "STREAM",
+            2 => "DGRAM",
+            3 => "RAW",
+            4 => "RDM",
+            5 => "SEQPACKET",
+            _ => "UNKNOWN",
+        };
+        let state = match s.state {
+            0 => "FREE",
+            1 if s.flags & ACCEPTING != 0 => "LISTENING",
+            1 => "",
+            2 => "CONNECTING",
+            3 => "CONNECTED",
+            4 => "DISCONNECTING",
+            _ => "UNKNOWN",
+        };
+        let _ = write!(
+            out,
+            "{proto:<5} {:<6} {flags:<11} {kind:<10} {state:<13} {:<8}",
+            s.refcnt, s.inode
+        );
+        if self.columns.programs {
+            out.push(' ');
+            self.program(out, s.inode);
+        }
+        out.push(' ');
+        out.push_str(s.path.as_deref().unwrap_or(""));
+        out.push('\n');
+    }
+}
+
+/// __SO_ACCEPTCON: the unix socket is listening.
+pub const ACCEPTING: u64 = 1 << 16;
+
+fn floor_char_boundary(s: &str, mut at: usize) -> usize {
+    if at >= s.len() {
+        return s.len();
+    }
+    while !s.is_char_boundary(at) {
+        at -= 1;
+    }
+    at
+}

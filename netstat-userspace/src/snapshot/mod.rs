@@ -1,0 +1,57 @@
+//! The netstat listing: /proc snapshot -> rows -> netstat's text. One
+//! listing per run, or one per second with -c.
+
+mod interfaces;
+pub mod plan;
+mod routes;
+mod sockets;
+mod statistics;
+
+use std::io::Write as _;
+
+use anyhow::{Context as _, Result};
+
+use crate::{cli::Cli, names::Names};
+use plan::Plan;
+
+pub fn run(cli: &Cli) -> Result<()> {
+    let plan = Plan::from_cli(cli)?;
+    let mut numeric = cli.numeric();
+    if matches!(plan, Plan::Routes(_)) {
+        // netstat passes -N into the route printer's "numeric" bits.
+        numeric.hosts |= cli.symbolic;
+    }
+    let names = Names::new(numeric);
+    loop {
+        let mut out = String::new();
+        let result = match &plan {
+            Plan::Sockets(s) => sockets::list(s, &names, &mut out),
+            Plan::Routes(r) => routes::list(r, &names, &mut out),
+            Plan::Interfaces { all } => interfaces::list(*all, &mut out),
+            Plan::Statistics(s) => statistics::list(s, &mut out),
+            Plan::Masquerade => Err(crate::fail::with_code(
+                1,
+                "-M: this kernel has no ip_masquerade table (removed in Linux 2.4); NAT state lives in conntrack, see `conntrack -L`",
+            )),
+        };
+        // What was gathered before a failure is still printed, as netstat does.
+        write_stdout(&out)?;
+        result?;
+        if !cli.continuous || matches!(plan, Plan::Statistics(_)) {
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
+}
+
+/// Writes one listing; a closed pipe (`| head`) ends the program quietly.
+fn write_stdout(text: &str) -> Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        other => other.context("writing to standard output"),
+    }
+}

@@ -1,0 +1,146 @@
+//! Sockets: which /proc/net files to read for the plan, which rows netstat
+//! would show (-a, -l), and the "-p" owner scan.
+
+use std::net::IpAddr;
+
+use anyhow::Result;
+
+use super::plan::Sockets;
+use crate::{
+    fail,
+    names::Names,
+    owners::InodeOwners,
+    procnet::{self, igmp, sockets::InetSocket, unix},
+    render::{
+        groups,
+        sockets::{ACCEPTING, InetProto, SocketTable},
+    },
+};
+
+pub fn list(plan: &Sockets, names: &Names, out: &mut String) -> Result<()> {
+    let owners = plan.programs.then(scan_owners);
+    let table = SocketTable {
+        names,
+        columns: plan,
+        owners: owners.as_ref(),
+        ticks_per_second: ticks_per_second(),
+    };
+    let protocols = [
+        (plan.tcp, InetProto::Tcp, "tcp"),
+        (plan.udp, InetProto::Udp, "udp"),
+        (plan.udplite, InetProto::UdpLite, "udplite"),
+        (plan.raw, InetProto::Raw, "raw"),
+    ];
+    if protocols.iter().any(|(on, ..)| *on) {
+        table.internet_header(out);
+    }
+    for (_, proto, file) in protocols.into_iter().filter(|(on, ..)| *on) {
+        for (wanted, path) in [
+            (plan.ipv4, format!("/proc/net/{file}")),
+            (plan.ipv6, format!("/proc/net/{file}6")),
+        ] {
+            if !wanted {
+                continue;
+            }
+            let Some(text) = procnet::read_optional(&path)? else {
+                // Only the IPv4 file's absence is news (IPv6 may be disabled).
+                if !path.ends_with('6') {
+                    missing(plan, &format!("AF INET ({file})"))?;
+                }
+                continue;
+            };
+            for socket in procnet::sockets::parse(&text, &path)? {
+                if shown(plan, proto, &socket) {
+                    table.inet_row(out, proto, &socket);
+                }
+            }
+        }
+    }
+    if plan.groups {
+        groups::header(out);
+        if plan.ipv4 {
+            match procnet::read_optional("/proc/net/igmp")? {
+                Some(text) => groups::rows(out, names, &igmp::parse_v4(&text, "/proc/net/igmp")?),
+                None => missing(plan, "AF INET (igmp)")?,
+            }
+        }
+        if plan.ipv6
+            && let Some(text) = procnet::read_optional("/proc/net/igmp6")?
+        {
+            groups::rows(out, names, &igmp::parse_v6(&text, "/proc/net/igmp6")?);
+        }
+    }
+    if plan.unix {
+        table.unix_header(out);
+        match procnet::read_optional("/proc/net/unix")? {
+            Some(text) => {
+                for socket in unix::parse(&text, "/proc/net/unix")? {
+                    let listening = socket.state == 1 && socket.flags & ACCEPTING != 0;
+                    if plan.all || listening == plan.listening {
+                        table.unix_row(out, &socket);
+                    }
+                }
+            }
+            None => missing(plan, "AF UNIX")?,
+        }
+    }
+    Ok(())
+}
+
+/// netstat's rules for -a and -l: a TCP socket listens when it has no
+/// remote port; UDP and raw sockets when they have no remote address.
+fn shown(plan: &Sockets, proto: InetProto, s: &InetSocket) -> bool {
+    if plan.all {
+        return true;
+    }
+    let listening = match proto {
+        InetProto::Tcp => s.remote.port() == 0,
+        _ => match s.remote.ip() {
+            IpAddr::V4(ip) => ip.is_unspecified(),
+            IpAddr::V6(ip) => ip.is_unspecified(),
+        },
+    };
+    listening == plan.listening
+}
+
+/// A protocol this kernel lacks: netstat says so when the protocol was asked
+/// for by name (or with -v), and stops with exit code 1 when asked by name.
+fn missing(plan: &Sockets, what: &str) -> Result<()> {
+    if plan.implied {
+        return Ok(());
+    }
+    let message = format!("no support for `{what}' on this system.");
+    if plan.explicit {
+        return Err(fail::with_code(1, message));
+    }
+    if plan.verbose {
+        eprintln!("enetstat: {message}");
+    }
+    Ok(())
+}
+
+/// The owner scan for -p, with netstat's notice when some processes could
+/// not be looked into.
+fn scan_owners() -> InodeOwners {
+    let owners = InodeOwners::scan();
+    if owners.incomplete {
+        if owners.by_inode.is_empty() {
+            // SAFETY: geteuid cannot fail.
+            let euid = unsafe { libc::geteuid() };
+            eprintln!(
+                "(No info could be read for \"-p\": geteuid()={euid} but you should be root.)"
+            );
+        } else {
+            eprintln!(
+                "(Not all processes could be identified, non-owned process info\n will not be shown, you would have to be root to see it all.)"
+            );
+        }
+    }
+    owners
+}
+
+fn ticks_per_second() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if hz > 0 { hz as u64 } else { 100 }
+}
