@@ -42,6 +42,10 @@ pub fn tcpload_bin() -> PathBuf {
     bin_dir().join("tcpload")
 }
 
+pub fn sockholder_bin() -> PathBuf {
+    bin_dir().join("sockholder")
+}
+
 /// Runs a command to completion, panicking with its output if it fails.
 pub fn sh(program: &str, args: &[&str]) -> String {
     let out = Command::new(program)
