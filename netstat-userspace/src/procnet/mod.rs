@@ -6,6 +6,7 @@
 //! entries drop columns netstat prints (socket timers, unix flags, IPv6
 //! routes), so the socket tables are parsed here.
 
+pub mod conntrack;
 pub mod dev;
 pub mod igmp;
 pub mod routes;

@@ -2,6 +2,7 @@
 //! listing per run, or one per second with -c.
 
 mod interfaces;
+mod masquerade;
 pub mod plan;
 mod routes;
 mod sockets;
@@ -29,10 +30,7 @@ pub fn run(cli: &Cli) -> Result<()> {
             Plan::Routes(r) => routes::list(r, &names, &mut out),
             Plan::Interfaces { all } => interfaces::list(*all, &mut out),
             Plan::Statistics(s) => statistics::list(s, &mut out),
-            Plan::Masquerade => Err(crate::fail::with_code(
-                1,
-                "-M: this kernel has no ip_masquerade table (removed in Linux 2.4); NAT state lives in conntrack, see `conntrack -L`",
-            )),
+            Plan::Masquerade => masquerade::list(&names, &mut out),
         };
         // What was gathered before a failure is still printed, as netstat does.
         write_stdout(&out)?;
