@@ -20,6 +20,7 @@ mod procnet;
 mod render;
 mod snapshot;
 mod tcp_state;
+mod textfmt;
 
 use clap::Parser as _;
 

@@ -2,11 +2,12 @@
 //! cached), networks (for routes), ports (/etc/services, /etc/protocols for
 //! raw sockets) and users, each switchable to numeric.
 
+use crate::textfmt::push_u64;
+
 use std::{
     cell::{OnceCell, RefCell},
     collections::HashMap,
     ffi::CStr,
-    fmt::Write as _,
     net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
 };
 
@@ -73,6 +74,15 @@ impl Names {
 
     pub fn write_host(&self, out: &mut String, ip: IpAddr) {
         match ip {
+            // The common case of a big numeric listing, without allocating.
+            IpAddr::V4(v4) if self.numeric.hosts => {
+                for (i, octet) in v4.octets().into_iter().enumerate() {
+                    if i > 0 {
+                        out.push('.');
+                    }
+                    push_u64(out, octet.into());
+                }
+            }
             IpAddr::V4(v4) => out.push_str(&self.host_v4(v4, V4Lookup::SOCKET)),
             IpAddr::V6(v6) => out.push_str(strip_v4_mapped(&self.host_v6(v6, false), &v6)),
         }
@@ -136,7 +146,7 @@ impl Names {
             out.push_str(name);
             return;
         }
-        let _ = write!(out, "{port}");
+        push_u64(out, port.into());
     }
 
     pub fn user(&self, uid: u32) -> String {

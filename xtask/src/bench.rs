@@ -21,7 +21,15 @@ use crate::{release_bin, workspace_root};
 
 pub struct Options {
     pub connections: u64,
-    pub runs: usize,
+    /// Runs per row; None: each scenario's default.
+    pub runs: Option<usize>,
+    pub only: Option<Scenario>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Scenario {
+    Storm,
+    Snapshot,
 }
 
 const WORKERS: u64 = 4;
@@ -54,15 +62,31 @@ struct Sample {
 }
 
 pub fn run(opts: &Options) -> Result<()> {
-    let mut table = String::new();
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let kernel = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let mut report = format!(
+        "# Benchmark results\n\nMachine: {cores} cores, Linux {}.\n\n",
+        kernel.trim()
+    );
+    if opts.only != Some(Scenario::Snapshot) {
+        report.push_str(&storm_table(opts.connections, opts.runs.unwrap_or(3))?);
+    }
+    if opts.only != Some(Scenario::Storm) {
+        report.push_str(&crate::snapshot_bench::table(opts.runs.unwrap_or(5))?);
+    }
+    println!("\n{report}");
+    let dir = workspace_root().join("bench");
+    fs::create_dir_all(&dir)?;
+    fs::write(dir.join("RESULTS.md"), report)?;
+    println!("bench: wrote bench/RESULTS.md");
+    Ok(())
+}
+
+fn storm_table(connections: u64, runs: usize) -> Result<String> {
+    let mut table = String::new();
     writeln!(
         table,
-        "## Connection storm: {} connections, {WORKERS} client + {WORKERS} server threads, loopback in a fresh namespace\n\nMachine: {cores} cores, Linux {}. {} runs per row; median (min-max).\n",
-        opts.connections,
-        kernel.trim(),
-        opts.runs
+        "## Connection storm: {connections} connections, {WORKERS} client + {WORKERS} server threads, loopback in a fresh namespace\n\n{runs} runs per row; median (min-max).\n",
     )?;
     writeln!(
         table,
@@ -78,15 +102,15 @@ pub fn run(opts: &Options) -> Result<()> {
             Tracer::Tcpstates,
         ] {
             let mut samples = Vec::new();
-            for run in 0..opts.runs {
+            for run in 0..runs {
                 println!(
                     "bench: {} close, {}, run {}/{}",
                     if rst { "reset" } else { "normal" },
                     tracer.label(),
                     run + 1,
-                    opts.runs
+                    runs
                 );
-                samples.push(storm(tracer, opts.connections, rst)?);
+                samples.push(storm(tracer, connections, rst)?);
             }
             let rates: Vec<f64> = samples.iter().map(|s| s.rate).collect();
             let rate = median(&rates);
@@ -95,7 +119,7 @@ pub fn run(opts: &Options) -> Result<()> {
             }
             // Per connection: 5 client + 5 server transitions on a normal
             // close, 3 + 3 with a reset; plus the listener's two.
-            let expected = opts.connections * if rst { 6 } else { 10 } + 2;
+            let expected = connections * if rst { 6 } else { 10 } + 2;
             let cell = |f: &dyn Fn(&Sample) -> f64, digits: usize| {
                 let v: Vec<f64> = samples.iter().map(f).collect();
                 format!("{:.digits$}", median(&v))
@@ -126,28 +150,20 @@ pub fn run(opts: &Options) -> Result<()> {
             )?;
         }
     }
-    println!("\n{table}");
-    let dir = workspace_root().join("bench");
-    fs::create_dir_all(&dir)?;
-    fs::write(
-        dir.join("RESULTS.md"),
-        format!("# Benchmark results\n\n{table}"),
-    )?;
-    println!("bench: wrote bench/RESULTS.md");
-    Ok(())
+    Ok(table)
 }
 
-fn median(values: &[f64]) -> f64 {
+pub fn median(values: &[f64]) -> f64 {
     let mut v = values.to_vec();
     v.sort_by(|a, b| a.total_cmp(b));
     v.get(v.len() / 2).copied().unwrap_or(0.0)
 }
 
-/// A namespace for one storm, removed on drop.
-struct Netns(String);
+/// A namespace for one storm or snapshot scenario, removed on drop.
+pub struct Netns(String);
 
 impl Netns {
-    fn new() -> Result<Self> {
+    pub fn new() -> Result<Self> {
         let name = format!("enetstat-bench-{}", std::process::id());
         let _ = Command::new("ip").args(["netns", "del", &name]).output();
         check(Command::new("ip").args(["netns", "add", &name]))?;
@@ -155,7 +171,7 @@ impl Netns {
         Ok(Self(name))
     }
 
-    fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", &self.0]).arg(program);
         cmd

@@ -6,6 +6,7 @@
 
 mod bench;
 mod setup;
+mod snapshot_bench;
 
 use std::{
     path::{Path, PathBuf},
@@ -44,9 +45,12 @@ enum Task {
         /// Connections per storm (default 100000).
         #[arg(long)]
         connections: Option<u64>,
-        /// Runs per scenario (default 3).
+        /// Runs per scenario (default 3 for storms, 5 for snapshots).
         #[arg(long)]
         runs: Option<usize>,
+        /// Only one scenario: `storm` or `snapshot` (default: both).
+        #[arg(long)]
+        only: Option<bench::Scenario>,
     },
 }
 
@@ -80,13 +84,18 @@ fn run(task: Task) -> Result<()> {
             // Release: the storm tests need the consumer at full speed.
             cargo(&["test", "--release"], &args)
         }
-        Task::Bench { connections, runs } => {
+        Task::Bench {
+            connections,
+            runs,
+            only,
+        } => {
             setup::ensure(setup::Needs::Bench)?;
             require_root("the benchmarks load eBPF programs and create network namespaces")?;
             build()?;
             bench::run(&bench::Options {
                 connections: connections.unwrap_or(100_000),
-                runs: runs.unwrap_or(3),
+                runs,
+                only,
             })
         }
     }

@@ -9,6 +9,7 @@ use crate::{
     procnet::{sockets::InetSocket, unix::UnixSocket},
     snapshot::plan::Sockets,
     tcp_state::TcpState,
+    textfmt::{pad_to, push_right, push_u64},
 };
 
 /// The IP protocols netstat lists, with the names of their proto column.
@@ -85,44 +86,36 @@ impl SocketTable<'_> {
     }
 
     pub fn inet_row(&self, out: &mut String, proto: InetProto, s: &InetSocket) {
-        let ipv6 = s.local.is_ipv6();
-        let local = self.address(s.local, proto);
-        let remote = self.address(s.remote, proto);
-        let name = proto.column(ipv6);
+        // Hand-built rather than write!(): this runs once per socket.
+        let udp = matches!(proto, InetProto::Udp | InetProto::UdpLite);
+        let start = out.len();
+        out.push_str(proto.column(s.local.is_ipv6()));
+        // "%-4s  " for tcp and raw, "%-5s " for udp.
+        pad_to(out, start, 5);
+        out.push(' ');
+        push_right(out, s.rx_queue, 6);
+        out.push(' ');
+        push_right(out, s.tx_queue, 6);
+        out.push(' ');
+        self.address(out, s.local, proto);
+        out.push(' ');
+        self.address(out, s.remote, proto);
+        out.push(' ');
+        let start = out.len();
         match proto {
-            InetProto::Tcp => {
-                let state = match s.state {
-                    0 => "",
-                    1..=11 => TcpState(s.state).name(),
-                    _ => "UNKNOWN",
-                };
-                let (lw, rw) = (local.len().max(23), remote.len().max(23));
-                let _ = write!(
-                    out,
-                    "{name:<4}  {:>6} {:>6} {local:<lw$} {remote:<rw$} {state:<11}",
-                    s.rx_queue, s.tx_queue
-                );
-            }
-            InetProto::Udp | InetProto::UdpLite => {
-                let state = match s.state {
-                    1 => "ESTABLISHED",
-                    7 => "",
-                    _ => "UNKNOWN",
-                };
-                let _ = write!(
-                    out,
-                    "{name:<5} {:>6} {:>6} {local:<23} {remote:<23} {state:<11}",
-                    s.rx_queue, s.tx_queue
-                );
-            }
-            InetProto::Raw => {
-                let _ = write!(
-                    out,
-                    "{name:<4}  {:>6} {:>6} {local:<23} {remote:<23} {:<11}",
-                    s.rx_queue, s.tx_queue, s.state
-                );
-            }
+            InetProto::Tcp => out.push_str(match s.state {
+                0 => "",
+                1..=11 => TcpState(s.state).name(),
+                _ => "UNKNOWN",
+            }),
+            _ if udp => out.push_str(match s.state {
+                1 => "ESTABLISHED",
+                7 => "",
+                _ => "UNKNOWN",
+            }),
+            _ => push_u64(out, u64::from(s.state)),
         }
+        pad_to(out, start, 11);
         self.finish(out, s.uid, s.inode);
         if self.columns.timers {
             out.push(' ');
@@ -131,23 +124,24 @@ impl SocketTable<'_> {
         out.push('\n');
     }
 
-    /// `host:port`, cut to 22+1 characters unless -W (the port keeps up to
-    /// 18 characters, the host gets the rest).
-    fn address(&self, addr: SocketAddr, proto: InetProto) -> String {
-        let mut host = String::new();
-        self.names.write_host(&mut host, addr.ip());
-        let mut port = String::new();
-        self.names
-            .write_port(&mut port, addr.port(), proto.services());
-        if !self.columns.wide && host.len() + port.len() > SHORT_ADDRESS {
-            let port_len = port.len().min(SHORT_ADDRESS - 4);
-            let host_len = SHORT_ADDRESS - port_len;
-            host.truncate(floor_char_boundary(&host, host_len));
-            port.truncate(floor_char_boundary(&port, port_len));
+    /// `host:port` in a 23-wide column, cut to 22+1 characters unless -W
+    /// (the port keeps up to 18 characters, the host gets the rest).
+    fn address(&self, out: &mut String, addr: SocketAddr, proto: InetProto) {
+        let start = out.len();
+        self.names.write_host(out, addr.ip());
+        let host_end = out.len();
+        out.push(':');
+        self.names.write_port(out, addr.port(), proto.services());
+        let (host_len, port_len) = (host_end - start, out.len() - host_end - 1);
+        if !self.columns.wide && host_len + port_len > SHORT_ADDRESS {
+            let port = out[host_end + 1..].to_string();
+            let keep_port = port_len.min(SHORT_ADDRESS - 4);
+            let keep_host = SHORT_ADDRESS - keep_port;
+            out.truncate(start + floor_char_boundary(&out[start..host_end], keep_host));
+            out.push(':');
+            out.push_str(&port[..floor_char_boundary(&port, keep_port)]);
         }
-        host.push(':');
-        host.push_str(&port);
-        host
+        pad_to(out, start, 23);
     }
 
     /// The -e and -p columns.
