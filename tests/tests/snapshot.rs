@@ -203,6 +203,8 @@ fn interfaces_and_groups_match_netstat() {
     ]);
     f.compare(&["-i"], "v0", false);
     f.compare(&["-ia"], "d0", false);
+    f.compare(&["-ie"], "inet6 fd00:99::1  prefixlen 64", false);
+    f.compare(&["-iae"], "d0: flags=", false);
     f.compare(&["-g"], "ff02::1", false);
 }
 

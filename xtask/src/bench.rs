@@ -150,6 +150,7 @@ fn storm_table(connections: u64, runs: usize) -> Result<String> {
             )?;
         }
     }
+    table.push('\n');
     Ok(table)
 }
 

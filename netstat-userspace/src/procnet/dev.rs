@@ -5,14 +5,19 @@ use super::{ParseError, Source};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DevCounters {
     pub name: String,
+    pub rx_bytes: u64,
     pub rx_packets: u64,
     pub rx_errors: u64,
     pub rx_dropped: u64,
     pub rx_fifo: u64,
+    pub rx_frame: u64,
+    pub tx_bytes: u64,
     pub tx_packets: u64,
     pub tx_errors: u64,
     pub tx_dropped: u64,
     pub tx_fifo: u64,
+    pub collisions: u64,
+    pub tx_carrier: u64,
 }
 
 /// Two header lines, then `name: 16 counters` (bytes, packets, errs, drop,
@@ -43,14 +48,19 @@ pub fn parse(text: &str, file: &str) -> Result<Vec<DevCounters>, ParseError> {
             }
             Ok(DevCounters {
                 name: name.to_string(),
+                rx_bytes: values[0],
                 rx_packets: values[1],
                 rx_errors: values[2],
                 rx_dropped: values[3],
                 rx_fifo: values[4],
+                rx_frame: values[5],
+                tx_bytes: values[8],
                 tx_packets: values[9],
                 tx_errors: values[10],
                 tx_dropped: values[11],
                 tx_fifo: values[12],
+                collisions: values[13],
+                tx_carrier: values[14],
             })
         })
         .collect()

@@ -8,6 +8,7 @@
 
 pub mod conntrack;
 pub mod dev;
+pub mod if_inet6;
 pub mod igmp;
 pub mod routes;
 pub mod snmp;

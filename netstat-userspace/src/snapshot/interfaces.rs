@@ -1,35 +1,49 @@
 //! -i: interfaces from /proc/net/dev, with flags and MTU from the kernel
 //! (SIOCGIFFLAGS/SIOCGIFMTU, as netstat asks for them), in netstat's order.
 
-use std::{cmp::Ordering, io};
+use std::{cmp::Ordering, io, net::Ipv4Addr};
 
 use anyhow::{Context as _, Result};
 
 use crate::{
-    procnet,
-    render::interfaces::{self, Interface},
+    procnet::{self, if_inet6},
+    render::interfaces::{self, Details, Interface, Ipv4Info},
 };
 
-pub fn list(all: bool, out: &mut String) -> Result<()> {
-    let text = std::fs::read_to_string("/proc/net/dev").context("reading /proc/net/dev")?;
+pub fn list(all: bool, long: bool, out: &mut String) -> Result<()> {
+    let text = procnet::read("/proc/net/dev").context("reading /proc/net/dev")?;
     let mut devs = procnet::dev::parse(&text, "/proc/net/dev")?;
     devs.sort_by(|a, b| natural_cmp(&a.name, &b.name));
+    let ipv6 = match (long, procnet::read_optional("/proc/net/if_inet6")?) {
+        (true, Some(text)) => if_inet6::parse(&text, "/proc/net/if_inet6")?,
+        _ => Vec::new(),
+    };
     let socket = Socket::open()?;
-    interfaces::header(out);
+    interfaces::header(out, long);
     for counters in devs {
         // An interface that vanished since /proc/net/dev was read is skipped.
-        let Ok((flags, mtu)) = socket.flags_and_mtu(&counters.name) else {
+        let Ok(req) = socket.ioctl(&counters.name, libc::SIOCGIFFLAGS) else {
             continue;
         };
-        if flags & libc::IFF_UP as u32 != 0 || all {
-            interfaces::row(
-                out,
-                &Interface {
-                    counters,
-                    flags,
-                    mtu,
-                },
-            );
+        // SAFETY: SIOCGIFFLAGS filled the flags member of the union.
+        let flags = unsafe { req.ifr_ifru.ifru_flags } as u16 as u32;
+        if flags & libc::IFF_UP as u32 == 0 && !all {
+            continue;
+        }
+        // SAFETY: SIOCGIFMTU fills the mtu member.
+        let mtu = socket
+            .ioctl(&counters.name, libc::SIOCGIFMTU)
+            .map_or(0, |r| unsafe { r.ifr_ifru.ifru_mtu });
+        let details = long.then(|| socket.details(&counters.name, &ipv6));
+        let i = Interface {
+            counters,
+            flags,
+            mtu,
+            details,
+        };
+        match &i.details {
+            Some(d) => interfaces::long(out, &i, d),
+            None => interfaces::row(out, &i),
         }
     }
     Ok(())
@@ -68,7 +82,8 @@ impl Socket {
         Ok(Self(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) }))
     }
 
-    fn flags_and_mtu(&self, name: &str) -> io::Result<(u32, i32)> {
+    /// One SIOCGIF* request for `name`.
+    fn ioctl(&self, name: &str, request: libc::Ioctl) -> io::Result<libc::ifreq> {
         use std::os::fd::AsRawFd as _;
         // SAFETY: ifreq is plain data; zero is valid.
         let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
@@ -78,20 +93,66 @@ impl Socket {
         for (dst, src) in req.ifr_name.iter_mut().zip(name.bytes()) {
             *dst = src as libc::c_char;
         }
-        let fd = self.0.as_raw_fd();
         // SAFETY: req is a valid ifreq with a NUL-terminated name.
-        if unsafe { libc::ioctl(fd, libc::SIOCGIFFLAGS, &mut req) } < 0 {
+        if unsafe { libc::ioctl(self.0.as_raw_fd(), request, &mut req) } < 0 {
             return Err(io::Error::last_os_error());
         }
-        // SAFETY: SIOCGIFFLAGS filled the flags member of the union.
-        let flags = unsafe { req.ifr_ifru.ifru_flags } as u16 as u32;
-        // SAFETY: as above, for SIOCGIFMTU and the mtu member.
-        if unsafe { libc::ioctl(fd, libc::SIOCGIFMTU, &mut req) } < 0 {
-            return Err(io::Error::last_os_error());
+        Ok(req)
+    }
+
+    fn ipv4(&self, name: &str, request: libc::Ioctl) -> Option<Ipv4Addr> {
+        let req = self.ioctl(name, request).ok()?;
+        // SAFETY: these requests fill the address member with a sockaddr_in.
+        let sin = unsafe {
+            *(&req.ifr_ifru.ifru_addr as *const libc::sockaddr).cast::<libc::sockaddr_in>()
+        };
+        Some(Ipv4Addr::from(sin.sin_addr.s_addr.to_ne_bytes()))
+    }
+
+    /// The -ie extras, each as net-tools gets it (a failed request leaves
+    /// zeros, or no txqueuelen).
+    fn details(&self, name: &str, ipv6: &[if_inet6::Address]) -> Details {
+        let zero = Ipv4Addr::UNSPECIFIED;
+        let ipv4 = self.ipv4(name, libc::SIOCGIFADDR).map(|address| Ipv4Info {
+            address,
+            netmask: self.ipv4(name, libc::SIOCGIFNETMASK).unwrap_or(zero),
+            broadcast: self.ipv4(name, libc::SIOCGIFBRDADDR).unwrap_or(zero),
+            destination: self.ipv4(name, libc::SIOCGIFDSTADDR).unwrap_or(zero),
+        });
+        let (hw_type, hw_addr) = match self.ioctl(name, libc::SIOCGIFHWADDR) {
+            Ok(req) => {
+                // SAFETY: SIOCGIFHWADDR fills the hwaddr member.
+                let sa = unsafe { req.ifr_ifru.ifru_hwaddr };
+                let mut addr = [0u8; 8];
+                for (dst, src) in addr.iter_mut().zip(sa.sa_data) {
+                    *dst = src as u8;
+                }
+                (sa.sa_family, addr)
+            }
+            Err(_) => (0, [0; 8]),
+        };
+        // SAFETY: SIOCGIFTXQLEN fills the int member (shared with ifindex).
+        let tx_queue_len = self
+            .ioctl(name, libc::SIOCGIFTXQLEN)
+            .ok()
+            .map(|r| unsafe { r.ifr_ifru.ifru_ifindex });
+        // SAFETY: SIOCGIFMAP fills the map member.
+        let map = self
+            .ioctl(name, libc::SIOCGIFMAP)
+            .ok()
+            .map(|r| unsafe { r.ifr_ifru.ifru_map });
+        Details {
+            ipv4,
+            ipv6: ipv6.iter().filter(|a| a.device == name).cloned().collect(),
+            hw_type,
+            hw_addr,
+            tx_queue_len,
+            irq: map.map_or(0, |m| m.irq),
+            base_addr: map.map_or(0, |m| m.base_addr),
+            mem_start: map.map_or(0, |m| m.mem_start),
+            mem_end: map.map_or(0, |m| m.mem_end),
+            dma: map.map_or(0, |m| m.dma),
         }
-        // SAFETY: SIOCGIFMTU filled the mtu member.
-        let mtu = unsafe { req.ifr_ifru.ifru_mtu };
-        Ok((flags, mtu))
     }
 }
 

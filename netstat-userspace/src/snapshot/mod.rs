@@ -28,7 +28,7 @@ pub fn run(cli: &Cli) -> Result<()> {
         let result = match &plan {
             Plan::Sockets(s) => sockets::list(s, &names, &mut out),
             Plan::Routes(r) => routes::list(r, &names, &mut out),
-            Plan::Interfaces { all } => interfaces::list(*all, &mut out),
+            Plan::Interfaces { all, long } => interfaces::list(*all, *long, &mut out),
             Plan::Statistics(s) => statistics::list(s, &mut out),
             Plan::Masquerade => masquerade::list(&names, &mut out),
         };

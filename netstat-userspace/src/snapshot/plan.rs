@@ -11,7 +11,7 @@ use crate::{cli::Cli, fail};
 pub enum Plan {
     Sockets(Sockets),
     Routes(Routes),
-    Interfaces { all: bool },
+    Interfaces { all: bool, long: bool },
     Statistics(Statistics),
     Masquerade,
 }
@@ -155,12 +155,10 @@ impl Plan {
             }));
         }
         if cli.interfaces {
-            if cli.extend > 0 {
-                return Err(fail::usage(
-                    "-i -e (the ifconfig-style interface listing) is not implemented; use `ip -s link`",
-                ));
-            }
-            return Ok(Plan::Interfaces { all: cli.all });
+            return Ok(Plan::Interfaces {
+                all: cli.all,
+                long: cli.extend > 0,
+            });
         }
         let everything = !explicit;
         Ok(Plan::Sockets(Sockets {
