@@ -11,6 +11,7 @@
 
 use aya_ebpf::{
     EbpfContext,
+    bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
     helpers::{
         bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_kernel,
     },
@@ -174,12 +175,22 @@ fn read_endpoints(ctx: &TracePointContext, f: &TracepointFields, ev: &mut Event)
     }
 }
 
+/// Unread bytes in the ring at which we wake the reader. Below it the reader
+/// polls on a short timer (events::POLL): a wakeup per event costs the
+/// reader a context switch per event in a storm.
+const WAKEUP_BYTES: u64 = 256 * 1024;
+
 #[inline(always)]
 fn submit(ev: &Event) {
     match EVENTS.reserve::<Event>(0) {
         Some(mut slot) => {
             slot.write(*ev);
-            slot.submit(0);
+            let wake = if EVENTS.query(BPF_RB_AVAIL_DATA as u64) >= WAKEUP_BYTES {
+                BPF_RB_FORCE_WAKEUP
+            } else {
+                BPF_RB_NO_WAKEUP
+            };
+            slot.submit(wake as u64);
         }
         None => bump(counter::LOST),
     }

@@ -31,6 +31,10 @@ use crate::{
     },
 };
 
+/// How often the ring is read when the kernel has not woken us: the most an
+/// event waits before it is printed.
+const POLL: Duration = Duration::from_millis(20);
+
 /// What the run saw, for the closing summary line.
 #[derive(Debug, Default)]
 struct Tally {
@@ -119,6 +123,10 @@ async fn stream(cli: &Cli, filter: EventFilter) -> Result<()> {
         filter: &filter,
         limit: cli.count,
     };
+    // The kernel wakes us only when the ring holds 256 KiB; below that we
+    // look every POLL (see netstat-ebpf's `submit`).
+    let mut poll = tokio::time::interval(POLL);
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut open = true;
     while open {
         tokio::select! {
@@ -126,6 +134,9 @@ async fn stream(cli: &Cli, filter: EventFilter) -> Result<()> {
                 let mut guard = guard?;
                 open = writer.drain(guard.get_inner_mut(), &decoder, &mut tally)?;
                 guard.clear_ready();
+            }
+            _ = poll.tick() => {
+                open = writer.drain(ring.get_mut(), &decoder, &mut tally)?;
             }
             guard = logger.readable_mut() => {
                 let mut guard = guard?;
