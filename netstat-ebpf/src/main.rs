@@ -46,13 +46,29 @@ static LISTENERS: HashMap<ListenKey, ListenOwner> = HashMap::with_max_entries(16
 #[map]
 static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counter::COUNT, 0);
 
-/// Per CPU: 1 while one of our classic tracepoint programs runs. The kernel
-/// runs no classic tracepoint program nested inside another on the same CPU
-/// (one `bpf_prog_active` guard for all), so a state change that a softirq
-/// makes while we run in syscall context is skipped. Raw tracepoints have a
-/// guard per program; our raw twins see this flag and report such changes.
+/// Per CPU: marks (socket address | tracepoint id) of the events our classic
+/// programs have just handled. The kernel runs no classic tracepoint program
+/// nested inside another on the same CPU (one `bpf_prog_active` guard for
+/// all), so a state change that a softirq makes while one runs is skipped.
+/// Raw tracepoints have a guard per program: each classic program has a raw
+/// twin on the same tracepoint, run after it, that reports the event itself
+/// when it finds no mark. A mark (rather than an "inside" flag) also covers
+/// the instants the kernel holds the guard before and after our code runs.
 #[map]
-static ACTIVE: PerCpuArray<u8> = PerCpuArray::with_max_entries(1, 0);
+static HANDLED: PerCpuArray<[u64; HANDLED_SLOTS]> = PerCpuArray::with_max_entries(1, 0);
+
+/// Nesting is at most a few levels (task, softirq, hardirq).
+const HANDLED_SLOTS: usize = 4;
+
+/// Tracepoint ids for `HANDLED` marks; sockets are 8-byte aligned.
+mod tp {
+    pub const SET_STATE: u64 = 1;
+    pub const DESTROY_SOCK: u64 = 2;
+    pub const RETRANSMIT_SKB: u64 = 3;
+    pub const RETRANSMIT_SYNACK: u64 = 4;
+    pub const SEND_RESET: u64 = 5;
+    pub const RECEIVE_RESET: u64 = 6;
+}
 
 const IPPROTO_TCP: u16 = 6;
 
@@ -70,27 +86,34 @@ fn bump(index: u32) {
     }
 }
 
+/// Ends a classic program: leaves the mark of the event it handled for its
+/// raw twin. A full table (marks whose twin was itself skipped) is recycled.
 #[inline(always)]
-fn set_active(on: u8) {
-    if let Some(flag) = ACTIVE.get_ptr_mut(0) {
-        unsafe { *flag = on };
+fn classic_done(sk: u64, tracepoint: u64) -> u32 {
+    if sk != 0
+        && let Some(slots) = HANDLED.get_ptr_mut(0)
+    {
+        let slots = unsafe { &mut *slots };
+        let free = slots.iter().position(|m| *m == 0).unwrap_or(0);
+        slots[free] = sk | tracepoint;
     }
-}
-
-/// True when this CPU is inside one of our classic programs, i.e. when the
-/// kernel has skipped the classic program for the event at hand.
-#[inline(always)]
-fn classic_skipped() -> bool {
-    ACTIVE.get(0).is_some_and(|flag| *flag != 0)
-}
-
-/// Runs a classic tracepoint program's body with `ACTIVE` raised.
-#[inline(always)]
-fn guarded(body: impl FnOnce()) -> u32 {
-    set_active(1);
-    body();
-    set_active(0);
     0
+}
+
+/// In a raw twin: whether the classic program handled this event (taking
+/// its mark), i.e. whether the twin has nothing to do.
+#[inline(always)]
+fn classic_handled(sk: u64, tracepoint: u64) -> bool {
+    let Some(slots) = HANDLED.get_ptr_mut(0) else {
+        return false;
+    };
+    for mark in unsafe { &mut *slots }.iter_mut() {
+        if *mark == sk | tracepoint {
+            *mark = 0;
+            return true;
+        }
+    }
+    false
 }
 
 /// Reads a field of the tracepoint record at an offset from the format file.
@@ -219,34 +242,31 @@ fn in_owner_syscall(old: u8, new: u8) -> bool {
 
 #[tracepoint]
 pub fn inet_sock_set_state(ctx: TracePointContext) -> u32 {
-    guarded(|| {
-        let f = &CONFIG.set_state;
-        if field::<u16>(&ctx, cfg(&f.protocol)) != Some(IPPROTO_TCP) {
-            return;
-        }
-        let (Some(sk), Some(old), Some(new)) = (
-            field::<u64>(&ctx, cfg(&f.skaddr)),
-            field::<i32>(&ctx, cfg(&f.oldstate)),
-            field::<i32>(&ctx, cfg(&f.newstate)),
-        ) else {
-            return;
-        };
+    let f = &CONFIG.set_state;
+    if field::<u16>(&ctx, cfg(&f.protocol)) != Some(IPPROTO_TCP) {
+        return 0;
+    }
+    let sk = field::<u64>(&ctx, cfg(&f.skaddr)).unwrap_or(0);
+    if let (Some(old), Some(new)) = (
+        field::<i32>(&ctx, cfg(&f.oldstate)),
+        field::<i32>(&ctx, cfg(&f.newstate)),
+    ) {
         on_transition(&ctx, sk, old as u8, new as u8, |ev| {
             read_endpoints(&ctx, f, ev)
         });
-    })
+    }
+    classic_done(sk, tp::SET_STATE)
 }
 
 /// Twin of `inet_sock_set_state` for the changes the kernel skipped it for.
 /// Raw arguments: (struct sock *sk, int oldstate, int newstate).
 #[raw_tracepoint(tracepoint = "inet_sock_set_state")]
 pub fn inet_sock_set_state_nested(ctx: RawTracePointContext) -> i32 {
-    if !classic_skipped() {
-        return 0;
-    }
     let sk: u64 = ctx.arg(0);
     let k = &CONFIG.kernel;
-    if kread::<u16>(sk + cfg(&k.sock_protocol) as u64) != Some(IPPROTO_TCP) {
+    if kread::<u16>(sk + cfg(&k.sock_protocol) as u64) != Some(IPPROTO_TCP)
+        || classic_handled(sk, tp::SET_STATE)
+    {
         return 0;
     }
     let (old, new): (u64, u64) = (ctx.arg(1), ctx.arg(2));
@@ -361,18 +381,16 @@ fn on_transition<C: EbpfContext>(
 /// The socket is being freed: forget it. Emits nothing.
 #[tracepoint]
 pub fn tcp_destroy_sock(ctx: TracePointContext) -> u32 {
-    guarded(|| {
-        if let Some(sk) = field::<u64>(&ctx, cfg(&CONFIG.destroy_sock_skaddr)) {
-            let _ = SOCKS.remove(sk);
-        }
-    })
+    let sk = field::<u64>(&ctx, cfg(&CONFIG.destroy_sock_skaddr)).unwrap_or(0);
+    let _ = SOCKS.remove(sk);
+    classic_done(sk, tp::DESTROY_SOCK)
 }
 
-/// Twin of `tcp_destroy_sock` for when the kernel skipped it (see `ACTIVE`).
+/// Twin of `tcp_destroy_sock` for when the kernel skipped it (see `HANDLED`).
 #[raw_tracepoint(tracepoint = "tcp_destroy_sock")]
 pub fn tcp_destroy_sock_nested(ctx: RawTracePointContext) -> i32 {
-    if classic_skipped() {
-        let sk: u64 = ctx.arg(0);
+    let sk: u64 = ctx.arg(0);
+    if !classic_handled(sk, tp::DESTROY_SOCK) {
         let _ = SOCKS.remove(sk);
     }
     0
@@ -441,7 +459,12 @@ fn sock_state(sk: u64) -> u8 {
 /// Classic path for the retransmit and reset tracepoints: everything comes
 /// from the tracepoint's record.
 #[inline(always)]
-fn classic_socket_event(ctx: &TracePointContext, f: &TracepointFields, event_kind: u8) {
+fn classic_socket_event(
+    ctx: &TracePointContext,
+    f: &TracepointFields,
+    event_kind: u8,
+    tracepoint: u64,
+) -> u32 {
     let sk: u64 = field(ctx, cfg(&f.skaddr)).unwrap_or(0);
     let skb: u64 = field(ctx, cfg(&f.skbaddr)).unwrap_or(0);
     let state = if event_kind == kind::RETRANSMIT_SYNACK {
@@ -451,36 +474,52 @@ fn classic_socket_event(ctx: &TracePointContext, f: &TracepointFields, event_kin
         field::<i32>(ctx, cfg(&f.state)).map(|s| s as u8)
     };
     on_socket_event(sk, skb, event_kind, state, |ev| read_endpoints(ctx, f, ev));
+    classic_done(sk, tracepoint)
 }
 
 #[tracepoint]
 pub fn tcp_retransmit_skb(ctx: TracePointContext) -> u32 {
-    guarded(|| classic_socket_event(&ctx, &CONFIG.retransmit_skb, kind::RETRANSMIT))
+    classic_socket_event(
+        &ctx,
+        &CONFIG.retransmit_skb,
+        kind::RETRANSMIT,
+        tp::RETRANSMIT_SKB,
+    )
 }
 
 #[tracepoint]
 pub fn tcp_retransmit_synack(ctx: TracePointContext) -> u32 {
-    guarded(|| classic_socket_event(&ctx, &CONFIG.retransmit_synack, kind::RETRANSMIT_SYNACK))
+    classic_socket_event(
+        &ctx,
+        &CONFIG.retransmit_synack,
+        kind::RETRANSMIT_SYNACK,
+        tp::RETRANSMIT_SYNACK,
+    )
 }
 
 #[tracepoint]
 pub fn tcp_send_reset(ctx: TracePointContext) -> u32 {
-    guarded(|| classic_socket_event(&ctx, &CONFIG.send_reset, kind::SEND_RESET))
+    classic_socket_event(&ctx, &CONFIG.send_reset, kind::SEND_RESET, tp::SEND_RESET)
 }
 
 #[tracepoint]
 pub fn tcp_receive_reset(ctx: TracePointContext) -> u32 {
-    guarded(|| classic_socket_event(&ctx, &CONFIG.receive_reset, kind::RECEIVE_RESET))
+    classic_socket_event(
+        &ctx,
+        &CONFIG.receive_reset,
+        kind::RECEIVE_RESET,
+        tp::RECEIVE_RESET,
+    )
 }
 
-// Raw twins of the four above (see `ACTIVE`). Their arguments are the
+// Raw twins of the four above (see `HANDLED`). Their arguments are the
 // tracepoint's C arguments; the endpoints come from the socket itself.
 
 /// Raw arguments: (const struct sock *sk, const struct sk_buff *skb).
 #[raw_tracepoint(tracepoint = "tcp_retransmit_skb")]
 pub fn tcp_retransmit_skb_nested(ctx: RawTracePointContext) -> i32 {
-    if classic_skipped() {
-        let sk: u64 = ctx.arg(0);
+    let sk: u64 = ctx.arg(0);
+    if !classic_handled(sk, tp::RETRANSMIT_SKB) {
         bump(counter::RECOVERED);
         on_socket_event(sk, 0, kind::RETRANSMIT, None, |ev| {
             endpoints_from_sock(sk, ev)
@@ -494,8 +533,8 @@ pub fn tcp_retransmit_skb_nested(ctx: RawTracePointContext) -> i32 {
 /// connection's ports; the tracepoint reports those, not the listener's.
 #[raw_tracepoint(tracepoint = "tcp_retransmit_synack")]
 pub fn tcp_retransmit_synack_nested(ctx: RawTracePointContext) -> i32 {
-    if classic_skipped() {
-        let (sk, req): (u64, u64) = (ctx.arg(0), ctx.arg(1));
+    let (sk, req): (u64, u64) = (ctx.arg(0), ctx.arg(1));
+    if !classic_handled(sk, tp::RETRANSMIT_SYNACK) {
         bump(counter::RECOVERED);
         on_socket_event(
             sk,
@@ -513,14 +552,12 @@ pub fn tcp_retransmit_synack_nested(ctx: RawTracePointContext) -> i32 {
 /// socket (or a timewait one) stays counted as lost.
 #[raw_tracepoint(tracepoint = "tcp_send_reset")]
 pub fn tcp_send_reset_nested(ctx: RawTracePointContext) -> i32 {
-    if classic_skipped() {
-        let sk: u64 = ctx.arg(0);
-        if sk != 0 && is_full_socket(sk) {
-            bump(counter::RECOVERED);
-            on_socket_event(sk, 0, kind::SEND_RESET, None, |ev| {
-                endpoints_from_sock(sk, ev)
-            });
-        }
+    let sk: u64 = ctx.arg(0);
+    if sk != 0 && !classic_handled(sk, tp::SEND_RESET) && is_full_socket(sk) {
+        bump(counter::RECOVERED);
+        on_socket_event(sk, 0, kind::SEND_RESET, None, |ev| {
+            endpoints_from_sock(sk, ev)
+        });
     }
     0
 }
@@ -528,8 +565,8 @@ pub fn tcp_send_reset_nested(ctx: RawTracePointContext) -> i32 {
 /// Raw arguments: (struct sock *sk).
 #[raw_tracepoint(tracepoint = "tcp_receive_reset")]
 pub fn tcp_receive_reset_nested(ctx: RawTracePointContext) -> i32 {
-    if classic_skipped() {
-        let sk: u64 = ctx.arg(0);
+    let sk: u64 = ctx.arg(0);
+    if !classic_handled(sk, tp::RECEIVE_RESET) {
         bump(counter::RECOVERED);
         on_socket_event(sk, 0, kind::RECEIVE_RESET, None, |ev| {
             endpoints_from_sock(sk, ev)
