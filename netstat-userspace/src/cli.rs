@@ -103,9 +103,15 @@ pub struct Cli {
     /// Be verbose (report protocols this kernel lacks)
     #[arg(short = 'v', long = "verbose")]
     pub verbose: bool,
-    /// Continuous listing, every second
+    /// Continuous listing: as root, TCP follows kernel events (otherwise a /proc re-read every second)
     #[arg(short = 'c', long = "continuous")]
     pub continuous: bool,
+    /// With -c: redraw at most every MS milliseconds (0: on every change)
+    #[arg(long, value_name = "MS", default_value_t = 1000)]
+    pub interval: u64,
+    /// With -c: print only rows that appeared, changed state or vanished
+    #[arg(long)]
+    pub diff: bool,
 
     // ---- event log ----
     /// Log TCP state changes, retransmits and resets as they happen (needs root)

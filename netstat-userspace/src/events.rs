@@ -12,10 +12,7 @@ use std::{
 };
 
 use anyhow::{Context as _, Result};
-use tokio::{
-    io::unix::AsyncFd,
-    signal::unix::{SignalKind, signal},
-};
+use tokio::io::unix::AsyncFd;
 
 use crate::{
     cli::Cli,
@@ -80,15 +77,22 @@ pub fn run(cli: &Cli) -> Result<()> {
     runtime.block_on(stream(cli, filter))
 }
 
-async fn stream(cli: &Cli, filter: EventFilter) -> Result<()> {
+/// Attaches the kernel programs to this network namespace, with a decoder
+/// whose owner snapshot is taken after attaching (so no socket falls between
+/// the two), and raises our priority for the storms to come.
+pub fn attach(ring_size: Option<u32>) -> Result<(Probe, Decoder, u32)> {
     let own_netns = kernel::own_netns()?;
-    let mut probe = Probe::load(&kernel::Options {
+    let probe = Probe::load(&kernel::Options {
         netns: own_netns,
-        ring_bytes: cli.ring_size,
+        ring_bytes: ring_size,
     })?;
-    // Snapshot after attaching, so no socket falls between the two.
     let decoder = Decoder::new(probe.attached_ns, own_netns, TcpOwners::scan());
     raise_priority();
+    Ok((probe, decoder, own_netns))
+}
+
+async fn stream(cli: &Cli, filter: EventFilter) -> Result<()> {
+    let (mut probe, decoder, own_netns) = attach(cli.ring_size)?;
     eprintln!("enetstat: tracing TCP in network namespace {own_netns} (stop with Ctrl-C)");
     let mut ring = watch(probe.take_events()?)?;
     let mut logger = watch(probe.take_logger()?)?;
@@ -106,13 +110,8 @@ async fn stream(cli: &Cli, filter: EventFilter) -> Result<()> {
         out.flush()?;
     }
 
-    let mut sigint = signal(SignalKind::interrupt())?;
-    let mut sigterm = signal(SignalKind::terminate())?;
-    let deadline = tokio::time::sleep(
-        cli.duration
-            .map_or(Duration::from_secs(u64::MAX / 4), Duration::from_secs_f64),
-    );
-    tokio::pin!(deadline);
+    let stop = crate::stop::requested(cli.duration)?;
+    tokio::pin!(stop);
 
     let mut tally = Tally::default();
     let mut writer = EventWriter {
@@ -143,9 +142,7 @@ async fn stream(cli: &Cli, filter: EventFilter) -> Result<()> {
                 guard.get_inner_mut().flush();
                 guard.clear_ready();
             }
-            _ = sigint.recv() => open = false,
-            _ = sigterm.recv() => open = false,
-            _ = &mut deadline => open = false,
+            _ = &mut stop => open = false,
         }
     }
     // Events already in the ring when we were told to stop still count.

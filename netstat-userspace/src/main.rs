@@ -14,11 +14,13 @@ mod events;
 mod fail;
 mod filter;
 mod kernel;
+mod live;
 mod names;
 mod owners;
 mod procnet;
 mod render;
 mod snapshot;
+mod stop;
 mod tcp_state;
 mod textfmt;
 

@@ -202,6 +202,22 @@ fn wait_bounded(child: &mut Child, what: &str) -> ExitStatus {
     }
 }
 
+/// `tcpload serve` in `ns`, once it listens.
+pub fn serve(ns: &Netns, listen: &str, extra: &[&str]) -> Proc {
+    let mut cmd = ns.command(tcpload_bin());
+    cmd.args(["serve", "--listen", listen]).args(extra);
+    let mut server = Proc::spawn(cmd);
+    server.expect("listening");
+    server
+}
+
+/// `tcpload connect` in `ns` (the test waits for "connected" or "failed").
+pub fn connect(ns: &Netns, to: &str, extra: &[&str]) -> Proc {
+    let mut cmd = ns.command(tcpload_bin());
+    cmd.args(["connect", "--to", to]).args(extra);
+    Proc::spawn(cmd)
+}
+
 /// `enetstat` running inside a namespace with stdout going to a file.
 pub struct Tracer {
     child: Child,
@@ -220,6 +236,35 @@ impl Tracer {
     /// Starts `enetstat <args>` in `ns` and waits until it reports that it is
     /// attached, so that nothing the test does afterwards is missed.
     pub fn start(ns: &Netns, args: &[&str]) -> Self {
+        let tracer = Self::spawn(ns, args);
+        match tracer.stderr.recv_timeout(WAIT) {
+            Ok(line) if line.contains("tracing TCP") => tracer,
+            Ok(line) => panic!("enetstat did not start: {line}"),
+            Err(_) => panic!("enetstat did not report being attached within {WAIT:?}"),
+        }
+    }
+
+    /// Starts the live view `enetstat -c <args>` in `ns` and waits for its
+    /// first table, drawn once its programs are attached.
+    pub fn start_live(ns: &Netns, args: &[&str]) -> Self {
+        let mut full = vec!["-c"];
+        full.extend_from_slice(args);
+        let tracer = Self::spawn(ns, &full);
+        let deadline = Instant::now() + WAIT;
+        while !tracer.output().contains("Proto") {
+            if let Ok(line) = tracer.stderr.try_recv() {
+                panic!("enetstat -c: {line}");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "enetstat -c drew nothing within {WAIT:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        tracer
+    }
+
+    fn spawn(ns: &Netns, args: &[&str]) -> Self {
         let out = std::env::temp_dir().join(format!(
             "{}-{}.out",
             ns.name,
@@ -234,12 +279,12 @@ impl Tracer {
             .spawn()
             .expect("spawn enetstat");
         let stderr = line_channel(child.stderr.take().expect("stderr"));
-        let tracer = Self { child, stderr, out };
-        match tracer.stderr.recv_timeout(WAIT) {
-            Ok(line) if line.contains("tracing TCP") => tracer,
-            Ok(line) => panic!("enetstat did not start: {line}"),
-            Err(_) => panic!("enetstat did not report being attached within {WAIT:?}"),
-        }
+        Self { child, stderr, out }
+    }
+
+    /// What the tracer has written so far.
+    pub fn output(&self) -> String {
+        fs::read_to_string(&self.out).unwrap_or_default()
     }
 
     /// Waits until the output file stops growing (bounded).
@@ -263,7 +308,7 @@ impl Tracer {
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
         let status = wait_bounded(&mut self.child, "enetstat");
         let stderr = self.stderr.try_iter().collect();
-        let stdout = fs::read_to_string(&self.out).expect("tracer output");
+        let stdout = self.output();
         TracerOutput {
             stdout,
             stderr,

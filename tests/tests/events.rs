@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use serde_json::Value;
-use tests::{Netns, Proc, Tracer, tcpload_bin};
+use tests::{Netns, Proc, Tracer, connect, serve, tcpload_bin};
 
 /// One event as the tests compare it: `OLD->NEW` for state changes,
 /// `event:STATE` for retransmits and resets; plus the reported pid.
@@ -47,20 +47,6 @@ fn seq(pid: u32, steps: &[&str]) -> Vec<(String, Option<u64>)> {
 fn sorted(mut v: Vec<Vec<(String, Option<u64>)>>) -> Vec<Vec<(String, Option<u64>)>> {
     v.sort();
     v
-}
-
-fn serve(ns: &Netns, listen: &str, extra: &[&str]) -> Proc {
-    let mut cmd = ns.command(tcpload_bin());
-    cmd.args(["serve", "--listen", listen]).args(extra);
-    let mut server = Proc::spawn(cmd);
-    server.expect("listening");
-    server
-}
-
-fn connect(ns: &Netns, to: &str, extra: &[&str]) -> Proc {
-    let mut cmd = ns.command(tcpload_bin());
-    cmd.args(["connect", "--to", to]).args(extra);
-    Proc::spawn(cmd)
 }
 
 /// Client connects, server accepts, client closes (with a reset if asked),

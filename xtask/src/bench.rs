@@ -1,4 +1,6 @@
-//! `cargo xtask bench`: connection storms with and without a tracer attached.
+//! `cargo xtask bench`: connection storms with and without a tracer attached
+//! (this file), the snapshot listing (snapshot_bench) and the live view
+//! (live_bench).
 //!
 //! Each run gets a fresh network namespace. The storm generator is the
 //! project's own `tcpload storm`; the tracers are `enetstat -E` (text and
@@ -30,6 +32,7 @@ pub struct Options {
 pub enum Scenario {
     Storm,
     Snapshot,
+    Live,
 }
 
 const WORKERS: u64 = 4;
@@ -68,11 +71,14 @@ pub fn run(opts: &Options) -> Result<()> {
         "# Benchmark results\n\nMachine: {cores} cores, Linux {}.\n\n",
         kernel.trim()
     );
-    if opts.only != Some(Scenario::Snapshot) {
+    if opts.only.is_none_or(|s| s == Scenario::Storm) {
         report.push_str(&storm_table(opts.connections, opts.runs.unwrap_or(3))?);
     }
-    if opts.only != Some(Scenario::Storm) {
+    if opts.only.is_none_or(|s| s == Scenario::Snapshot) {
         report.push_str(&crate::snapshot_bench::table(opts.runs.unwrap_or(5))?);
+    }
+    if opts.only.is_none_or(|s| s == Scenario::Live) {
+        report.push_str(&crate::live_bench::table(opts.runs.unwrap_or(3))?);
     }
     println!("\n{report}");
     let dir = workspace_root().join("bench");
@@ -259,21 +265,7 @@ fn storm(tracer: Tracer, connections: u64, rst: bool) -> Result<Sample> {
     if rst {
         cmd.arg("--rst");
     }
-    let out = cmd.output().context("running tcpload storm")?;
-    if !out.status.success() {
-        bail!(
-            "tcpload storm failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    // "storm N connections in S s: R conn/s"
-    let text = String::from_utf8_lossy(&out.stdout);
-    let rate: f64 = text
-        .split_whitespace()
-        .rev()
-        .nth(1)
-        .and_then(|r| r.parse().ok())
-        .with_context(|| format!("unexpected storm output {text:?}"))?;
+    let rate = storm_rate(&cmd.output().context("running tcpload storm")?)?;
 
     let Some(tracer_run) = traced.as_mut() else {
         return Ok(Sample {
@@ -397,8 +389,25 @@ fn wait_quiet(path: &Path) {
     }
 }
 
+/// The rate a finished `tcpload storm` reports.
+pub fn storm_rate(out: &std::process::Output) -> Result<f64> {
+    if !out.status.success() {
+        bail!(
+            "tcpload storm failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // "storm N connections in S s: R conn/s"
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split_whitespace()
+        .rev()
+        .nth(1)
+        .and_then(|r| r.parse().ok())
+        .with_context(|| format!("unexpected storm output {text:?}"))
+}
+
 /// utime + stime of a process, in seconds.
-fn cpu_seconds(pid: u32) -> f64 {
+pub fn cpu_seconds(pid: u32) -> f64 {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // Fields after the parenthesised command name, starting with the state
     // (field 3); utime and stime are fields 14 and 15.

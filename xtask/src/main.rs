@@ -5,6 +5,7 @@
 //! elsewhere.
 
 mod bench;
+mod live_bench;
 mod setup;
 mod snapshot_bench;
 
@@ -48,7 +49,7 @@ enum Task {
         /// Runs per scenario (default 3 for storms, 5 for snapshots).
         #[arg(long)]
         runs: Option<usize>,
-        /// Only one scenario: `storm` or `snapshot` (default: both).
+        /// Only one scenario: `storm`, `snapshot` or `live` (default: all).
         #[arg(long)]
         only: Option<bench::Scenario>,
     },

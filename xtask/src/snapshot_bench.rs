@@ -66,7 +66,7 @@ enetstat reads /proc/net/tcp and tcp6 (no netlink fast path). {runs} runs per ro
 
 /// Starts holder processes with `n` connections in total; they exit when
 /// their stdin closes (the returned children are dropped).
-fn hold(ns: &Netns, n: usize) -> Result<Vec<Holder>> {
+pub fn hold(ns: &Netns, n: usize) -> Result<Vec<Holder>> {
     let mut holders = Vec::new();
     for (i, start) in (0..n).step_by(PER_HOLDER).enumerate() {
         let count = PER_HOLDER.min(n - start);
@@ -93,7 +93,7 @@ fn hold(ns: &Netns, n: usize) -> Result<Vec<Holder>> {
     Ok(holders)
 }
 
-struct Holder(Child);
+pub struct Holder(Child);
 
 impl Drop for Holder {
     fn drop(&mut self) {

@@ -23,6 +23,26 @@ pub struct InetSocket {
     pub inode: u64,
 }
 
+impl InetSocket {
+    /// A socket known only by its endpoints and state (from an event):
+    /// queues, timers, uid and inode zero.
+    pub fn from_endpoints(local: SocketAddr, remote: SocketAddr, state: u8) -> Self {
+        Self {
+            local,
+            remote,
+            state,
+            tx_queue: 0,
+            rx_queue: 0,
+            timer: 0,
+            timer_ticks: 0,
+            retransmits: 0,
+            uid: 0,
+            timeouts: 0,
+            inode: 0,
+        }
+    }
+}
+
 /// Parses a whole file; the first line is the column header.
 pub fn parse(text: &str, file: &str) -> Result<Vec<InetSocket>, ParseError> {
     let src = Source { file };

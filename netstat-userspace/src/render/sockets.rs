@@ -5,7 +5,7 @@ use std::{fmt::Write as _, net::SocketAddr};
 
 use crate::{
     names::Names,
-    owners::InodeOwners,
+    owners::{InodeOwners, Owner},
     procnet::{sockets::InetSocket, unix::UnixSocket},
     snapshot::plan::Sockets,
     tcp_state::TcpState,
@@ -56,6 +56,23 @@ pub struct SocketTable<'a> {
     pub owners: Option<&'a InodeOwners>,
     /// Clock ticks per second, the unit of TCP timers in /proc.
     pub ticks_per_second: u64,
+    /// The live view (`-c` on events) adds a time-in-state column.
+    pub live: bool,
+}
+
+/// "PID/Program name" in its column, `-` when unknown.
+fn program(out: &mut String, owner: Option<&Owner>) {
+    let start = out.len();
+    match owner {
+        Some(owner) => {
+            let _ = write!(out, "{}/{}", owner.pid, owner.program);
+            let end = floor_char_boundary(&out[start..], PROGRAM_WIDTH - 1);
+            out.truncate(start + end);
+        }
+        None => out.push('-'),
+    }
+    let used = out.len() - start;
+    out.extend(std::iter::repeat_n(' ', PROGRAM_WIDTH.saturating_sub(used)));
 }
 
 impl SocketTable<'_> {
@@ -82,10 +99,27 @@ impl SocketTable<'_> {
         if self.columns.timers {
             out.push_str(" Timer");
         }
+        if self.live {
+            out.push_str(" In-State");
+        }
         out.push('\n');
     }
 
     pub fn inet_row(&self, out: &mut String, proto: InetProto, s: &InetSocket) {
+        let owner = self.owners.and_then(|o| o.by_inode.get(&s.inode));
+        self.inet_row_owned(out, proto, s, owner, None);
+    }
+
+    /// A row whose owner is known some other way (the live view's), with
+    /// the live view's time-in-state column when `age` is given.
+    pub fn inet_row_owned(
+        &self,
+        out: &mut String,
+        proto: InetProto,
+        s: &InetSocket,
+        owner: Option<&Owner>,
+        age: Option<&str>,
+    ) {
         // Hand-built rather than write!(): this runs once per socket.
         let udp = matches!(proto, InetProto::Udp | InetProto::UdpLite);
         let start = out.len();
@@ -116,10 +150,20 @@ impl SocketTable<'_> {
             _ => push_u64(out, u64::from(s.state)),
         }
         pad_to(out, start, 11);
-        self.finish(out, s.uid, s.inode);
+        if self.columns.extend {
+            let _ = write!(out, " {:<10} {:<10}", self.names.user(s.uid), s.inode);
+        }
+        if self.columns.programs {
+            out.push(' ');
+            program(out, owner);
+        }
         if self.columns.timers {
             out.push(' ');
             self.timer(out, proto, s);
+        }
+        if self.live {
+            out.push(' ');
+            out.push_str(age.unwrap_or("-"));
         }
         out.push('\n');
     }
@@ -142,31 +186,6 @@ impl SocketTable<'_> {
             out.push_str(&port[..floor_char_boundary(&port, keep_port)]);
         }
         pad_to(out, start, 23);
-    }
-
-    /// The -e and -p columns.
-    fn finish(&self, out: &mut String, uid: u32, inode: u64) {
-        if self.columns.extend {
-            let _ = write!(out, " {:<10} {inode:<10}", self.names.user(uid));
-        }
-        if self.columns.programs {
-            out.push(' ');
-            self.program(out, inode);
-        }
-    }
-
-    fn program(&self, out: &mut String, inode: u64) {
-        let start = out.len();
-        match self.owners.and_then(|o| o.by_inode.get(&inode)) {
-            Some(owner) => {
-                let _ = write!(out, "{}/{}", owner.pid, owner.program);
-                let end = floor_char_boundary(&out[start..], PROGRAM_WIDTH - 1);
-                out.truncate(start + end);
-            }
-            None => out.push('-'),
-        }
-        let used = out.len() - start;
-        out.extend(std::iter::repeat_n(' ', PROGRAM_WIDTH.saturating_sub(used)));
     }
 
     /// The -o column: `keepalive (7190.43/0/0)`: timer, seconds left,
@@ -239,7 +258,7 @@ impl SocketTable<'_> {
         );
         if self.columns.programs {
             out.push(' ');
-            self.program(out, s.inode);
+            program(out, self.owners.and_then(|o| o.by_inode.get(&s.inode)));
         }
         out.push(' ');
         out.push_str(s.path.as_deref().unwrap_or(""));

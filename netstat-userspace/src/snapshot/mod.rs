@@ -5,7 +5,7 @@ mod interfaces;
 mod masquerade;
 pub mod plan;
 mod routes;
-mod sockets;
+pub mod sockets;
 mod statistics;
 
 use std::io::Write as _;
@@ -23,10 +23,22 @@ pub fn run(cli: &Cli) -> Result<()> {
         numeric.hosts |= cli.symbolic;
     }
     let names = Names::new(numeric);
+    if cli.continuous
+        && let Plan::Sockets(sockets) = &plan
+        && sockets.tcp
+    {
+        match crate::live::run(cli, sockets) {
+            // Without eBPF (not root, old kernel) -c re-reads /proc, like netstat.
+            Err(e) if e.downcast_ref::<crate::fail::Fatal>().is_some() => {
+                eprintln!("enetstat: no live TCP view ({e}); re-reading /proc every second");
+            }
+            other => return other,
+        }
+    }
     loop {
         let mut out = String::new();
         let result = match &plan {
-            Plan::Sockets(s) => sockets::list(s, &names, &mut out),
+            Plan::Sockets(s) => sockets::list(s, &names, &mut out, None),
             Plan::Routes(r) => routes::list(r, &names, &mut out),
             Plan::Interfaces { all, long } => interfaces::list(*all, *long, &mut out),
             Plan::Statistics(s) => statistics::list(s, &mut out),

@@ -8,6 +8,7 @@ use anyhow::Result;
 use super::plan::Sockets;
 use crate::{
     fail,
+    live::table::{ConnTable, Since},
     names::Names,
     owners::InodeOwners,
     procnet::{self, igmp, sockets::InetSocket, unix},
@@ -15,15 +16,25 @@ use crate::{
         groups,
         sockets::{ACCEPTING, InetProto, SocketTable},
     },
+    tcp_state::TcpState,
 };
 
-pub fn list(plan: &Sockets, names: &Names, out: &mut String) -> Result<()> {
+/// The socket listing. With `live` (the event-driven -c view: its table and
+/// the current wall-clock time), TCP rows come from that table instead of
+/// /proc/net/tcp*.
+pub fn list(
+    plan: &Sockets,
+    names: &Names,
+    out: &mut String,
+    live: Option<(&ConnTable, i128)>,
+) -> Result<()> {
     let owners = plan.programs.then(scan_owners);
     let table = SocketTable {
         names,
         columns: plan,
         owners: owners.as_ref(),
         ticks_per_second: ticks_per_second(),
+        live: live.is_some(),
     };
     let protocols = [
         (plan.tcp, InetProto::Tcp, "tcp"),
@@ -35,6 +46,10 @@ pub fn list(plan: &Sockets, names: &Names, out: &mut String) -> Result<()> {
         table.internet_header(out);
     }
     for (_, proto, file) in protocols.into_iter().filter(|(on, ..)| *on) {
+        if let (InetProto::Tcp, Some((conns, now))) = (proto, live) {
+            live_rows(plan, &table, conns, now, out);
+            continue;
+        }
         for (wanted, path) in [
             (plan.ipv4, format!("/proc/net/{file}")),
             (plan.ipv6, format!("/proc/net/{file}6")),
@@ -87,9 +102,35 @@ pub fn list(plan: &Sockets, names: &Names, out: &mut String) -> Result<()> {
     Ok(())
 }
 
+fn live_rows(plan: &Sockets, table: &SocketTable, conns: &ConnTable, now: i128, out: &mut String) {
+    for row in conns.rows() {
+        let s = &row.socket;
+        let family = if s.local.is_ipv6() {
+            plan.ipv6
+        } else {
+            plan.ipv4
+        };
+        if !family || !shown(plan, InetProto::Tcp, s) {
+            continue;
+        }
+        let mut s = s.clone();
+        if s.state == TcpState::TIME_WAIT.0 {
+            // The timewait timer counts down from the entry into TIME_WAIT.
+            s.timer = 3;
+            let left = ConnTable::time_wait_left(row, now).max(0);
+            s.timer_ticks = (left * i128::from(table.ticks_per_second) / 1_000_000_000) as u64;
+        }
+        let age = match row.since {
+            Since::Exact(t) => format!("{:.1}s", (now - t).max(0) as f64 / 1e9),
+            Since::Before(t) => format!(">{:.1}s", (now - t).max(0) as f64 / 1e9),
+        };
+        table.inet_row_owned(out, InetProto::Tcp, &s, row.owner.as_ref(), Some(&age));
+    }
+}
+
 /// netstat's rules for -a and -l: a TCP socket listens when it has no
 /// remote port; UDP and raw sockets when they have no remote address.
-fn shown(plan: &Sockets, proto: InetProto, s: &InetSocket) -> bool {
+pub fn shown(plan: &Sockets, proto: InetProto, s: &InetSocket) -> bool {
     if plan.all {
         return true;
     }

@@ -4,7 +4,8 @@
 //!
 //! - `serve`: listen, accept N connections, read each to EOF (or reset), close.
 //! - `connect`: connect, report, wait for a line on stdin, close.
-//! - `storm`: a listener plus worker threads making N short connections.
+//! - `storm`: a listener plus worker threads making N short connections,
+//!   ended by client close, or with `--mix` every way a connection can end.
 //!
 //! Progress lines on stdout ("listening", "accepted", "connected", ...) let a
 //! test step the two sides through an exact sequence.
@@ -59,7 +60,49 @@ enum Role {
         /// Clients close with a reset instead of a FIN.
         #[arg(long)]
         rst: bool,
+        /// Cycle through every ending (see `Ending`) instead.
+        #[arg(long, conflicts_with = "rst")]
+        mix: bool,
     },
+}
+
+/// How a storm connection ends.
+#[derive(Clone, Copy, PartialEq)]
+enum Ending {
+    /// The client closes first (it ends in TIME_WAIT).
+    ClientClose,
+    /// The server closes first (the server's socket ends in TIME_WAIT).
+    ServerClose,
+    ClientReset,
+    ServerReset,
+    /// A connect to a port nobody listens on.
+    Refused,
+}
+
+impl Ending {
+    fn of(connection: u64, mix: bool, rst: bool) -> Self {
+        const ALL: [Ending; 5] = [
+            Ending::ClientClose,
+            Ending::ServerClose,
+            Ending::ClientReset,
+            Ending::ServerReset,
+            Ending::Refused,
+        ];
+        match (mix, rst) {
+            (true, _) => ALL[(connection % 5) as usize],
+            (false, true) => Ending::ClientReset,
+            (false, false) => Ending::ClientClose,
+        }
+    }
+
+    /// What the client sends so that the server knows its part.
+    fn request(self) -> &'static [u8] {
+        match self {
+            Ending::ServerClose => b"S",
+            Ending::ServerReset => b"R",
+            _ => b"",
+        }
+    }
 }
 
 fn main() -> Result<()> {
@@ -79,7 +122,8 @@ fn main() -> Result<()> {
             count,
             workers,
             rst,
-        } => storm(listen, count, workers, rst),
+            mix,
+        } => storm(listen, count, workers, move |i| Ending::of(i, mix, rst)),
     }
 }
 
@@ -170,9 +214,15 @@ fn connect(to: SocketAddr, rst: bool, timeout: Duration) -> Result<()> {
 }
 
 /// Makes `count` connections to an in-process listener as fast as `workers`
-/// threads can; prints the rate. The listener closes last, so every
-/// connection's events precede its LISTEN -> CLOSE.
-fn storm(listen: SocketAddr, count: u64, workers: u64, rst: bool) -> Result<()> {
+/// threads can, ending connection i as `ending(i)`; prints the rate. The
+/// listener closes last, so every connection's events precede its
+/// LISTEN -> CLOSE.
+fn storm(
+    listen: SocketAddr,
+    count: u64,
+    workers: u64,
+    ending: impl Fn(u64) -> Ending + Copy + Send + 'static,
+) -> Result<()> {
     let listener = TcpListener::bind(listen).with_context(|| format!("bind {listen}"))?;
     // std listens with a backlog of 128; a storm overflows that and the kernel
     // drops SYNs, which costs a 1 s retransmit each. Listening again resizes it.
@@ -183,6 +233,9 @@ fn storm(listen: SocketAddr, count: u64, workers: u64, rst: bool) -> Result<()> 
     // accept() gives up after a second without connections, so a connection
     // reset before it was accepted cannot leave the server waiting forever.
     set_timeout(&listener, Duration::from_secs(1))?;
+    let to_accept = (0..count).filter(|&i| ending(i) != Ending::Refused).count() as u64;
+    let mut refused_at = listen;
+    refused_at.set_port(listen.port() + 1);
     let clients_done = Arc::new(AtomicBool::new(false));
     let accepted = Arc::new(AtomicU64::new(0));
     let servers: Vec<_> = (0..workers)
@@ -191,13 +244,15 @@ fn storm(listen: SocketAddr, count: u64, workers: u64, rst: bool) -> Result<()> 
             let clients_done = Arc::clone(&clients_done);
             let accepted = Arc::clone(&accepted);
             Ok(std::thread::spawn(move || -> Result<()> {
-                while accepted.load(Ordering::Relaxed) < count {
+                while accepted.load(Ordering::Relaxed) < to_accept {
                     match listener.accept() {
                         Ok((mut stream, _)) => {
                             accepted.fetch_add(1, Ordering::Relaxed);
-                            // Wait for the client's FIN or reset, then close our side.
+                            // The client's request, or its FIN or reset.
                             let mut buf = [0u8; 1];
-                            let _ = stream.read(&mut buf);
+                            if matches!(stream.read(&mut buf), Ok(1)) && buf[0] == b'R' {
+                                set_linger_zero(&stream)?;
+                            }
                         }
                         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                             if clients_done.load(Ordering::Acquire) {
@@ -217,13 +272,13 @@ fn storm(listen: SocketAddr, count: u64, workers: u64, rst: bool) -> Result<()> 
         .map(|_| {
             let next = Arc::clone(&next);
             std::thread::spawn(move || -> Result<()> {
-                while next.fetch_add(1, Ordering::Relaxed) < count {
-                    let stream = TcpStream::connect(listen).context("connect")?;
-                    if rst {
-                        set_linger_zero(&stream)?;
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= count {
+                        return Ok(());
                     }
+                    client(listen, refused_at, ending(i))?;
                 }
-                Ok(())
             })
         })
         .collect();
@@ -239,5 +294,27 @@ fn storm(listen: SocketAddr, count: u64, workers: u64, rst: bool) -> Result<()> 
         "storm {count} connections in {secs:.3} s: {:.0} conn/s",
         count as f64 / secs
     ));
+    Ok(())
+}
+
+/// One storm connection, ended as `ending` says.
+fn client(listen: SocketAddr, refused_at: SocketAddr, ending: Ending) -> Result<()> {
+    if ending == Ending::Refused {
+        return match TcpStream::connect(refused_at) {
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => Ok(()),
+            other => bail!("connect to {refused_at}: expected a refusal, got {other:?}"),
+        };
+    }
+    let mut stream = TcpStream::connect(listen).context("connect")?;
+    match ending {
+        Ending::ClientReset => set_linger_zero(&stream)?,
+        Ending::ServerClose | Ending::ServerReset => {
+            stream.write_all(ending.request()).context("send request")?;
+            // Until the server's FIN or reset.
+            let mut sink = Vec::new();
+            let _ = stream.read_to_end(&mut sink);
+        }
+        Ending::ClientClose | Ending::Refused => {}
+    }
     Ok(())
 }

@@ -1,0 +1,228 @@
+//! `enetstat -c` on eBPF: one /proc snapshot, then the TCP rows follow the
+//! kernel's state-change events (no re-read of /proc/net/tcp*), redrawn at
+//! most once per `--interval`. UDP, raw and unix sockets, which the
+//! tracepoints do not cover, are re-read from /proc at each redraw.
+//!
+//! kernel programs -> ring buffer -> decoder -> `table::ConnTable` ->
+//! snapshot::sockets (netstat's table) or a changes-only diff.
+
+pub mod table;
+
+use std::{collections::BTreeMap, io::Write as _, os::fd::AsRawFd as _, time::Duration};
+
+use anyhow::{Context as _, Result};
+
+use crate::{
+    cli::Cli,
+    clock::{TimeFormat, WallClock},
+    kernel,
+    names::Names,
+    owners::InodeOwners,
+    procnet,
+    snapshot::{plan::Sockets, sockets},
+};
+use table::ConnTable;
+
+/// Starts the live view, or returns the reason eBPF is unavailable (the
+/// caller then re-polls /proc like netstat -c).
+pub fn run(cli: &Cli, plan: &Sockets) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(view(cli, plan))
+}
+
+async fn view(cli: &Cli, plan: &Sockets) -> Result<()> {
+    let (mut probe, decoder, _) = crate::events::attach(cli.ring_size)?;
+    let clock = WallClock::new();
+    let names = Names::new(cli.numeric());
+    let mut ring = probe.take_events()?;
+    let mut table = snapshot(plan, &clock)?;
+    let mut lost = probe.counters()?.lost;
+    let mut lost_total = 0;
+    let mut notice: Option<String> = None;
+
+    let interval = Duration::from_millis(cli.interval);
+    let tty = is_tty();
+    let mut screen = Screen {
+        tty,
+        first: true,
+        previous: BTreeMap::new(),
+    };
+    // UDP, raw and unix rows change without events: redraw them each interval.
+    let untracked = plan.udp || plan.udplite || plan.raw || plan.unix;
+    let mut dirty = true;
+    let stop = crate::stop::requested(cli.duration)?;
+    tokio::pin!(stop);
+    // Events are read every POLL; the table is drawn at most every interval.
+    let mut poll = tokio::time::interval(POLL);
+    let mut last_draw = tokio::time::Instant::now() - interval;
+    loop {
+        tokio::select! {
+            _ = poll.tick() => {}
+            _ = &mut stop => return Ok(()),
+        }
+        while let Some(record) = ring.next() {
+            let raw = kernel::decode_record(&record)?;
+            drop(record);
+            dirty |= table.apply(&decoder.decode(&raw));
+        }
+        let now = now_ns(&clock);
+        dirty |= table.expire(now);
+        if last_draw.elapsed() < interval {
+            continue;
+        }
+        // Whatever the table missed, /proc has: before drawing, start again
+        // from it (at most once per drawing, however long the loss goes on).
+        let now_lost = probe.counters()?.lost;
+        if now_lost > lost {
+            lost_total += now_lost - lost;
+            lost = now_lost;
+            while ring.next().is_some() {}
+            table = snapshot(plan, &clock)?;
+            notice = Some(format!(
+                "(enetstat: {lost_total} events lost in the kernel so far; last resynchronised from /proc at {})",
+                local_time(now)
+            ));
+            dirty = true;
+        }
+        if dirty || untracked || (plan.timers && plan.tcp) {
+            let mut out = String::new();
+            if let Some(n) = &notice {
+                out.push_str(n);
+                out.push('\n');
+            }
+            sockets::list(plan, &names, &mut out, Some((&table, now)))?;
+            if !screen.show(&out, cli.diff, now)? {
+                return Ok(());
+            }
+            dirty = false;
+            last_draw = tokio::time::Instant::now();
+        }
+    }
+}
+
+/// How often the ring buffer is read.
+const POLL: Duration = Duration::from_millis(20);
+
+/// The TCP sockets of the plan's families, with their owners, from /proc.
+fn snapshot(plan: &Sockets, clock: &WallClock) -> Result<ConnTable> {
+    let now = now_ns(clock);
+    let mut sockets = Vec::new();
+    for (wanted, path) in [(plan.ipv4, "/proc/net/tcp"), (plan.ipv6, "/proc/net/tcp6")] {
+        if let (true, Some(text)) = (wanted, procnet::read_optional(path)?) {
+            sockets.extend(procnet::sockets::parse(&text, path)?);
+        }
+    }
+    let mut table = ConnTable::from_snapshot(sockets, &InodeOwners::scan(), now);
+    table.resets_kill_time_wait = procnet::read_optional(RFC1337)?.is_none_or(|v| v.trim() == "0");
+    Ok(table)
+}
+
+/// Per network namespace; 0 (the default) lets a reset kill TIME_WAIT.
+const RFC1337: &str = "/proc/sys/net/ipv4/tcp_rfc1337";
+
+struct Screen {
+    tty: bool,
+    first: bool,
+    /// For --diff: (proto, local, foreign) -> state, of the last drawing.
+    previous: BTreeMap<(String, String, String), String>,
+}
+
+impl Screen {
+    /// Shows one table: redrawn in place on a terminal, appended after a
+    /// separator line on a pipe, or as changed rows only (--diff). Returns
+    /// false when the reader has gone away.
+    fn show(&mut self, table: &str, diff: bool, now: i128) -> Result<bool> {
+        let mut text = String::new();
+        let time = local_time(now);
+        if diff {
+            let current = internet_rows(table);
+            for (key, state) in &current {
+                match self.previous.get(key) {
+                    None => {
+                        text.push_str(&format!("{time} + {} {} {} {state}\n", key.0, key.1, key.2))
+                    }
+                    Some(old) if old != state => {
+                        text.push_str(&format!(
+                            "{time} ~ {} {} {} {old} -> {state}\n",
+                            key.0, key.1, key.2
+                        ));
+                    }
+                    Some(_) => {}
+                }
+            }
+            for (key, state) in &self.previous {
+                if !current.contains_key(key) {
+                    text.push_str(&format!("{time} - {} {} {} {state}\n", key.0, key.1, key.2));
+                }
+            }
+            self.previous = current;
+        } else if self.tty {
+            text.push_str("\x1b[H\x1b[2J");
+            text.push_str(table);
+        } else {
+            if !self.first {
+                text.push_str(&format!("--- {time}\n"));
+            }
+            text.push_str(table);
+        }
+        self.first = false;
+        let mut stdout = std::io::stdout().lock();
+        match stdout
+            .write_all(text.as_bytes())
+            .and_then(|()| stdout.flush())
+        {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
+            Err(e) => Err(e).context("writing to standard output"),
+        }
+    }
+}
+
+/// The Internet rows of a drawn table, keyed by protocol and endpoints.
+fn internet_rows(table: &str) -> BTreeMap<(String, String, String), String> {
+    table
+        .lines()
+        .filter(|l| ["tcp", "udp", "raw"].iter().any(|p| l.starts_with(p)))
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let state = match f.get(5) {
+                // UDP rows without a state end at the foreign address.
+                Some(s)
+                    if !s.contains('/')
+                        && *s != "-"
+                        && s.chars().any(|c| c.is_ascii_uppercase()) =>
+                {
+                    s.to_string()
+                }
+                _ => String::new(),
+            };
+            Some((
+                (
+                    f.first()?.to_string(),
+                    f.get(3)?.to_string(),
+                    f.get(4)?.to_string(),
+                ),
+                state,
+            ))
+        })
+        .collect()
+}
+
+fn now_ns(clock: &WallClock) -> i128 {
+    clock.wall_ns(kernel::monotonic_ns())
+}
+
+/// Local time of day with microseconds.
+fn local_time(epoch_ns: i128) -> String {
+    let mut s = String::new();
+    TimeFormat::default().write_local(&mut s, epoch_ns);
+    s
+}
+
+fn is_tty() -> bool {
+    // SAFETY: isatty only inspects the descriptor.
+    unsafe { libc::isatty(std::io::stdout().as_raw_fd()) == 1 }
+}

@@ -1,0 +1,360 @@
+//! The live view's TCP connection table: loaded from one /proc snapshot,
+//! then kept equal to the kernel's by applying state-change events.
+
+use std::{collections::HashMap, net::SocketAddr};
+
+use crate::{
+    decoder::{NetEvent, What},
+    owners::{InodeOwners, Owner},
+    procnet::sockets::InetSocket,
+    tcp_state::TcpState,
+};
+
+/// How long the kernel keeps a socket in TIME_WAIT (TCP_TIMEWAIT_LEN).
+pub const TIME_WAIT_NS: i128 = 60_000_000_000;
+
+/// When a row entered its current state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Since {
+    /// Wall-clock nanoseconds of the transition.
+    Exact(i128),
+    /// The socket was already in this state at the snapshot, taken then.
+    Before(i128),
+}
+
+#[derive(Debug, Clone)]
+pub struct Row {
+    /// As /proc shows it; for sockets born after the snapshot, the queue,
+    /// uid and inode fields are zero (events do not carry them).
+    pub socket: InetSocket,
+    pub owner: Option<Owner>,
+    pub since: Since,
+    /// The event stream's id for the socket; None for snapshot rows not yet
+    /// seen in an event, and for TIME_WAIT rows (the kernel freed the socket
+    /// and keeps a separate timewait object).
+    id: Option<u64>,
+}
+
+type Tuple = (SocketAddr, SocketAddr);
+
+#[derive(Default)]
+pub struct ConnTable {
+    rows: HashMap<u64, Row>,
+    next: u64,
+    by_id: HashMap<u64, u64>,
+    /// Rows without an event id (snapshot rows not yet seen in an event, and
+    /// TIME_WAIT rows) by (local, remote): the rows an event can only find by
+    /// endpoints. Listeners sharing a port (SO_REUSEPORT) share an entry.
+    by_tuple: HashMap<Tuple, Vec<u64>>,
+    /// A reset that reaches a TIME_WAIT socket kills it unless RFC 1337
+    /// protection is on (sysctl net.ipv4.tcp_rfc1337).
+    pub resets_kill_time_wait: bool,
+}
+
+impl ConnTable {
+    /// A table holding the TCP sockets of a /proc snapshot taken at `now_ns`.
+    pub fn from_snapshot(sockets: Vec<InetSocket>, owners: &InodeOwners, now_ns: i128) -> Self {
+        let mut table = Self::default();
+        for socket in sockets {
+            let owner = owners.by_inode.get(&socket.inode).cloned();
+            table.insert(Row {
+                socket,
+                owner,
+                since: Since::Before(now_ns),
+                id: None,
+            });
+        }
+        table
+    }
+
+    fn insert(&mut self, row: Row) {
+        let key = self.next;
+        self.next += 1;
+        match row.id {
+            Some(id) => {
+                self.by_id.insert(id, key);
+            }
+            None => self
+                .by_tuple
+                .entry((row.socket.local, row.socket.remote))
+                .or_default()
+                .push(key),
+        }
+        self.rows.insert(key, row);
+    }
+
+    fn remove(&mut self, key: u64) -> Option<Row> {
+        let row = self.rows.remove(&key)?;
+        match row.id {
+            Some(id) => {
+                self.by_id.remove(&id);
+            }
+            None => {
+                let tuple = (row.socket.local, row.socket.remote);
+                if let Some(keys) = self.by_tuple.get_mut(&tuple) {
+                    keys.retain(|k| *k != key);
+                    if keys.is_empty() {
+                        self.by_tuple.remove(&tuple);
+                    }
+                }
+            }
+        }
+        Some(row)
+    }
+
+    /// The id-less row with these endpoints whose state satisfies `wanted`.
+    fn find_by_tuple(&self, tuple: &Tuple, wanted: impl Fn(u8) -> bool) -> Option<u64> {
+        self.by_tuple
+            .get(tuple)?
+            .iter()
+            .copied()
+            .find(|k| self.rows.get(k).is_some_and(|r| wanted(r.socket.state)))
+    }
+
+    /// Applies one event; returns whether the table changed.
+    pub fn apply(&mut self, ev: &NetEvent) -> bool {
+        let time_wait = |state: u8| state == TcpState::TIME_WAIT.0;
+        let (old, new) = match ev.what {
+            What::State { old, new } => (old, new),
+            // Sent to a TIME_WAIT socket of this host: the timewait socket
+            // goes without a state change the tracepoint would report.
+            What::ResetSent if self.resets_kill_time_wait => {
+                let Some(killed) = self.find_by_tuple(&(ev.remote, ev.local), time_wait) else {
+                    return false;
+                };
+                self.remove(killed);
+                return true;
+            }
+            _ => return false,
+        };
+        let tuple = (ev.local, ev.remote);
+        // The row for this socket: by event id, else a snapshot row with the
+        // same endpoints. A listener's new child starts out with the
+        // listener's endpoints (LISTEN -> SYN_RECV) but is a new row.
+        let child = old == TcpState::LISTEN && new != TcpState::CLOSE;
+        let key = self.by_id.get(&ev.socket).copied().or_else(|| {
+            (!child)
+                .then(|| self.find_by_tuple(&tuple, |s| !time_wait(s)))
+                .flatten()
+        });
+        if new == TcpState::CLOSE {
+            return key.and_then(|k| self.remove(k)).is_some();
+        }
+        let mut row = key.and_then(|k| self.remove(k)).unwrap_or(Row {
+            socket: InetSocket::from_endpoints(ev.local, ev.remote, new.0),
+            owner: None,
+            since: Since::Exact(ev.wall_ns),
+            id: None,
+        });
+        // Only one connection has a given pair of endpoints: an id-less row
+        // with this socket's endpoints is gone. It is a TIME_WAIT the kernel
+        // killed for the new connection (a connect learns its port only after
+        // SYN_SENT, a child its peer only after SYN_RECV), or, after a
+        // resynchronisation, this very socket as the snapshot saw it.
+        // Listeners and children in their first state share endpoints
+        // with other listeners legitimately.
+        if !child && new != TcpState::LISTEN {
+            while let Some(stale) = self.find_by_tuple(&tuple, |_| true) {
+                self.remove(stale);
+            }
+        }
+        row.socket.state = new.0;
+        // Endpoints are filled in as a socket binds and connects.
+        row.socket.local = ev.local;
+        row.socket.remote = ev.remote;
+        row.socket.retransmits = u64::from(ev.retransmits);
+        row.since = Since::Exact(ev.wall_ns);
+        if ev.owner.is_some() {
+            row.owner = ev.owner.clone();
+        }
+        if new == TcpState::TIME_WAIT {
+            // The kernel's timewait object: no owner, queues or inode.
+            row.id = None;
+            row.owner = None;
+            row.socket.inode = 0;
+            row.socket.uid = 0;
+            row.socket.tx_queue = 0;
+            row.socket.rx_queue = 0;
+        } else {
+            row.id = Some(ev.socket);
+        }
+        self.insert(row);
+        true
+    }
+
+    /// Drops TIME_WAIT rows the kernel has let go (60 s after entry);
+    /// returns whether any went.
+    pub fn expire(&mut self, now_ns: i128) -> bool {
+        let gone: Vec<u64> = self
+            .rows
+            .iter()
+            .filter(|(_, r)| {
+                r.socket.state == TcpState::TIME_WAIT.0 && Self::time_wait_left(r, now_ns) <= 0
+            })
+            .map(|(k, _)| *k)
+            .collect();
+        for key in &gone {
+            self.remove(*key);
+        }
+        !gone.is_empty()
+    }
+
+    /// Nanoseconds a TIME_WAIT row has left, from its entry time (rows from
+    /// the snapshot count down from their /proc timer).
+    pub fn time_wait_left(row: &Row, now_ns: i128) -> i128 {
+        match row.since {
+            Since::Exact(t) => t + TIME_WAIT_NS - now_ns,
+            // /proc's timer is in clock ticks (USER_HZ, 100 on Linux).
+            Since::Before(t) => t + i128::from(row.socket.timer_ticks) * 10_000_000 - now_ns,
+        }
+    }
+
+    /// Rows in display order: IPv4 before IPv6, then by endpoints.
+    pub fn rows(&self) -> Vec<&Row> {
+        let mut rows: Vec<&Row> = self.rows.values().collect();
+        rows.sort_by_key(|r| {
+            (
+                r.socket.local.is_ipv6(),
+                r.socket.local,
+                r.socket.remote,
+                r.socket.state,
+            )
+        });
+        rows
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::rc::Rc;
+
+    use super::*;
+    use crate::decoder::StateAge;
+
+    fn ev(socket: u64, old: u8, new: u8, local: &str, remote: &str, at: i128) -> NetEvent {
+        NetEvent {
+            wall_ns: at,
+            what: What::State {
+                old: TcpState(old),
+                new: TcpState(new),
+            },
+            state: TcpState(new),
+            ipv6: false,
+            local: local.parse().unwrap(),
+            remote: remote.parse().unwrap(),
+            owner: Some(Owner {
+                pid: 7,
+                program: Rc::from("x"),
+            }),
+            age: Some(StateAge::Exact(1)),
+            retransmits: 0,
+            netns: 1,
+            socket,
+        }
+    }
+
+    fn states(t: &ConnTable) -> Vec<(String, u8)> {
+        t.rows()
+            .iter()
+            .map(|r| (r.socket.local.to_string(), r.socket.state))
+            .collect()
+    }
+
+    const L: &str = "127.0.0.1:80";
+    const C: &str = "127.0.0.1:5000";
+
+    #[test]
+    fn a_connection_lives_and_leaves_time_wait_behind() {
+        let mut t = ConnTable::default();
+        assert!(t.apply(&ev(1, 7, 10, L, "0.0.0.0:0", 0))); // listen
+        t.apply(&ev(2, 7, 2, C, L, 1)); // connect
+        t.apply(&ev(2, 2, 1, C, L, 2));
+        t.apply(&ev(3, 10, 3, L, C, 2)); // child
+        t.apply(&ev(3, 3, 1, L, C, 3));
+        assert_eq!(t.rows().len(), 3);
+        t.apply(&ev(2, 1, 4, C, L, 4));
+        t.apply(&ev(3, 1, 8, L, C, 4));
+        t.apply(&ev(2, 4, 5, C, L, 5));
+        t.apply(&ev(3, 8, 9, L, C, 6));
+        t.apply(&ev(3, 9, 7, L, C, 7));
+        t.apply(&ev(2, 5, 6, C, L, 7)); // decoder's TIME_WAIT
+        assert_eq!(states(&t), vec![(L.to_string(), 10), (C.to_string(), 6)]);
+        assert!(!t.expire(7 + TIME_WAIT_NS - 1));
+        assert!(t.expire(7 + TIME_WAIT_NS));
+        assert_eq!(states(&t), vec![(L.to_string(), 10)]);
+    }
+
+    fn snapshot_row(local: &str, remote: &str, state: u8) -> InetSocket {
+        InetSocket {
+            tx_queue: 5,
+            inode: 44,
+            ..InetSocket::from_endpoints(local.parse().unwrap(), remote.parse().unwrap(), state)
+        }
+    }
+
+    #[test]
+    fn a_connect_that_learns_its_port_late_still_replaces_time_wait() {
+        let mut t = ConnTable::default();
+        t.apply(&ev(2, 5, 6, C, L, 1));
+        // tcp_v4_connect enters SYN_SENT before it picks the port.
+        t.apply(&ev(9, 7, 2, "127.0.0.1:0", L, 2));
+        t.apply(&ev(9, 2, 1, C, L, 3));
+        assert_eq!(states(&t), vec![(C.to_string(), 1)]);
+        t.apply(&ev(9, 1, 7, C, L, 4)); // reset
+        assert!(t.rows().is_empty());
+    }
+
+    #[test]
+    fn a_reset_sent_to_time_wait_kills_it_unless_rfc1337() {
+        for (kills, left) in [(true, 0), (false, 1)] {
+            let mut t = ConnTable {
+                resets_kill_time_wait: kills,
+                ..ConnTable::default()
+            };
+            t.apply(&ev(2, 5, 6, L, C, 1));
+            let mut reset = ev(0, 0, 0, C, L, 2);
+            reset.what = What::ResetSent;
+            assert_eq!(t.apply(&reset), kills);
+            assert_eq!(t.rows().len(), left);
+        }
+    }
+
+    #[test]
+    fn a_child_of_a_snapshot_listener_leaves_the_listener_alone() {
+        let listener = snapshot_row(L, "0.0.0.0:0", 10);
+        let mut t = ConnTable::from_snapshot(vec![listener], &InodeOwners::default(), 0);
+        // inet_csk_clone_lock reports the child with the listener's endpoints.
+        t.apply(&ev(3, 10, 3, L, "0.0.0.0:0", 1));
+        t.apply(&ev(3, 3, 1, L, C, 2));
+        assert_eq!(states(&t), vec![(L.to_string(), 10), (L.to_string(), 1)]);
+        t.apply(&ev(1, 10, 7, L, "0.0.0.0:0", 3)); // the listener closes
+        assert_eq!(states(&t), vec![(L.to_string(), 1)]);
+    }
+
+    #[test]
+    fn an_event_from_before_a_resynchronisation_does_not_duplicate_its_row() {
+        let established = snapshot_row(C, L, 1);
+        let mut t = ConnTable::from_snapshot(vec![established], &InodeOwners::default(), 0);
+        t.apply(&ev(9, 7, 2, "127.0.0.1:0", L, 1));
+        t.apply(&ev(9, 2, 1, C, L, 2));
+        assert_eq!(states(&t), vec![(C.to_string(), 1)]);
+    }
+
+    #[test]
+    fn reuse_replaces_time_wait_and_snapshot_rows_are_adopted() {
+        let mut t = ConnTable::default();
+        t.apply(&ev(2, 5, 6, C, L, 1));
+        t.apply(&ev(9, 7, 2, C, L, 2));
+        assert_eq!(states(&t), vec![(C.to_string(), 2)]);
+        let snap = snapshot_row(L, "127.0.0.1:6000", 1);
+        let mut t = ConnTable::from_snapshot(vec![snap], &InodeOwners::default(), 0);
+        t.apply(&ev(5, 1, 8, L, "127.0.0.1:6000", 3));
+        let rows = t.rows();
+        assert_eq!(
+            (rows.len(), rows[0].socket.state, rows[0].socket.tx_queue),
+            (1, 8, 5)
+        );
+        t.apply(&ev(5, 8, 7, L, "127.0.0.1:6000", 4));
+        assert!(t.rows().is_empty());
+    }
+}

@@ -1,0 +1,163 @@
+//! `enetstat -c`, the event-driven live view, against real traffic in a
+//! namespace of the test's own: after a storm its table must equal a fresh
+//! /proc snapshot, row for row.
+
+use std::time::{Duration, Instant};
+
+use tests::{Netns, Proc, Tracer, WAIT, connect, enetstat_bin, serve, tcpload_bin};
+
+/// The last table the view printed to a pipe (tables follow `--- time` lines).
+fn last_table(stdout: &str) -> &str {
+    match stdout.rsplit_once("\n--- ") {
+        Some((_, last)) => last.split_once('\n').map_or("", |(_time, table)| table),
+        None => stdout,
+    }
+}
+
+/// The TCP rows of a table, sorted, without trailing blanks; `live` drops the
+/// view's extra In-State column, which a snapshot does not have.
+fn tcp_rows(table: &str, live: bool) -> Vec<String> {
+    let mut rows: Vec<String> = table
+        .lines()
+        .filter(|l| l.starts_with("tcp"))
+        .map(|l| {
+            let l = if live {
+                l.rsplit_once(' ').expect("In-State column").0
+            } else {
+                l
+            };
+            l.trim_end().to_string()
+        })
+        .collect();
+    rows.sort();
+    rows
+}
+
+fn storm(ns: &Netns, listen: &str, count: u64) {
+    let mut cmd = ns.command(tcpload_bin());
+    cmd.args([
+        "storm",
+        "--mix",
+        "--listen",
+        listen,
+        "--count",
+        &count.to_string(),
+    ]);
+    let mut storm = Proc::spawn(cmd);
+    storm.expect("storm");
+    assert!(storm.wait().success());
+}
+
+/// A held-open connection (LISTEN plus both ESTABLISHED ends) and two
+/// storms, IPv4 and IPv6, ending connections every way; then the view's last
+/// table must equal `enetstat -tan` taken afterwards.
+fn storm_then_compare(tag: &str, view_args: &[&str]) -> String {
+    let ns = Netns::new(tag);
+    let mut server = serve(&ns, "127.0.0.1:8000", &[]);
+    let view = Tracer::start_live(&ns, view_args);
+    let mut client = connect(&ns, "127.0.0.1:8000", &[]);
+    client.expect("connected");
+    server.expect("accepted");
+    storm(&ns, "127.0.0.1:7000", 5_000);
+    storm(&ns, "[::1]:7000", 1_000);
+    view.wait_quiet();
+    let fresh = ns.exec_ok(&[enetstat_bin().to_str().unwrap(), "-tan"]);
+    let out = view.stop();
+    assert!(out.status.success(), "{:?}", out.stderr);
+
+    let want = tcp_rows(&fresh, false);
+    let got = tcp_rows(last_table(&out.stdout), true);
+    let only = |a: &[String], b: &[String]| -> Vec<String> {
+        a.iter()
+            .filter(|r| !b.contains(r))
+            .take(10)
+            .cloned()
+            .collect()
+    };
+    assert!(
+        got == want,
+        "live view and snapshot differ ({} vs {} rows)\nonly in the view: {:#?}\nonly in the snapshot: {:#?}",
+        got.len(),
+        want.len(),
+        only(&got, &want),
+        only(&want, &got)
+    );
+    // The comparison means something only if the storm's leftovers are there:
+    // client-closed and server-closed connections end in TIME_WAIT (some
+    // client ports are reused from TIME_WAIT on loopback, so not all 2,400).
+    let count = |state: &str| want.iter().filter(|r| r.contains(state)).count();
+    assert!(count("TIME_WAIT") > 1_500, "{want:?}");
+    assert!(want.iter().any(|r| r.contains("::1")), "no IPv6 rows");
+    assert_eq!((count("LISTEN"), count("ESTABLISHED")), (1, 2));
+    out.stdout
+}
+
+#[test]
+fn after_a_mixed_storm_the_view_equals_a_fresh_snapshot() {
+    let stdout = storm_then_compare("live-storm", &["-tan", "--interval", "200"]);
+    assert!(!stdout.contains("events lost"), "unexpected loss");
+}
+
+#[test]
+fn after_losing_events_the_view_says_so_and_resynchronises() {
+    // 4 KiB holds about 40 events: the storm overruns it at once.
+    let stdout = storm_then_compare(
+        "live-loss",
+        &["-tan", "--interval", "200", "--ring-size", "4096"],
+    );
+    let notice = last_table(&stdout).lines().next().unwrap();
+    assert!(
+        notice.contains("events lost in the kernel so far; last resynchronised from /proc"),
+        "{notice}"
+    );
+}
+
+#[test]
+fn a_connection_held_across_start_up_keeps_its_owner_and_time_in_state() {
+    let ns = Netns::new("live-held");
+    let mut server = serve(&ns, "127.0.0.1:8000", &[]);
+    let mut client = connect(&ns, "127.0.0.1:8000", &[]);
+    client.expect("connected");
+    server.expect("accepted");
+    let view = Tracer::start_live(&ns, &["-tanp", "--interval", "100"]);
+    std::thread::sleep(Duration::from_millis(1_500));
+    // A refused connect changes the table, so the view draws it again.
+    let mut refused = connect(&ns, "127.0.0.1:9", &[]);
+    refused.expect("failed");
+    let deadline = Instant::now() + WAIT;
+    while !view.output().contains("\n--- ") {
+        assert!(Instant::now() < deadline, "no second table within {WAIT:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = view.stop();
+    let table = last_table(&out.stdout);
+
+    let row = |local_port: &str, state: &str| -> Vec<String> {
+        let line = table
+            .lines()
+            .find(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                f.len() == 8 && f[3].ends_with(local_port) && f[5] == state
+            })
+            .unwrap_or_else(|| panic!("no {state} row on {local_port} in\n{table}"));
+        line.split_whitespace().map(String::from).collect()
+    };
+    let server_pid = format!("{}/tcpload", server.pid());
+    let client_pid = format!("{}/tcpload", client.pid());
+    let client_port = row(":8000", "ESTABLISHED")[4].clone();
+    let client_port = &client_port[client_port.rfind(':').unwrap()..];
+    for (f, owner) in [
+        (row(":8000", "LISTEN"), &server_pid),
+        (row(":8000", "ESTABLISHED"), &server_pid),
+        (row(client_port, "ESTABLISHED"), &client_pid),
+    ] {
+        assert_eq!(&f[6], owner, "{f:?}");
+        // Older than the view: at least the time since the snapshot, ">1.5s".
+        let age: f64 = f[7]
+            .strip_prefix('>')
+            .and_then(|a| a.strip_suffix('s'))
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("In-State {:?}", f[7]));
+        assert!(age >= 1.5, "{f:?}");
+    }
+}
