@@ -46,28 +46,47 @@ static LISTENERS: HashMap<ListenKey, ListenOwner> = HashMap::with_max_entries(16
 #[map]
 static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counter::COUNT, 0);
 
-/// Per CPU: marks (socket address | tracepoint id) of the events our classic
-/// programs have just handled. The kernel runs no classic tracepoint program
-/// nested inside another on the same CPU (one `bpf_prog_active` guard for
-/// all), so a state change that a softirq makes while one runs is skipped.
-/// Raw tracepoints have a guard per program: each classic program has a raw
-/// twin on the same tracepoint, run after it, that reports the event itself
-/// when it finds no mark. A mark (rather than an "inside" flag) also covers
-/// the instants the kernel holds the guard before and after our code runs.
+/// Per CPU: marks of the events our classic programs have handled and
+/// whose raw twin has not run yet. The kernel runs no classic tracepoint
+/// program nested inside another on the same CPU (one `bpf_prog_active`
+/// guard for all), so a state change that a softirq makes while one runs is
+/// skipped. Raw tracepoints have a guard per program: each classic program
+/// has a raw twin on the same tracepoint, run after it, that reports the
+/// event itself when it finds no mark. A mark (rather than an "inside" flag)
+/// also covers the instants the kernel holds the guard before and after our
+/// code runs.
+///
+/// Marks are a set, not a stack: a task may be preempted between the two
+/// programs and another task's pairs run meanwhile. A twin can itself be
+/// skipped, when its tracepoint fires inside a run of the same twin (an
+/// interrupt); that run then drops the marks made since it started, so no
+/// stale mark passes for a later event.
 #[map]
-static HANDLED: PerCpuArray<[u64; HANDLED_SLOTS]> = PerCpuArray::with_max_entries(1, 0);
+static HANDLED: PerCpuArray<Marks> = PerCpuArray::with_max_entries(1, 0);
 
-/// Nesting is at most a few levels (task, softirq, hardirq).
-const HANDLED_SLOTS: usize = 4;
+const MARK_SLOTS: usize = 16;
 
-/// Tracepoint ids for `HANDLED` marks; sockets are 8-byte aligned.
+#[derive(Clone, Copy)]
+#[repr(C)]
+pub struct Marks {
+    next_seq: u64,
+    /// (socket, what, sequence number); socket 0 = free.
+    slots: [(u64, u64, u64); MARK_SLOTS],
+}
+
+/// What a mark names: tracepoint id << 16 | old state << 8 | new state
+/// (states for inet_sock_set_state only).
 mod tp {
-    pub const SET_STATE: u64 = 1;
-    pub const DESTROY_SOCK: u64 = 2;
-    pub const RETRANSMIT_SKB: u64 = 3;
-    pub const RETRANSMIT_SYNACK: u64 = 4;
-    pub const SEND_RESET: u64 = 5;
-    pub const RECEIVE_RESET: u64 = 6;
+    pub const SET_STATE: u64 = 1 << 16;
+    pub const DESTROY_SOCK: u64 = 2 << 16;
+    pub const RETRANSMIT_SKB: u64 = 3 << 16;
+    pub const RETRANSMIT_SYNACK: u64 = 4 << 16;
+    pub const SEND_RESET: u64 = 5 << 16;
+    pub const RECEIVE_RESET: u64 = 6 << 16;
+
+    pub fn set_state(old: u8, new: u8) -> u64 {
+        SET_STATE | (old as u64) << 8 | new as u64
+    }
 }
 
 const IPPROTO_TCP: u16 = 6;
@@ -87,33 +106,49 @@ fn bump(index: u32) {
 }
 
 /// Ends a classic program: leaves the mark of the event it handled for its
-/// raw twin. A full table (marks whose twin was itself skipped) is recycled.
+/// raw twin. (With every slot taken, the twin reports the event again.)
 #[inline(always)]
-fn classic_done(sk: u64, tracepoint: u64) -> u32 {
+fn classic_done(sk: u64, what: u64) -> u32 {
     if sk != 0
-        && let Some(slots) = HANDLED.get_ptr_mut(0)
+        && let Some(marks) = HANDLED.get_ptr_mut(0)
     {
-        let slots = unsafe { &mut *slots };
-        let free = slots.iter().position(|m| *m == 0).unwrap_or(0);
-        slots[free] = sk | tracepoint;
+        let marks = unsafe { &mut *marks };
+        if let Some(slot) = marks.slots.iter_mut().find(|(s, ..)| *s == 0) {
+            *slot = (sk, what, marks.next_seq);
+            marks.next_seq += 1;
+        }
     }
     0
 }
 
-/// In a raw twin: whether the classic program handled this event (taking
-/// its mark), i.e. whether the twin has nothing to do.
+/// A raw twin: runs `report` unless the classic program handled this event
+/// (taking its mark); then drops the marks of classic runs nested in this
+/// one (their twins were skipped: this program was running).
 #[inline(always)]
-fn classic_handled(sk: u64, tracepoint: u64) -> bool {
-    let Some(slots) = HANDLED.get_ptr_mut(0) else {
-        return false;
+fn twin(sk: u64, what: u64, report: impl FnOnce()) -> i32 {
+    let Some(marks) = HANDLED.get_ptr_mut(0) else {
+        report();
+        return 0;
     };
-    for mark in unsafe { &mut *slots }.iter_mut() {
-        if *mark == sk | tracepoint {
-            *mark = 0;
-            return true;
+    let marks = unsafe { &mut *marks };
+    let started = marks.next_seq;
+    let mut handled = false;
+    for slot in marks.slots.iter_mut() {
+        if slot.0 == sk && slot.1 == what && sk != 0 {
+            slot.0 = 0;
+            handled = true;
+            break;
         }
     }
-    false
+    if !handled {
+        report();
+    }
+    for slot in marks.slots.iter_mut() {
+        if slot.2 >= started {
+            slot.0 = 0;
+        }
+    }
+    0
 }
 
 /// Reads a field of the tracepoint record at an offset from the format file.
@@ -247,15 +282,10 @@ pub fn inet_sock_set_state(ctx: TracePointContext) -> u32 {
         return 0;
     }
     let sk = field::<u64>(&ctx, cfg(&f.skaddr)).unwrap_or(0);
-    if let (Some(old), Some(new)) = (
-        field::<i32>(&ctx, cfg(&f.oldstate)),
-        field::<i32>(&ctx, cfg(&f.newstate)),
-    ) {
-        on_transition(&ctx, sk, old as u8, new as u8, |ev| {
-            read_endpoints(&ctx, f, ev)
-        });
-    }
-    classic_done(sk, tp::SET_STATE)
+    let old = field::<i32>(&ctx, cfg(&f.oldstate)).unwrap_or(0) as u8;
+    let new = field::<i32>(&ctx, cfg(&f.newstate)).unwrap_or(0) as u8;
+    on_transition(&ctx, sk, old, new, |ev| read_endpoints(&ctx, f, ev));
+    classic_done(sk, tp::set_state(old, new))
 }
 
 /// Twin of `inet_sock_set_state` for the changes the kernel skipped it for.
@@ -263,18 +293,13 @@ pub fn inet_sock_set_state(ctx: TracePointContext) -> u32 {
 #[raw_tracepoint(tracepoint = "inet_sock_set_state")]
 pub fn inet_sock_set_state_nested(ctx: RawTracePointContext) -> i32 {
     let sk: u64 = ctx.arg(0);
-    let k = &CONFIG.kernel;
-    if kread::<u16>(sk + cfg(&k.sock_protocol) as u64) != Some(IPPROTO_TCP)
-        || classic_handled(sk, tp::SET_STATE)
-    {
-        return 0;
-    }
-    let (old, new): (u64, u64) = (ctx.arg(1), ctx.arg(2));
-    bump(counter::RECOVERED);
-    on_transition(&ctx, sk, old as u8, new as u8, |ev| {
-        endpoints_from_sock(sk, ev)
-    });
-    0
+    let (old, new) = (ctx.arg::<u64>(1) as u8, ctx.arg::<u64>(2) as u8);
+    twin(sk, tp::set_state(old, new), || {
+        if kread::<u16>(sk + cfg(&CONFIG.kernel.sock_protocol) as u64) == Some(IPPROTO_TCP) {
+            bump(counter::RECOVERED);
+            on_transition(&ctx, sk, old, new, |ev| endpoints_from_sock(sk, ev));
+        }
+    })
 }
 
 /// Reads a socket's endpoints from `struct sock` the way the tracepoint
@@ -390,10 +415,9 @@ pub fn tcp_destroy_sock(ctx: TracePointContext) -> u32 {
 #[raw_tracepoint(tracepoint = "tcp_destroy_sock")]
 pub fn tcp_destroy_sock_nested(ctx: RawTracePointContext) -> i32 {
     let sk: u64 = ctx.arg(0);
-    if !classic_handled(sk, tp::DESTROY_SOCK) {
+    twin(sk, tp::DESTROY_SOCK, || {
         let _ = SOCKS.remove(sk);
-    }
-    0
+    })
 }
 
 /// Shared body of the retransmit and reset events: report the event with
@@ -519,13 +543,12 @@ pub fn tcp_receive_reset(ctx: TracePointContext) -> u32 {
 #[raw_tracepoint(tracepoint = "tcp_retransmit_skb")]
 pub fn tcp_retransmit_skb_nested(ctx: RawTracePointContext) -> i32 {
     let sk: u64 = ctx.arg(0);
-    if !classic_handled(sk, tp::RETRANSMIT_SKB) {
+    twin(sk, tp::RETRANSMIT_SKB, || {
         bump(counter::RECOVERED);
         on_socket_event(sk, 0, kind::RETRANSMIT, None, |ev| {
             endpoints_from_sock(sk, ev)
         });
-    }
-    0
+    })
 }
 
 /// Raw arguments: (const struct sock *sk, const struct request_sock *req).
@@ -534,7 +557,7 @@ pub fn tcp_retransmit_skb_nested(ctx: RawTracePointContext) -> i32 {
 #[raw_tracepoint(tracepoint = "tcp_retransmit_synack")]
 pub fn tcp_retransmit_synack_nested(ctx: RawTracePointContext) -> i32 {
     let (sk, req): (u64, u64) = (ctx.arg(0), ctx.arg(1));
-    if !classic_handled(sk, tp::RETRANSMIT_SYNACK) {
+    twin(sk, tp::RETRANSMIT_SYNACK, || {
         bump(counter::RECOVERED);
         on_socket_event(
             sk,
@@ -543,8 +566,7 @@ pub fn tcp_retransmit_synack_nested(ctx: RawTracePointContext) -> i32 {
             Some(tcp_state::SYN_RECV),
             |ev| endpoints_from_request(req, ev),
         );
-    }
-    0
+    })
 }
 
 /// Raw arguments: (const struct sock *sk, const struct sk_buff *skb, reason).
@@ -553,26 +575,26 @@ pub fn tcp_retransmit_synack_nested(ctx: RawTracePointContext) -> i32 {
 #[raw_tracepoint(tracepoint = "tcp_send_reset")]
 pub fn tcp_send_reset_nested(ctx: RawTracePointContext) -> i32 {
     let sk: u64 = ctx.arg(0);
-    if sk != 0 && !classic_handled(sk, tp::SEND_RESET) && is_full_socket(sk) {
-        bump(counter::RECOVERED);
-        on_socket_event(sk, 0, kind::SEND_RESET, None, |ev| {
-            endpoints_from_sock(sk, ev)
-        });
-    }
-    0
+    twin(sk, tp::SEND_RESET, || {
+        if sk != 0 && is_full_socket(sk) {
+            bump(counter::RECOVERED);
+            on_socket_event(sk, 0, kind::SEND_RESET, None, |ev| {
+                endpoints_from_sock(sk, ev)
+            });
+        }
+    })
 }
 
 /// Raw arguments: (struct sock *sk).
 #[raw_tracepoint(tracepoint = "tcp_receive_reset")]
 pub fn tcp_receive_reset_nested(ctx: RawTracePointContext) -> i32 {
     let sk: u64 = ctx.arg(0);
-    if !classic_handled(sk, tp::RECEIVE_RESET) {
+    twin(sk, tp::RECEIVE_RESET, || {
         bump(counter::RECOVERED);
         on_socket_event(sk, 0, kind::RECEIVE_RESET, None, |ev| {
             endpoints_from_sock(sk, ev)
         });
-    }
-    0
+    })
 }
 
 /// `sk_fullsock()`: not a timewait or request socket.

@@ -304,7 +304,11 @@ fn storm_of_20000_connections_loses_nothing() {
     let states = events.iter().filter(|e| e["event"] == "state").count() as u64;
     // Per connection: 5 client transitions (through TIME_WAIT) and 5 for the
     // accepted child (through LAST_ACK -> CLOSE); plus the listener's 2.
-    assert_eq!(states, 10 * N + 2);
+    let mut steps = BTreeMap::new();
+    for e in &events {
+        *steps.entry(step(e).0).or_insert(0) += 1;
+    }
+    assert_eq!(states, 10 * N + 2, "summary {:?}, {steps:?}", out.summary());
     let time_waits = events
         .iter()
         .filter(|e| e["new_state"] == "TIME_WAIT")
