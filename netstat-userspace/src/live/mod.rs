@@ -127,7 +127,7 @@ struct Screen {
     tty: bool,
     first: bool,
     /// For --diff: (proto, local, foreign) -> state, of the last drawing.
-    previous: BTreeMap<(String, String, String), String>,
+    previous: Rows,
 }
 
 impl Screen {
@@ -139,25 +139,7 @@ impl Screen {
         let time = local_time(now);
         if diff {
             let current = internet_rows(table);
-            for (key, state) in &current {
-                match self.previous.get(key) {
-                    None => {
-                        text.push_str(&format!("{time} + {} {} {} {state}\n", key.0, key.1, key.2))
-                    }
-                    Some(old) if old != state => {
-                        text.push_str(&format!(
-                            "{time} ~ {} {} {} {old} -> {state}\n",
-                            key.0, key.1, key.2
-                        ));
-                    }
-                    Some(_) => {}
-                }
-            }
-            for (key, state) in &self.previous {
-                if !current.contains_key(key) {
-                    text.push_str(&format!("{time} - {} {} {} {state}\n", key.0, key.1, key.2));
-                }
-            }
+            changes(&self.previous, &current, &time, &mut text);
             self.previous = current;
         } else if self.tty {
             text.push_str("\x1b[H\x1b[2J");
@@ -181,8 +163,31 @@ impl Screen {
     }
 }
 
+type Rows = BTreeMap<(String, String, String), String>;
+
+/// --diff: one line per row that appeared (+), changed state (~) or
+/// vanished (-) between two drawings.
+fn changes(previous: &Rows, current: &Rows, time: &str, out: &mut String) {
+    use std::fmt::Write as _;
+    for ((proto, local, remote), state) in current {
+        let key = (proto.clone(), local.clone(), remote.clone());
+        match previous.get(&key) {
+            None => _ = writeln!(out, "{time} + {proto} {local} {remote} {state}"),
+            Some(old) if old != state => {
+                _ = writeln!(out, "{time} ~ {proto} {local} {remote} {old} -> {state}");
+            }
+            Some(_) => {}
+        }
+    }
+    for ((proto, local, remote), state) in previous {
+        if !current.contains_key(&(proto.clone(), local.clone(), remote.clone())) {
+            _ = writeln!(out, "{time} - {proto} {local} {remote} {state}");
+        }
+    }
+}
+
 /// The Internet rows of a drawn table, keyed by protocol and endpoints.
-fn internet_rows(table: &str) -> BTreeMap<(String, String, String), String> {
+fn internet_rows(table: &str) -> Rows {
     table
         .lines()
         .filter(|l| ["tcp", "udp", "raw"].iter().any(|p| l.starts_with(p)))
@@ -225,4 +230,33 @@ fn local_time(epoch_ns: i128) -> String {
 fn is_tty() -> bool {
     // SAFETY: isatty only inspects the descriptor.
     unsafe { libc::isatty(std::io::stdout().as_raw_fd()) == 1 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BEFORE: &str = "\
+Proto Recv-Q Send-Q Local Address           Foreign Address         State       In-State
+tcp        0      0 127.0.0.1:80            0.0.0.0:*               LISTEN      >3.0s
+tcp        0      0 127.0.0.1:80            127.0.0.1:5000          ESTABLISHED 1.2s
+udp        0      0 0.0.0.0:68              0.0.0.0:*                           -
+";
+    const AFTER: &str = "\
+tcp        0      0 127.0.0.1:80            0.0.0.0:*               LISTEN      >4.0s
+tcp        0      0 127.0.0.1:80            127.0.0.1:5000          FIN_WAIT1   0.1s
+tcp        0      0 127.0.0.1:80            127.0.0.1:5002          SYN_RECV    0.0s
+";
+
+    #[test]
+    fn diff_lists_appeared_changed_and_vanished_rows() {
+        let mut out = String::new();
+        changes(&internet_rows(BEFORE), &internet_rows(AFTER), "T", &mut out);
+        assert_eq!(
+            out,
+            "T ~ tcp 127.0.0.1:80 127.0.0.1:5000 ESTABLISHED -> FIN_WAIT1\n\
+             T + tcp 127.0.0.1:80 127.0.0.1:5002 SYN_RECV\n\
+             T - udp 0.0.0.0:68 0.0.0.0:* \n"
+        );
+    }
 }
