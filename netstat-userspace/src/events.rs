@@ -30,7 +30,7 @@ use crate::{
 
 /// How often the ring is read when the kernel has not woken us: the most an
 /// event waits before it is printed.
-const POLL: Duration = Duration::from_millis(20);
+pub const POLL: Duration = Duration::from_millis(20);
 
 /// What the run saw, for the closing summary line.
 #[derive(Debug, Default)]
@@ -77,22 +77,22 @@ pub fn run(cli: &Cli) -> Result<()> {
     runtime.block_on(stream(cli, filter))
 }
 
-/// Attaches the kernel programs to this network namespace, with a decoder
-/// whose owner snapshot is taken after attaching (so no socket falls between
-/// the two), and raises our priority for the storms to come.
-pub fn attach(ring_size: Option<u32>) -> Result<(Probe, Decoder, u32)> {
+/// Attaches the kernel programs to this network namespace (returned with
+/// the probe) and raises our priority for the storms to come. Owner
+/// snapshots are to be taken after this, so no socket falls between the two.
+pub fn attach(ring_size: Option<u32>) -> Result<(Probe, u32)> {
     let own_netns = kernel::own_netns()?;
     let probe = Probe::load(&kernel::Options {
         netns: own_netns,
         ring_bytes: ring_size,
     })?;
-    let decoder = Decoder::new(probe.attached_ns, own_netns, TcpOwners::scan());
     raise_priority();
-    Ok((probe, decoder, own_netns))
+    Ok((probe, own_netns))
 }
 
 async fn stream(cli: &Cli, filter: EventFilter) -> Result<()> {
-    let (mut probe, decoder, own_netns) = attach(cli.ring_size)?;
+    let (mut probe, own_netns) = attach(cli.ring_size)?;
+    let decoder = Decoder::new(probe.attached_ns, own_netns, TcpOwners::scan());
     eprintln!("enetstat: tracing TCP in network namespace {own_netns} (stop with Ctrl-C)");
     let mut ring = watch(probe.take_events()?)?;
     let mut logger = watch(probe.take_logger()?)?;

@@ -5,6 +5,11 @@ use std::{collections::HashMap, net::SocketAddr, rc::Rc};
 
 use procfs::process::FDTarget;
 
+use crate::{
+    procnet::{self, sockets::InetSocket},
+    tcp_state::TcpState,
+};
+
 /// A socket's owning process as netstat shows it: pid and program name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Owner {
@@ -92,25 +97,32 @@ pub struct TcpOwners {
 
 impl TcpOwners {
     /// Snapshot of this network namespace's TCP sockets and their owners.
+    /// Best effort: an unreadable or malformed file only leaves owners out.
     pub fn scan() -> Self {
-        let inodes = InodeOwners::scan();
-        let mut owners = Self::default();
-        let entries = procfs::net::tcp()
+        let sockets: Vec<InetSocket> = ["/proc/net/tcp", "/proc/net/tcp6"]
             .into_iter()
-            .chain(procfs::net::tcp6())
-            .flatten();
-        for entry in entries {
-            let Some(owner) = inodes.by_inode.get(&entry.inode) else {
+            .filter_map(|path| {
+                let text = procnet::read_optional(path).ok()??;
+                procnet::sockets::parse(&text, path).ok()
+            })
+            .flatten()
+            .collect();
+        Self::new(&InodeOwners::scan(), &sockets)
+    }
+
+    /// The owners of `sockets`, from an inode scan taken with them.
+    pub fn new(inodes: &InodeOwners, sockets: &[InetSocket]) -> Self {
+        let mut owners = Self::default();
+        for socket in sockets {
+            let Some(owner) = inodes.by_inode.get(&socket.inode) else {
                 continue;
             };
-            if entry.state == procfs::net::TcpState::Listen {
-                owners
-                    .listeners
-                    .insert(entry.local_address.port(), owner.clone());
+            if socket.state == TcpState::LISTEN.0 {
+                owners.listeners.insert(socket.local.port(), owner.clone());
             }
             owners
                 .by_tuple
-                .insert((entry.local_address, entry.remote_address), owner.clone());
+                .insert((socket.local, socket.remote), owner.clone());
         }
         owners
     }

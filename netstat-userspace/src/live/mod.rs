@@ -15,10 +15,11 @@ use anyhow::{Context as _, Result};
 use crate::{
     cli::Cli,
     clock::{TimeFormat, WallClock},
+    decoder::Decoder,
     kernel,
     names::Names,
-    owners::InodeOwners,
-    procnet,
+    owners::{InodeOwners, TcpOwners},
+    procnet::{self, sockets::InetSocket},
     snapshot::{plan::Sockets, sockets},
 };
 use table::ConnTable;
@@ -34,11 +35,19 @@ pub fn run(cli: &Cli, plan: &Sockets) -> Result<()> {
 }
 
 async fn view(cli: &Cli, plan: &Sockets) -> Result<()> {
-    let (mut probe, decoder, _) = crate::events::attach(cli.ring_size)?;
+    let (mut probe, own_netns) = crate::events::attach(cli.ring_size)?;
     let clock = WallClock::new();
     let names = Names::new(cli.numeric());
     let mut ring = probe.take_events()?;
-    let mut table = snapshot(plan, &clock)?;
+    // One read of /proc serves both: the decoder names the owners of events
+    // on these sockets, the table starts from them.
+    let (sockets, inodes) = read_tcp(plan)?;
+    let decoder = Decoder::new(
+        probe.attached_ns,
+        own_netns,
+        TcpOwners::new(&inodes, &sockets),
+    );
+    let mut table = start_table(sockets, &inodes, &clock)?;
     let mut lost = probe.counters()?.lost;
     let mut lost_total = 0;
     let mut notice: Option<String> = None;
@@ -51,12 +60,12 @@ async fn view(cli: &Cli, plan: &Sockets) -> Result<()> {
         previous: BTreeMap::new(),
     };
     // UDP, raw and unix rows change without events: redraw them each interval.
-    let untracked = plan.udp || plan.udplite || plan.raw || plan.unix;
+    let untracked = plan.untracked();
     let mut dirty = true;
     let stop = crate::stop::requested(cli.duration)?;
     tokio::pin!(stop);
     // Events are read every POLL; the table is drawn at most every interval.
-    let mut poll = tokio::time::interval(POLL);
+    let mut poll = tokio::time::interval(crate::events::POLL);
     let mut last_draw = tokio::time::Instant::now() - interval;
     loop {
         tokio::select! {
@@ -80,7 +89,8 @@ async fn view(cli: &Cli, plan: &Sockets) -> Result<()> {
             lost_total += now_lost - lost;
             lost = now_lost;
             while ring.next().is_some() {}
-            table = snapshot(plan, &clock)?;
+            let (sockets, inodes) = read_tcp(plan)?;
+            table = start_table(sockets, &inodes, &clock)?;
             notice = Some(format!(
                 "(enetstat: {lost_total} events lost in the kernel so far; last resynchronised from /proc at {})",
                 local_time(now)
@@ -103,19 +113,24 @@ async fn view(cli: &Cli, plan: &Sockets) -> Result<()> {
     }
 }
 
-/// How often the ring buffer is read.
-const POLL: Duration = Duration::from_millis(20);
-
-/// The TCP sockets of the plan's families, with their owners, from /proc.
-fn snapshot(plan: &Sockets, clock: &WallClock) -> Result<ConnTable> {
-    let now = now_ns(clock);
+/// The TCP sockets of the plan's families and the socket owners, from /proc.
+fn read_tcp(plan: &Sockets) -> Result<(Vec<InetSocket>, InodeOwners)> {
     let mut sockets = Vec::new();
     for (wanted, path) in [(plan.ipv4, "/proc/net/tcp"), (plan.ipv6, "/proc/net/tcp6")] {
         if let (true, Some(text)) = (wanted, procnet::read_optional(path)?) {
             sockets.extend(procnet::sockets::parse(&text, path)?);
         }
     }
-    let mut table = ConnTable::from_snapshot(sockets, &InodeOwners::scan(), now);
+    Ok((sockets, InodeOwners::scan()))
+}
+
+/// The connection table for sockets just read from /proc.
+fn start_table(
+    sockets: Vec<InetSocket>,
+    inodes: &InodeOwners,
+    clock: &WallClock,
+) -> Result<ConnTable> {
+    let mut table = ConnTable::from_snapshot(sockets, inodes, now_ns(clock));
     table.resets_kill_time_wait = procnet::read_optional(RFC1337)?.is_none_or(|v| v.trim() == "0");
     Ok(table)
 }

@@ -60,6 +60,14 @@ pub struct Sockets {
     pub verbose: bool,
 }
 
+impl Sockets {
+    /// Whether sockets without tracepoints (UDP, UDP-Lite, raw, unix) are
+    /// listed: the live view must re-read those from /proc.
+    pub fn untracked(&self) -> bool {
+        self.udp || self.udplite || self.raw || self.unix
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Routes {
     pub families: Vec<Family>,

@@ -28,7 +28,8 @@ pub fn list(
     out: &mut String,
     live: Option<(&ConnTable, i128)>,
 ) -> Result<()> {
-    let owners = plan.programs.then(scan_owners);
+    // Live TCP rows carry their owners; only /proc rows need the scan.
+    let owners = (plan.programs && (live.is_none() || plan.untracked())).then(scan_owners);
     let table = SocketTable {
         names,
         columns: plan,
