@@ -202,6 +202,29 @@ fn wait_bounded(child: &mut Child, what: &str) -> ExitStatus {
     }
 }
 
+/// setsockopt(2) at the SOL_SOCKET level; `name` labels the error.
+pub fn set_socket_option<T>(
+    socket: &impl std::os::fd::AsRawFd,
+    option: libc::c_int,
+    value: &T,
+    name: &str,
+) -> anyhow::Result<()> {
+    // SAFETY: a valid socket fd, and a value of the size we pass.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            option,
+            (value as *const T).cast(),
+            size_of::<T>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        anyhow::bail!("{name}: {}", std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// `tcpload serve` in `ns`, once it listens.
 pub fn serve(ns: &Netns, listen: &str, extra: &[&str]) -> Proc {
     let mut cmd = ns.command(tcpload_bin());

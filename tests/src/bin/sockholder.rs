@@ -139,22 +139,8 @@ fn accept_forever(listener: TcpListener) -> std::thread::JoinHandle<()> {
 }
 
 fn set_keepalive(s: &TcpStream) -> Result<()> {
-    use std::os::fd::AsRawFd as _;
     let on: libc::c_int = 1;
-    // SAFETY: valid fd and option buffer.
-    let rc = unsafe {
-        libc::setsockopt(
-            s.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_KEEPALIVE,
-            (&on as *const libc::c_int).cast(),
-            size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc != 0 {
-        bail!("SO_KEEPALIVE: {}", std::io::Error::last_os_error());
-    }
-    Ok(())
+    tests::set_socket_option(s, libc::SO_KEEPALIVE, &on, "SO_KEEPALIVE")
 }
 
 fn socket(family: libc::c_int, kind: libc::c_int, protocol: libc::c_int) -> Result<OwnedFd> {

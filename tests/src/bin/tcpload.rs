@@ -23,6 +23,7 @@ use std::{
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
+use tests::set_socket_option;
 
 #[derive(Parser)]
 struct Args {
@@ -138,20 +139,7 @@ fn set_linger_zero(stream: &TcpStream) -> Result<()> {
         l_onoff: 1,
         l_linger: 0,
     };
-    // SAFETY: valid socket fd and a correctly sized option value.
-    let rc = unsafe {
-        libc::setsockopt(
-            stream.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            (&linger as *const libc::linger).cast(),
-            size_of::<libc::linger>() as libc::socklen_t,
-        )
-    };
-    if rc != 0 {
-        bail!("SO_LINGER: {}", std::io::Error::last_os_error());
-    }
-    Ok(())
+    set_socket_option(stream, libc::SO_LINGER, &linger, "SO_LINGER")
 }
 
 fn set_timeout(listener: &TcpListener, timeout: Duration) -> Result<()> {
@@ -159,20 +147,7 @@ fn set_timeout(listener: &TcpListener, timeout: Duration) -> Result<()> {
         tv_sec: timeout.as_secs() as libc::time_t,
         tv_usec: timeout.subsec_micros() as libc::suseconds_t,
     };
-    // SAFETY: valid socket fd and a correctly sized option value.
-    let rc = unsafe {
-        libc::setsockopt(
-            listener.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVTIMEO,
-            (&tv as *const libc::timeval).cast(),
-            size_of::<libc::timeval>() as libc::socklen_t,
-        )
-    };
-    if rc != 0 {
-        bail!("SO_RCVTIMEO: {}", std::io::Error::last_os_error());
-    }
-    Ok(())
+    set_socket_option(listener, libc::SO_RCVTIMEO, &tv, "SO_RCVTIMEO")
 }
 
 fn serve(listen: SocketAddr, accept: u64, rst: bool) -> Result<()> {
