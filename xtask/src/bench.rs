@@ -144,12 +144,10 @@ fn storm_table(connections: u64, runs: usize) -> Result<String> {
             };
             writeln!(
                 table,
-                "| {} | {} | {:.0} ({:.0}-{:.0}) | {:.2}x | {written} | {} | {lost} | {cpu} |",
+                "| {} | {} | {} | {:.2}x | {written} | {} | {lost} | {cpu} |",
                 if rst { "reset" } else { "normal" },
                 tracer.label(),
-                rate,
-                rates.iter().copied().fold(f64::INFINITY, f64::min),
-                rates.iter().copied().fold(0.0, f64::max),
+                spread(&rates, 1.0),
                 rate / bare_rate,
                 if tracer == Tracer::None {
                     "-".to_string()
@@ -193,6 +191,18 @@ pub fn median(values: &[f64]) -> f64 {
     let mut v = values.to_vec();
     v.sort_by(|a, b| a.total_cmp(b));
     v.get(v.len() / 2).copied().unwrap_or(0.0)
+}
+
+/// "median (min-max)" of `values` times `scale`, as whole numbers.
+pub fn spread(values: &[f64], scale: f64) -> String {
+    let min = values.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = values.iter().copied().fold(0.0, f64::max);
+    format!(
+        "{:.0} ({:.0}-{:.0})",
+        median(values) * scale,
+        min * scale,
+        max * scale
+    )
 }
 
 /// A namespace for one storm or snapshot scenario, removed on drop.

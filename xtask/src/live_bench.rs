@@ -7,7 +7,7 @@ use std::{fmt::Write as _, process::Stdio, time::Duration};
 use anyhow::{Context as _, Result, bail};
 
 use crate::{
-    bench::{Netns, cpu_seconds, median, storm_rate},
+    bench::{Netns, cpu_seconds, median, spread, storm_rate},
     release_bin,
     snapshot_bench::hold,
 };
@@ -39,17 +39,12 @@ Output to /dev/null; CPU (user + system) of the viewer from the storm's start un
             rates.push(rate);
             cpus.push(cpu);
         }
-        let range = |v: &[f64], scale: f64| {
-            let lo = v.iter().copied().fold(f64::INFINITY, f64::min) * scale;
-            let hi = v.iter().copied().fold(0.0, f64::max) * scale;
-            format!("{:.0} ({lo:.0}-{hi:.0})", median(v) * scale)
-        };
         writeln!(
             table,
             "| {name} -c -tan | {:.0} | {:.2} | {} |",
             median(&rates),
             median(&cpus),
-            range(&cpus, 1000.0 / (STORM as f64 / 1000.0)),
+            spread(&cpus, 1000.0 / (STORM as f64 / 1000.0)),
         )?;
     }
     table.push('\n');

@@ -15,7 +15,7 @@ use std::{
 use anyhow::{Context as _, Result, bail};
 
 use crate::{
-    bench::{Netns, median},
+    bench::{Netns, median, spread},
     release_bin,
 };
 
@@ -47,15 +47,11 @@ enetstat reads /proc/net/tcp and tcp6 (no netlink fast path). {runs} runs per ro
             let ss = median(&rows[2].1);
             for (tool, times) in rows {
                 let name = tool.rsplit('/').next().unwrap_or(tool);
-                let m = median(&times);
-                let (lo, hi) = (
-                    times.iter().copied().fold(f64::INFINITY, f64::min),
-                    times.iter().copied().fold(0.0, f64::max),
-                );
                 writeln!(
                     table,
-                    "| {n} | {name} {flags} | {m:.0} ({lo:.0}-{hi:.0}) | {:.2}x |",
-                    m / ss
+                    "| {n} | {name} {flags} | {} | {:.2}x |",
+                    spread(&times, 1.0),
+                    median(&times) / ss
                 )?;
             }
         }
