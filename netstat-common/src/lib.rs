@@ -184,6 +184,14 @@ pub struct KernelOffsets {
     pub sock_num: u16,
     /// `struct sock` -> `__sk_common.skc_rcv_saddr` (a request socket's local address).
     pub sock_rcv_saddr: u16,
+    // A reset a listener sends names the listener in the tracepoint, not the
+    // peer it hits; the peer comes from the packet being answered.
+    /// `struct sk_buff` -> `head` (start of the buffer).
+    pub skb_head: u16,
+    /// `struct sk_buff` -> `network_header` (offset from `head`).
+    pub skb_network_header: u16,
+    /// `struct sk_buff` -> `transport_header` (offset from `head`).
+    pub skb_transport_header: u16,
 }
 
 /// Everything the kernel programs are told at load time (a read-only global).
@@ -200,6 +208,7 @@ pub struct Config {
     pub kernel: KernelOffsets,
     /// `skaddr` in `tcp/tcp_destroy_sock`, where socket entries are freed.
     pub destroy_sock_skaddr: u16,
+    pub _pad: u16,
 }
 
 impl Config {
@@ -226,8 +235,12 @@ impl Config {
             inet_saddr: 0,
             sock_num: 0,
             sock_rcv_saddr: 0,
+            skb_head: 0,
+            skb_network_header: 0,
+            skb_transport_header: 0,
         },
         destroy_sock_skaddr: NO_FIELD,
+        _pad: 0,
     };
 }
 
@@ -268,7 +281,7 @@ pub struct ListenOwner {
 
 // The kernel and userspace must agree on these sizes; no implicit padding.
 const _: () = assert!(size_of::<Event>() == 96);
-const _: () = assert!(size_of::<Config>() == 4 + 5 * 28 + 30 + 2);
+const _: () = assert!(size_of::<Config>() == 4 + 5 * 28 + 36 + 2 + 2);
 
 #[cfg(feature = "user")]
 mod user {

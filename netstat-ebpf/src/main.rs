@@ -449,6 +449,10 @@ fn on_socket_event(
         ..Event::default()
     };
     endpoints(&mut ev);
+    if event_kind == kind::SEND_RESET && state == tcp_state::LISTEN && skb != 0 {
+        // The tracepoint names the listener; the peer is in the packet.
+        endpoints_from_packet(skb, &mut ev);
+    }
 
     // Only full sockets are remembered (they are sure to be destroyed, which
     // frees the entry); a reset may be sent for a timewait socket.
@@ -574,11 +578,11 @@ pub fn tcp_retransmit_synack_nested(ctx: RawTracePointContext) -> i32 {
 /// socket (or a timewait one) stays counted as lost.
 #[raw_tracepoint(tracepoint = "tcp_send_reset")]
 pub fn tcp_send_reset_nested(ctx: RawTracePointContext) -> i32 {
-    let sk: u64 = ctx.arg(0);
+    let (sk, skb): (u64, u64) = (ctx.arg(0), ctx.arg(1));
     twin(sk, tp::SEND_RESET, || {
         if sk != 0 && is_full_socket(sk) {
             bump(counter::RECOVERED);
-            on_socket_event(sk, 0, kind::SEND_RESET, None, |ev| {
+            on_socket_event(sk, skb, kind::SEND_RESET, None, |ev| {
                 endpoints_from_sock(sk, ev)
             });
         }
@@ -604,6 +608,44 @@ fn is_full_socket(sk: u64) -> bool {
         sock_state(sk),
         tcp_state::TIME_WAIT | tcp_state::NEW_SYN_RECV
     )
+}
+
+/// Endpoints of the connection a reply to `skb` (an incoming TCP segment)
+/// belongs to: local is the packet's destination, remote its source.
+#[inline(always)]
+fn endpoints_from_packet(skb: u64, ev: &mut Event) {
+    let k = &CONFIG.kernel;
+    let Some(head) = kread::<u64>(skb + cfg(&k.skb_head) as u64) else {
+        return;
+    };
+    let network = head + kread::<u16>(skb + cfg(&k.skb_network_header) as u64).unwrap_or(0) as u64;
+    let transport =
+        head + kread::<u16>(skb + cfg(&k.skb_transport_header) as u64).unwrap_or(0) as u64;
+    // TCP header: source port, destination port (network order).
+    let Some(ports) = kread::<[u16; 2]>(transport) else {
+        return;
+    };
+    match kread::<u8>(network).map(|b| b >> 4) {
+        Some(4) => {
+            // IPv4 header: source address at 12, destination at 16.
+            let addrs = kread::<[[u8; 4]; 2]>(network + 12).unwrap_or_default();
+            ev.family = AF_INET;
+            ev.saddr = [0; 16];
+            ev.daddr = [0; 16];
+            ev.daddr[..4].copy_from_slice(&addrs[0]);
+            ev.saddr[..4].copy_from_slice(&addrs[1]);
+        }
+        Some(6) => {
+            // IPv6 header: source address at 8, destination at 24.
+            let addrs = kread::<[[u8; 16]; 2]>(network + 8).unwrap_or_default();
+            ev.family = AF_INET6;
+            ev.daddr = addrs[0];
+            ev.saddr = addrs[1];
+        }
+        _ => return,
+    }
+    ev.dport = u16::from_be(ports[0]);
+    ev.sport = u16::from_be(ports[1]);
 }
 
 /// Endpoints of a request socket: `sock_common` only (local port in

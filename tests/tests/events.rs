@@ -180,6 +180,48 @@ fn refused_connect() {
     );
 }
 
+/// A reset sent by a listener (here for an ACK of no connection) names the
+/// peer it goes to, not the listener's own wildcard endpoints: the live view
+/// needs the peer to drop the TIME_WAIT such a reset kills.
+#[test]
+fn a_listener_reset_names_its_peer() {
+    let ns = Netns::new("stray-ack");
+    let _server = serve(&ns, "127.0.0.1:7000", &[]);
+    let tracer = Tracer::start(&ns, &["-E", "-n", "--json"]);
+    let mut stray = ns.command(tcpload_bin());
+    stray.args([
+        "stray-ack",
+        "--from",
+        "127.0.0.1:40000",
+        "--to",
+        "127.0.0.1:7000",
+    ]);
+    let mut stray = Proc::spawn(stray);
+    stray.expect("sent");
+    assert!(stray.wait().success());
+    tracer.wait_quiet();
+    let out = tracer.stop();
+    let resets: Vec<(String, String, String)> = out
+        .events()
+        .iter()
+        .filter(|e| e["event"] == "send_reset")
+        .map(|e| {
+            let s = |k: &str| e[k].as_str().unwrap_or_default().to_string();
+            (s("local"), s("remote"), s("state"))
+        })
+        .collect();
+    assert_eq!(
+        resets,
+        [(
+            "127.0.0.1:7000".to_string(),
+            "127.0.0.1:40000".to_string(),
+            "LISTEN".to_string()
+        )],
+        "{}",
+        out.stdout
+    );
+}
+
 #[test]
 fn dropped_syn_is_retransmitted() {
     let ns = Netns::new("syndrop");

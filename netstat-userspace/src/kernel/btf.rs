@@ -1,5 +1,6 @@
 //! Kernel struct offsets from the running kernel's BTF. The kernel side needs
-//! them to find a socket's network namespace; reading them here instead of
+//! them to find a socket's network namespace and endpoints, and a packet's
+//! addresses; reading them here instead of
 //! compiling them in keeps the programs working across kernel builds.
 
 use anyhow::Result;
@@ -40,6 +41,9 @@ pub fn kernel_offsets() -> Result<KernelOffsets> {
         inet_saddr: at(&["inet_sock", "inet_saddr"])?,
         sock_num: at(&["sock", "__sk_common", "skc_num"])?,
         sock_rcv_saddr: at(&["sock", "__sk_common", "skc_rcv_saddr"])?,
+        skb_head: at(&["sk_buff", "head"])?,
+        skb_network_header: at(&["sk_buff", "network_header"])?,
+        skb_transport_header: at(&["sk_buff", "transport_header"])?,
     })
 }
 

@@ -6,6 +6,8 @@
 //! - `connect`: connect, report, wait for a line on stdin, close.
 //! - `storm`: a listener plus worker threads making N short connections,
 //!   ended by client close, or with `--mix` every way a connection can end.
+//! - `stray-ack`: one bare TCP ACK (IPv4, raw socket) that belongs to no
+//!   connection, which the receiving listener answers with a reset.
 //!
 //! Progress lines on stdout ("listening", "accepted", "connected", ...) let a
 //! test step the two sides through an exact sequence.
@@ -50,6 +52,12 @@ enum Role {
         rst: bool,
         #[arg(long, default_value_t = 5000)]
         timeout_ms: u64,
+    },
+    StrayAck {
+        #[arg(long)]
+        from: std::net::SocketAddrV4,
+        #[arg(long)]
+        to: std::net::SocketAddrV4,
     },
     Storm {
         #[arg(long)]
@@ -118,6 +126,7 @@ fn main() -> Result<()> {
             rst,
             timeout_ms,
         } => connect(to, rst, Duration::from_millis(timeout_ms)),
+        Role::StrayAck { from, to } => stray_ack(from, to),
         Role::Storm {
             listen,
             count,
@@ -166,6 +175,59 @@ fn serve(listen: SocketAddr, accept: u64, rst: bool) -> Result<()> {
         drop(stream);
         say("closed");
     }
+    Ok(())
+}
+
+/// Sends a 20-byte TCP header with only ACK set from `from` to `to`; the
+/// kernel adds the IP header, the checksum is ours.
+fn stray_ack(from: std::net::SocketAddrV4, to: std::net::SocketAddrV4) -> Result<()> {
+    let mut tcp = [0u8; 20];
+    tcp[0..2].copy_from_slice(&from.port().to_be_bytes());
+    tcp[2..4].copy_from_slice(&to.port().to_be_bytes());
+    tcp[4..8].copy_from_slice(&1u32.to_be_bytes()); // sequence
+    tcp[8..12].copy_from_slice(&1u32.to_be_bytes()); // acknowledgement
+    tcp[12] = 5 << 4; // header length in 32-bit words
+    tcp[13] = 0x10; // ACK
+    tcp[14..16].copy_from_slice(&1024u16.to_be_bytes()); // window
+    // Checksum over the IPv4 pseudo-header and the segment.
+    let mut sum: u32 = 0;
+    let mut add = |bytes: &[u8]| {
+        for pair in bytes.chunks(2) {
+            sum += u32::from(u16::from_be_bytes([pair[0], pair[1]]));
+        }
+    };
+    add(&from.ip().octets());
+    add(&to.ip().octets());
+    add(&[0, libc::IPPROTO_TCP as u8, 0, tcp.len() as u8]);
+    add(&tcp);
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    tcp[16..18].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+
+    // SAFETY: plain socket calls with buffers of the sizes passed.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_TCP);
+        if fd < 0 {
+            bail!("raw socket: {}", std::io::Error::last_os_error());
+        }
+        let mut dst: libc::sockaddr_in = std::mem::zeroed();
+        dst.sin_family = libc::AF_INET as libc::sa_family_t;
+        dst.sin_addr.s_addr = u32::from_ne_bytes(to.ip().octets());
+        let sent = libc::sendto(
+            fd,
+            tcp.as_ptr().cast(),
+            tcp.len(),
+            0,
+            (&dst as *const libc::sockaddr_in).cast(),
+            size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        );
+        libc::close(fd);
+        if sent != tcp.len() as isize {
+            bail!("sendto: {}", std::io::Error::last_os_error());
+        }
+    }
+    say("sent");
     Ok(())
 }
 
