@@ -25,8 +25,9 @@ const TEST_TOOLS: &[(&str, &str)] = &[
 const BENCH_TOOLS: &[(&str, &str)] = &[("tcpstates", "libbpf-tools")];
 
 pub fn ensure(needs: Needs) -> Result<()> {
-    ensure_rust_src()?;
-    ensure_bpf_linker()?;
+    let toolchain = ebpf_toolchain()?;
+    ensure_ebpf_toolchain(&toolchain)?;
+    ensure_bpf_linker(&toolchain)?;
     if needs >= Needs::Test {
         ensure_commands(TEST_TOOLS)?;
     }
@@ -74,12 +75,26 @@ fn run(program: &str, args: &[&str], envs: &[(&str, &str)]) -> Result<()> {
     Ok(())
 }
 
-/// aya-build compiles the kernel programs with nightly and `-Z build-std`,
-/// which needs nightly's standard library source.
-fn ensure_rust_src() -> Result<()> {
+/// The pinned nightly that compiles the kernel programs, from
+/// `netstat-ebpf/rust-toolchain.toml` (the one place it is named).
+fn ebpf_toolchain() -> Result<String> {
+    let file = crate::workspace_root().join("netstat-ebpf/rust-toolchain.toml");
+    let text =
+        std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+    text.lines()
+        .find_map(|l| l.trim().strip_prefix("channel = "))
+        .map(|c| c.trim_matches('"').to_string())
+        .with_context(|| format!("{} names no channel", file.display()))
+}
+
+/// aya-build compiles the kernel programs with the pinned nightly and
+/// `-Z build-std`, which needs that nightly's standard library source.
+/// Installed by date, never by updating `nightly`: a newer nightly would
+/// bring an LLVM that Debian has no bpf-linker build for.
+fn ensure_ebpf_toolchain(toolchain: &str) -> Result<()> {
     let installed = output(
         "rustup",
-        &["component", "list", "--toolchain", "nightly", "--installed"],
+        &["component", "list", "--toolchain", toolchain, "--installed"],
     )
     .is_some_and(|list| list.lines().any(|l| l.starts_with("rust-src")));
     if installed {
@@ -87,16 +102,18 @@ fn ensure_rust_src() -> Result<()> {
     }
     if !succeeds("rustup", &["--version"]) {
         bail!(
-            "rustup is needed for the nightly toolchain: install it from rustup.rs, then run `rustup toolchain install nightly --component rust-src`"
+            "rustup is needed for the eBPF toolchain: install it from rustup.rs, then run `rustup toolchain install {toolchain} --component rust-src`"
         );
     }
-    say("nightly rust-src is missing (needed to build the eBPF programs)");
+    say(&format!(
+        "{toolchain} with rust-src is missing (it builds the eBPF programs)"
+    ));
     run(
         "rustup",
         &[
             "toolchain",
             "install",
-            "nightly",
+            toolchain,
             "--profile",
             "minimal",
             "--component",
@@ -107,12 +124,12 @@ fn ensure_rust_src() -> Result<()> {
 }
 
 /// bpf-linker links the eBPF object; it must be built against the same LLVM
-/// major version as nightly's rustc.
-fn ensure_bpf_linker() -> Result<()> {
-    if succeeds("bpf-linker", &["--version"]) {
+/// major version as the eBPF toolchain's rustc.
+fn ensure_bpf_linker(toolchain: &str) -> Result<()> {
+    let llvm = llvm_major(toolchain)?;
+    if bpf_linker_fits(&llvm) {
         return Ok(());
     }
-    let llvm = nightly_llvm_major()?;
     let packages = [
         format!("llvm-{llvm}-dev"),
         format!("libpolly-{llvm}-dev"),
@@ -123,13 +140,14 @@ fn ensure_bpf_linker() -> Result<()> {
     let feature = format!("llvm-{llvm}");
     let install = [
         "install",
+        "--force",
         "bpf-linker",
         "--no-default-features",
         "--features",
         &feature,
     ];
     say(&format!(
-        "bpf-linker is missing; building it against LLVM {llvm} (nightly's LLVM)"
+        "bpf-linker for LLVM {llvm} is missing; building it ({toolchain} uses LLVM {llvm})"
     ));
     if !std::path::Path::new(&prefix)
         .join("bin/llvm-config")
@@ -141,14 +159,31 @@ fn ensure_bpf_linker() -> Result<()> {
     run("cargo", &install, &[("LLVM_PREFIX", &prefix)])
 }
 
-fn nightly_llvm_major() -> Result<String> {
-    let version = output("rustc", &["+nightly", "-vV"]).context("running rustc +nightly -vV")?;
+/// Whether an installed bpf-linker runs and uses LLVM `major` (told by the
+/// libLLVM it links; a statically linked one is taken as it is).
+fn bpf_linker_fits(major: &str) -> bool {
+    let Some(path) = find_on_path("bpf-linker") else {
+        return false;
+    };
+    if !succeeds("bpf-linker", &["--version"]) {
+        return false;
+    }
+    let path = path.to_string_lossy();
+    let libs = output("ldd", &[&path]).unwrap_or_default();
+    !libs.contains("libLLVM")
+        || libs.contains(&format!("libLLVM.so.{major}"))
+        || libs.contains(&format!("libLLVM-{major}"))
+}
+
+fn llvm_major(toolchain: &str) -> Result<String> {
+    let version = output("rustup", &["run", toolchain, "rustc", "-vV"])
+        .with_context(|| format!("running rustc -vV of {toolchain}"))?;
     version
         .lines()
         .find_map(|l| l.strip_prefix("LLVM version: "))
         .and_then(|v| v.split('.').next())
         .map(str::to_string)
-        .context("rustc +nightly -vV printed no LLVM version")
+        .with_context(|| format!("rustc -vV of {toolchain} printed no LLVM version"))
 }
 
 fn ensure_commands(tools: &[(&str, &str)]) -> Result<()> {
@@ -166,11 +201,15 @@ fn ensure_commands(tools: &[(&str, &str)]) -> Result<()> {
 }
 
 fn on_path(command: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|path| {
-        std::env::split_paths(&path)
-            .chain(["/usr/sbin".into(), "/sbin".into()])
-            .any(|dir| dir.join(command).is_file())
-    })
+    find_on_path(command).is_some()
+}
+
+fn find_on_path(command: &str) -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin".into(), "/sbin".into()])
+        .map(|dir| dir.join(command))
+        .find(|p| p.is_file())
 }
 
 /// Installs Debian packages, or on other systems says what to install.
