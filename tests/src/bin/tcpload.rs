@@ -280,7 +280,9 @@ fn storm(
             let listener = listener.try_clone()?;
             let clients_done = Arc::clone(&clients_done);
             let accepted = Arc::clone(&accepted);
-            Ok(std::thread::spawn(move || -> Result<()> {
+            // Each thread returns when it finished its last connection.
+            Ok(std::thread::spawn(move || -> Result<Option<Instant>> {
+                let mut last_done = None;
                 while accepted.load(Ordering::Relaxed) < to_accept {
                     match listener.accept() {
                         Ok((mut stream, _)) => {
@@ -290,6 +292,8 @@ fn storm(
                             if matches!(stream.read(&mut buf), Ok(1)) && buf[0] == b'R' {
                                 set_linger_zero(&stream)?;
                             }
+                            drop(stream);
+                            last_done = Some(Instant::now());
                         }
                         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                             if clients_done.load(Ordering::Acquire) {
@@ -299,7 +303,7 @@ fn storm(
                         Err(e) => return Err(e).context("accept"),
                     }
                 }
-                Ok(())
+                Ok(last_done)
             }))
         })
         .collect::<Result<_>>()?;
@@ -308,25 +312,28 @@ fn storm(
     let clients: Vec<_> = (0..workers)
         .map(|_| {
             let next = Arc::clone(&next);
-            std::thread::spawn(move || -> Result<()> {
+            std::thread::spawn(move || -> Result<Instant> {
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     if i >= count {
-                        return Ok(());
+                        return Ok(Instant::now());
                     }
                     client(listen, refused_at, ending(i))?;
                 }
             })
         })
         .collect();
+    // The storm ends with its last connection, not when the server threads
+    // notice (up to the accept timeout later).
+    let mut ended = started;
     for client in clients {
-        client.join().expect("client thread")?;
+        ended = ended.max(client.join().expect("client thread")?);
     }
     clients_done.store(true, Ordering::Release);
     for server in servers {
-        server.join().expect("server thread")?;
+        ended = ended.max(server.join().expect("server thread")?.unwrap_or(started));
     }
-    let secs = started.elapsed().as_secs_f64();
+    let secs = ended.duration_since(started).as_secs_f64();
     say(&format!(
         "storm {count} connections in {secs:.3} s: {:.0} conn/s",
         count as f64 / secs
