@@ -35,13 +35,205 @@ pub mod counter {
     pub const LOST: u32 = 0;
     /// Sockets whose owner could not be remembered because `SOCKS` was full.
     pub const SOCK_MAP_FULL: u32 = 1;
-    /// Events dropped in the kernel by the namespace filter.
-    pub const FILTERED: u32 = 2;
+    /// Events of other network namespaces, dropped in the kernel.
+    pub const OTHER_NETNS: u32 = 2;
     /// State changes the kernel skipped for a classic tracepoint program
     /// (nested in one of ours on the same CPU) and the raw-tracepoint twin
     /// reported instead.
     pub const RECOVERED: u32 = 3;
-    pub const COUNT: u32 = 4;
+    /// Events the user's `Filter` dropped in the kernel.
+    pub const FILTERED: u32 = 4;
+    pub const COUNT: u32 = 5;
+}
+
+/// Indices of the per-CPU `STATS` array: traffic counted in the kernel for
+/// `--summary`, so that the figures do not depend on events reaching
+/// userspace. Only events that pass the `Filter` count.
+pub mod stat {
+    /// State changes: index `old * 16 + new`, with `new` as
+    /// [`effective_new_state`](super::effective_new_state) gives it.
+    pub const TRANSITIONS: u32 = 0;
+    pub const RETRANSMITS: u32 = 256;
+    pub const SYNACK_RETRANSMITS: u32 = 257;
+    pub const RESETS_SENT: u32 = 258;
+    pub const RESETS_RECEIVED: u32 = 259;
+    /// Failed connection attempts and resets: `FAILURES + failure::*`.
+    pub const FAILURES: u32 = 260;
+    pub const COUNT: u32 = 264;
+}
+
+/// Why a connection failed (see [`failure`]).
+pub mod failure {
+    pub const NONE: u8 = 0;
+    /// SYN_SENT -> CLOSE after a reset: nobody listens at the port.
+    pub const REFUSED: u8 = 1;
+    /// SYN_SENT -> CLOSE after SYN retransmits and no reset: no answer.
+    pub const TIMEOUT: u8 = 2;
+    /// Any other state -> CLOSE after a reset from the peer.
+    pub const RESET: u8 = 3;
+}
+
+/// The failure a state change ends a connection with, from the socket's
+/// flags and retransmit count before the change.
+#[inline(always)]
+pub fn failure(old: u8, new: u8, sock_flags: u8, retransmits: u32) -> u8 {
+    if new != tcp_state::CLOSE || old == tcp_state::LISTEN {
+        return failure::NONE;
+    }
+    let reset = sock_flags & flags::RESET_RECEIVED != 0;
+    match (old == tcp_state::SYN_SENT, reset) {
+        (true, true) => failure::REFUSED,
+        (true, false) if retransmits > 0 => failure::TIMEOUT,
+        (false, true) => failure::RESET,
+        _ => failure::NONE,
+    }
+}
+
+/// The kernel swaps a closing socket for a timewait socket without a
+/// tracepoint: what it reports as FIN_WAIT2/CLOSING -> CLOSE is really the
+/// entry into TIME_WAIT, unless a reset killed the connection.
+#[inline(always)]
+pub fn effective_new_state(old: u8, new: u8, sock_flags: u8) -> u8 {
+    let graceful = sock_flags & flags::RESET_RECEIVED == 0;
+    if new == tcp_state::CLOSE
+        && graceful
+        && (old == tcp_state::FIN_WAIT2 || old == tcp_state::CLOSING)
+    {
+        tcp_state::TIME_WAIT
+    } else {
+        new
+    }
+}
+
+/// What the user asked to see (`-4 -6 --port --sport --dport --addr --state
+/// --pid`): applied by the kernel programs to events and by userspace to
+/// /proc rows, so every mode filters alike. Zero fields match anything.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Filter {
+    /// `--addr` network, network order (IPv4 in the first 4 bytes).
+    pub addr: [u8; 16],
+    /// `--addr` prefix as a mask over `addr`: the verifier accepts two
+    /// masked word compares far more cheaply than a loop over prefix bits.
+    pub addr_mask: [u8; 16],
+    pub pid: u32,
+    /// Either end's port.
+    pub port: u16,
+    /// Local port.
+    pub sport: u16,
+    /// Remote port.
+    pub dport: u16,
+    /// `1 << state` for each wanted state.
+    pub states: u16,
+    /// Family of `addr`; 0 = no address filter.
+    pub addr_family: u8,
+    pub _pad: u8,
+    /// `1 << family` for each wanted family (AF_INET, AF_INET6); 0 = both.
+    pub families: u16,
+}
+
+impl Filter {
+    /// Whether a connection with these endpoints is wanted (addresses as in
+    /// [`Event`]). Either end may match `--port` and `--addr`.
+    #[inline(always)]
+    pub fn endpoints_match(
+        &self,
+        family: u8,
+        local: &[u8; 16],
+        sport: u16,
+        remote: &[u8; 16],
+        dport: u16,
+    ) -> bool {
+        self.family_and_addresses_match(family, local, remote)
+            && self.ports_match(sport, dport, false)
+    }
+
+    /// Whether a socket with these endpoints may ever be wanted: as
+    /// `endpoints_match`, except that a local port of 0 (connect() picks it
+    /// only after the change to SYN_SENT) could still become a wanted one.
+    /// The kernel programs skip all per-socket work for sockets that fail
+    /// this, so that a filter makes excluded traffic cheap.
+    #[inline(always)]
+    pub fn endpoints_may_match(
+        &self,
+        family: u8,
+        local: &[u8; 16],
+        sport: u16,
+        remote: &[u8; 16],
+        dport: u16,
+    ) -> bool {
+        self.family_and_addresses_match(family, local, remote)
+            && self.ports_match(sport, dport, sport == 0)
+    }
+
+    #[inline(always)]
+    fn ports_match(&self, sport: u16, dport: u16, sport_unknown: bool) -> bool {
+        let local = |want: u16| sport_unknown || want == sport;
+        (self.sport == 0 || local(self.sport))
+            && (self.dport == 0 || self.dport == dport)
+            && (self.port == 0 || local(self.port) || self.port == dport)
+    }
+
+    #[inline(always)]
+    fn family_and_addresses_match(&self, family: u8, local: &[u8; 16], remote: &[u8; 16]) -> bool {
+        if self.families != 0 && self.families & (1 << (family & 15)) == 0 {
+            return false;
+        }
+        self.addr_family == 0
+            || (self.addr_family == family && (self.in_network(local) || self.in_network(remote)))
+    }
+
+    #[inline(always)]
+    fn in_network(&self, addr: &[u8; 16]) -> bool {
+        let words = |a: &[u8; 16]| -> [u64; 2] {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&a[..8]);
+            let hi = u64::from_ne_bytes(w);
+            w.copy_from_slice(&a[8..]);
+            [hi, u64::from_ne_bytes(w)]
+        };
+        let (a, net, mask) = (words(addr), words(&self.addr), words(&self.addr_mask));
+        (a[0] ^ net[0]) & mask[0] == 0 && (a[1] ^ net[1]) & mask[1] == 0
+    }
+
+    /// Whether a socket in `state` is wanted.
+    #[inline(always)]
+    pub fn state_matches(&self, state: u8) -> bool {
+        self.states == 0 || self.states & (1 << (state & 15)) != 0
+    }
+
+    /// Whether a state change is wanted: one into or out of a wanted state.
+    #[inline(always)]
+    pub fn transition_matches(&self, old: u8, new: u8) -> bool {
+        self.state_matches(old) || self.state_matches(new)
+    }
+
+    /// Whether a socket owned by `pid` (None: owner unknown here) is wanted.
+    /// The kernel passes sockets of unknown owner on: userspace may know it
+    /// from /proc.
+    #[inline(always)]
+    pub fn pid_matches(&self, pid: Option<u32>) -> bool {
+        self.pid == 0 || pid.is_none_or(|p| p == self.pid)
+    }
+}
+
+/// Key of the `REMOTES` map: a remote endpoint, for the summary's top lists.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct RemoteKey {
+    pub addr: [u8; 16],
+    pub port: u16,
+    pub family: u8,
+    pub _pad: u8,
+}
+
+/// Value of the `REMOTES` map (per CPU; userspace sums).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RemoteStats {
+    pub failed_connects: u64,
+    pub resets: u64,
+    pub retransmits: u64,
 }
 
 /// Linux TCP states as the kernel numbers them (`include/net/tcp_states.h`).
@@ -92,11 +284,20 @@ pub struct Event {
     pub oldstate: u8,
     pub newstate: u8,
     pub flags: u8,
-    pub _pad: [u8; 3],
+    /// For a change to CLOSE: how the connection failed (`failure::*`).
+    pub failure: u8,
+    pub _pad: [u8; 2],
     pub saddr: [u8; 16],
     pub daddr: [u8; 16],
     /// Owner's command name, valid when `flags` has `OWNER_KNOWN`.
     pub comm: [u8; TASK_COMM_LEN],
+    // Per-connection totals, set on changes to CLOSE (and TIME_WAIT).
+    /// When the socket was made (connect or accept); 0 = before the tool.
+    pub born_ns: u64,
+    /// `tcp_sock.bytes_acked`: bytes the peer acknowledged (as `ss -i`).
+    pub bytes_acked: u64,
+    /// `tcp_sock.bytes_received`: bytes received in order (as `ss -i`).
+    pub bytes_received: u64,
 }
 
 /// Sentinel offset for a tracepoint field this kernel does not have.
@@ -192,6 +393,10 @@ pub struct KernelOffsets {
     pub skb_network_header: u16,
     /// `struct sk_buff` -> `transport_header` (offset from `head`).
     pub skb_transport_header: u16,
+    /// `struct tcp_sock` -> `bytes_acked` (u64).
+    pub tcp_bytes_acked: u16,
+    /// `struct tcp_sock` -> `bytes_received` (u64).
+    pub tcp_bytes_received: u16,
 }
 
 /// Everything the kernel programs are told at load time (a read-only global).
@@ -209,6 +414,10 @@ pub struct Config {
     /// `skaddr` in `tcp/tcp_destroy_sock`, where socket entries are freed.
     pub destroy_sock_skaddr: u16,
     pub _pad: u16,
+    pub filter: Filter,
+    /// Count (`STATS`, `REMOTES`) but send no events: `--summary`.
+    pub quiet: u8,
+    pub _pad2: [u8; 3],
 }
 
 impl Config {
@@ -238,9 +447,25 @@ impl Config {
             skb_head: 0,
             skb_network_header: 0,
             skb_transport_header: 0,
+            tcp_bytes_acked: 0,
+            tcp_bytes_received: 0,
         },
         destroy_sock_skaddr: NO_FIELD,
         _pad: 0,
+        filter: Filter {
+            addr: [0; 16],
+            addr_mask: [0; 16],
+            pid: 0,
+            port: 0,
+            sport: 0,
+            dport: 0,
+            states: 0,
+            addr_family: 0,
+            _pad: 0,
+            families: 0,
+        },
+        quiet: 0,
+        _pad2: [0; 3],
     };
 }
 
@@ -254,8 +479,12 @@ pub struct SockInfo {
     pub tgid: u32,
     pub retransmits: u32,
     pub flags: u8,
-    pub _pad: [u8; 7],
+    /// The state the socket is in (for the summary's SYN_SENT ages).
+    pub state: u8,
+    pub _pad: [u8; 6],
     pub comm: [u8; TASK_COMM_LEN],
+    /// When the socket was made, if the kernel side saw it; 0 = unknown.
+    pub born_ns: u64,
 }
 
 /// Key of the `LISTENERS` map: a listening port in a namespace. Children of a
@@ -280,8 +509,10 @@ pub struct ListenOwner {
 }
 
 // The kernel and userspace must agree on these sizes; no implicit padding.
-const _: () = assert!(size_of::<Event>() == 96);
-const _: () = assert!(size_of::<Config>() == 4 + 5 * 28 + 36 + 2 + 2);
+const _: () = assert!(size_of::<Event>() == 120);
+const _: () = assert!(size_of::<Filter>() == 48);
+const _: () = assert!(size_of::<SockInfo>() == 48);
+const _: () = assert!(size_of::<Config>() == 4 + 5 * 28 + 40 + 2 + 2 + 48 + 4);
 
 #[cfg(feature = "user")]
 mod user {
@@ -289,4 +520,6 @@ mod user {
     unsafe impl aya::Pod for super::Event {}
     unsafe impl aya::Pod for super::Config {}
     unsafe impl aya::Pod for super::SockInfo {}
+    unsafe impl aya::Pod for super::RemoteKey {}
+    unsafe impl aya::Pod for super::RemoteStats {}
 }

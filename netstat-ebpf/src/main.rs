@@ -16,13 +16,14 @@ use aya_ebpf::{
         bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_kernel,
     },
     macros::{map, raw_tracepoint, tracepoint},
-    maps::{HashMap, PerCpuArray, RingBuf},
+    maps::{HashMap, LruPerCpuHashMap, PerCpuArray, RingBuf},
     programs::{RawTracePointContext, TracePointContext},
 };
 use aya_log_ebpf::warn;
 use netstat_common::{
-    AF_INET, AF_INET6, Config, Event, ListenKey, ListenOwner, NO_FIELD, SockInfo, TracepointFields,
-    counter, flags, kind, tcp_state,
+    AF_INET, AF_INET6, Config, Event, Filter, ListenKey, ListenOwner, NO_FIELD, RemoteKey,
+    RemoteStats, SockInfo, TracepointFields, counter, effective_new_state, failure, flags, kind,
+    stat, tcp_state,
 };
 
 /// Filled in by userspace before load (field offsets, namespace filter).
@@ -46,6 +47,16 @@ static LISTENERS: HashMap<ListenKey, ListenOwner> = HashMap::with_max_entries(16
 #[map]
 static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counter::COUNT, 0);
 
+/// Traffic counts for `--summary` (indices in `netstat_common::stat`).
+#[map]
+static STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(stat::COUNT, 0);
+
+/// Failures, resets and retransmits per remote endpoint, for the summary's
+/// top lists; least recently used endpoints make room for new ones.
+#[map]
+static REMOTES: LruPerCpuHashMap<RemoteKey, RemoteStats> =
+    LruPerCpuHashMap::with_max_entries(8192, 0);
+
 /// Per CPU: marks of the events our classic programs have handled and
 /// whose raw twin has not run yet. The kernel runs no classic tracepoint
 /// program nested inside another on the same CPU (one `bpf_prog_active`
@@ -61,10 +72,18 @@ static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counter::COUNT
 /// skipped, when its tracepoint fires inside a run of the same twin (an
 /// interrupt); that run then drops the marks made since it started, so no
 /// stale mark passes for a later event.
+///
+/// Classic programs are attached before their twins (a tracepoint calls its
+/// probes in attach order, and the twin must come second), so marks made
+/// before a twin was attached are never taken. A mark is only meant for the
+/// twin run right after it: one more than `MARK_LIFE` marks old is stale,
+/// its slot free and its match void (a live mark is a few marks old at
+/// most, those of events nested in between).
 #[map]
 static HANDLED: PerCpuArray<Marks> = PerCpuArray::with_max_entries(1, 0);
 
 const MARK_SLOTS: usize = 16;
+const MARK_LIFE: u64 = 256;
 
 #[derive(Clone, Copy)]
 #[repr(C)]
@@ -98,6 +117,67 @@ fn cfg<T: Copy>(field: &T) -> T {
     unsafe { core::ptr::read_volatile(field) }
 }
 
+/// The user's filter, read in place (a copy would cost 32 bytes of the
+/// 512-byte stack); the volatile pointer read keeps the compiler from folding
+/// the zero initialiser, as in `cfg`.
+#[inline(always)]
+fn filter() -> &'static Filter {
+    let at: *const Filter = &CONFIG.filter;
+    unsafe { &*core::ptr::read_volatile(&at) }
+}
+
+#[inline(always)]
+fn count(index: u32) {
+    if let Some(n) = STATS.get_ptr_mut(index) {
+        unsafe { *n += 1 };
+    }
+}
+
+/// Adds to the remote endpoint's entry in `REMOTES`. Not inlined: its
+/// locals would not fit in the callers' stack frames.
+#[inline(never)]
+fn count_remote(ev: &Event, add: impl FnOnce(&mut RemoteStats)) {
+    let key = RemoteKey {
+        addr: ev.daddr,
+        port: ev.dport,
+        family: ev.family,
+        _pad: 0,
+    };
+    if let Some(entry) = REMOTES.get_ptr_mut(&key) {
+        add(unsafe { &mut *entry });
+    } else {
+        let mut entry = RemoteStats::default();
+        add(&mut entry);
+        let _ = REMOTES.insert(&key, &entry, 0);
+    }
+}
+
+/// Applies the user's filter to an event about to be sent; filtered events
+/// are counted, not sent.
+#[inline(always)]
+fn passes(ev: &Event, states_match: bool) -> bool {
+    let filter = filter();
+    let owner = (ev.flags & flags::OWNER_KNOWN != 0).then_some(ev.tgid);
+    let pass = states_match
+        && filter.pid_matches(owner)
+        && filter.endpoints_match(ev.family, &ev.saddr, ev.sport, &ev.daddr, ev.dport);
+    if !pass {
+        bump(counter::FILTERED);
+    }
+    pass
+}
+
+/// Whether the filter can never want this socket (by its endpoints): then
+/// the event is counted as filtered and no per-socket state is kept.
+#[inline(always)]
+fn excluded(ev: &Event) -> bool {
+    let out = !filter().endpoints_may_match(ev.family, &ev.saddr, ev.sport, &ev.daddr, ev.dport);
+    if out {
+        bump(counter::FILTERED);
+    }
+    out
+}
+
 #[inline(always)]
 fn bump(index: u32) {
     if let Some(count) = COUNTERS.get_ptr_mut(index) {
@@ -113,8 +193,13 @@ fn classic_done(sk: u64, what: u64) -> u32 {
         && let Some(marks) = HANDLED.get_ptr_mut(0)
     {
         let marks = unsafe { &mut *marks };
-        if let Some(slot) = marks.slots.iter_mut().find(|(s, ..)| *s == 0) {
-            *slot = (sk, what, marks.next_seq);
+        let next = marks.next_seq;
+        if let Some(slot) = marks
+            .slots
+            .iter_mut()
+            .find(|(s, _, seq)| *s == 0 || next - *seq > MARK_LIFE)
+        {
+            *slot = (sk, what, next);
             marks.next_seq += 1;
         }
     }
@@ -134,7 +219,7 @@ fn twin(sk: u64, what: u64, report: impl FnOnce()) -> i32 {
     let started = marks.next_seq;
     let mut handled = false;
     for slot in marks.slots.iter_mut() {
-        if slot.0 == sk && slot.1 == what && sk != 0 {
+        if slot.0 == sk && slot.1 == what && sk != 0 && started - slot.2 <= MARK_LIFE {
             slot.0 = 0;
             handled = true;
             break;
@@ -191,12 +276,13 @@ fn netns_of(sk: u64, skb: u64) -> u32 {
     net_inum(kread::<u64>(dev + cfg(&CONFIG.kernel.netdev_net) as u64).unwrap_or(0))
 }
 
-/// Applies the namespace filter; filtered events are counted, not reported.
+/// Applies the namespace choice; other namespaces' events are counted, not
+/// reported.
 #[inline(always)]
 fn wanted(netns: u32) -> bool {
     let only = cfg(&CONFIG.netns);
     if only != 0 && only != netns {
-        bump(counter::FILTERED);
+        bump(counter::OTHER_NETNS);
         return false;
     }
     true
@@ -240,17 +326,18 @@ const WAKEUP_BYTES: u64 = 256 * 1024;
 
 #[inline(always)]
 fn submit(ev: &Event) {
-    match EVENTS.reserve::<Event>(0) {
-        Some(mut slot) => {
-            slot.write(*ev);
-            let wake = if EVENTS.query(BPF_RB_AVAIL_DATA as u64) >= WAKEUP_BYTES {
-                BPF_RB_FORCE_WAKEUP
-            } else {
-                BPF_RB_NO_WAKEUP
-            };
-            slot.submit(wake as u64);
-        }
-        None => bump(counter::LOST),
+    if cfg(&CONFIG.quiet) != 0 {
+        return;
+    }
+    let wake = if EVENTS.query(BPF_RB_AVAIL_DATA as u64) >= WAKEUP_BYTES {
+        BPF_RB_FORCE_WAKEUP
+    } else {
+        BPF_RB_NO_WAKEUP
+    };
+    // bpf_ringbuf_output copies in the kernel; a reserved slot would be
+    // filled by a byte loop the verifier walks byte by byte.
+    if EVENTS.output::<Event>(ev, wake as u64).is_err() {
+        bump(counter::LOST);
     }
 }
 
@@ -349,6 +436,12 @@ fn on_transition<C: EbpfContext>(
         ..Event::default()
     };
     endpoints(&mut ev);
+    // A listener's own changes always count: its children inherit its owner.
+    let listener =
+        new == tcp_state::LISTEN || (old == tcp_state::LISTEN && new == tcp_state::CLOSE);
+    if !listener && excluded(&ev) {
+        return;
+    }
 
     let mut info = match SOCKS.get_ptr(sk) {
         Some(known) => unsafe { *known },
@@ -356,6 +449,11 @@ fn on_transition<C: EbpfContext>(
     };
     ev.prev_ts_ns = info.ts_ns;
 
+    if (old == tcp_state::CLOSE && new == tcp_state::SYN_SENT)
+        || (old == tcp_state::LISTEN && new == tcp_state::SYN_RECV)
+    {
+        info.born_ns = now;
+    }
     if in_owner_syscall(old, new) {
         info.tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
         info.comm = bpf_get_current_comm().unwrap_or([0; 16]);
@@ -378,7 +476,22 @@ fn on_transition<C: EbpfContext>(
         }
     }
     copy_owner(&mut ev, &info);
-    submit(&ev);
+    ev.failure = failure(old, new, info.flags, info.retransmits);
+    // A connection's end (a listener has no totals).
+    if new == tcp_state::CLOSE && old != tcp_state::LISTEN {
+        add_totals(sk, &info, &mut ev);
+    }
+    let effective = effective_new_state(old, new, info.flags);
+    if passes(&ev, filter().transition_matches(old, effective)) {
+        count(stat::TRANSITIONS + (old as u32 & 15) * 16 + (effective as u32 & 15));
+        if ev.failure != failure::NONE {
+            count(stat::FAILURES + ev.failure as u32);
+            if old == tcp_state::SYN_SENT {
+                count_remote(&ev, |r| r.failed_connects += 1);
+            }
+        }
+        submit(&ev);
+    }
 
     if new == tcp_state::LISTEN {
         let owner = ListenOwner {
@@ -397,10 +510,21 @@ fn on_transition<C: EbpfContext>(
     // Kept through CLOSE: a closed socket may still send a reset or connect
     // again. `tcp_destroy_sock` frees the entry.
     info.ts_ns = now;
+    info.state = new;
     if SOCKS.insert(sk, info, 0).is_err() {
         bump(counter::SOCK_MAP_FULL);
         warn!(ctx, "SOCKS map full: owner of a socket not remembered");
     }
+}
+
+/// A connection's totals as it closes: lifetime and the byte counters of
+/// `struct tcp_sock`.
+#[inline(never)]
+fn add_totals(sk: u64, info: &SockInfo, ev: &mut Event) {
+    let k = &CONFIG.kernel;
+    ev.born_ns = info.born_ns;
+    ev.bytes_acked = kread(sk + cfg(&k.tcp_bytes_acked) as u64).unwrap_or(0);
+    ev.bytes_received = kread(sk + cfg(&k.tcp_bytes_received) as u64).unwrap_or(0);
 }
 
 /// The socket is being freed: forget it. Emits nothing.
@@ -453,6 +577,9 @@ fn on_socket_event(
         // The tracepoint names the listener; the peer is in the packet.
         endpoints_from_packet(skb, &mut ev);
     }
+    if excluded(&ev) {
+        return;
+    }
 
     // Only full sockets are remembered (they are sure to be destroyed, which
     // frees the entry); a reset may be sent for a timewait socket.
@@ -475,6 +602,27 @@ fn on_socket_event(
         && let Some(info) = SOCKS.get_ptr(sk)
     {
         copy_owner(&mut ev, unsafe { &*info });
+    }
+    if !passes(&ev, filter().state_matches(state)) {
+        return;
+    }
+    match event_kind {
+        kind::RETRANSMIT => {
+            count(stat::RETRANSMITS);
+            count_remote(&ev, |r| r.retransmits += 1);
+        }
+        kind::RETRANSMIT_SYNACK => {
+            count(stat::SYNACK_RETRANSMITS);
+            count_remote(&ev, |r| r.retransmits += 1);
+        }
+        kind::SEND_RESET => {
+            count(stat::RESETS_SENT);
+            count_remote(&ev, |r| r.resets += 1);
+        }
+        _ => {
+            count(stat::RESETS_RECEIVED);
+            count_remote(&ev, |r| r.resets += 1);
+        }
     }
     submit(&ev);
 }

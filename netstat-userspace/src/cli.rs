@@ -9,7 +9,8 @@ use clap::{ArgAction, Parser};
     version,
     about = "netstat on eBPF: the classic listing from /proc, plus a live TCP state-change log",
     after_help = "Sockets: -t tcp, -u udp, -U udplite, -w raw, -x unix; families: -4, -6, -A inet,inet6,unix.\n\
-Events: `enetstat -E [-n] [--json] [-4|-6] [--port P] [--pid PID]` logs every TCP state change (needs root)."
+Events: `enetstat -E [-n] [--json]` logs every TCP state change; `enetstat -S [SECONDS]` summarises them (both need root).\n\
+Filters (every mode; applied in the kernel for -E, -S and -c): --port, --sport, --dport, --addr, --state, --pid, --netns."
 )]
 pub struct Cli {
     // ---- what to show (netstat's modes) ----
@@ -117,15 +118,35 @@ pub struct Cli {
     /// Log TCP state changes, retransmits and resets as they happen (needs root)
     #[arg(short = 'E', long = "events")]
     pub events: bool,
-    /// With -E: one JSON object per line instead of text
+    /// With -E or -S: one JSON object per line instead of text
     #[arg(long)]
     pub json: bool,
-    /// With -E: only connections with this local or remote port (number or service name)
+    /// Every SECONDS (default 1), one block of counts: new connections, closes, transitions, failures, retransmits, resets, top remote endpoints (needs root)
+    #[arg(short = 'S', long = "summary", value_name = "SECONDS", num_args = 0..=1, default_missing_value = "1")]
+    pub summary: Option<f64>,
+
+    // ---- filters (every mode) ----
+    /// Only connections with this local or remote port (number or service name)
     #[arg(long, value_name = "PORT")]
     pub port: Option<String>,
-    /// With -E: only sockets owned by this process
+    /// Only connections with this local port
+    #[arg(long, value_name = "PORT")]
+    pub sport: Option<String>,
+    /// Only connections with this remote port
+    #[arg(long, value_name = "PORT")]
+    pub dport: Option<String>,
+    /// Only connections with a local or remote address in this network (ADDR[/PREFIX], IPv4 or IPv6)
+    #[arg(long, value_name = "CIDR")]
+    pub addr: Option<String>,
+    /// Only sockets in these states, comma separated (ESTABLISHED,TIME_WAIT or syn-sent; -E: changes into or out of them)
+    #[arg(long, value_name = "STATES")]
+    pub state: Option<String>,
+    /// Only sockets owned by this process
     #[arg(long, value_name = "PID")]
     pub pid: Option<u32>,
+    /// Network namespace: a name from /var/run/netns, an inode number, a pid (its namespace), or `all` (default: our own)
+    #[arg(long, value_name = "NS")]
+    pub netns: Option<String>,
     /// With -E: stop after this many events
     #[arg(long, value_name = "N")]
     pub count: Option<u64>,

@@ -4,7 +4,8 @@
 //! addresses, monotonic stamps become wall-clock time, an unknown owner is
 //! looked up in the start-up snapshot, and a FIN_WAIT2/CLOSING -> CLOSE
 //! transition without a reset becomes the TIME_WAIT entry the tracepoint
-//! never reports.
+//! never reports (`netstat_common::effective_new_state`, which the kernel's
+//! summary counts use too).
 
 use std::{
     cell::RefCell,
@@ -13,7 +14,7 @@ use std::{
     rc::Rc,
 };
 
-use netstat_common::{AF_INET6, Event, flags, kind};
+use netstat_common::{AF_INET6, Event, failure, flags, kind};
 
 use crate::{
     clock::WallClock,
@@ -47,6 +48,38 @@ impl What {
     }
 }
 
+/// How a connection failed (on its change to CLOSE).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// A connect answered by a reset: nobody listens there.
+    Refused,
+    /// A connect whose SYNs went unanswered.
+    Timeout,
+    /// An established (or closing) connection reset by the peer.
+    Reset,
+}
+
+impl Failure {
+    pub fn name(self) -> &'static str {
+        match self {
+            Failure::Refused => "refused",
+            Failure::Timeout => "timeout",
+            Failure::Reset => "reset",
+        }
+    }
+}
+
+/// A connection's totals, reported as it closes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Totals {
+    /// Since connect or accept; None for connections older than the tool.
+    pub lifetime_ns: Option<u64>,
+    /// Bytes the peer acknowledged and bytes received in order, as the
+    /// kernel counts them for `ss -i` (bytes_acked, bytes_received).
+    pub bytes_acked: u64,
+    pub bytes_received: u64,
+}
+
 /// How long the socket spent in its previous state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StateAge {
@@ -69,6 +102,9 @@ pub struct NetEvent {
     /// For state changes: time in the old state.
     pub age: Option<StateAge>,
     pub retransmits: u32,
+    pub failure: Option<Failure>,
+    /// For changes to CLOSE and TIME_WAIT: the connection's totals.
+    pub totals: Option<Totals>,
     pub netns: u32,
     /// Opaque socket id, stable for the socket's life within one run: the
     /// kernel address scrambled with a per-run secret, so logs do not print
@@ -111,7 +147,11 @@ impl Decoder {
         let what = match raw.kind {
             kind::STATE => What::State {
                 old: TcpState(raw.oldstate),
-                new: effective_new_state(raw),
+                new: TcpState(netstat_common::effective_new_state(
+                    raw.oldstate,
+                    raw.newstate,
+                    raw.flags,
+                )),
             },
             kind::RETRANSMIT => What::Retransmit,
             kind::RETRANSMIT_SYNACK => What::RetransmitSynack,
@@ -156,6 +196,20 @@ impl Decoder {
             owner,
             age,
             retransmits: raw.retransmits,
+            failure: match raw.failure {
+                failure::REFUSED => Some(Failure::Refused),
+                failure::TIMEOUT => Some(Failure::Timeout),
+                failure::RESET => Some(Failure::Reset),
+                _ => None,
+            },
+            totals: (raw.kind == kind::STATE
+                && raw.newstate == TcpState::CLOSE.0
+                && raw.oldstate != TcpState::LISTEN.0)
+                .then(|| Totals {
+                    lifetime_ns: (raw.born_ns != 0).then(|| raw.ts_ns.saturating_sub(raw.born_ns)),
+                    bytes_acked: raw.bytes_acked,
+                    bytes_received: raw.bytes_received,
+                }),
             netns: raw.netns,
             socket: raw.skaddr.wrapping_mul(self.socket_key),
         }
@@ -187,23 +241,7 @@ fn random_odd() -> u64 {
     u64::from_ne_bytes(bytes) | 1
 }
 
-/// The kernel swaps a closing socket for a timewait socket without a
-/// tracepoint: what it reports as FIN_WAIT2/CLOSING -> CLOSE is really the
-/// entry into TIME_WAIT, unless a reset killed the connection.
-fn effective_new_state(raw: &Event) -> TcpState {
-    let (old, new) = (TcpState(raw.oldstate), TcpState(raw.newstate));
-    let graceful = raw.flags & flags::RESET_RECEIVED == 0;
-    if new == TcpState::CLOSE
-        && graceful
-        && (old == TcpState::FIN_WAIT2 || old == TcpState::CLOSING)
-    {
-        TcpState::TIME_WAIT
-    } else {
-        new
-    }
-}
-
-fn socket_addr(ipv6: bool, bytes: &[u8; 16], port: u16) -> SocketAddr {
+pub fn socket_addr(ipv6: bool, bytes: &[u8; 16], port: u16) -> SocketAddr {
     let ip = if ipv6 {
         IpAddr::V6(Ipv6Addr::from(*bytes))
     } else {
@@ -257,7 +295,7 @@ mod tests {
         assert_eq!(
             ev.what,
             What::State {
-                old: TcpState::FIN_WAIT2,
+                old: TcpState(tcp_state::FIN_WAIT2),
                 new: TcpState::TIME_WAIT
             }
         );

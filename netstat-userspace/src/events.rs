@@ -1,6 +1,7 @@
 //! `enetstat -E`: the event pipeline, end to end.
 //!
-//! kernel programs -> ring buffer -> decoder -> filter -> text/JSON writer.
+//! kernel programs (which apply the user's filter) -> ring buffer -> decoder
+//! -> text/JSON writer.
 //! Output is flushed per line when a pipe or terminal reads it, and per
 //! drained batch when it goes to a regular file (so a storm costs one write
 //! per batch, not per event).
@@ -17,15 +18,12 @@ use tokio::io::unix::AsyncFd;
 use crate::{
     cli::Cli,
     decoder::{Decoder, NetEvent},
-    fail,
-    filter::EventFilter,
+    fail, filter,
     kernel::{self, Probe},
     names::Names,
+    netns::{self, Selection},
     owners::TcpOwners,
-    render::{
-        event_json::JsonLog,
-        event_text::{self, TextLog},
-    },
+    render::{event_json::JsonLog, event_text::TextLog},
 };
 
 /// How often the ring is read when the kernel has not woken us: the most an
@@ -54,15 +52,8 @@ impl Format {
     }
 }
 
-pub fn run(cli: &Cli) -> Result<()> {
-    let filter = EventFilter::from_cli(cli)?;
-    if let Some(bytes) = cli.ring_size
-        && (!bytes.is_power_of_two() || bytes < 4096)
-    {
-        return Err(fail::usage(format!(
-            "invalid --ring-size {bytes}: use a power of two of at least 4096 bytes"
-        )));
-    }
+pub fn run(cli: &Cli, namespaces: Selection) -> Result<()> {
+    check_ring_size(cli)?;
     if let Some(secs) = cli.duration
         && !(secs.is_finite() && secs > 0.0)
     {
@@ -70,43 +61,103 @@ pub fn run(cli: &Cli) -> Result<()> {
             "invalid --duration {secs}: use a positive number of seconds"
         )));
     }
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    block_on(stream(cli, namespaces))
+}
+
+/// Runs one of the event-driven modes (-E, -S, -c) on a single-threaded
+/// runtime: the ring buffer, timers and signals all wait in one loop.
+pub fn block_on<T>(mode: impl Future<Output = Result<T>>) -> Result<T> {
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .context("starting the async runtime")?;
-    runtime.block_on(stream(cli, filter))
+        .context("starting the async runtime")?
+        .block_on(mode)
 }
 
-/// Attaches the kernel programs to this network namespace (returned with
-/// the probe) and raises our priority for the storms to come. Owner
-/// snapshots are to be taken after this, so no socket falls between the two.
-pub fn attach(ring_size: Option<u32>) -> Result<(Probe, u32)> {
-    let own_netns = kernel::own_netns()?;
+pub fn check_ring_size(cli: &Cli) -> Result<()> {
+    if let Some(bytes) = cli.ring_size
+        && (!bytes.is_power_of_two() || bytes < 4096)
+    {
+        return Err(fail::usage(format!(
+            "invalid --ring-size {bytes}: use a power of two of at least 4096 bytes"
+        )));
+    }
+    Ok(())
+}
+
+/// What the kernel programs were attached for.
+pub struct Attached {
+    pub probe: Probe,
+    pub namespaces: Selection,
+    pub filter: netstat_common::Filter,
+}
+
+/// Attaches the kernel programs with the user's namespace choice and filter
+/// (`quiet`: count only, for --summary) and raises our priority for the
+/// storms to come. Owner snapshots are to be taken after this, so no socket
+/// falls between the two.
+pub fn attach(cli: &Cli, namespaces: Selection, quiet: bool) -> Result<Attached> {
+    let filter = filter::from_cli(cli)?;
     let probe = Probe::load(&kernel::Options {
-        netns: own_netns,
-        ring_bytes: ring_size,
+        netns: namespaces.kernel_filter(),
+        filter,
+        quiet,
+        ring_bytes: cli.ring_size,
     })?;
     raise_priority();
-    Ok((probe, own_netns))
+    Ok(Attached {
+        probe,
+        namespaces,
+        filter,
+    })
 }
 
-async fn stream(cli: &Cli, filter: EventFilter) -> Result<()> {
-    let (mut probe, own_netns) = attach(cli.ring_size)?;
-    let decoder = Decoder::new(probe.attached_ns, own_netns, TcpOwners::scan());
-    eprintln!("enetstat: tracing TCP in network namespace {own_netns} (stop with Ctrl-C)");
-    let mut ring = watch(probe.take_events()?)?;
-    let mut logger = watch(probe.take_logger()?)?;
+impl Attached {
+    /// A decoder that knows the owners of the sockets in our namespace that
+    /// predate us.
+    pub fn decoder(&self) -> Result<Decoder> {
+        Ok(Decoder::new(
+            self.probe.attached_ns,
+            netns::own()?,
+            TcpOwners::scan(),
+        ))
+    }
+
+    /// Events from the kernel can leave the owner to userspace (sockets older
+    /// than the programs); those are held to `--pid` here.
+    pub fn owner_wanted(&self, ev: &NetEvent) -> bool {
+        self.filter.pid == 0
+            || self
+                .filter
+                .pid_matches(Some(ev.owner.as_ref().map_or(0, |o| o.pid)))
+    }
+}
+
+async fn stream(cli: &Cli, namespaces: Selection) -> Result<()> {
+    let mut attached = attach(cli, namespaces, false)?;
+    let decoder = attached.decoder()?;
+    match namespaces {
+        Selection::All => {
+            eprintln!("enetstat: tracing TCP in every network namespace (stop with Ctrl-C)")
+        }
+        Selection::One(inode) => {
+            eprintln!("enetstat: tracing TCP in network namespace {inode} (stop with Ctrl-C)")
+        }
+    }
+    let mut ring = watch(attached.probe.take_events()?)?;
+    let mut logger = watch(attached.probe.take_logger()?)?;
 
     let format = if cli.json {
         Format::Json(JsonLog::default())
     } else {
-        Format::Text(TextLog::new(Names::new(cli.numeric())))
+        let netns_column = attached.namespaces == Selection::All;
+        Format::Text(TextLog::new(Names::new(cli.numeric()), netns_column))
     };
     let stdout = io::stdout();
     let per_line = !is_regular_file(stdout.as_raw_fd());
     let mut out = io::BufWriter::with_capacity(1 << 16, stdout.lock());
-    if let Format::Text(_) = &format {
-        writeln!(out, "{}", event_text::HEADER)?;
+    if let Format::Text(log) = &format {
+        writeln!(out, "{}", log.header())?;
         out.flush()?;
     }
 
@@ -119,7 +170,7 @@ async fn stream(cli: &Cli, filter: EventFilter) -> Result<()> {
         format,
         line: String::with_capacity(256),
         per_line,
-        filter: &filter,
+        attached: &attached,
         limit: cli.count,
     };
     // The kernel wakes us only when the ring holds 256 KiB; below that we
@@ -149,21 +200,21 @@ async fn stream(cli: &Cli, filter: EventFilter) -> Result<()> {
     if writer.limit.is_none_or(|n| tally.written < n) {
         writer.drain(ring.get_mut(), &decoder, &mut tally)?;
     }
-    let counters = probe.counters()?;
+    let counters = attached.probe.counters()?;
     log::info!("kernel counters: {counters:?}");
+    let mut extra = String::new();
+    if attached.filter != netstat_common::Filter::default() {
+        extra += &format!(", {} filtered out in the kernel", counters.filtered);
+    }
+    if counters.sock_map_full > 0 {
+        extra += &format!(
+            ", {} sockets not tracked (socket map full)",
+            counters.sock_map_full
+        );
+    }
     eprintln!(
-        "enetstat: {} events seen, {} lost in the kernel, {} owners unknown{}",
-        tally.seen,
-        counters.lost,
-        tally.owners_unknown,
-        if counters.sock_map_full > 0 {
-            format!(
-                ", {} sockets not tracked (socket map full)",
-                counters.sock_map_full
-            )
-        } else {
-            String::new()
-        }
+        "enetstat: {} events seen, {} lost in the kernel, {} owners unknown{extra}",
+        tally.seen, counters.lost, tally.owners_unknown,
     );
     Ok(())
 }
@@ -174,7 +225,7 @@ struct EventWriter<'a, W: Write> {
     /// Reused for every line, so formatting allocates nothing per event.
     line: String,
     per_line: bool,
-    filter: &'a EventFilter,
+    attached: &'a Attached,
     limit: Option<u64>,
 }
 
@@ -193,7 +244,7 @@ impl<W: Write> EventWriter<'_, W> {
             drop(record);
             tally.seen += 1;
             let ev = decoder.decode(&raw);
-            if !self.filter.matches(&ev) {
+            if !self.attached.owner_wanted(&ev) {
                 continue;
             }
             tally.owners_unknown += u64::from(ev.owner.is_none());

@@ -16,11 +16,13 @@ mod filter;
 mod kernel;
 mod live;
 mod names;
+mod netns;
 mod owners;
 mod procnet;
 mod render;
 mod snapshot;
 mod stop;
+mod summary;
 mod tcp_state;
 mod textfmt;
 
@@ -49,10 +51,14 @@ fn main() {
 }
 
 fn run(cli: &Cli) -> anyhow::Result<()> {
+    let namespaces = netns::Selection::from_cli(cli.netns.as_deref())?;
     if cli.events {
-        return events::run(cli);
+        return events::run(cli, namespaces);
     }
-    snapshot::run(cli)
+    if let Some(interval) = cli.summary {
+        return summary::run(cli, namespaces, interval);
+    }
+    snapshot::run(cli, namespaces)
 }
 
 /// Help and version go to stdout as usual; a bad flag is one line on stderr

@@ -28,6 +28,10 @@ pub struct InodeOwners {
 }
 
 impl InodeOwners {
+    pub fn pid_of(&self, inode: u64) -> Option<u32> {
+        self.by_inode.get(&inode).map(|o| o.pid)
+    }
+
     /// Walks /proc/<pid>/fd like netstat -p: the first process (in /proc
     /// order) holding a socket owns it.
     pub fn scan() -> Self {

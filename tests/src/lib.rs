@@ -92,6 +92,20 @@ impl Netns {
         sh("ip", &full)
     }
 
+    /// Drops SYNs to `port` on input (nftables), so connects there time out
+    /// with SYN retransmits.
+    pub fn drop_syns_to(&self, port: u16) {
+        self.exec_ok(&["nft", "add table inet enetstat_test"]);
+        self.exec_ok(&[
+            "nft",
+            "add chain inet enetstat_test input { type filter hook input priority 0 ; }",
+        ]);
+        self.exec_ok(&[
+            "nft",
+            &format!("add rule inet enetstat_test input tcp dport {port} tcp flags syn drop"),
+        ]);
+    }
+
     pub fn sysctl(&self, key: &str, value: &str) {
         self.exec_ok(&["sysctl", "-q", "-w", &format!("{key}={value}")]);
     }
@@ -223,6 +237,34 @@ pub fn set_socket_option<T>(
         anyhow::bail!("{name}: {}", std::io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// The last table the live view printed to a pipe (tables follow `--- time`
+/// lines).
+pub fn last_table(stdout: &str) -> &str {
+    match stdout.rsplit_once("\n--- ") {
+        Some((_, last)) => last.split_once('\n').map_or("", |(_time, table)| table),
+        None => stdout,
+    }
+}
+
+/// The TCP rows of a table, sorted, without trailing blanks; `live` drops the
+/// view's extra In-State column, which a snapshot does not have.
+pub fn tcp_rows(table: &str, live: bool) -> Vec<String> {
+    let mut rows: Vec<String> = table
+        .lines()
+        .filter(|l| l.starts_with("tcp"))
+        .map(|l| {
+            let l = if live {
+                l.rsplit_once(' ').expect("In-State column").0
+            } else {
+                l
+            };
+            l.trim_end().to_string()
+        })
+        .collect();
+    rows.sort();
+    rows
 }
 
 /// `tcpload serve` in `ns`, once it listens.

@@ -225,15 +225,7 @@ fn a_listener_reset_names_its_peer() {
 #[test]
 fn dropped_syn_is_retransmitted() {
     let ns = Netns::new("syndrop");
-    ns.exec_ok(&["nft", "add table inet enetstat_test"]);
-    ns.exec_ok(&[
-        "nft",
-        "add chain inet enetstat_test input { type filter hook input priority 0 ; }",
-    ]);
-    ns.exec_ok(&[
-        "nft",
-        "add rule inet enetstat_test input tcp dport 9999 tcp flags syn drop",
-    ]);
+    ns.drop_syns_to(9999);
     // Give up after two retries (a few seconds) instead of six.
     ns.sysctl("net.ipv4.tcp_syn_retries", "2");
     let tracer = Tracer::start(&ns, &["-E", "-n", "--json"]);

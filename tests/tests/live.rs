@@ -4,34 +4,9 @@
 
 use std::time::{Duration, Instant};
 
-use tests::{Netns, Proc, Tracer, WAIT, connect, enetstat_bin, serve, tcpload_bin};
-
-/// The last table the view printed to a pipe (tables follow `--- time` lines).
-fn last_table(stdout: &str) -> &str {
-    match stdout.rsplit_once("\n--- ") {
-        Some((_, last)) => last.split_once('\n').map_or("", |(_time, table)| table),
-        None => stdout,
-    }
-}
-
-/// The TCP rows of a table, sorted, without trailing blanks; `live` drops the
-/// view's extra In-State column, which a snapshot does not have.
-fn tcp_rows(table: &str, live: bool) -> Vec<String> {
-    let mut rows: Vec<String> = table
-        .lines()
-        .filter(|l| l.starts_with("tcp"))
-        .map(|l| {
-            let l = if live {
-                l.rsplit_once(' ').expect("In-State column").0
-            } else {
-                l
-            };
-            l.trim_end().to_string()
-        })
-        .collect();
-    rows.sort();
-    rows
-}
+use tests::{
+    Netns, Proc, Tracer, WAIT, connect, enetstat_bin, last_table, serve, tcp_rows, tcpload_bin,
+};
 
 fn storm(ns: &Netns, listen: &str, count: u64) {
     let mut cmd = ns.command(tcpload_bin());

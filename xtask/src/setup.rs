@@ -22,7 +22,7 @@ const TEST_TOOLS: &[(&str, &str)] = &[
     ("setpriv", "util-linux"),
     ("unshare", "util-linux"),
 ];
-const BENCH_TOOLS: &[(&str, &str)] = &[("tcpstates", "libbpf-tools")];
+const BENCH_TOOLS: &[(&str, &str)] = &[("tcpstates", "libbpf-tools"), ("bpftrace", "bpftrace")];
 
 pub fn ensure(needs: Needs) -> Result<()> {
     let toolchain = ebpf_toolchain()?;

@@ -1,6 +1,6 @@
 //! Kernel struct offsets from the running kernel's BTF. The kernel side needs
-//! them to find a socket's network namespace and endpoints, and a packet's
-//! addresses; reading them here instead of
+//! them to find a socket's network namespace, endpoints and byte totals, and
+//! a packet's addresses; reading them here instead of
 //! compiling them in keeps the programs working across kernel builds.
 
 use anyhow::Result;
@@ -44,6 +44,8 @@ pub fn kernel_offsets() -> Result<KernelOffsets> {
         skb_head: at(&["sk_buff", "head"])?,
         skb_network_header: at(&["sk_buff", "network_header"])?,
         skb_transport_header: at(&["sk_buff", "transport_header"])?,
+        tcp_bytes_acked: at(&["tcp_sock", "bytes_acked"])?,
+        tcp_bytes_received: at(&["tcp_sock", "bytes_received"])?,
     })
 }
 

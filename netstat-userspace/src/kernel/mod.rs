@@ -8,10 +8,12 @@ pub mod tracefs;
 use anyhow::{Context as _, Result};
 use aya::{
     Ebpf, EbpfError, EbpfLoader,
-    maps::{MapData, MapError, PerCpuArray, RingBuf},
+    maps::{HashMap as BpfHashMap, MapData, MapError, PerCpuArray, PerCpuHashMap, RingBuf},
     programs::{ProgramError, RawTracePoint, TracePoint},
 };
-use netstat_common::{Config, Event, counter};
+use netstat_common::{
+    Config, Event, Filter, RemoteKey, RemoteStats, SockInfo, counter, stat, tcp_state,
+};
 
 use crate::fail;
 
@@ -87,9 +89,13 @@ const RAW_TWINS: [(&str, &str); 6] = [
     ("tcp_destroy_sock_nested", "tcp_destroy_sock"),
 ];
 
+#[derive(Default)]
 pub struct Options {
     /// Report only this network namespace (inode); 0 = all.
     pub netns: u32,
+    pub filter: Filter,
+    /// Count only, send no events (`--summary`).
+    pub quiet: bool,
     /// Ring buffer size in bytes (a power of two multiple of the page size); None = default.
     pub ring_bytes: Option<u32>,
 }
@@ -106,7 +112,9 @@ impl Probe {
     pub fn load(opts: &Options) -> Result<Self> {
         check_privileges()?;
         tracefs::ensure_mounted()?;
-        let config = build_config(opts.netns)?;
+        let mut config = build_config(opts.netns)?;
+        config.filter = opts.filter;
+        config.quiet = u8::from(opts.quiet);
         raise_memlock_limit();
 
         let mut loader = EbpfLoader::new();
@@ -170,9 +178,51 @@ impl Probe {
         Ok(Counters {
             lost: sum(counter::LOST)? + skipped.saturating_sub(recovered),
             sock_map_full: sum(counter::SOCK_MAP_FULL)?,
+            other_netns: sum(counter::OTHER_NETNS)?,
             filtered: sum(counter::FILTERED)?,
             recovered,
         })
+    }
+
+    /// The traffic counts of `netstat_common::stat`, summed over CPUs.
+    pub fn stats(&self) -> Result<Vec<u64>> {
+        let map = self.ebpf.map("STATS").context("STATS map missing")?;
+        let array: PerCpuArray<_, u64> = PerCpuArray::try_from(map)?;
+        (0..stat::COUNT)
+            .map(|i| Ok(array.get(&i, 0)?.iter().sum()))
+            .collect()
+    }
+
+    /// Per remote endpoint: failures, resets and retransmits so far, summed
+    /// over CPUs.
+    pub fn remotes(&self) -> Result<Vec<(RemoteKey, RemoteStats)>> {
+        let map = self.ebpf.map("REMOTES").context("REMOTES map missing")?;
+        let remotes: PerCpuHashMap<_, RemoteKey, RemoteStats> = PerCpuHashMap::try_from(map)?;
+        let mut all = Vec::new();
+        for entry in remotes.iter() {
+            let (key, per_cpu) = entry?;
+            let mut total = RemoteStats::default();
+            for cpu in per_cpu.iter() {
+                total.failed_connects += cpu.failed_connects;
+                total.resets += cpu.resets;
+                total.retransmits += cpu.retransmits;
+            }
+            all.push((key, total));
+        }
+        Ok(all)
+    }
+
+    /// Sockets in SYN_SENT since before `before_ns` (CLOCK_MONOTONIC).
+    pub fn syn_sent_since_before(&self, before_ns: u64) -> Result<u64> {
+        let map = self.ebpf.map("SOCKS").context("SOCKS map missing")?;
+        let socks: BpfHashMap<_, u64, SockInfo> = BpfHashMap::try_from(map)?;
+        let mut n = 0;
+        for entry in socks.iter() {
+            // An entry may go between listing its key and reading it.
+            let Ok((_, info)) = entry else { continue };
+            n += u64::from(info.state == tcp_state::SYN_SENT && info.ts_ns < before_ns);
+        }
+        Ok(n)
     }
 
     /// How often the kernel skipped program `name` because a BPF program was
@@ -219,6 +269,9 @@ pub struct Counters {
     /// and runs the kernel skipped that no twin made up for.
     pub lost: u64,
     pub sock_map_full: u64,
+    /// Events of other network namespaces.
+    pub other_netns: u64,
+    /// Events the user's filter dropped in the kernel.
     pub filtered: u64,
     /// Skipped state changes that the raw-tracepoint twin reported.
     pub recovered: u64,
@@ -246,13 +299,6 @@ pub fn monotonic_ns() -> u64 {
     // SAFETY: valid out-pointer.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
-/// Inode of this process's network namespace.
-pub fn own_netns() -> Result<u32> {
-    use std::os::unix::fs::MetadataExt as _;
-    let meta = std::fs::metadata("/proc/self/ns/net").context("reading /proc/self/ns/net")?;
-    Ok(meta.ino() as u32)
 }
 
 fn build_config(netns: u32) -> Result<Config> {

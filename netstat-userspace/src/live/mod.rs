@@ -11,6 +11,7 @@ pub mod table;
 use std::{collections::BTreeMap, io::Write as _, os::fd::AsRawFd as _, time::Duration};
 
 use anyhow::{Context as _, Result};
+use netstat_common::Filter;
 
 use crate::{
     cli::Cli,
@@ -18,6 +19,7 @@ use crate::{
     decoder::Decoder,
     kernel,
     names::Names,
+    netns::{self, Selection},
     owners::{InodeOwners, TcpOwners},
     procnet::{self, sockets::InetSocket},
     snapshot::{plan::Sockets, sockets},
@@ -26,22 +28,21 @@ use table::ConnTable;
 
 /// Starts the live view, or returns the reason eBPF is unavailable (the
 /// caller then re-polls /proc like netstat -c).
-pub fn run(cli: &Cli, plan: &Sockets) -> Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    runtime.block_on(view(cli, plan))
+pub fn run(cli: &Cli, plan: &Sockets, filter: &Filter) -> Result<()> {
+    crate::events::block_on(view(cli, plan, filter))
 }
 
-async fn view(cli: &Cli, plan: &Sockets) -> Result<()> {
-    let (mut probe, own_netns) = crate::events::attach(cli.ring_size)?;
+async fn view(cli: &Cli, plan: &Sockets, filter: &Filter) -> Result<()> {
+    crate::events::check_ring_size(cli)?;
+    let own_netns = netns::own()?;
+    let attached = crate::events::attach(cli, Selection::One(own_netns), false)?;
+    let mut probe = attached.probe;
     let clock = WallClock::new();
     let names = Names::new(cli.numeric());
     let mut ring = probe.take_events()?;
     // One read of /proc serves both: the decoder names the owners of events
     // on these sockets, the table starts from them.
-    let (sockets, inodes) = read_tcp(plan)?;
+    let (sockets, inodes) = read_tcp(plan, filter)?;
     let decoder = Decoder::new(
         probe.attached_ns,
         own_netns,
@@ -77,6 +78,11 @@ async fn view(cli: &Cli, plan: &Sockets) -> Result<()> {
             drop(record);
             dirty |= table.apply(&decoder.decode(&raw));
         }
+        if filter.states != 0 {
+            // Events leave a wanted state; the kernel sends none after, so
+            // such rows would linger unseen.
+            dirty |= table.retain(|state| filter.state_matches(state));
+        }
         let now = now_ns(&clock);
         dirty |= table.expire(now);
         if last_draw.elapsed() < interval {
@@ -89,7 +95,7 @@ async fn view(cli: &Cli, plan: &Sockets) -> Result<()> {
             lost_total += now_lost - lost;
             lost = now_lost;
             while ring.next().is_some() {}
-            let (sockets, inodes) = read_tcp(plan)?;
+            let (sockets, inodes) = read_tcp(plan, filter)?;
             table = start_table(sockets, &inodes, &clock)?;
             notice = Some(format!(
                 "(enetstat: {lost_total} events lost in the kernel so far; last resynchronised from /proc at {})",
@@ -103,7 +109,14 @@ async fn view(cli: &Cli, plan: &Sockets) -> Result<()> {
                 out.push_str(n);
                 out.push('\n');
             }
-            sockets::list(plan, &names, &mut out, Some((&table, now)))?;
+            sockets::list(
+                plan,
+                filter,
+                &[(own_netns, None)],
+                &names,
+                &mut out,
+                Some((&table, now)),
+            )?;
             if !screen.show(&out, cli.diff, now)? {
                 return Ok(());
             }
@@ -114,14 +127,19 @@ async fn view(cli: &Cli, plan: &Sockets) -> Result<()> {
 }
 
 /// The TCP sockets of the plan's families and the socket owners, from /proc.
-fn read_tcp(plan: &Sockets) -> Result<(Vec<InetSocket>, InodeOwners)> {
+fn read_tcp(plan: &Sockets, filter: &Filter) -> Result<(Vec<InetSocket>, InodeOwners)> {
+    let owners = InodeOwners::scan();
     let mut sockets = Vec::new();
     for (wanted, path) in [(plan.ipv4, "/proc/net/tcp"), (plan.ipv6, "/proc/net/tcp6")] {
         if let (true, Some(text)) = (wanted, procnet::read_optional(path)?) {
-            sockets.extend(procnet::sockets::parse(&text, path)?);
+            sockets.extend(
+                procnet::sockets::parse(&text, path)?
+                    .into_iter()
+                    .filter(|s| crate::filter::socket_matches(filter, s, owners.pid_of(s.inode))),
+            );
         }
     }
-    Ok((sockets, InodeOwners::scan()))
+    Ok((sockets, owners))
 }
 
 /// The connection table for sockets just read from /proc.

@@ -182,21 +182,30 @@ impl ConnTable {
         true
     }
 
+    /// Keeps only rows whose state satisfies `wanted`; returns whether any went.
+    pub fn retain(&mut self, wanted: impl Fn(u8) -> bool) -> bool {
+        self.remove_where(|r| !wanted(r.socket.state))
+    }
+
     /// Drops TIME_WAIT rows the kernel has let go (60 s after entry);
     /// returns whether any went.
     pub fn expire(&mut self, now_ns: i128) -> bool {
-        let gone: Vec<u64> = self
+        self.remove_where(|r| {
+            r.socket.state == TcpState::TIME_WAIT.0 && Self::time_wait_left(r, now_ns) <= 0
+        })
+    }
+
+    fn remove_where(&mut self, gone: impl Fn(&Row) -> bool) -> bool {
+        let keys: Vec<u64> = self
             .rows
             .iter()
-            .filter(|(_, r)| {
-                r.socket.state == TcpState::TIME_WAIT.0 && Self::time_wait_left(r, now_ns) <= 0
-            })
+            .filter(|(_, r)| gone(r))
             .map(|(k, _)| *k)
             .collect();
-        for key in &gone {
+        for key in &keys {
             self.remove(*key);
         }
-        !gone.is_empty()
+        !keys.is_empty()
     }
 
     /// Nanoseconds a TIME_WAIT row has left, from its entry time (rows from
@@ -248,6 +257,8 @@ mod tests {
             }),
             age: Some(StateAge::Exact(1)),
             retransmits: 0,
+            failure: None,
+            totals: None,
             netns: 1,
             socket,
         }

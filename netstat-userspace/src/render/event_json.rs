@@ -63,9 +63,33 @@ impl JsonLog {
         };
         let _ = write!(
             out,
-            ",\"retransmits\":{},\"netns\":{},\"socket\":\"{:016x}\"}}",
+            ",\"retransmits\":{},\"netns\":{},\"socket\":\"{:016x}\"",
             ev.retransmits, ev.netns, ev.socket
         );
+        match ev.failure {
+            Some(f) => {
+                let _ = write!(out, ",\"failure\":\"{}\"", f.name());
+            }
+            None => out.push_str(",\"failure\":null"),
+        }
+        match ev.totals {
+            Some(t) => {
+                match t.lifetime_ns {
+                    Some(ns) => {
+                        let _ = write!(out, ",\"lifetime_ms\":{}", Millis(ns));
+                    }
+                    None => out.push_str(",\"lifetime_ms\":null"),
+                }
+                let _ = write!(
+                    out,
+                    ",\"bytes_acked\":{},\"bytes_received\":{}}}",
+                    t.bytes_acked, t.bytes_received
+                );
+            }
+            None => {
+                out.push_str(",\"lifetime_ms\":null,\"bytes_acked\":null,\"bytes_received\":null}")
+            }
+        }
     }
 }
 

@@ -4,24 +4,32 @@ use std::fmt::Write as _;
 
 use crate::{
     clock::TimeFormat,
-    decoder::{NetEvent, StateAge, What},
+    decoder::{NetEvent, StateAge, Totals, What},
     names::Names,
     render::{Millis, pad_column, tcp_proto},
 };
 
-pub const HEADER: &str = "Time            PID/Program name     Proto Local Address           Foreign Address         Event                       Prev(ms) Retrans";
+const HEADER: &str = "Time            PID/Program name     Proto Local Address           Foreign Address         Event                       Prev(ms) Retrans";
 
 pub struct TextLog {
     names: Names,
     time: TimeFormat,
+    /// Events from several namespaces: a Netns column.
+    netns: bool,
 }
 
 impl TextLog {
-    pub fn new(names: Names) -> Self {
+    pub fn new(names: Names, netns: bool) -> Self {
         Self {
             names,
             time: TimeFormat::default(),
+            netns,
         }
+    }
+
+    pub fn header(&self) -> String {
+        let netns = if self.netns { " Netns     " } else { "" };
+        format!("{HEADER}{netns} Details")
     }
 
     /// Appends one event's line (without newline) to `out`.
@@ -60,6 +68,34 @@ impl TextLog {
             out.insert_str(start, &"        "[..8 - used]);
         }
         let _ = write!(out, " {:>7}", ev.retransmits);
+        if self.netns {
+            let _ = write!(out, " {:<10}", ev.netns);
+        }
+        write_details(out, ev);
+        let trimmed = out.trim_end().len();
+        out.truncate(trimmed);
+    }
+}
+
+/// The Details column: how a connection failed and, as it ends, its totals.
+fn write_details(out: &mut String, ev: &NetEvent) {
+    out.push(' ');
+    if let Some(failure) = ev.failure {
+        let _ = write!(out, "{} ", failure.name());
+    }
+    if let Some(Totals {
+        lifetime_ns,
+        bytes_acked,
+        bytes_received,
+    }) = ev.totals
+    {
+        match lifetime_ns {
+            Some(ns) => {
+                let _ = write!(out, "lifetime {}ms", Millis(ns));
+            }
+            None => out.push_str("lifetime ?"),
+        }
+        let _ = write!(out, " acked {bytes_acked}B received {bytes_received}B");
     }
 }
 

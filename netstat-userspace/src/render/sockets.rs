@@ -58,6 +58,9 @@ pub struct SocketTable<'a> {
     pub ticks_per_second: u64,
     /// The live view (`-c` on events) adds a time-in-state column.
     pub live: bool,
+    /// Rows from several network namespaces: a Netns column, with this
+    /// namespace's inode on the rows being written.
+    pub netns: Option<u32>,
 }
 
 /// "PID/Program name" in its column, `-` when unknown.
@@ -101,6 +104,9 @@ impl SocketTable<'_> {
         }
         if self.live {
             out.push_str(" In-State");
+        }
+        if self.netns.is_some() {
+            out.push_str(" Netns");
         }
         out.push('\n');
     }
@@ -164,6 +170,9 @@ impl SocketTable<'_> {
         if self.live {
             out.push(' ');
             out.push_str(age.unwrap_or("-"));
+        }
+        if let Some(inode) = self.netns {
+            let _ = write!(out, " {inode}");
         }
         out.push('\n');
     }

@@ -12,11 +12,13 @@ use std::io::Write as _;
 
 use anyhow::{Context as _, Result};
 
-use crate::{cli::Cli, names::Names};
+use crate::{cli::Cli, filter, names::Names, netns::Selection};
 use plan::Plan;
 
-pub fn run(cli: &Cli) -> Result<()> {
+pub fn run(cli: &Cli, namespaces: Selection) -> Result<()> {
     let plan = Plan::from_cli(cli)?;
+    let filter = filter::from_cli(cli)?;
+    let members = namespaces.members();
     let mut numeric = cli.numeric();
     if matches!(plan, Plan::Routes(_)) {
         // netstat passes -N into the route printer's "numeric" bits.
@@ -27,7 +29,12 @@ pub fn run(cli: &Cli) -> Result<()> {
         && let Plan::Sockets(sockets) = &plan
         && sockets.tcp
     {
-        match crate::live::run(cli, sockets) {
+        if namespaces == Selection::All {
+            return Err(crate::fail::usage(
+                "-c follows one network namespace: use --netns NAME (or none for ours), not all",
+            ));
+        }
+        match crate::live::run(cli, sockets, &filter) {
             // Without eBPF (not root, old kernel) -c re-reads /proc, like netstat.
             Err(e) if e.downcast_ref::<crate::fail::Fatal>().is_some() => {
                 eprintln!("enetstat: no live TCP view ({e}); re-reading /proc every second");
@@ -38,7 +45,7 @@ pub fn run(cli: &Cli) -> Result<()> {
     loop {
         let mut out = String::new();
         let result = match &plan {
-            Plan::Sockets(s) => sockets::list(s, &names, &mut out, None),
+            Plan::Sockets(s) => sockets::list(s, &filter, &members, &names, &mut out, None),
             Plan::Routes(r) => routes::list(r, &names, &mut out),
             Plan::Interfaces { all, long } => interfaces::list(*all, *long, &mut out),
             Plan::Statistics(s) => statistics::list(s, &mut out),

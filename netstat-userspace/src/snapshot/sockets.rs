@@ -1,15 +1,18 @@
 //! Sockets: which /proc/net files to read for the plan, which rows netstat
 //! would show (-a, -l), and the "-p" owner scan.
 
-use std::net::IpAddr;
+use std::{net::IpAddr, path::PathBuf};
 
 use anyhow::Result;
+use netstat_common::Filter;
 
 use super::plan::Sockets;
 use crate::{
     fail,
+    filter::socket_matches,
     live::table::{ConnTable, Since},
     names::Names,
+    netns,
     owners::InodeOwners,
     procnet::{self, igmp, sockets::InetSocket, unix},
     render::{
@@ -22,20 +25,29 @@ use crate::{
 /// The socket listing. With `live` (the event-driven -c view: its table and
 /// the current wall-clock time), TCP rows come from that table instead of
 /// /proc/net/tcp*.
+/// Internet rows come from every namespace in `namespaces` (a Netns
+/// column tells them apart when there are several); unix sockets and
+/// groups from ours.
 pub fn list(
     plan: &Sockets,
+    filter: &Filter,
+    namespaces: &[(u32, Option<PathBuf>)],
     names: &Names,
     out: &mut String,
     live: Option<(&ConnTable, i128)>,
 ) -> Result<()> {
     // Live TCP rows carry their owners; only /proc rows need the scan.
-    let owners = (plan.programs && (live.is_none() || plan.untracked())).then(scan_owners);
-    let table = SocketTable {
+    let proc_rows = live.is_none() || plan.untracked();
+    let owners = ((plan.programs || filter.pid != 0) && proc_rows).then(scan_owners);
+    let wanted = |s: &InetSocket, owner: Option<u32>| socket_matches(filter, s, owner);
+    let owner_pid = |s: &InetSocket| owners.as_ref().and_then(|o| o.pid_of(s.inode));
+    let mut table = SocketTable {
         names,
         columns: plan,
-        owners: owners.as_ref(),
+        owners: owners.as_ref().filter(|_| plan.programs),
         ticks_per_second: ticks_per_second(),
         live: live.is_some(),
+        netns: (namespaces.len() > 1).then_some(0),
     };
     let protocols = [
         (plan.tcp, InetProto::Tcp, "tcp"),
@@ -48,30 +60,35 @@ pub fn list(
     }
     for (_, proto, file) in protocols.into_iter().filter(|(on, ..)| *on) {
         if let (InetProto::Tcp, Some((conns, now))) = (proto, live) {
-            live_rows(plan, &table, conns, now, out);
+            live_rows(plan, &table, conns, now, out, |s, owner| wanted(s, owner));
             continue;
         }
-        for (wanted, path) in [
-            (plan.ipv4, format!("/proc/net/{file}")),
-            (plan.ipv6, format!("/proc/net/{file}6")),
-        ] {
-            if !wanted {
-                continue;
-            }
-            let Some(text) = procnet::read_optional(&path)? else {
-                // Only the IPv4 file's absence is news (IPv6 may be disabled).
-                if !path.ends_with('6') {
-                    missing(plan, &format!("AF INET ({file})"))?;
+        for (inode, enter) in namespaces {
+            table.netns = table.netns.map(|_| *inode);
+            for (family, path) in [
+                (plan.ipv4, format!("/proc/net/{file}")),
+                (plan.ipv6, format!("/proc/net/{file}6")),
+            ] {
+                if !family {
+                    continue;
                 }
-                continue;
-            };
-            for socket in procnet::sockets::parse(&text, &path)? {
-                if shown(plan, proto, &socket) {
-                    table.inet_row(out, proto, &socket);
+                let text = netns::inside(enter.as_deref(), || Ok(procnet::read_optional(&path)?))?;
+                let Some(text) = text else {
+                    // Only the IPv4 file's absence is news (IPv6 may be disabled).
+                    if !path.ends_with('6') {
+                        missing(plan, &format!("AF INET ({file})"))?;
+                    }
+                    continue;
+                };
+                for socket in procnet::sockets::parse(&text, &path)? {
+                    if shown(plan, proto, &socket) && wanted(&socket, owner_pid(&socket)) {
+                        table.inet_row(out, proto, &socket);
+                    }
                 }
             }
         }
     }
+    table.netns = None;
     if plan.groups {
         groups::header(out);
         if plan.ipv4 {
@@ -103,7 +120,14 @@ pub fn list(
     Ok(())
 }
 
-fn live_rows(plan: &Sockets, table: &SocketTable, conns: &ConnTable, now: i128, out: &mut String) {
+fn live_rows(
+    plan: &Sockets,
+    table: &SocketTable,
+    conns: &ConnTable,
+    now: i128,
+    out: &mut String,
+    wanted: impl Fn(&InetSocket, Option<u32>) -> bool,
+) {
     for row in conns.rows() {
         let s = &row.socket;
         let family = if s.local.is_ipv6() {
@@ -111,7 +135,8 @@ fn live_rows(plan: &Sockets, table: &SocketTable, conns: &ConnTable, now: i128, 
         } else {
             plan.ipv4
         };
-        if !family || !shown(plan, InetProto::Tcp, s) {
+        let owner = row.owner.as_ref().map(|o| o.pid);
+        if !family || !shown(plan, InetProto::Tcp, s) || !wanted(s, owner) {
             continue;
         }
         let mut s = s.clone();

@@ -1,0 +1,240 @@
+//! `enetstat -S`: one block (text) or one object (JSON) per interval. Counts
+//! are for the interval; the text also gives them per second.
+
+use std::{
+    fmt::Write as _,
+    io::{self, Write as _},
+    net::SocketAddr,
+};
+
+use anyhow::{Context as _, Result};
+
+use crate::{clock::TimeFormat, tcp_state::TcpState};
+
+/// What happened in one interval.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Interval {
+    pub seconds: f64,
+    /// Connects begun (CLOSE -> SYN_SENT).
+    pub new_active: u64,
+    /// Handshakes completed on a listener (SYN_RECV -> ESTABLISHED).
+    pub new_passive: u64,
+    /// Sockets that closed or entered TIME_WAIT (listeners excepted).
+    pub closed: u64,
+    pub refused: u64,
+    pub timeout: u64,
+    pub reset: u64,
+    pub retransmits: u64,
+    pub synack_retransmits: u64,
+    pub resets_sent: u64,
+    pub resets_received: u64,
+    /// Sockets in TIME_WAIT now, and the change over the interval.
+    pub time_wait: u64,
+    pub time_wait_growth: i64,
+    /// Sockets still in SYN_SENT after more than a second.
+    pub syn_sent_over_1s: u64,
+    pub listen_overflows: u64,
+    pub listen_drops: u64,
+    /// (old, new, count), TIME_WAIT entries shown as such.
+    pub transitions: Vec<(u8, u8, u64)>,
+    /// The 5 remote endpoints with most failed connects + resets + retransmits.
+    pub remotes: Vec<Remote>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Remote {
+    pub endpoint: SocketAddr,
+    pub failed_connects: u64,
+    pub resets: u64,
+    pub retransmits: u64,
+}
+
+pub struct Writer {
+    json: bool,
+    time: TimeFormat,
+}
+
+impl Writer {
+    pub fn new(json: bool) -> Self {
+        Self {
+            json,
+            time: TimeFormat::default(),
+        }
+    }
+
+    /// Writes one interval; false when the reader has gone away.
+    pub fn write(&mut self, wall_ns: i128, i: &Interval) -> Result<bool> {
+        let mut text = String::new();
+        if self.json {
+            text.push_str("{\"time\":\"");
+            self.time.write_utc(&mut text, wall_ns);
+            text.push('"');
+            json(&mut text, i);
+        } else {
+            text.push_str("--- ");
+            self.time.write_local(&mut text, wall_ns);
+            block(&mut text, i);
+        }
+        text.push('\n');
+        let mut stdout = io::stdout().lock();
+        match stdout
+            .write_all(text.as_bytes())
+            .and_then(|()| stdout.flush())
+        {
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(false),
+            other => other.context("writing the summary").map(|()| true),
+        }
+    }
+}
+
+fn transition_name(old: u8, new: u8) -> String {
+    format!("{}->{}", TcpState(old).name(), TcpState(new).name())
+}
+
+fn block(out: &mut String, i: &Interval) {
+    let rate = |n: u64| n as f64 / i.seconds.max(1e-9);
+    let _ = write!(
+        out,
+        " ({:.1} s)\nconnections/s: {:.1} new active, {:.1} new passive, {:.1} closed\n\
+failed connects: {} refused, {} timeout; resets on established: {}\n\
+retransmits/s: {:.1} ({:.1} SYN-ACK); resets/s: {:.1} sent, {:.1} received\n\
+TIME_WAIT: {} ({:+}); SYN_SENT over 1 s: {}; listen overflows: {}, drops: {}\n\
+transitions:",
+        i.seconds,
+        rate(i.new_active),
+        rate(i.new_passive),
+        rate(i.closed),
+        i.refused,
+        i.timeout,
+        i.reset,
+        rate(i.retransmits),
+        rate(i.synack_retransmits),
+        rate(i.resets_sent),
+        rate(i.resets_received),
+        i.time_wait,
+        i.time_wait_growth,
+        i.syn_sent_over_1s,
+        i.listen_overflows,
+        i.listen_drops,
+    );
+    if i.transitions.is_empty() {
+        out.push_str(" none");
+    }
+    for (old, new, n) in &i.transitions {
+        let _ = write!(out, " {} {n}", transition_name(*old, *new));
+    }
+    out.push_str("\ntop remotes (failed connects/resets/retransmits):");
+    if i.remotes.is_empty() {
+        out.push_str(" none");
+    }
+    for r in &i.remotes {
+        let _ = write!(
+            out,
+            "\n  {:<47} {}/{}/{}",
+            r.endpoint.to_string(),
+            r.failed_connects,
+            r.resets,
+            r.retransmits
+        );
+    }
+}
+
+fn json(out: &mut String, i: &Interval) {
+    let _ = write!(
+        out,
+        ",\"interval_s\":{:.3},\"new_active\":{},\"new_passive\":{},\"closed\":{},\
+\"failures\":{{\"refused\":{},\"timeout\":{},\"reset\":{}}},\
+\"retransmits\":{},\"synack_retransmits\":{},\"resets_sent\":{},\"resets_received\":{},\
+\"time_wait\":{},\"time_wait_growth\":{},\"syn_sent_over_1s\":{},\
+\"listen_overflows\":{},\"listen_drops\":{},\"transitions\":{{",
+        i.seconds,
+        i.new_active,
+        i.new_passive,
+        i.closed,
+        i.refused,
+        i.timeout,
+        i.reset,
+        i.retransmits,
+        i.synack_retransmits,
+        i.resets_sent,
+        i.resets_received,
+        i.time_wait,
+        i.time_wait_growth,
+        i.syn_sent_over_1s,
+        i.listen_overflows,
+        i.listen_drops,
+    );
+    for (k, (old, new, n)) in i.transitions.iter().enumerate() {
+        let comma = if k > 0 { "," } else { "" };
+        let _ = write!(out, "{comma}\"{}\":{n}", transition_name(*old, *new));
+    }
+    out.push_str("},\"top_remotes\":[");
+    for (k, r) in i.remotes.iter().enumerate() {
+        let comma = if k > 0 { "," } else { "" };
+        let _ = write!(
+            out,
+            "{comma}{{\"remote\":\"{}\",\"failed_connects\":{},\"resets\":{},\"retransmits\":{}}}",
+            r.endpoint, r.failed_connects, r.resets, r.retransmits
+        );
+    }
+    out.push_str("]}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn interval() -> Interval {
+        Interval {
+            seconds: 2.0,
+            new_active: 10,
+            new_passive: 8,
+            closed: 16,
+            refused: 2,
+            timeout: 0,
+            reset: 1,
+            retransmits: 4,
+            synack_retransmits: 0,
+            resets_sent: 3,
+            resets_received: 3,
+            time_wait: 8,
+            time_wait_growth: 8,
+            syn_sent_over_1s: 0,
+            listen_overflows: 0,
+            listen_drops: 0,
+            transitions: vec![(7, 2, 10), (5, 6, 8)],
+            remotes: vec![Remote {
+                endpoint: "127.0.0.1:7001".parse().unwrap(),
+                failed_connects: 2,
+                resets: 2,
+                retransmits: 0,
+            }],
+        }
+    }
+
+    #[test]
+    fn text_block() {
+        let mut out = String::new();
+        block(&mut out, &interval());
+        assert_eq!(
+            out,
+            " (2.0 s)\n\
+connections/s: 5.0 new active, 4.0 new passive, 8.0 closed\n\
+failed connects: 2 refused, 0 timeout; resets on established: 1\n\
+retransmits/s: 2.0 (0.0 SYN-ACK); resets/s: 1.5 sent, 1.5 received\n\
+TIME_WAIT: 8 (+8); SYN_SENT over 1 s: 0; listen overflows: 0, drops: 0\n\
+transitions: CLOSE->SYN_SENT 10 FIN_WAIT2->TIME_WAIT 8\n\
+top remotes (failed connects/resets/retransmits):\n  127.0.0.1:7001                                  2/2/0"
+        );
+    }
+
+    #[test]
+    fn json_object() {
+        let mut out = String::from("{\"time\":\"t\"");
+        json(&mut out, &interval());
+        let v: serde_json::Value = serde_json::from_str(&out).expect(&out);
+        assert_eq!(v["transitions"]["FIN_WAIT2->TIME_WAIT"], 8);
+        assert_eq!(v["failures"]["refused"], 2);
+        assert_eq!(v["top_remotes"][0]["remote"], "127.0.0.1:7001");
+    }
+}

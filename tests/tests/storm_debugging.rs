@@ -1,0 +1,325 @@
+//! Storm debugging against real traffic in namespaces of the test's own:
+//! filters applied in the kernel, failure labels, `--summary` counts, and
+//! events and rows from two namespaces told apart.
+
+use serde_json::Value;
+use tests::{
+    Netns, Proc, Tracer, connect, enetstat_bin, last_table, serve, sh, tcp_rows, tcpload_bin,
+};
+
+fn storm(ns: &Netns, listen: &str, count: u64, mix: bool) {
+    let mut cmd = ns.command(tcpload_bin());
+    cmd.args(["storm", "--listen", listen, "--count", &count.to_string()]);
+    if mix {
+        cmd.arg("--mix");
+    }
+    let mut storm = Proc::spawn(cmd);
+    storm.expect("storm");
+    assert!(storm.wait().success());
+}
+
+/// One connection to `to`, held until the test says, then closed.
+fn held_connection(ns: &Netns, to: &str) -> (Proc, Proc) {
+    let mut server = serve(ns, to, &[]);
+    let mut client = connect(ns, to, &[]);
+    client.expect("connected");
+    server.expect("accepted");
+    (server, client)
+}
+
+fn close(mut pair: (Proc, Proc)) {
+    pair.1.tell("close");
+    pair.1.expect("closed");
+    pair.0.expect("closed");
+}
+
+/// The number after `label` in the tracer's closing line.
+fn stop_line_number(out: &tests::TracerOutput, label: &str) -> u64 {
+    let line = out
+        .stderr
+        .iter()
+        .find(|l| l.contains(label))
+        .unwrap_or_else(|| panic!("no '{label}' in {:?}", out.stderr));
+    let before = &line[..line.find(label).unwrap()];
+    let number = before.trim_end().rsplit(' ').next().unwrap();
+    number
+        .parse()
+        .unwrap_or_else(|_| panic!("no number before '{label}' in {line:?}"))
+}
+
+#[test]
+fn a_port_filter_drops_other_traffic_in_the_kernel() {
+    let ns = Netns::new("port-filter");
+    let tracer = Tracer::start(&ns, &["-E", "-n", "--json", "--port", "7100"]);
+    storm(&ns, "127.0.0.1:7000", 200, false);
+    close(held_connection(&ns, "127.0.0.1:7100"));
+    tracer.wait_quiet();
+    let out = tracer.stop();
+    let events = out.events();
+    let port = |e: &Value, k: &str| {
+        e[k].as_str()
+            .unwrap()
+            .rsplit(':')
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    assert!(
+        events
+            .iter()
+            .all(|e| port(e, "local") == "7100" || port(e, "remote") == "7100"),
+        "{}",
+        out.stdout
+    );
+    // The held connection: listener 2 + client 5 + child 5 changes.
+    let states = events.iter().filter(|e| e["event"] == "state").count();
+    assert_eq!(states, 12, "{}", out.stdout);
+    // Each storm connection makes 10 state changes, the listener 2; the
+    // kernel may add a few retransmits or resets on top.
+    let filtered = stop_line_number(&out, "filtered out in the kernel");
+    assert!(
+        (200 * 10 + 2..200 * 10 + 100).contains(&filtered),
+        "{:?}",
+        out.stderr
+    );
+}
+
+/// The `failure` of every change to CLOSE of `pid`'s connections.
+fn failures_of(events: &[Value], pid: u32) -> Vec<String> {
+    events
+        .iter()
+        .filter(|e| e["pid"] == pid && e["new_state"] == "CLOSE" && e["old_state"] != "LISTEN")
+        .map(|e| e["failure"].as_str().unwrap_or("none").to_string())
+        .collect()
+}
+
+#[test]
+fn each_failure_label_comes_from_a_real_failure() {
+    let ns = Netns::new("failures");
+    // SYNs to 9999 vanish: the connect gives up after 2.5 s, one retransmit in.
+    ns.drop_syns_to(9999);
+    let tracer = Tracer::start(&ns, &["-E", "-n", "--json"]);
+
+    let mut refused = connect(&ns, "127.0.0.1:9", &[]);
+    refused.expect("failed ConnectionRefused");
+    let mut timeout = connect(&ns, "127.0.0.1:9999", &["--timeout-ms", "2500"]);
+    timeout.expect("failed TimedOut");
+    // The client resets the connection; the server's socket gets the reset.
+    let mut server = serve(&ns, "127.0.0.1:7200", &[]);
+    let mut resetter = connect(&ns, "127.0.0.1:7200", &["--rst"]);
+    resetter.expect("connected");
+    server.expect("accepted");
+    resetter.tell("close");
+    resetter.expect("closed");
+    server.expect("closed");
+    tracer.wait_quiet();
+    let out = tracer.stop();
+    let events = out.events();
+    assert_eq!(
+        failures_of(&events, refused.pid()),
+        ["refused"],
+        "{}",
+        out.stdout
+    );
+    assert_eq!(
+        failures_of(&events, timeout.pid()),
+        ["timeout"],
+        "{}",
+        out.stdout
+    );
+    // The client sent the reset: its socket closes without a failure.
+    assert_eq!(
+        failures_of(&events, server.pid()),
+        ["reset"],
+        "{}",
+        out.stdout
+    );
+    assert_eq!(
+        failures_of(&events, resetter.pid()),
+        ["none"],
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn a_closed_connection_reports_its_totals() {
+    let ns = Netns::new("totals");
+    let tracer = Tracer::start(&ns, &["-E", "-n", "--json"]);
+    close(held_connection(&ns, "127.0.0.1:7300"));
+    tracer.wait_quiet();
+    let out = tracer.stop();
+    let events = out.events();
+    let ends: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["new_state"] == "TIME_WAIT" || e["new_state"] == "CLOSE")
+        .filter(|e| e["old_state"] != "LISTEN")
+        .collect();
+    assert_eq!(ends.len(), 2, "{}", out.stdout);
+    for end in ends {
+        let lifetime = end["lifetime_ms"].as_f64().expect("a lifetime");
+        assert!(lifetime > 0.0 && lifetime < 60_000.0, "{end}");
+        // No data either way; the kernel's counters (as `ss -i` shows them)
+        // count sequence space: the client's SYN and FIN were acknowledged
+        // (the server's SYN-ACK is not counted on its side), and each side
+        // received one FIN.
+        let client = end["remote"] == "127.0.0.1:7300";
+        let acked = if client { 2 } else { 1 };
+        assert_eq!(
+            (&end["bytes_acked"], &end["bytes_received"]),
+            (&acked.into(), &1.into()),
+            "{end}"
+        );
+    }
+}
+
+#[test]
+fn summary_counts_equal_the_storm() {
+    let ns = Netns::new("summary");
+    let tracer = Tracer::start(&ns, &["-S", "0.5", "--json", "-n"]);
+    // Every fifth connection is refused; of the rest a quarter each end by
+    // client close, server close, client reset and server reset.
+    storm(&ns, "127.0.0.1:7000", 1000, true);
+    tracer.wait_quiet();
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    let out = tracer.stop();
+    let blocks = out.events();
+    let sum = |f: &dyn Fn(&Value) -> &Value| -> u64 {
+        blocks.iter().map(|b| f(b).as_u64().unwrap_or(0)).sum()
+    };
+    assert_eq!(sum(&|b| &b["new_active"]), 1000, "{}", out.stdout);
+    assert_eq!(sum(&|b| &b["new_passive"]), 800, "{}", out.stdout);
+    assert_eq!(sum(&|b| &b["failures"]["refused"]), 200, "{}", out.stdout);
+    assert_eq!(sum(&|b| &b["failures"]["timeout"]), 0, "{}", out.stdout);
+    // Client reset: the server's socket is reset; server reset: the client's.
+    assert_eq!(sum(&|b| &b["failures"]["reset"]), 400, "{}", out.stdout);
+    // Client close and server close: the closing side ends in TIME_WAIT.
+    assert_eq!(
+        sum(&|b| &b["transitions"]["FIN_WAIT2->TIME_WAIT"]),
+        400,
+        "{}",
+        out.stdout
+    );
+    assert_eq!(sum(&|b| &b["transitions"]["CLOSE->LISTEN"]), 1);
+    let refused_at: u64 = blocks
+        .iter()
+        .flat_map(|b| b["top_remotes"].as_array().unwrap().clone())
+        .filter(|r| r["remote"] == "127.0.0.1:7001")
+        .map(|r| r["failed_connects"].as_u64().unwrap())
+        .sum();
+    assert_eq!(refused_at, 200, "{}", out.stdout);
+}
+
+#[test]
+fn two_namespaces_are_told_apart() {
+    let (a, b) = (Netns::new("ns-a"), Netns::new("ns-b"));
+    // Started in a, following every namespace.
+    let tracer = Tracer::start(&a, &["-E", "-n", "--json", "--netns", "all"]);
+    let held_a = held_connection(&a, "127.0.0.1:7401");
+    let held_b = held_connection(&b, "127.0.0.1:7402");
+
+    let listing = a.exec_ok(&[enetstat_bin().to_str().unwrap(), "-tn", "--netns", "all"]);
+    let header = listing.lines().nth(1).unwrap();
+    assert!(header.ends_with(" Netns"), "{listing}");
+    let netns_of = |port: &str| -> Vec<String> {
+        listing
+            .lines()
+            .filter(|l| l.contains(&format!("127.0.0.1:{port} ")))
+            .map(|l| l.rsplit(' ').next().unwrap().to_string())
+            .collect()
+    };
+    let (ia, ib) = (a.inode().to_string(), b.inode().to_string());
+    assert_eq!(netns_of("7401"), [ia.clone(), ia.clone()], "{listing}");
+    assert_eq!(netns_of("7402"), [ib.clone(), ib.clone()], "{listing}");
+
+    close(held_a);
+    close(held_b);
+    tracer.wait_quiet();
+    let out = tracer.stop();
+    let namespaces_of = |port: &str| -> Vec<String> {
+        let mut seen: Vec<String> = out
+            .events()
+            .iter()
+            .filter(|e| e["local"].as_str().unwrap().ends_with(port))
+            .map(|e| e["netns"].to_string())
+            .collect();
+        seen.dedup();
+        seen
+    };
+    assert_eq!(namespaces_of(":7401"), [ia], "{}", out.stdout);
+    assert_eq!(namespaces_of(":7402"), [ib], "{}", out.stdout);
+}
+
+/// The TCP rows of a listing with `port` as local or foreign port.
+fn rows_on_port(listing: &str, port: u16) -> Vec<String> {
+    let on_port = |addr: &str| addr.ends_with(&format!(":{port}"));
+    tcp_rows(listing, false)
+        .into_iter()
+        .filter(|row| {
+            let f: Vec<&str> = row.split_whitespace().collect();
+            on_port(f[3]) || on_port(f[4])
+        })
+        .collect()
+}
+
+#[test]
+fn filters_and_namespace_choice_narrow_the_listing_and_the_live_view() {
+    let ns = Netns::new("filter-views");
+    let held = held_connection(&ns, "127.0.0.1:7501");
+    let _other = held_connection(&ns, "127.0.0.1:7502");
+    let bin = enetstat_bin();
+    let bin = bin.to_str().unwrap();
+
+    // The listing keeps exactly netstat's rows that the filter names.
+    let netstat = ns.exec_ok(&["netstat", "-tan"]);
+    let port = tcp_rows(&ns.exec_ok(&[bin, "-tan", "--port", "7501"]), false);
+    assert_eq!(port, rows_on_port(&netstat, 7501));
+    assert_eq!(port.len(), 3, "{netstat}");
+    let listening = tcp_rows(&ns.exec_ok(&[bin, "-tan", "--state", "listen"]), false);
+    let want: Vec<String> = tcp_rows(&netstat, false)
+        .into_iter()
+        .filter(|r| r.contains(" LISTEN"))
+        .collect();
+    assert_eq!((listening.len(), &listening), (2, &want));
+    // Local port 7502: the listener and the server's end, not the client's.
+    let sport = tcp_rows(&ns.exec_ok(&[bin, "-tan", "--sport", "7502"]), false);
+    assert_eq!(sport.len(), 2, "{sport:?}");
+    assert!(
+        sport.iter().all(|r| r.contains("127.0.0.1:7502 ")),
+        "{sport:?}"
+    );
+    let none = tcp_rows(&ns.exec_ok(&[bin, "-tan", "--addr", "10.0.0.0/8"]), false);
+    assert!(none.is_empty(), "{none:?}");
+
+    // From outside, --netns by name, inode or a pid there lists the same.
+    let inside = ns.exec_ok(&[bin, "-tan"]);
+    for choice in [
+        ns.name.clone(),
+        ns.inode().to_string(),
+        held.0.pid().to_string(),
+    ] {
+        assert_eq!(sh(bin, &["-tan", "--netns", &choice]), inside, "{choice}");
+    }
+    let all = std::process::Command::new(bin)
+        .args(["-c", "-tan", "--netns", "all"])
+        .output()
+        .unwrap();
+    assert_eq!(all.status.code(), Some(2));
+    assert_eq!(String::from_utf8_lossy(&all.stderr).lines().count(), 1);
+
+    // The live view follows the same filter through a storm on other ports
+    // and the close of the held connection.
+    let view = Tracer::start_live(&ns, &["-tan", "--port", "7501", "--interval", "200"]);
+    storm(&ns, "127.0.0.1:7000", 500, true);
+    close(held);
+    view.wait_quiet();
+    let fresh = ns.exec_ok(&[bin, "-tan", "--port", "7501"]);
+    let out = view.stop();
+    assert_eq!(
+        tcp_rows(last_table(&out.stdout), true),
+        tcp_rows(&fresh, false),
+        "{}",
+        out.stdout
+    );
+    assert!(fresh.contains("TIME_WAIT"), "{fresh}");
+}
