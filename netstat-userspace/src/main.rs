@@ -21,6 +21,7 @@ mod owners;
 mod procnet;
 mod render;
 mod snapshot;
+mod sock_diag;
 mod stop;
 mod summary;
 mod tcp_state;

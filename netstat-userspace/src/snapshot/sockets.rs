@@ -4,7 +4,7 @@
 use std::{net::IpAddr, path::PathBuf};
 
 use anyhow::Result;
-use netstat_common::Filter;
+use netstat_common::{AF_INET, AF_INET6, Filter};
 
 use super::plan::Sockets;
 use crate::{
@@ -19,6 +19,7 @@ use crate::{
         groups,
         sockets::{ACCEPTING, InetProto, SocketTable},
     },
+    sock_diag,
     tcp_state::TcpState,
 };
 
@@ -72,15 +73,15 @@ pub fn list(
                 if !family {
                     continue;
                 }
-                let text = netns::inside(enter.as_deref(), || Ok(procnet::read_optional(&path)?))?;
-                let Some(text) = text else {
+                let rows = netns::inside(enter.as_deref(), || read_inet(plan, proto, &path))?;
+                let Some(rows) = rows else {
                     // Only the IPv4 file's absence is news (IPv6 may be disabled).
                     if !path.ends_with('6') {
                         missing(plan, &format!("AF INET ({file})"))?;
                     }
                     continue;
                 };
-                for socket in procnet::sockets::parse(&text, &path)? {
+                for socket in rows {
                     if shown(plan, proto, &socket) && wanted(&socket, owner_pid(&socket)) {
                         table.inet_row(out, proto, &socket);
                     }
@@ -118,6 +119,35 @@ pub fn list(
         }
     }
     Ok(())
+}
+
+/// One protocol's sockets of one family, None when the kernel lacks them.
+/// TCP comes from sock_diag when netstat's columns allow (not for -e or -o,
+/// see `sock_diag`) and the kernel offers it; everything else from `path`.
+fn read_inet(plan: &Sockets, proto: InetProto, path: &str) -> Result<Option<Vec<InetSocket>>> {
+    if proto == InetProto::Tcp && !plan.extend && !plan.timers {
+        let family = if path.ends_with('6') {
+            AF_INET6
+        } else {
+            AF_INET
+        };
+        match sock_diag::tcp_sockets(family) {
+            Ok(rows) => {
+                log::info!(
+                    "{} TCP sockets of {path} read through sock_diag",
+                    rows.len()
+                );
+                return Ok(Some(rows));
+            }
+            Err(e) => log::info!("no TCP sock_diag ({e}): reading {path}"),
+        }
+    }
+    let Some(text) = procnet::read_optional(path)? else {
+        return Ok(None);
+    };
+    let rows = procnet::sockets::parse(&text, path)?;
+    log::info!("{} sockets read from {path}", rows.len());
+    Ok(Some(rows))
 }
 
 fn live_rows(
