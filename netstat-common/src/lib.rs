@@ -37,9 +37,9 @@ pub mod counter {
     pub const SOCK_MAP_FULL: u32 = 1;
     /// Events of other network namespaces, dropped in the kernel.
     pub const OTHER_NETNS: u32 = 2;
-    /// State changes the kernel skipped for a classic tracepoint program
-    /// (nested in one of ours on the same CPU) and the raw-tracepoint twin
-    /// reported instead.
+    /// Events the kernel skipped a classic tracepoint program for (nested
+    /// in one of ours on the same CPU) that its raw-tracepoint twin handled
+    /// instead.
     pub const RECOVERED: u32 = 3;
     /// Events the user's `Filter` dropped in the kernel.
     pub const FILTERED: u32 = 4;

@@ -75,20 +75,21 @@ static REMOTES: LruPerCpuHashMap<RemoteKey, RemoteStats> =
 ///
 /// Classic programs are attached before their twins (a tracepoint calls its
 /// probes in attach order, and the twin must come second), so marks made
-/// before a twin was attached are never taken. A mark is only meant for the
-/// twin run right after it: one more than `MARK_LIFE` marks old is stale,
-/// its slot free and its match void (a live mark is a few marks old at
-/// most, those of events nested in between).
+/// just before a twin was attached are orphans. A twin's first run on a CPU
+/// drops its tracepoint's orphans there: left alone, sixteen of them (every
+/// TCP event on the machine makes a mark, in any namespace) would leave no
+/// room for later marks, and every event would be reported twice.
 #[map]
 static HANDLED: PerCpuArray<Marks> = PerCpuArray::with_max_entries(1, 0);
 
 const MARK_SLOTS: usize = 16;
-const MARK_LIFE: u64 = 256;
 
 #[derive(Clone, Copy)]
 #[repr(C)]
 pub struct Marks {
     next_seq: u64,
+    /// Bit `tracepoint id` set once that twin has run on this CPU.
+    twins_seen: u64,
     /// (socket, what, sequence number); socket 0 = free.
     slots: [(u64, u64, u64); MARK_SLOTS],
 }
@@ -106,6 +107,12 @@ mod tp {
     pub fn set_state(old: u8, new: u8) -> u64 {
         SET_STATE | (old as u64) << 8 | new as u64
     }
+}
+
+/// A tracepoint's bit in `Marks::twins_seen`.
+#[inline(always)]
+fn twin_bit(what: u64) -> u64 {
+    1 << ((what >> 16) & 63)
 }
 
 const IPPROTO_TCP: u16 = 6;
@@ -193,13 +200,8 @@ fn classic_done(sk: u64, what: u64) -> u32 {
         && let Some(marks) = HANDLED.get_ptr_mut(0)
     {
         let marks = unsafe { &mut *marks };
-        let next = marks.next_seq;
-        if let Some(slot) = marks
-            .slots
-            .iter_mut()
-            .find(|(s, _, seq)| *s == 0 || next - *seq > MARK_LIFE)
-        {
-            *slot = (sk, what, next);
+        if let Some(slot) = marks.slots.iter_mut().find(|(s, ..)| *s == 0) {
+            *slot = (sk, what, marks.next_seq);
             marks.next_seq += 1;
         }
     }
@@ -219,7 +221,7 @@ fn twin(sk: u64, what: u64, report: impl FnOnce()) -> i32 {
     let started = marks.next_seq;
     let mut handled = false;
     for slot in marks.slots.iter_mut() {
-        if slot.0 == sk && slot.1 == what && sk != 0 && started - slot.2 <= MARK_LIFE {
+        if slot.0 == sk && slot.1 == what && sk != 0 {
             slot.0 = 0;
             handled = true;
             break;
@@ -228,8 +230,11 @@ fn twin(sk: u64, what: u64, report: impl FnOnce()) -> i32 {
     if !handled {
         report();
     }
+    let first_run = marks.twins_seen & twin_bit(what) == 0;
+    marks.twins_seen |= twin_bit(what);
     for slot in marks.slots.iter_mut() {
-        if slot.2 >= started {
+        let orphan = first_run && slot.1 >> 16 == what >> 16;
+        if slot.2 >= started || orphan {
             slot.0 = 0;
         }
     }
@@ -365,13 +370,13 @@ fn in_owner_syscall(old: u8, new: u8) -> bool {
 #[tracepoint]
 pub fn inet_sock_set_state(ctx: TracePointContext) -> u32 {
     let f = &CONFIG.set_state;
-    if field::<u16>(&ctx, cfg(&f.protocol)) != Some(IPPROTO_TCP) {
-        return 0;
-    }
     let sk = field::<u64>(&ctx, cfg(&f.skaddr)).unwrap_or(0);
     let old = field::<i32>(&ctx, cfg(&f.oldstate)).unwrap_or(0) as u8;
     let new = field::<i32>(&ctx, cfg(&f.newstate)).unwrap_or(0) as u8;
-    on_transition(&ctx, sk, old, new, |ev| read_endpoints(&ctx, f, ev));
+    if field::<u16>(&ctx, cfg(&f.protocol)) == Some(IPPROTO_TCP) {
+        on_transition(&ctx, sk, old, new, |ev| read_endpoints(&ctx, f, ev));
+    }
+    // Marked whatever the protocol: the twin then knows it was not skipped.
     classic_done(sk, tp::set_state(old, new))
 }
 
@@ -382,8 +387,8 @@ pub fn inet_sock_set_state_nested(ctx: RawTracePointContext) -> i32 {
     let sk: u64 = ctx.arg(0);
     let (old, new) = (ctx.arg::<u64>(1) as u8, ctx.arg::<u64>(2) as u8);
     twin(sk, tp::set_state(old, new), || {
+        bump(counter::RECOVERED);
         if kread::<u16>(sk + cfg(&CONFIG.kernel.sock_protocol) as u64) == Some(IPPROTO_TCP) {
-            bump(counter::RECOVERED);
             on_transition(&ctx, sk, old, new, |ev| endpoints_from_sock(sk, ev));
         }
     })
@@ -573,8 +578,16 @@ fn on_socket_event(
         ..Event::default()
     };
     endpoints(&mut ev);
-    if event_kind == kind::SEND_RESET && state == tcp_state::LISTEN && skb != 0 {
-        // The tracepoint names the listener; the peer is in the packet.
+    if event_kind == kind::SEND_RESET
+        && skb != 0
+        && (sk == 0
+            || matches!(
+                state,
+                tcp_state::LISTEN | tcp_state::TIME_WAIT | tcp_state::NEW_SYN_RECV
+            ))
+    {
+        // A reset answering a packet for a listener, a timewait socket or
+        // no socket: the connection's endpoints are the packet's.
         endpoints_from_packet(skb, &mut ev);
     }
     if excluded(&ev) {
@@ -650,7 +663,8 @@ fn classic_socket_event(
         field::<i32>(ctx, cfg(&f.state)).map(|s| s as u8)
     };
     on_socket_event(sk, skb, event_kind, state, |ev| read_endpoints(ctx, f, ev));
-    classic_done(sk, tracepoint)
+    // A reset sent for no socket is marked by its packet.
+    classic_done(if sk != 0 { sk } else { skb }, tracepoint)
 }
 
 #[tracepoint]
@@ -722,18 +736,17 @@ pub fn tcp_retransmit_synack_nested(ctx: RawTracePointContext) -> i32 {
 }
 
 /// Raw arguments: (const struct sock *sk, const struct sk_buff *skb, reason).
-/// Only resets sent for a full socket can be rebuilt from it; one sent for no
-/// socket (or a timewait one) stays counted as lost.
+/// A reset sent for a full socket is rebuilt from the socket; one sent for
+/// no socket or a timewait one from the packet it answers, as the
+/// tracepoint records it.
 #[raw_tracepoint(tracepoint = "tcp_send_reset")]
 pub fn tcp_send_reset_nested(ctx: RawTracePointContext) -> i32 {
     let (sk, skb): (u64, u64) = (ctx.arg(0), ctx.arg(1));
-    twin(sk, tp::SEND_RESET, || {
-        if sk != 0 && is_full_socket(sk) {
-            bump(counter::RECOVERED);
-            on_socket_event(sk, skb, kind::SEND_RESET, None, |ev| {
-                endpoints_from_sock(sk, ev)
-            });
-        }
+    twin(if sk != 0 { sk } else { skb }, tp::SEND_RESET, || {
+        bump(counter::RECOVERED);
+        on_socket_event(sk, skb, kind::SEND_RESET, None, |ev| {
+            endpoints_from_sock(sk, ev)
+        });
     })
 }
 

@@ -92,19 +92,20 @@ pub struct Attached {
     pub filter: netstat_common::Filter,
 }
 
-/// Attaches the kernel programs with the user's namespace choice and filter
-/// (`quiet`: count only, for --summary) and raises our priority for the
-/// storms to come. Owner snapshots are to be taken after this, so no socket
-/// falls between the two.
+/// Raises our priority for the storms to come (start-up included: loading
+/// under a storm at an ordinary share took over 10 s) and attaches the
+/// kernel programs with the user's namespace choice and filter (`quiet`:
+/// count only, for --summary). Owner snapshots are to be taken after this,
+/// so no socket falls between the two.
 pub fn attach(cli: &Cli, namespaces: Selection, quiet: bool) -> Result<Attached> {
     let filter = filter::from_cli(cli)?;
+    raise_priority();
     let probe = Probe::load(&kernel::Options {
         netns: namespaces.kernel_filter(),
         filter,
         quiet,
         ring_bytes: cli.ring_size,
     })?;
-    raise_priority();
     Ok(Attached {
         probe,
         namespaces,

@@ -114,6 +114,21 @@ fn ipv6_connect_accept_close() {
     graceful_close("v6", "[::1]:8080");
 }
 
+/// Every TCP event on the machine passes our programs, whatever its
+/// namespace: attaching while another namespace storms must not leave the
+/// classic programs and their raw twins out of step (each change reported
+/// once, none twice).
+#[test]
+fn attached_during_a_storm_elsewhere_reports_each_change_once() {
+    let busy = Netns::new("busy");
+    let mut cmd = busy.command(tcpload_bin());
+    cmd.args(["storm", "--listen", "127.0.0.1:7000", "--count", "1000000"]);
+    // Killed on drop, when this test ends.
+    let _storm = Proc::spawn(cmd);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    graceful_close("v4-busy", "127.0.0.1:8080");
+}
+
 #[test]
 fn reset_close_reports_the_reset() {
     let ns = Netns::new("rst");

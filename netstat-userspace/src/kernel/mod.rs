@@ -106,6 +106,22 @@ pub struct Probe {
     /// CLOCK_MONOTONIC when the programs were attached: events after this are
     /// complete; sockets older than this have an unknown past.
     pub attached_ns: u64,
+    /// `unrecovered()` when everything was attached.
+    unrecovered_at_start: u64,
+}
+
+fn classic<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut TracePoint> {
+    Ok(ebpf
+        .program_mut(name)
+        .with_context(|| format!("program {name} missing from the object"))?
+        .try_into()?)
+}
+
+fn twin<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut RawTracePoint> {
+    Ok(ebpf
+        .program_mut(name)
+        .with_context(|| format!("program {name} missing from the object"))?
+        .try_into()?)
 }
 
 impl Probe {
@@ -123,30 +139,38 @@ impl Probe {
             loader.map_max_entries("EVENTS", bytes);
         }
         let mut ebpf = loader.load(PROGRAMS).map_err(explain_load_error)?;
+        // Everything is verified (seconds under load) before anything is
+        // attached, so that the classic programs run without their twins
+        // for as short a time as possible.
+        for (_, name, _) in TRACEPOINTS {
+            classic(&mut ebpf, name)?
+                .load()
+                .map_err(|e| explain_program_error(name, e))?;
+        }
+        for (name, _) in RAW_TWINS {
+            twin(&mut ebpf, name)?
+                .load()
+                .map_err(|e| explain_program_error(name, e))?;
+        }
         for (category, name, _) in TRACEPOINTS {
-            let program: &mut TracePoint = ebpf
-                .program_mut(name)
-                .with_context(|| format!("program {name} missing from the object"))?
-                .try_into()?;
-            program.load().map_err(|e| explain_program_error(name, e))?;
-            program
+            classic(&mut ebpf, name)?
                 .attach(category, name)
                 .map_err(|e| explain_program_error(name, e))?;
         }
         for (name, tracepoint) in RAW_TWINS {
-            let program: &mut RawTracePoint = ebpf
-                .program_mut(name)
-                .with_context(|| format!("program {name} missing from the object"))?
-                .try_into()?;
-            program.load().map_err(|e| explain_program_error(name, e))?;
-            program
+            twin(&mut ebpf, name)?
                 .attach(tracepoint)
                 .map_err(|e| explain_program_error(name, e))?;
         }
-        Ok(Self {
+        let mut probe = Self {
             ebpf,
             attached_ns: monotonic_ns(),
-        })
+            unrecovered_at_start: 0,
+        };
+        // Skips before the twins were all attached are of events from
+        // before we report anything.
+        probe.unrecovered_at_start = probe.unrecovered()?;
+        Ok(probe)
     }
 
     /// Takes the ring buffer of `netstat_common::Event` records (once).
@@ -165,8 +189,22 @@ impl Probe {
         let map = self.ebpf.map("COUNTERS").context("COUNTERS map missing")?;
         let array: PerCpuArray<_, u64> = PerCpuArray::try_from(map)?;
         let sum = |index: u32| -> Result<u64, MapError> { Ok(array.get(&index, 0)?.iter().sum()) };
-        // Every skipped run of an event-emitting classic program is a lost
-        // event, except the state changes the raw twin reported instead.
+        // Every skipped run of an event-emitting classic program since we
+        // were ready is a lost event, unless its raw twin made up for it.
+        let recovered = sum(counter::RECOVERED)?;
+        let unrecovered = self.unrecovered()?;
+        Ok(Counters {
+            lost: sum(counter::LOST)? + unrecovered.saturating_sub(self.unrecovered_at_start),
+            sock_map_full: sum(counter::SOCK_MAP_FULL)?,
+            other_netns: sum(counter::OTHER_NETNS)?,
+            filtered: sum(counter::FILTERED)?,
+            recovered,
+        })
+    }
+
+    /// Runs of the event-emitting classic programs that the kernel skipped
+    /// and no twin made up for (nor found to be of a namespace not traced).
+    fn unrecovered(&self) -> Result<u64> {
         let mut skipped = 0;
         for (_, name, _) in TRACEPOINTS
             .iter()
@@ -174,14 +212,10 @@ impl Probe {
         {
             skipped += self.recursion_misses(name)?;
         }
-        let recovered = sum(counter::RECOVERED)?;
-        Ok(Counters {
-            lost: sum(counter::LOST)? + skipped.saturating_sub(recovered),
-            sock_map_full: sum(counter::SOCK_MAP_FULL)?,
-            other_netns: sum(counter::OTHER_NETNS)?,
-            filtered: sum(counter::FILTERED)?,
-            recovered,
-        })
+        let map = self.ebpf.map("COUNTERS").context("COUNTERS map missing")?;
+        let array: PerCpuArray<_, u64> = PerCpuArray::try_from(map)?;
+        let recovered: u64 = array.get(&counter::RECOVERED, 0)?.iter().sum();
+        Ok(skipped.saturating_sub(recovered))
     }
 
     /// The traffic counts of `netstat_common::stat`, summed over CPUs.
