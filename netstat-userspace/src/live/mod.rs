@@ -78,6 +78,10 @@ async fn view(cli: &Cli, plan: &Sockets, filter: &Filter) -> Result<()> {
             drop(record);
             dirty |= table.apply(&decoder.decode(&raw));
         }
+        if last_draw.elapsed() < interval {
+            continue;
+        }
+        // Sweeps over the whole table, so once per drawing, not per poll.
         if filter.states != 0 {
             // Events leave a wanted state; the kernel sends none after, so
             // such rows would linger unseen.
@@ -85,9 +89,6 @@ async fn view(cli: &Cli, plan: &Sockets, filter: &Filter) -> Result<()> {
         }
         let now = now_ns(&clock);
         dirty |= table.expire(now);
-        if last_draw.elapsed() < interval {
-            continue;
-        }
         // Whatever the table missed, /proc has: before drawing, start again
         // from it (at most once per drawing, however long the loss goes on).
         let now_lost = probe.counters()?.lost;
