@@ -83,10 +83,16 @@ static REMOTES: LruPerCpuHashMap<RemoteKey, RemoteStats> =
 static HANDLED: PerCpuArray<Marks> = PerCpuArray::with_max_entries(1, 0);
 
 const MARK_SLOTS: usize = 16;
+/// Classic runs on a CPU after which a mark is stale: its event's twin ran
+/// long ago without taking it (it fired right after that twin's clean-up).
+/// A live mark waits only for the events nested before its twin, a few
+/// hundred at most (one softirq's packets).
+const MARK_LIFE: u64 = 4096;
 
 #[derive(Clone, Copy)]
 #[repr(C)]
 pub struct Marks {
+    /// Classic runs on this CPU so far; a mark's sequence number is its run's.
     next_seq: u64,
     /// Bit `tracepoint id` set once that twin has run on this CPU.
     twins_seen: u64,
@@ -196,13 +202,17 @@ fn bump(index: u32) {
 /// raw twin. (With every slot taken, the twin reports the event again.)
 #[inline(always)]
 fn classic_done(sk: u64, what: u64) -> u32 {
-    if sk != 0
-        && let Some(marks) = HANDLED.get_ptr_mut(0)
-    {
+    if let Some(marks) = HANDLED.get_ptr_mut(0) {
         let marks = unsafe { &mut *marks };
-        if let Some(slot) = marks.slots.iter_mut().find(|(s, ..)| *s == 0) {
-            *slot = (sk, what, marks.next_seq);
-            marks.next_seq += 1;
+        let seq = marks.next_seq;
+        marks.next_seq += 1;
+        if sk != 0
+            && let Some(slot) = marks
+                .slots
+                .iter_mut()
+                .find(|(s, _, at)| *s == 0 || seq - *at > MARK_LIFE)
+        {
+            *slot = (sk, what, seq);
         }
     }
     0
@@ -221,7 +231,7 @@ fn twin(sk: u64, what: u64, report: impl FnOnce()) -> i32 {
     let started = marks.next_seq;
     let mut handled = false;
     for slot in marks.slots.iter_mut() {
-        if slot.0 == sk && slot.1 == what && sk != 0 {
+        if slot.0 == sk && slot.1 == what && sk != 0 && started - slot.2 <= MARK_LIFE {
             slot.0 = 0;
             handled = true;
             break;

@@ -213,6 +213,12 @@ async fn stream(cli: &Cli, namespaces: Selection) -> Result<()> {
             counters.sock_map_full
         );
     }
+    if counters.lost > 0 {
+        extra += &format!(
+            "; lost: {} with the ring buffer full (try a larger --ring-size), {} skipped by the kernel",
+            counters.ring_full, counters.unrecovered
+        );
+    }
     eprintln!(
         "enetstat: {} events seen, {} lost in the kernel, {} owners unknown{extra}",
         tally.seen, counters.lost, tally.owners_unknown,

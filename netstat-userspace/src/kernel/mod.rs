@@ -192,9 +192,14 @@ impl Probe {
         // Every skipped run of an event-emitting classic program since we
         // were ready is a lost event, unless its raw twin made up for it.
         let recovered = sum(counter::RECOVERED)?;
-        let unrecovered = self.unrecovered()?;
+        let ring_full = sum(counter::LOST)?;
+        let unrecovered = self
+            .unrecovered()?
+            .saturating_sub(self.unrecovered_at_start);
         Ok(Counters {
-            lost: sum(counter::LOST)? + unrecovered.saturating_sub(self.unrecovered_at_start),
+            lost: ring_full + unrecovered,
+            ring_full,
+            unrecovered,
             sock_map_full: sum(counter::SOCK_MAP_FULL)?,
             other_netns: sum(counter::OTHER_NETNS)?,
             filtered: sum(counter::FILTERED)?,
@@ -203,7 +208,7 @@ impl Probe {
     }
 
     /// Runs of the event-emitting classic programs that the kernel skipped
-    /// and no twin made up for (nor found to be of a namespace not traced).
+    /// and no twin made up for.
     fn unrecovered(&self) -> Result<u64> {
         let mut skipped = 0;
         for (_, name, _) in TRACEPOINTS
@@ -302,6 +307,10 @@ pub struct Counters {
     /// Events that never reached the ring buffer: reservations that failed,
     /// and runs the kernel skipped that no twin made up for.
     pub lost: u64,
+    /// Of those: the ring buffer was full.
+    pub ring_full: u64,
+    /// Of those: skipped runs no twin made up for.
+    pub unrecovered: u64,
     pub sock_map_full: u64,
     /// Events of other network namespaces.
     pub other_netns: u64,
