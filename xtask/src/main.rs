@@ -46,7 +46,7 @@ enum Task {
         /// Connections per storm (default 100000).
         #[arg(long)]
         connections: Option<u64>,
-        /// Runs per scenario (default 3 for storms, 5 for snapshots).
+        /// Runs per scenario (default 3).
         #[arg(long)]
         runs: Option<usize>,
         /// Only one scenario: `storm`, `snapshot` or `live` (default: all).
