@@ -123,6 +123,10 @@ fn ensure_ebpf_toolchain(toolchain: &str) -> Result<()> {
     )
 }
 
+/// The bpf-linker release known to build here with stable 1.95 against LLVM
+/// 22; pinned so that a later release cannot change that under CI.
+const BPF_LINKER_VERSION: &str = "0.13.0";
+
 /// bpf-linker links the eBPF object; it must be built against the same LLVM
 /// major version as the eBPF toolchain's rustc.
 fn ensure_bpf_linker(toolchain: &str) -> Result<()> {
@@ -142,6 +146,8 @@ fn ensure_bpf_linker(toolchain: &str) -> Result<()> {
         "install",
         "--force",
         "bpf-linker",
+        "--version",
+        BPF_LINKER_VERSION,
         "--no-default-features",
         "--features",
         &feature,
