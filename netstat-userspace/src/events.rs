@@ -53,7 +53,6 @@ impl Format {
 }
 
 pub fn run(cli: &Cli, namespaces: Selection) -> Result<()> {
-    check_ring_size(cli)?;
     if let Some(secs) = cli.duration
         && !(secs.is_finite() && secs > 0.0)
     {
@@ -74,7 +73,7 @@ pub fn block_on<T>(mode: impl Future<Output = Result<T>>) -> Result<T> {
         .block_on(mode)
 }
 
-pub fn check_ring_size(cli: &Cli) -> Result<()> {
+fn check_ring_size(cli: &Cli) -> Result<()> {
     if let Some(bytes) = cli.ring_size
         && (!bytes.is_power_of_two() || bytes < 4096)
     {
@@ -98,6 +97,7 @@ pub struct Attached {
 /// count only, for --summary). Owner snapshots are to be taken after this,
 /// so no socket falls between the two.
 pub fn attach(cli: &Cli, namespaces: Selection, quiet: bool) -> Result<Attached> {
+    check_ring_size(cli)?;
     let filter = filter::from_cli(cli)?;
     raise_priority();
     let probe = Probe::load(&kernel::Options {
@@ -127,24 +127,18 @@ impl Attached {
     /// Events from the kernel can leave the owner to userspace (sockets older
     /// than the programs); those are held to `--pid` here.
     pub fn owner_wanted(&self, ev: &NetEvent) -> bool {
-        self.filter.pid == 0
-            || self
-                .filter
-                .pid_matches(Some(ev.owner.as_ref().map_or(0, |o| o.pid)))
+        self.filter
+            .pid_matches(Some(ev.owner.as_ref().map_or(0, |o| o.pid)))
     }
 }
 
 async fn stream(cli: &Cli, namespaces: Selection) -> Result<()> {
     let mut attached = attach(cli, namespaces, false)?;
     let decoder = attached.decoder()?;
-    match namespaces {
-        Selection::All => {
-            eprintln!("enetstat: tracing TCP in every network namespace (stop with Ctrl-C)")
-        }
-        Selection::One(inode) => {
-            eprintln!("enetstat: tracing TCP in network namespace {inode} (stop with Ctrl-C)")
-        }
-    }
+    eprintln!(
+        "enetstat: tracing TCP in {} (stop with Ctrl-C)",
+        namespaces.describe()
+    );
     let mut ring = watch(attached.probe.take_events()?)?;
     let mut logger = watch(attached.probe.take_logger()?)?;
 

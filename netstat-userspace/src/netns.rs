@@ -64,6 +64,14 @@ impl Selection {
         Ok(Selection::One(inode))
     }
 
+    /// What the event modes say they trace.
+    pub fn describe(self) -> String {
+        match self {
+            Selection::All => "every network namespace".to_string(),
+            Selection::One(inode) => format!("network namespace {inode}"),
+        }
+    }
+
     /// The inode the kernel programs report (0: every namespace).
     pub fn kernel_filter(self) -> u32 {
         match self {

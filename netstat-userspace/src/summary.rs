@@ -31,12 +31,9 @@ pub fn run(cli: &Cli, namespaces: Selection, seconds: f64) -> Result<()> {
 async fn summarise(cli: &Cli, namespaces: Selection, every: Duration) -> Result<()> {
     let attached = crate::events::attach(cli, namespaces, true)?;
     let probe = &attached.probe;
-    let scope = match namespaces {
-        Selection::All => "every network namespace".to_string(),
-        Selection::One(inode) => format!("network namespace {inode}"),
-    };
     eprintln!(
-        "enetstat: tracing TCP in {scope}, a summary every {:.1} s (stop with Ctrl-C)",
+        "enetstat: tracing TCP in {}, a summary every {:.1} s (stop with Ctrl-C)",
+        namespaces.describe(),
         every.as_secs_f64()
     );
     let clock = WallClock::new();

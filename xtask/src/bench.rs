@@ -126,6 +126,7 @@ fn storm_table(connections: u64, runs: usize) -> Result<String> {
     let mut verdicts = String::new();
     let mut losses = String::new();
     for rst in [false, true] {
+        let close = if rst { "reset" } else { "normal" };
         let (mut bare_rate, mut filtered_rate) = (0.0, 0.0);
         // (rate, CPU per event, lost) of enetstat -E (text) and of tcpstates.
         let (mut ours, mut theirs) = ((0.0, 0.0, 0.0), (0.0, 0.0, 0.0));
@@ -136,7 +137,7 @@ fn storm_table(connections: u64, runs: usize) -> Result<String> {
             for (tracer, samples) in TRACERS.iter().zip(&mut all) {
                 println!(
                     "bench: {} close, {}, run {}/{}",
-                    if rst { "reset" } else { "normal" },
+                    close,
                     tracer.label(),
                     run + 1,
                     runs
@@ -146,7 +147,7 @@ fn storm_table(connections: u64, runs: usize) -> Result<String> {
                     writeln!(
                         losses,
                         "- {} close, {}, run {}: `{report}`",
-                        if rst { "reset" } else { "normal" },
+                        close,
                         tracer.label(),
                         run + 1
                     )?;
@@ -165,10 +166,9 @@ fn storm_table(connections: u64, runs: usize) -> Result<String> {
             // Per connection: 5 client + 5 server transitions on a normal
             // close, 3 + 3 with a reset; plus the listener's two.
             let expected = connections * if rst { 6 } else { 10 } + 2;
-            let cell = |f: &dyn Fn(&Sample) -> f64, digits: usize| {
-                let v: Vec<f64> = samples.iter().map(f).collect();
-                format!("{:.digits$}", median(&v))
-            };
+            let med =
+                |f: &dyn Fn(&Sample) -> f64| median(&samples.iter().map(f).collect::<Vec<_>>());
+            let cell = |f: &dyn Fn(&Sample) -> f64, digits: usize| format!("{:.digits$}", med(f));
             let (written, lost, cpu) = match tracer {
                 Tracer::None | Tracer::EmptyPrograms => ("-".into(), "-".into(), "-".into()),
                 Tracer::EnetstatFiltered => (
@@ -189,7 +189,7 @@ fn storm_table(connections: u64, runs: usize) -> Result<String> {
             writeln!(
                 table,
                 "| {} | {} | {} | {:.2}x | {written} | {} | {lost} | {cpu} |",
-                if rst { "reset" } else { "normal" },
+                close,
                 tracer.label(),
                 spread(&rates, 1.0),
                 rate / bare_rate,
@@ -200,17 +200,12 @@ fn storm_table(connections: u64, runs: usize) -> Result<String> {
                     _ => format!("{} / {expected}", cell(&|s| s.state_events as f64, 0)),
                 }
             )?;
-            let summary = |samples: &[Sample]| {
-                let pick =
-                    |f: &dyn Fn(&Sample) -> f64| median(&samples.iter().map(f).collect::<Vec<_>>());
-                // Lost: counted by the tracer, or missing from its output.
-                let missing =
-                    |s: &Sample| s.lost.max(expected.saturating_sub(s.state_events)) as f64;
-                (rate, pick(&|s| s.cpu_us_per_event), pick(&missing))
-            };
+            // Lost: counted by the tracer, or missing from its output.
+            let missing = |s: &Sample| s.lost.max(expected.saturating_sub(s.state_events)) as f64;
+            let summary = (rate, med(&|s| s.cpu_us_per_event), med(&missing));
             match tracer {
-                Tracer::EnetstatText => ours = summary(&samples),
-                Tracer::Tcpstates => theirs = summary(&samples),
+                Tracer::EnetstatText => ours = summary,
+                Tracer::Tcpstates => theirs = summary,
                 _ => {}
             }
         }
@@ -218,7 +213,7 @@ fn storm_table(connections: u64, runs: usize) -> Result<String> {
         writeln!(
             verdicts,
             "- {} close: zero lost {}; rate vs tcpstates {:.2}x (target 2.0x: {}); vs nothing attached {:.2}x (target 0.80x: {}); CPU per event vs tcpstates {:.2}x (target 0.5x: {}); with the storm filtered out, vs nothing attached {:.2}x (target 0.95x: {})",
-            if rst { "reset" } else { "normal" },
+            close,
             verdict(ours.2 == 0.0),
             ours.0 / theirs.0,
             verdict(ours.0 >= 2.0 * theirs.0),

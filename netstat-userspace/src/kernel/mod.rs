@@ -110,14 +110,11 @@ pub struct Probe {
     unrecovered_at_start: u64,
 }
 
-fn classic<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut TracePoint> {
-    Ok(ebpf
-        .program_mut(name)
-        .with_context(|| format!("program {name} missing from the object"))?
-        .try_into()?)
-}
-
-fn twin<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut RawTracePoint> {
+/// Program `name` of the object as its kind (`TracePoint`, `RawTracePoint`).
+fn program<'a, P>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut P>
+where
+    &'a mut P: TryFrom<&'a mut aya::programs::Program, Error = ProgramError>,
+{
     Ok(ebpf
         .program_mut(name)
         .with_context(|| format!("program {name} missing from the object"))?
@@ -143,22 +140,22 @@ impl Probe {
         // attached, so that the classic programs run without their twins
         // for as short a time as possible.
         for (_, name, _) in TRACEPOINTS {
-            classic(&mut ebpf, name)?
+            program::<TracePoint>(&mut ebpf, name)?
                 .load()
                 .map_err(|e| explain_program_error(name, e))?;
         }
         for (name, _) in RAW_TWINS {
-            twin(&mut ebpf, name)?
+            program::<RawTracePoint>(&mut ebpf, name)?
                 .load()
                 .map_err(|e| explain_program_error(name, e))?;
         }
         for (category, name, _) in TRACEPOINTS {
-            classic(&mut ebpf, name)?
+            program::<TracePoint>(&mut ebpf, name)?
                 .attach(category, name)
                 .map_err(|e| explain_program_error(name, e))?;
         }
         for (name, tracepoint) in RAW_TWINS {
-            twin(&mut ebpf, name)?
+            program::<RawTracePoint>(&mut ebpf, name)?
                 .attach(tracepoint)
                 .map_err(|e| explain_program_error(name, e))?;
         }
@@ -186,13 +183,9 @@ impl Probe {
 
     /// Kernel-side counters summed over CPUs.
     pub fn counters(&self) -> Result<Counters> {
-        let map = self.ebpf.map("COUNTERS").context("COUNTERS map missing")?;
-        let array: PerCpuArray<_, u64> = PerCpuArray::try_from(map)?;
-        let sum = |index: u32| -> Result<u64, MapError> { Ok(array.get(&index, 0)?.iter().sum()) };
+        let ring_full = self.counter(counter::LOST)?;
         // Every skipped run of an event-emitting classic program since we
         // were ready is a lost event, unless its raw twin made up for it.
-        let recovered = sum(counter::RECOVERED)?;
-        let ring_full = sum(counter::LOST)?;
         let unrecovered = self
             .unrecovered()?
             .saturating_sub(self.unrecovered_at_start);
@@ -200,11 +193,18 @@ impl Probe {
             lost: ring_full + unrecovered,
             ring_full,
             unrecovered,
-            sock_map_full: sum(counter::SOCK_MAP_FULL)?,
-            other_netns: sum(counter::OTHER_NETNS)?,
-            filtered: sum(counter::FILTERED)?,
-            recovered,
+            sock_map_full: self.counter(counter::SOCK_MAP_FULL)?,
+            other_netns: self.counter(counter::OTHER_NETNS)?,
+            filtered: self.counter(counter::FILTERED)?,
+            recovered: self.counter(counter::RECOVERED)?,
         })
+    }
+
+    /// `COUNTERS[index]` summed over CPUs.
+    fn counter(&self, index: u32) -> Result<u64> {
+        let map = self.ebpf.map("COUNTERS").context("COUNTERS map missing")?;
+        let array: PerCpuArray<_, u64> = PerCpuArray::try_from(map)?;
+        Ok(array.get(&index, 0)?.iter().sum())
     }
 
     /// Runs of the event-emitting classic programs that the kernel skipped
@@ -217,10 +217,7 @@ impl Probe {
         {
             skipped += self.recursion_misses(name)?;
         }
-        let map = self.ebpf.map("COUNTERS").context("COUNTERS map missing")?;
-        let array: PerCpuArray<_, u64> = PerCpuArray::try_from(map)?;
-        let recovered: u64 = array.get(&counter::RECOVERED, 0)?.iter().sum();
-        Ok(skipped.saturating_sub(recovered))
+        Ok(skipped.saturating_sub(self.counter(counter::RECOVERED)?))
     }
 
     /// The traffic counts of `netstat_common::stat`, summed over CPUs.

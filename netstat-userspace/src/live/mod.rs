@@ -33,7 +33,6 @@ pub fn run(cli: &Cli, plan: &Sockets, filter: &Filter) -> Result<()> {
 }
 
 async fn view(cli: &Cli, plan: &Sockets, filter: &Filter) -> Result<()> {
-    crate::events::check_ring_size(cli)?;
     let own_netns = netns::own()?;
     let attached = crate::events::attach(cli, Selection::One(own_netns), false)?;
     let mut probe = attached.probe;

@@ -61,7 +61,7 @@ pub fn list(
     }
     for (_, proto, file) in protocols.into_iter().filter(|(on, ..)| *on) {
         if let (InetProto::Tcp, Some((conns, now))) = (proto, live) {
-            live_rows(plan, &table, conns, now, out, |s, owner| wanted(s, owner));
+            live_rows(plan, &table, conns, now, out, wanted);
             continue;
         }
         for (inode, enter) in namespaces {
