@@ -338,10 +338,9 @@ pub struct KernelOffsets {
     pub net_inum: u16,
     /// `struct sock` -> `__sk_common.skc_state`, for tracepoints without a state field.
     pub sock_state: u16,
-    /// `struct sock` -> `sk_protocol`.
-    pub sock_protocol: u16,
-    /// `struct sock` -> `__sk_common.skc_dport` (network order), with
-    /// `skc_family` 4 bytes on (both read at once).
+    /// `struct sock` -> `__sk_common.skc_family`.
+    pub sock_family: u16,
+    /// `struct sock` -> `__sk_common.skc_dport` (network order).
     pub sock_dport: u16,
     /// `struct sock` -> `__sk_common.skc_daddr`.
     pub sock_daddr: u16,
@@ -397,7 +396,7 @@ impl Config {
             netdev_net: 0,
             net_inum: 0,
             sock_state: 0,
-            sock_protocol: 0,
+            sock_family: 0,
             sock_dport: 0,
             sock_daddr: 0,
             sock_v6_daddr: 0,

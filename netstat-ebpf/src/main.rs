@@ -1,4 +1,4 @@
-//! Kernel side of enetstat: a pair of raw-tracepoint programs per tracepoint,
+//! Kernel side of enetstat: a pair of BTF-tracepoint programs per tracepoint,
 //! turning each TCP event into a `netstat_common::Event` in the `EVENTS` ring
 //! buffer.
 //!
@@ -8,11 +8,12 @@
 //! after the fact. Everything else (names, TIME_WAIT inference, formatting) is
 //! userspace's job.
 //!
-//! Raw tracepoints, not classic ones: a classic tracepoint formats its whole
-//! record before any program can look at it, which alone cost more of a
-//! connection storm than the 5% a filtered-out storm may cost. The raw ones
-//! hand over the C arguments (socket and packet pointers), read here through
-//! offsets that userspace takes from the kernel's BTF.
+//! BTF tracepoints (`tp_btf`), not classic ones: a classic tracepoint formats
+//! its whole record before any program can look at it, which alone cost more
+//! of a connection storm than the 5% a filtered-out storm may cost. These
+//! hand over the C arguments (socket and packet pointers) typed by the
+//! kernel's BTF, so that their members are plain loads the verifier checks,
+//! at offsets userspace takes from that same BTF.
 #![no_std]
 #![no_main]
 
@@ -21,10 +22,11 @@ use aya_ebpf::{
     bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
     helpers::{
         bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_kernel,
+        bpf_skc_to_tcp_sock,
     },
-    macros::{map, raw_tracepoint},
+    macros::{btf_tracepoint, map},
     maps::{HashMap, LruPerCpuHashMap, PerCpuArray, RingBuf},
-    programs::RawTracePointContext,
+    programs::BtfTracePointContext,
 };
 use aya_log_ebpf::warn;
 use netstat_common::{
@@ -66,9 +68,9 @@ static REMOTES: LruPerCpuHashMap<RemoteKey, RemoteStats> =
 /// Per CPU: marks of the events the first program of a pair has reported
 /// and the second has not seen yet.
 ///
-/// The kernel skips a raw-tracepoint program whose tracepoint fires while
-/// that same program runs on the CPU (a softirq interrupting it), and the
-/// event would be lost. So each tracepoint has two programs running the
+/// The kernel skips a BTF-tracepoint program whose tracepoint fires while
+/// that same program runs on the CPU (a softirq interrupting a system
+/// call's state change), and the event would be lost. So each tracepoint has two programs running the
 /// same code, the first attached before the second (a tracepoint calls its
 /// probes in attach order). An event nested in the first program's run
 /// still reaches the second, which finds no mark and reports it; one nested
@@ -129,8 +131,6 @@ fn tracepoint_bit(what: u64) -> u64 {
     1 << ((what >> 16) & 63)
 }
 
-const IPPROTO_TCP: u16 = 6;
-
 /// Reads a `CONFIG` field. Volatile, because the compiler would otherwise fold
 /// the zero initialiser into the code before userspace gets to fill it in.
 #[inline(always)]
@@ -184,89 +184,111 @@ enum Verdict {
     Report { netns: u32 },
 }
 
-/// One program of a tracepoint's pair. `decide` is a cheap early verdict
-/// that never drops what `report` would keep (`report` applies the whole
-/// filter again to the finished event). The first program acts on every
-/// event and marks it; the second acts only on events the first did not
-/// mark, because the kernel skipped the first for them.
-#[inline(always)]
-fn pair(
+/// One program's run on one event. The first program acts on every event
+/// and marks it; the second acts only on events the first did not mark,
+/// because the kernel skipped the first for them. A run decides from as few
+/// reads as it can (`Verdict`), and its report applies the whole filter
+/// again to the finished event.
+struct Run {
     role: Role,
     key: u64,
     what: u64,
-    decide: impl FnOnce() -> Verdict,
-    report: impl FnOnce(u32),
-) -> i32 {
-    match role {
-        Role::First => {
-            act(decide(), report);
-            leave_mark(key, what);
+    /// This CPU's marks (null if the lookup failed, which it cannot).
+    marks: *mut Marks,
+    /// `next_seq` when the second program started.
+    started: u64,
+}
+
+impl Run {
+    /// Starts a run, or None where there is nothing to do: the second
+    /// program found the first's mark.
+    #[inline(always)]
+    fn begin(role: Role, key: u64, what: u64) -> Option<Run> {
+        let marks = HANDLED.get_ptr_mut(0).unwrap_or(core::ptr::null_mut());
+        let mut run = Run {
+            role,
+            key,
+            what,
+            marks,
+            started: 0,
+        };
+        if role == Role::Second && !marks.is_null() {
+            run.started = volatile(unsafe { &raw const (*marks).next_seq });
+            if take_mark(marks, key, what, run.started) {
+                run.clean_up();
+                return None;
+            }
         }
-        Role::Second => second(key, what, decide, report),
+        if role == Role::Second {
+            bump(counter::RECOVERED);
+        }
+        Some(run)
     }
-    0
-}
 
-#[inline(always)]
-fn act(verdict: Verdict, report: impl FnOnce(u32)) {
-    match verdict {
-        Verdict::Report { netns } => report(netns),
-        Verdict::Filtered => bump(counter::FILTERED),
-        Verdict::OtherNetns => bump(counter::OTHER_NETNS),
-        Verdict::Ignore => {}
+    /// Acts on the verdict and ends the run.
+    #[inline(always)]
+    fn finish(self, verdict: Verdict, report: impl FnOnce(u32)) -> i32 {
+        match verdict {
+            Verdict::Report { netns } => report(netns),
+            Verdict::Filtered => bump(counter::FILTERED),
+            Verdict::OtherNetns => bump(counter::OTHER_NETNS),
+            Verdict::Ignore => {}
+        }
+        match self.role {
+            Role::First => self.leave_mark(),
+            Role::Second => self.clean_up(),
+        }
+        0
     }
-}
 
-/// Ends the first program's run: leaves its mark for the second program.
-/// (With every slot taken, the second acts on the event again.)
-#[inline(always)]
-fn leave_mark(key: u64, what: u64) {
-    let Some(marks) = HANDLED.get_ptr_mut(0) else {
-        return;
-    };
-    let marks = unsafe { &mut *marks };
-    let seq = marks.next_seq;
-    marks.next_seq += 1;
-    if key != 0
-        && let Some(slot) = marks
-            .slots
-            .iter_mut()
-            .find(|(s, _, at)| *s == 0 || seq - *at > MARK_LIFE)
-    {
-        *slot = (key, what, seq);
+    /// Ends the first program's run: leaves its mark for the second
+    /// program. (With every slot taken, the second acts on the event again.)
+    #[inline(always)]
+    fn leave_mark(&self) {
+        if self.marks.is_null() {
+            return;
+        }
+        let marks = unsafe { &mut *self.marks };
+        let seq = marks.next_seq;
+        marks.next_seq += 1;
+        if self.key != 0
+            && let Some(slot) = marks
+                .slots
+                .iter_mut()
+                .find(|(s, _, at)| *s == 0 || seq - *at > MARK_LIFE)
+        {
+            *slot = (self.key, self.what, seq);
+        }
     }
-}
 
-/// The second program of a pair: acts on the event unless the first one
-/// marked it (taking the mark), then drops the marks of first-program runs
-/// nested in this one (their second programs were skipped: this one ran).
-#[inline(always)]
-fn second(key: u64, what: u64, decide: impl FnOnce() -> Verdict, report: impl FnOnce(u32)) {
-    let Some(marks) = HANDLED.get_ptr_mut(0) else {
-        bump(counter::RECOVERED);
-        act(decide(), report);
-        return;
-    };
-    // Volatile reads of what runs nested in this one change behind the
-    // compiler's back.
-    let volatile = |at: *const u64| unsafe { core::ptr::read_volatile(at) };
-    let started = volatile(unsafe { &raw const (*marks).next_seq });
-    if !take_mark(marks, key, what, started) {
-        bump(counter::RECOVERED);
-        act(decide(), report);
-    }
-    let marks = unsafe { &mut *marks };
-    let bit = tracepoint_bit(what);
-    let first_run = marks.seconds_seen & bit == 0;
-    if first_run || volatile(&raw const marks.next_seq) != started {
-        marks.seconds_seen |= bit;
-        for slot in marks.slots.iter_mut() {
-            let orphan = first_run && slot.1 >> 16 == what >> 16;
-            if volatile(&raw const slot.2) >= started || orphan {
-                slot.0 = 0;
+    /// Ends the second program's run: drops the marks of first-program runs
+    /// nested in this one (their second programs were skipped: this one
+    /// ran), and on its first run on this CPU the orphans.
+    #[inline(always)]
+    fn clean_up(&self) {
+        if self.marks.is_null() {
+            return;
+        }
+        let marks = unsafe { &mut *self.marks };
+        let bit = tracepoint_bit(self.what);
+        let first_run = marks.seconds_seen & bit == 0;
+        if first_run || volatile(&raw const marks.next_seq) != self.started {
+            marks.seconds_seen |= bit;
+            for slot in marks.slots.iter_mut() {
+                let orphan = first_run && slot.1 >> 16 == self.what >> 16;
+                if volatile(&raw const slot.2) >= self.started || orphan {
+                    slot.0 = 0;
+                }
             }
         }
     }
+}
+
+/// A read of memory that runs nested in this one change behind the
+/// compiler's back.
+#[inline(always)]
+fn volatile(at: *const u64) -> u64 {
+    unsafe { core::ptr::read_volatile(at) }
 }
 
 /// Takes the first program's mark of this event, if it left one before
@@ -288,13 +310,13 @@ fn take_mark(marks: *mut Marks, key: u64, what: u64, started: u64) -> bool {
 /// running `$body(&ctx, role)`.
 macro_rules! program_pair {
     ($tracepoint:literal, $first:ident, $second:ident, $body:ident) => {
-        #[raw_tracepoint(tracepoint = $tracepoint)]
-        pub fn $first(ctx: RawTracePointContext) -> i32 {
+        #[btf_tracepoint(function = $tracepoint)]
+        pub fn $first(ctx: BtfTracePointContext) -> i32 {
             $body(&ctx, Role::First)
         }
 
-        #[raw_tracepoint(tracepoint = $tracepoint)]
-        pub fn $second(ctx: RawTracePointContext) -> i32 {
+        #[btf_tracepoint(function = $tracepoint)]
+        pub fn $second(ctx: BtfTracePointContext) -> i32 {
             $body(&ctx, Role::Second)
         }
     };
@@ -302,9 +324,48 @@ macro_rules! program_pair {
 
 // ---- Reading the kernel's structs ------------------------------------------
 
+/// Reads kernel memory the verifier knows nothing about (packet bytes).
 #[inline(always)]
 fn kread<T>(addr: u64) -> Option<T> {
     unsafe { bpf_probe_read_kernel(addr as *const T).ok() }
+}
+
+/// A member of a kernel object the tracepoint handed over, or of one
+/// reached through such an object's pointer members: a plain load that the
+/// verifier checks against the kernel's BTF (and that reads 0 where the
+/// memory is gone), far cheaper than a bpf_probe_read_kernel call.
+#[inline(always)]
+fn load<T: Copy>(object: u64, offset: usize) -> T {
+    unsafe { core::ptr::read_volatile((object as *const u8).add(offset) as *const T) }
+}
+
+/// A member at an offset of `CONFIG.kernel`.
+#[inline(always)]
+fn member<T: Copy>(object: u64, offset: &u16) -> T {
+    load(object, cfg(offset) as usize)
+}
+
+/// 16 address bytes (an `in6_addr`) at an offset of `CONFIG.kernel`.
+#[inline(always)]
+fn address16(object: u64, offset: &u16) -> [u8; 16] {
+    let at = cfg(offset) as usize;
+    let (high, low): (u64, u64) = (load(object, at), load(object, at + 8));
+    let mut bytes = [0; 16];
+    bytes[..8].copy_from_slice(&high.to_ne_bytes());
+    bytes[8..].copy_from_slice(&low.to_ne_bytes());
+    bytes
+}
+
+/// `sk` typed as a `struct tcp_sock *` (same address), through which its
+/// inet and TCP members may be loaded, when it is a full TCP socket.
+#[inline(always)]
+fn tcp_sock(sk: u64) -> Option<u64> {
+    // The helper takes only a socket-typed pointer, never a plain 0.
+    if sk == 0 {
+        return None;
+    }
+    let tsk = unsafe { bpf_skc_to_tcp_sock(sk as *mut core::ffi::c_void) } as u64;
+    (tsk != 0).then_some(tsk)
 }
 
 /// Inode of the network namespace behind a `struct net *`.
@@ -313,12 +374,12 @@ fn net_inum(net: u64) -> u32 {
     if net == 0 {
         return 0;
     }
-    kread::<u32>(net + cfg(&CONFIG.kernel.net_inum) as u64).unwrap_or(0)
+    member(net, &CONFIG.kernel.net_inum)
 }
 
 #[inline(always)]
 fn sock_net(sk: u64) -> u64 {
-    kread::<u64>(sk + cfg(&CONFIG.kernel.sock_net) as u64).unwrap_or(0)
+    member(sk, &CONFIG.kernel.sock_net)
 }
 
 /// Namespace of a socket, or failing that of the device an skb arrived on
@@ -331,11 +392,17 @@ fn netns_of(sk: u64, skb: u64) -> u32 {
     if skb == 0 {
         return 0;
     }
-    let dev = kread::<u64>(skb + cfg(&CONFIG.kernel.skb_dev) as u64).unwrap_or(0);
+    // Rare path; `sk_buff.dev` shares a union the verifier cannot type.
+    let k = &CONFIG.kernel;
+    let dev = kread::<u64>(skb + cfg(&k.skb_dev) as u64).unwrap_or(0);
     if dev == 0 {
         return 0;
     }
-    net_inum(kread::<u64>(dev + cfg(&CONFIG.kernel.netdev_net) as u64).unwrap_or(0))
+    let net = kread::<u64>(dev + cfg(&k.netdev_net) as u64).unwrap_or(0);
+    if net == 0 {
+        return 0;
+    }
+    kread::<u32>(net + cfg(&k.net_inum) as u64).unwrap_or(0)
 }
 
 /// Applies the namespace choice.
@@ -351,7 +418,7 @@ fn netns_verdict(netns: u32) -> Verdict {
 
 #[inline(always)]
 fn sock_state(sk: u64) -> u8 {
-    kread::<u8>(sk + cfg(&CONFIG.kernel.sock_state) as u64).unwrap_or(0)
+    member(sk, &CONFIG.kernel.sock_state)
 }
 
 /// The local ports connect() may pick in the socket's namespace.
@@ -361,10 +428,12 @@ fn ephemeral_ports(sk: u64) -> (u16, u16) {
     if at == NO_FIELD {
         return (0, u16::MAX);
     }
-    match kread::<u32>(sock_net(sk) + at as u64) {
-        Some(range) => (range as u16, (range >> 16) as u16),
-        None => (0, u16::MAX),
+    let net = sock_net(sk);
+    if net == 0 {
+        return (0, u16::MAX);
     }
+    let range: u32 = load(net, at as usize);
+    (range as u16, (range >> 16) as u16)
 }
 
 /// A connection's endpoints (addresses as in `Event`).
@@ -388,18 +457,17 @@ impl Ends {
     }
 }
 
-/// Reads a socket's endpoints from `struct sock` the way the kernel's own
-/// tracepoint records show them (inet_sport/inet_saddr for the local side:
-/// `skc_num` is cleared when a closing socket gives up its port).
-/// Addresses only `with_addresses` (they stay zero otherwise).
+/// Reads the endpoints of TCP socket `tsk` (see `tcp_sock`) the way the
+/// kernel's own tracepoint records show them (inet_sport/inet_saddr for the
+/// local side: `skc_num` is cleared when a closing socket gives up its
+/// port). Addresses only `with_addresses` (they stay zero otherwise).
 #[inline(always)]
-fn sock_ends(sk: u64, with_addresses: bool) -> Ends {
+fn sock_ends(tsk: u64, with_addresses: bool) -> Ends {
     let k = &CONFIG.kernel;
-    let at = |offset: &u16| sk + cfg(offset) as u64;
-    let (dport, family) = port_and_family(sk);
+    let (dport, family) = port_and_family(tsk);
     let mut ends = Ends {
         family,
-        sport: u16::from_be(kread(at(&k.inet_sport)).unwrap_or(0)),
+        sport: u16::from_be(member(tsk, &k.inet_sport)),
         dport,
         saddr: [0; 16],
         daddr: [0; 16],
@@ -408,21 +476,21 @@ fn sock_ends(sk: u64, with_addresses: bool) -> Ends {
         return ends;
     }
     if ends.family == AF_INET6 {
-        ends.saddr = kread(at(&k.sock_v6_saddr)).unwrap_or([0; 16]);
-        ends.daddr = kread(at(&k.sock_v6_daddr)).unwrap_or([0; 16]);
+        ends.saddr = address16(tsk, &k.sock_v6_saddr);
+        ends.daddr = address16(tsk, &k.sock_v6_daddr);
     } else {
-        ends.saddr[..4].copy_from_slice(&kread::<[u8; 4]>(at(&k.inet_saddr)).unwrap_or([0; 4]));
-        ends.daddr[..4].copy_from_slice(&kread::<[u8; 4]>(at(&k.sock_daddr)).unwrap_or([0; 4]));
+        ends.saddr[..4].copy_from_slice(&member::<u32>(tsk, &k.inet_saddr).to_ne_bytes());
+        ends.daddr[..4].copy_from_slice(&member::<u32>(tsk, &k.sock_daddr).to_ne_bytes());
     }
     ends
 }
 
-/// `skc_dport` (host order) and `skc_family` of a socket or request socket,
-/// in one read: `sock_common` keeps them 4 bytes apart (userspace checks).
+/// `skc_dport` (host order) and `skc_family` of a socket or request socket.
 #[inline(always)]
 fn port_and_family(sk: u64) -> (u16, u8) {
-    let word = kread::<u64>(sk + cfg(&CONFIG.kernel.sock_dport) as u64).unwrap_or(0);
-    (u16::from_be(word as u16), (word >> 32) as u8)
+    let k = &CONFIG.kernel;
+    let dport: u16 = member(sk, &k.sock_dport);
+    (u16::from_be(dport), member::<u16>(sk, &k.sock_family) as u8)
 }
 
 /// Endpoints of the connection a reply to `skb` (an incoming TCP segment)
@@ -468,39 +536,41 @@ fn endpoints_from_packet(skb: u64, ev: &mut Event) {
 #[inline(always)]
 fn endpoints_from_request(req: u64, ev: &mut Event) {
     let k = &CONFIG.kernel;
-    let at = |offset: &u16| req + cfg(offset) as u64;
     (ev.dport, ev.family) = port_and_family(req);
-    ev.sport = kread(at(&k.sock_num)).unwrap_or(0);
+    ev.sport = member(req, &k.sock_num);
     if ev.family == AF_INET6 {
-        ev.saddr = kread(at(&k.sock_v6_saddr)).unwrap_or([0; 16]);
-        ev.daddr = kread(at(&k.sock_v6_daddr)).unwrap_or([0; 16]);
+        ev.saddr = address16(req, &k.sock_v6_saddr);
+        ev.daddr = address16(req, &k.sock_v6_daddr);
     } else {
-        ev.saddr[..4].copy_from_slice(&kread::<[u8; 4]>(at(&k.sock_rcv_saddr)).unwrap_or([0; 4]));
-        ev.daddr[..4].copy_from_slice(&kread::<[u8; 4]>(at(&k.sock_daddr)).unwrap_or([0; 4]));
+        ev.saddr[..4].copy_from_slice(&member::<u32>(req, &k.sock_rcv_saddr).to_ne_bytes());
+        ev.daddr[..4].copy_from_slice(&member::<u32>(req, &k.sock_daddr).to_ne_bytes());
     }
 }
 
 // ---- Filtering -----------------------------------------------------------
 
-/// The early verdict on an event of full socket `sk`: its endpoints first
-/// (when the filter looks at them; the fewest reads that can rule it out),
-/// then its namespace. `always`: a listener's own changes, which count
-/// whatever the filter (its children inherit its owner).
+/// The early verdict on an event of TCP socket `tsk` (see `tcp_sock`): its
+/// namespace, then its endpoints when the filter looks at them. `always`: a
+/// listener's own changes, which count whatever the filter (its children
+/// inherit its owner).
 #[inline(always)]
-fn sock_verdict(sk: u64, always: bool) -> Verdict {
+fn sock_verdict(tsk: u64, always: bool) -> Verdict {
+    let verdict = netns_verdict(netns_of(tsk, 0));
     let f = filter();
-    if !always && f.has_endpoint_terms() {
-        let e = sock_ends(sk, f.addr_family != 0);
-        let ephemeral = if e.sport == 0 {
-            ephemeral_ports(sk)
-        } else {
-            (0, 0)
-        };
-        if !f.endpoints_may_match(e.family, &e.saddr, e.sport, &e.daddr, e.dport, ephemeral) {
-            return Verdict::Filtered;
-        }
+    if always || !f.has_endpoint_terms() || verdict == Verdict::OtherNetns {
+        return verdict;
     }
-    netns_verdict(netns_of(sk, 0))
+    let e = sock_ends(tsk, f.addr_family != 0);
+    let ephemeral = if e.sport == 0 {
+        ephemeral_ports(tsk)
+    } else {
+        (0, 0)
+    };
+    if f.endpoints_may_match(e.family, &e.saddr, e.sport, &e.daddr, e.dport, ephemeral) {
+        verdict
+    } else {
+        Verdict::Filtered
+    }
 }
 
 /// Whether the filter can never want the finished event's connection (by
@@ -599,25 +669,23 @@ program_pair!(
 );
 
 #[inline(always)]
-fn set_state(ctx: &RawTracePointContext, role: Role) -> i32 {
+fn set_state(ctx: &BtfTracePointContext, role: Role) -> i32 {
     let sk: u64 = ctx.arg(0);
     let (old, new) = (ctx.arg::<u64>(1) as u8, ctx.arg::<u64>(2) as u8);
-    pair(
-        role,
-        sk,
-        tp::set_state(old, new),
-        || {
-            // close() after shutdown() re-sets FIN_WAIT1/FIN_WAIT2: not a change.
-            let protocol = kread::<u16>(sk + cfg(&CONFIG.kernel.sock_protocol) as u64);
-            if old == new || protocol != Some(IPPROTO_TCP) {
-                return Verdict::Ignore;
-            }
+    let Some(run) = Run::begin(role, sk, tp::set_state(old, new)) else {
+        return 0;
+    };
+    // close() after shutdown() re-sets FIN_WAIT1/FIN_WAIT2: not a change.
+    let tcp = if old == new { None } else { tcp_sock(sk) };
+    let verdict = match tcp {
+        Some(tsk) => {
             let listener =
                 new == tcp_state::LISTEN || (old == tcp_state::LISTEN && new == tcp_state::CLOSE);
-            sock_verdict(sk, listener)
-        },
-        |netns| on_transition(ctx, sk, old, new, netns),
-    )
+            sock_verdict(tsk, listener)
+        }
+        None => Verdict::Ignore,
+    };
+    run.finish(verdict, |netns| on_transition(ctx, sk, old, new, netns))
 }
 
 /// Transitions that only happen inside a system call made by the socket's owner:
@@ -637,6 +705,9 @@ fn in_owner_syscall(old: u8, new: u8) -> bool {
 /// socket, and remember the socket's new state.
 #[inline(always)]
 fn on_transition<C: EbpfContext>(ctx: &C, sk: u64, old: u8, new: u8, netns: u32) {
+    let Some(tsk) = tcp_sock(sk) else {
+        return;
+    };
     let now = unsafe { bpf_ktime_get_ns() };
     let mut ev = Event {
         ts_ns: now,
@@ -647,7 +718,7 @@ fn on_transition<C: EbpfContext>(ctx: &C, sk: u64, old: u8, new: u8, netns: u32)
         newstate: new,
         ..Event::default()
     };
-    sock_ends(sk, true).write_to(&mut ev);
+    sock_ends(tsk, true).write_to(&mut ev);
     // A listener's own changes always count: its children inherit its owner.
     let listener =
         new == tcp_state::LISTEN || (old == tcp_state::LISTEN && new == tcp_state::CLOSE);
@@ -691,7 +762,7 @@ fn on_transition<C: EbpfContext>(ctx: &C, sk: u64, old: u8, new: u8, netns: u32)
     ev.failure = failure(old, new, info.flags, info.retransmits);
     // A connection's end (a listener has no totals).
     if new == tcp_state::CLOSE && old != tcp_state::LISTEN {
-        add_totals(sk, &info, &mut ev);
+        add_totals(tsk, &info, &mut ev);
     }
     let effective = effective_new_state(old, new, info.flags);
     if passes(&ev, filter().transition_matches(old, effective)) {
@@ -731,12 +802,12 @@ fn on_transition<C: EbpfContext>(ctx: &C, sk: u64, old: u8, new: u8, netns: u32)
 
 /// A connection's totals as it closes: lifetime and the byte counters of
 /// `struct tcp_sock`.
-#[inline(never)]
-fn add_totals(sk: u64, info: &SockInfo, ev: &mut Event) {
+#[inline(always)]
+fn add_totals(tsk: u64, info: &SockInfo, ev: &mut Event) {
     let k = &CONFIG.kernel;
     ev.born_ns = info.born_ns;
-    ev.bytes_acked = kread(sk + cfg(&k.tcp_bytes_acked) as u64).unwrap_or(0);
-    ev.bytes_received = kread(sk + cfg(&k.tcp_bytes_received) as u64).unwrap_or(0);
+    ev.bytes_acked = member(tsk, &k.tcp_bytes_acked);
+    ev.bytes_received = member(tsk, &k.tcp_bytes_received);
 }
 
 // ---- tcp/tcp_destroy_sock: (struct sock *sk) -------------------------------
@@ -748,25 +819,19 @@ program_pair!(
     destroy_sock
 );
 
-/// The socket is being freed: forget it. Emits nothing: the entry is freed
-/// while deciding (by the second program only where the first was
-/// skipped). Most sockets of a filtered-out storm never had an entry, and a
+/// The socket is being freed: forget it. Emits nothing (the second
+/// program frees the entry only where the first was skipped). Most sockets of a filtered-out storm never had an entry, and a
 /// lookup costs less than a failed delete.
 #[inline(always)]
-fn destroy_sock(ctx: &RawTracePointContext, role: Role) -> i32 {
+fn destroy_sock(ctx: &BtfTracePointContext, role: Role) -> i32 {
     let sk: u64 = ctx.arg(0);
-    pair(
-        role,
-        sk,
-        tp::DESTROY_SOCK,
-        || {
-            if SOCKS.get_ptr(sk).is_some() {
-                let _ = SOCKS.remove(sk);
-            }
-            Verdict::Ignore
-        },
-        |_| {},
-    )
+    let Some(run) = Run::begin(role, sk, tp::DESTROY_SOCK) else {
+        return 0;
+    };
+    if SOCKS.get_ptr(sk).is_some() {
+        let _ = SOCKS.remove(sk);
+    }
+    run.finish(Verdict::Ignore, |_| {})
 }
 
 // ---- Retransmits and resets ------------------------------------------------
@@ -859,21 +924,24 @@ fn on_socket_event(
     submit(&ev);
 }
 
-/// The retransmit and reset events of a full socket `sk`, whose endpoints
-/// the event reports.
+/// The retransmit and reset events of a full TCP socket `sk`, whose
+/// endpoints the event reports.
 #[inline(always)]
 fn full_socket_event(role: Role, sk: u64, what: u64, event_kind: u8) -> i32 {
-    pair(
-        role,
-        sk,
-        what,
-        || sock_verdict(sk, false),
-        |netns| {
-            on_socket_event(sk, 0, netns, event_kind, None, |ev| {
-                sock_ends(sk, true).write_to(ev)
-            })
-        },
-    )
+    let Some(run) = Run::begin(role, sk, what) else {
+        return 0;
+    };
+    let verdict = match tcp_sock(sk) {
+        Some(tsk) => sock_verdict(tsk, false),
+        None => Verdict::Ignore,
+    };
+    run.finish(verdict, |netns| {
+        on_socket_event(sk, 0, netns, event_kind, None, |ev| {
+            if let Some(tsk) = tcp_sock(sk) {
+                sock_ends(tsk, true).write_to(ev)
+            }
+        })
+    })
 }
 
 program_pair!(
@@ -885,7 +953,7 @@ program_pair!(
 
 /// Raw arguments: (const struct sock *sk, const struct sk_buff *skb).
 #[inline(always)]
-fn retransmit_skb(ctx: &RawTracePointContext, role: Role) -> i32 {
+fn retransmit_skb(ctx: &BtfTracePointContext, role: Role) -> i32 {
     full_socket_event(role, ctx.arg(0), tp::RETRANSMIT_SKB, kind::RETRANSMIT)
 }
 
@@ -898,7 +966,7 @@ program_pair!(
 
 /// Raw arguments: (struct sock *sk).
 #[inline(always)]
-fn receive_reset(ctx: &RawTracePointContext, role: Role) -> i32 {
+fn receive_reset(ctx: &BtfTracePointContext, role: Role) -> i32 {
     full_socket_event(role, ctx.arg(0), tp::RECEIVE_RESET, kind::RECEIVE_RESET)
 }
 
@@ -914,7 +982,7 @@ program_pair!(
 /// or a timewait or request one is told by the packet it answers, and
 /// marked by that packet when there is no socket.
 #[inline(always)]
-fn send_reset(ctx: &RawTracePointContext, role: Role) -> i32 {
+fn send_reset(ctx: &BtfTracePointContext, role: Role) -> i32 {
     let (sk, skb): (u64, u64) = (ctx.arg(0), ctx.arg(1));
     let connection = sk != 0
         && !matches!(
@@ -924,19 +992,16 @@ fn send_reset(ctx: &RawTracePointContext, role: Role) -> i32 {
     if connection {
         return full_socket_event(role, sk, tp::SEND_RESET, kind::SEND_RESET);
     }
-    pair(
-        role,
-        if sk != 0 { sk } else { skb },
-        tp::SEND_RESET,
-        || netns_verdict(netns_of(sk, skb)),
-        |netns| {
-            on_socket_event(sk, skb, netns, kind::SEND_RESET, None, |ev| {
-                if sk != 0 {
-                    sock_ends(sk, true).write_to(ev)
-                }
-            })
-        },
-    )
+    let Some(run) = Run::begin(role, if sk != 0 { sk } else { skb }, tp::SEND_RESET) else {
+        return 0;
+    };
+    run.finish(netns_verdict(netns_of(sk, skb)), |netns| {
+        on_socket_event(sk, skb, netns, kind::SEND_RESET, None, |ev| {
+            if let Some(tsk) = tcp_sock(sk) {
+                sock_ends(tsk, true).write_to(ev)
+            }
+        })
+    })
 }
 
 program_pair!(
@@ -951,24 +1016,21 @@ program_pair!(
 /// socket starts with a `sock_common` whose port fields hold the
 /// connection's ports; the event reports those, not the listener's.
 #[inline(always)]
-fn retransmit_synack(ctx: &RawTracePointContext, role: Role) -> i32 {
+fn retransmit_synack(ctx: &BtfTracePointContext, role: Role) -> i32 {
     let (sk, req): (u64, u64) = (ctx.arg(0), ctx.arg(1));
-    pair(
-        role,
-        sk,
-        tp::RETRANSMIT_SYNACK,
-        || netns_verdict(netns_of(sk, 0)),
-        |netns| {
-            on_socket_event(
-                sk,
-                0,
-                netns,
-                kind::RETRANSMIT_SYNACK,
-                Some(tcp_state::SYN_RECV),
-                |ev| endpoints_from_request(req, ev),
-            )
-        },
-    )
+    let Some(run) = Run::begin(role, sk, tp::RETRANSMIT_SYNACK) else {
+        return 0;
+    };
+    run.finish(netns_verdict(netns_of(sk, 0)), |netns| {
+        on_socket_event(
+            sk,
+            0,
+            netns,
+            kind::RETRANSMIT_SYNACK,
+            Some(tcp_state::SYN_RECV),
+            |ev| endpoints_from_request(req, ev),
+        )
+    })
 }
 
 #[cfg(not(test))]

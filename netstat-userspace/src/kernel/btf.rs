@@ -34,20 +34,14 @@ pub fn kernel_offsets(btf: &Btf) -> Result<KernelOffsets> {
             ))
         })
     };
-    let sock_dport = at(&["sock", "__sk_common", "skc_dport"])?;
-    if at(&["sock", "__sk_common", "skc_family"])? != sock_dport + 4 {
-        return Err(fail::usage(
-            "kernel BTF has skc_family apart from skc_dport; this kernel's struct layout is not supported",
-        ));
-    }
     Ok(KernelOffsets {
         sock_net: at(&["sock", "__sk_common", "skc_net", "net"])?,
         skb_dev: at(&["sk_buff", "dev"])?,
         netdev_net: at(&["net_device", "nd_net", "net"])?,
         net_inum: at(&["net", "ns", "inum"])?,
         sock_state: at(&["sock", "__sk_common", "skc_state"])?,
-        sock_protocol: at(&["sock", "sk_protocol"])?,
-        sock_dport,
+        sock_family: at(&["sock", "__sk_common", "skc_family"])?,
+        sock_dport: at(&["sock", "__sk_common", "skc_dport"])?,
         sock_daddr: at(&["sock", "__sk_common", "skc_daddr"])?,
         sock_v6_daddr: at(&["sock", "__sk_common", "skc_v6_daddr"])?,
         sock_v6_saddr: at(&["sock", "__sk_common", "skc_v6_rcv_saddr"])?,

@@ -8,7 +8,7 @@ use anyhow::{Context as _, Result};
 use aya::{
     Ebpf, EbpfError, EbpfLoader,
     maps::{HashMap as BpfHashMap, MapData, MapError, PerCpuArray, PerCpuHashMap, RingBuf},
-    programs::{ProgramError, RawTracePoint},
+    programs::{BtfTracePoint, ProgramError},
 };
 use netstat_common::{
     Config, Event, Filter, RemoteKey, RemoteStats, SockInfo, counter, stat, tcp_state,
@@ -97,7 +97,7 @@ pub struct Probe {
     unrecovered_at_start: u64,
 }
 
-fn program<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut RawTracePoint> {
+fn program<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut BtfTracePoint> {
     Ok(ebpf
         .program_mut(name)
         .with_context(|| format!("program {name} missing from the object"))?
@@ -121,18 +121,21 @@ impl Probe {
         // Everything is verified (seconds under load) before anything is
         // attached, so that the first programs run without their seconds
         // for as short a time as possible.
-        for name in TRACEPOINTS.iter().flat_map(|t| [t.first, t.second]) {
-            program(&mut ebpf, name)?
-                .load()
-                .map_err(|e| explain_program_error(name, e))?;
+        let btf = aya::Btf::from_sys_fs().context("reading the kernel's BTF")?;
+        for t in &TRACEPOINTS {
+            for name in [t.first, t.second] {
+                program(&mut ebpf, name)?
+                    .load(t.name, &btf)
+                    .map_err(|e| explain_program_error(name, e))?;
+            }
         }
         // A tracepoint calls its probes in attach order: every first
         // program before any second.
-        let firsts = TRACEPOINTS.iter().map(|t| (t.first, t.name));
-        let seconds = TRACEPOINTS.iter().map(|t| (t.second, t.name));
-        for (name, tracepoint) in firsts.chain(seconds) {
+        let firsts = TRACEPOINTS.iter().map(|t| t.first);
+        let seconds = TRACEPOINTS.iter().map(|t| t.second);
+        for name in firsts.chain(seconds) {
             program(&mut ebpf, name)?
-                .attach(tracepoint)
+                .attach()
                 .map_err(|e| explain_program_error(name, e))?;
         }
         let mut probe = Self {
