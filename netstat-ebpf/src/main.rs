@@ -65,48 +65,41 @@ static STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(stat::COUNT, 0);
 static REMOTES: LruPerCpuHashMap<RemoteKey, RemoteStats> =
     LruPerCpuHashMap::with_max_entries(8192, 0);
 
-/// Per CPU: marks of the events the first program of a pair has reported
-/// and the second has not seen yet.
+/// Per CPU: marks of the events the first program of a pair has handled,
+/// for the second to take.
 ///
 /// The kernel skips a BTF-tracepoint program whose tracepoint fires while
 /// that same program runs on the CPU (a softirq interrupting a system
-/// call's state change), and the event would be lost. So each tracepoint has two programs running the
-/// same code, the first attached before the second (a tracepoint calls its
-/// probes in attach order). An event nested in the first program's run
-/// still reaches the second, which finds no mark and reports it; one nested
-/// in the second's run reaches the first. A mark (rather than an "inside"
-/// flag) also covers the instants the kernel holds the guard before and
-/// after our code runs.
+/// call's state change: about 2,000 times in a 100,000-connection storm
+/// here), and the event would be lost. So each tracepoint has two programs
+/// running the same code, the first attached before the second (a
+/// tracepoint calls its probes in attach order). An event nested in the
+/// first program's run still reaches the second, which finds no mark and
+/// acts on it; one nested in the second's run reaches the first. A mark
+/// (rather than an "inside" flag) also covers the instants the kernel holds
+/// its guard before and after our code runs.
 ///
-/// Marks are a set, not a stack: a task may be preempted between the two
-/// programs and another task's pairs run meanwhile. When the second program
-/// is itself skipped (nested in its own run), the run it interrupted drops
-/// the marks made since it started, so no stale mark passes for a later
-/// event.
-///
-/// Marks made just before the second programs were attached are orphans. A
-/// second program's first run on a CPU drops its tracepoint's orphans
-/// there: left alone, sixteen of them (every TCP event on the machine makes
-/// a mark, in any namespace) would leave no room for later marks, and every
-/// event would be reported twice.
+/// A mark names the event (socket, what) and the invocation: the address of
+/// the argument array, which the kernel builds at the same stack address
+/// for both programs of one invocation and elsewhere for nested ones. So a
+/// mark left by a nested first program whose second was skipped (nested in
+/// the second's own run) is not taken for a later event of the same socket,
+/// and the slots are a ring: such leftovers, and those of the moment before
+/// the second programs were attached, are overwritten by later marks
+/// instead of filling the slots. A mark is only overwritten before its
+/// second program runs if sixteen other events come between the two
+/// programs of one invocation; the second then acts on the event again.
 #[map]
 static HANDLED: PerCpuArray<Marks> = PerCpuArray::with_max_entries(1, 0);
 
 const MARK_SLOTS: usize = 16;
-/// Marks made on a CPU after which a mark is stale: its event's second
-/// program ran long ago without taking it (it fired right after that
-/// program's clean-up). A live mark waits only for the events nested before
-/// its second program, a few hundred at most (one softirq's packets).
-const MARK_LIFE: u64 = 4096;
 
 #[derive(Clone, Copy)]
 #[repr(C)]
 pub struct Marks {
-    /// Marks made on this CPU so far; a mark's sequence number is its own.
-    next_seq: u64,
-    /// Bit `tracepoint id` set once that second program has run on this CPU.
-    seconds_seen: u64,
-    /// (socket, what, sequence number); socket 0 = free.
+    /// Marks made on this CPU so far; the next goes to `next % MARK_SLOTS`.
+    next: u64,
+    /// (socket, what, invocation); socket 0 = free.
     slots: [(u64, u64, u64); MARK_SLOTS],
 }
 
@@ -123,12 +116,6 @@ mod tp {
     pub fn set_state(old: u8, new: u8) -> u64 {
         SET_STATE | (old as u64) << 8 | new as u64
     }
-}
-
-/// A tracepoint's bit in `Marks::seconds_seen`.
-#[inline(always)]
-fn tracepoint_bit(what: u64) -> u64 {
-    1 << ((what >> 16) & 63)
 }
 
 /// Reads a `CONFIG` field. Volatile, because the compiler would otherwise fold
@@ -191,35 +178,23 @@ enum Verdict {
 /// again to the finished event.
 struct Run {
     role: Role,
-    key: u64,
-    what: u64,
-    /// This CPU's marks (null if the lookup failed, which it cannot).
-    marks: *mut Marks,
-    /// `next_seq` when the second program started.
-    started: u64,
+    /// (socket, what, invocation): see `HANDLED`.
+    mark: (u64, u64, u64),
 }
 
 impl Run {
     /// Starts a run, or None where there is nothing to do: the second
-    /// program found the first's mark.
+    /// program took the first's mark.
     #[inline(always)]
-    fn begin(role: Role, key: u64, what: u64) -> Option<Run> {
-        let marks = HANDLED.get_ptr_mut(0).unwrap_or(core::ptr::null_mut());
-        let mut run = Run {
+    fn begin(role: Role, ctx: &BtfTracePointContext, key: u64, what: u64) -> Option<Run> {
+        let run = Run {
             role,
-            key,
-            what,
-            marks,
-            started: 0,
+            mark: (key, what, ctx.as_ptr() as u64),
         };
-        if role == Role::Second && !marks.is_null() {
-            run.started = volatile(unsafe { &raw const (*marks).next_seq });
-            if take_mark(marks, key, what, run.started) {
-                run.clean_up();
+        if role == Role::Second {
+            if run.take_mark() {
                 return None;
             }
-        }
-        if role == Role::Second {
             bump(counter::RECOVERED);
         }
         Some(run)
@@ -234,76 +209,44 @@ impl Run {
             Verdict::OtherNetns => bump(counter::OTHER_NETNS),
             Verdict::Ignore => {}
         }
-        match self.role {
-            Role::First => self.leave_mark(),
-            Role::Second => self.clean_up(),
+        if self.role == Role::First {
+            self.leave_mark();
         }
         0
     }
 
-    /// Ends the first program's run: leaves its mark for the second
-    /// program. (With every slot taken, the second acts on the event again.)
+    /// Ends the first program's run: leaves its mark for the second.
     #[inline(always)]
     fn leave_mark(&self) {
-        if self.marks.is_null() {
+        if self.mark.0 == 0 {
             return;
         }
-        let marks = unsafe { &mut *self.marks };
-        let seq = marks.next_seq;
-        marks.next_seq += 1;
-        if self.key != 0
-            && let Some(slot) = marks
-                .slots
-                .iter_mut()
-                .find(|(s, _, at)| *s == 0 || seq - *at > MARK_LIFE)
-        {
-            *slot = (self.key, self.what, seq);
+        if let Some(marks) = HANDLED.get_ptr_mut(0) {
+            let marks = unsafe { &mut *marks };
+            let at = marks.next as usize % MARK_SLOTS;
+            marks.next = marks.next.wrapping_add(1);
+            marks.slots[at] = self.mark;
         }
     }
 
-    /// Ends the second program's run: drops the marks of first-program runs
-    /// nested in this one (their second programs were skipped: this one
-    /// ran), and on its first run on this CPU the orphans.
+    /// Takes the first program's mark of this event, if it left one.
     #[inline(always)]
-    fn clean_up(&self) {
-        if self.marks.is_null() {
-            return;
+    fn take_mark(&self) -> bool {
+        if self.mark.0 == 0 {
+            return false;
         }
-        let marks = unsafe { &mut *self.marks };
-        let bit = tracepoint_bit(self.what);
-        let first_run = marks.seconds_seen & bit == 0;
-        if first_run || volatile(&raw const marks.next_seq) != self.started {
-            marks.seconds_seen |= bit;
-            for slot in marks.slots.iter_mut() {
-                let orphan = first_run && slot.1 >> 16 == self.what >> 16;
-                if volatile(&raw const slot.2) >= self.started || orphan {
-                    slot.0 = 0;
-                }
+        let Some(marks) = HANDLED.get_ptr_mut(0) else {
+            return false;
+        };
+        let marks = unsafe { &mut *marks };
+        for slot in marks.slots.iter_mut() {
+            if *slot == self.mark {
+                slot.0 = 0;
+                return true;
             }
         }
+        false
     }
-}
-
-/// A read of memory that runs nested in this one change behind the
-/// compiler's back.
-#[inline(always)]
-fn volatile(at: *const u64) -> u64 {
-    unsafe { core::ptr::read_volatile(at) }
-}
-
-/// Takes the first program's mark of this event, if it left one before
-/// this run `started`.
-#[inline(always)]
-fn take_mark(marks: *mut Marks, key: u64, what: u64, started: u64) -> bool {
-    let marks = unsafe { &mut *marks };
-    for slot in marks.slots.iter_mut() {
-        if slot.0 == key && slot.1 == what && key != 0 && started.wrapping_sub(slot.2) <= MARK_LIFE
-        {
-            slot.0 = 0;
-            return true;
-        }
-    }
-    false
 }
 
 /// Defines a tracepoint's two programs, `$first` and `$second`, both
@@ -672,7 +615,7 @@ program_pair!(
 fn set_state(ctx: &BtfTracePointContext, role: Role) -> i32 {
     let sk: u64 = ctx.arg(0);
     let (old, new) = (ctx.arg::<u64>(1) as u8, ctx.arg::<u64>(2) as u8);
-    let Some(run) = Run::begin(role, sk, tp::set_state(old, new)) else {
+    let Some(run) = Run::begin(role, ctx, sk, tp::set_state(old, new)) else {
         return 0;
     };
     // close() after shutdown() re-sets FIN_WAIT1/FIN_WAIT2: not a change.
@@ -825,7 +768,7 @@ program_pair!(
 #[inline(always)]
 fn destroy_sock(ctx: &BtfTracePointContext, role: Role) -> i32 {
     let sk: u64 = ctx.arg(0);
-    let Some(run) = Run::begin(role, sk, tp::DESTROY_SOCK) else {
+    let Some(run) = Run::begin(role, ctx, sk, tp::DESTROY_SOCK) else {
         return 0;
     };
     if SOCKS.get_ptr(sk).is_some() {
@@ -927,8 +870,14 @@ fn on_socket_event(
 /// The retransmit and reset events of a full TCP socket `sk`, whose
 /// endpoints the event reports.
 #[inline(always)]
-fn full_socket_event(role: Role, sk: u64, what: u64, event_kind: u8) -> i32 {
-    let Some(run) = Run::begin(role, sk, what) else {
+fn full_socket_event(
+    ctx: &BtfTracePointContext,
+    role: Role,
+    sk: u64,
+    what: u64,
+    event_kind: u8,
+) -> i32 {
+    let Some(run) = Run::begin(role, ctx, sk, what) else {
         return 0;
     };
     let verdict = match tcp_sock(sk) {
@@ -954,7 +903,7 @@ program_pair!(
 /// Raw arguments: (const struct sock *sk, const struct sk_buff *skb).
 #[inline(always)]
 fn retransmit_skb(ctx: &BtfTracePointContext, role: Role) -> i32 {
-    full_socket_event(role, ctx.arg(0), tp::RETRANSMIT_SKB, kind::RETRANSMIT)
+    full_socket_event(ctx, role, ctx.arg(0), tp::RETRANSMIT_SKB, kind::RETRANSMIT)
 }
 
 program_pair!(
@@ -967,7 +916,13 @@ program_pair!(
 /// Raw arguments: (struct sock *sk).
 #[inline(always)]
 fn receive_reset(ctx: &BtfTracePointContext, role: Role) -> i32 {
-    full_socket_event(role, ctx.arg(0), tp::RECEIVE_RESET, kind::RECEIVE_RESET)
+    full_socket_event(
+        ctx,
+        role,
+        ctx.arg(0),
+        tp::RECEIVE_RESET,
+        kind::RECEIVE_RESET,
+    )
 }
 
 program_pair!(
@@ -990,9 +945,9 @@ fn send_reset(ctx: &BtfTracePointContext, role: Role) -> i32 {
             tcp_state::LISTEN | tcp_state::TIME_WAIT | tcp_state::NEW_SYN_RECV
         );
     if connection {
-        return full_socket_event(role, sk, tp::SEND_RESET, kind::SEND_RESET);
+        return full_socket_event(ctx, role, sk, tp::SEND_RESET, kind::SEND_RESET);
     }
-    let Some(run) = Run::begin(role, if sk != 0 { sk } else { skb }, tp::SEND_RESET) else {
+    let Some(run) = Run::begin(role, ctx, if sk != 0 { sk } else { skb }, tp::SEND_RESET) else {
         return 0;
     };
     run.finish(netns_verdict(netns_of(sk, skb)), |netns| {
@@ -1018,7 +973,7 @@ program_pair!(
 #[inline(always)]
 fn retransmit_synack(ctx: &BtfTracePointContext, role: Role) -> i32 {
     let (sk, req): (u64, u64) = (ctx.arg(0), ctx.arg(1));
-    let Some(run) = Run::begin(role, sk, tp::RETRANSMIT_SYNACK) else {
+    let Some(run) = Run::begin(role, ctx, sk, tp::RETRANSMIT_SYNACK) else {
         return 0;
     };
     run.finish(netns_verdict(netns_of(sk, 0)), |netns| {

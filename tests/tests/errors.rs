@@ -77,7 +77,7 @@ fn bad_ring_size() {
     assert_refused(&out, "invalid --ring-size 5000");
 }
 
-/// The programs sit on raw (BTF) tracepoints, which need no tracefs: a
+/// The programs sit on BTF tracepoints (tp_btf), which need no tracefs: a
 /// fresh machine has it unmounted, and the tool must neither fail nor mount
 /// it.
 #[test]
