@@ -3,12 +3,13 @@
 //! and hands out the ring buffer and counters. Knows nothing about output.
 
 mod btf;
+pub mod tracefs;
 
 use anyhow::{Context as _, Result};
 use aya::{
     Ebpf, EbpfError, EbpfLoader,
     maps::{HashMap as BpfHashMap, MapData, MapError, PerCpuArray, PerCpuHashMap, RingBuf},
-    programs::{BtfTracePoint, ProgramError},
+    programs::{ProgramError, RawTracePoint, TracePoint},
 };
 use netstat_common::{
     Config, Event, Filter, RemoteKey, RemoteStats, SockInfo, counter, stat, tcp_state,
@@ -19,61 +20,73 @@ use crate::fail;
 /// The compiled kernel programs (built by build.rs through aya-build).
 static PROGRAMS: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/netstat"));
 
-/// A tracepoint we attach to: its pair of programs (the second reports
-/// what the kernel skipped the first for; see the kernel side's `HANDLED`)
-/// and the leading raw arguments they read, as the kernel's BTF spells them.
-struct Tracepoint {
-    category: &'static str,
-    name: &'static str,
-    first: &'static str,
-    second: &'static str,
-    args: &'static [&'static str],
-}
+/// Fields a tracepoint must have: (name, size in bytes).
+type RequiredFields = &'static [(&'static str, u16)];
 
-const TRACEPOINTS: [Tracepoint; 6] = [
-    Tracepoint {
-        category: "sock",
-        name: "inet_sock_set_state",
-        first: "inet_sock_set_state",
-        second: "inet_sock_set_state_second",
-        args: &["struct sock *", "int", "int"],
-    },
-    Tracepoint {
-        category: "tcp",
-        name: "tcp_retransmit_skb",
-        first: "tcp_retransmit_skb",
-        second: "tcp_retransmit_skb_second",
-        args: &["struct sock *", "struct sk_buff *"],
-    },
-    Tracepoint {
-        category: "tcp",
-        name: "tcp_retransmit_synack",
-        first: "tcp_retransmit_synack",
-        second: "tcp_retransmit_synack_second",
-        args: &["struct sock *", "struct request_sock *"],
-    },
-    Tracepoint {
-        category: "tcp",
-        name: "tcp_send_reset",
-        first: "tcp_send_reset",
-        second: "tcp_send_reset_second",
-        args: &["struct sock *", "struct sk_buff *"],
-    },
-    Tracepoint {
-        category: "tcp",
-        name: "tcp_receive_reset",
-        first: "tcp_receive_reset",
-        second: "tcp_receive_reset_second",
-        args: &["struct sock *"],
-    },
+/// The tracepoints we attach to: (category, name, fields that must exist).
+const TRACEPOINTS: [(&str, &str, RequiredFields); 6] = [
+    (
+        "sock",
+        "inet_sock_set_state",
+        &[
+            ("skaddr", 8),
+            ("oldstate", 4),
+            ("newstate", 4),
+            ("sport", 2),
+            ("dport", 2),
+            ("family", 2),
+            ("protocol", 2),
+            ("saddr", 4),
+            ("daddr", 4),
+            ("saddr_v6", 16),
+            ("daddr_v6", 16),
+        ],
+    ),
+    (
+        "tcp",
+        "tcp_retransmit_skb",
+        &[
+            ("skaddr", 8),
+            ("state", 4),
+            ("sport", 2),
+            ("family", 2),
+            ("saddr_v6", 16),
+        ],
+    ),
+    (
+        "tcp",
+        "tcp_retransmit_synack",
+        &[("skaddr", 8), ("sport", 2), ("family", 2), ("saddr_v6", 16)],
+    ),
+    (
+        "tcp",
+        "tcp_send_reset",
+        &[
+            ("skaddr", 8),
+            ("skbaddr", 8),
+            ("state", 4),
+            ("saddr", 28),
+            ("daddr", 28),
+        ],
+    ),
+    (
+        "tcp",
+        "tcp_receive_reset",
+        &[("skaddr", 8), ("sport", 2), ("family", 2), ("saddr_v6", 16)],
+    ),
     // Emits nothing: frees the kernel side's per-socket entry.
-    Tracepoint {
-        category: "tcp",
-        name: "tcp_destroy_sock",
-        first: "tcp_destroy_sock",
-        second: "tcp_destroy_sock_second",
-        args: &["struct sock *"],
-    },
+    ("tcp", "tcp_destroy_sock", &[("skaddr", 8)]),
+];
+
+/// Raw-tracepoint twins (program, tracepoint) that report what the kernel
+/// skipped the classic program for: nested on a CPU where one of ours runs.
+const RAW_TWINS: [(&str, &str); 6] = [
+    ("inet_sock_set_state_nested", "inet_sock_set_state"),
+    ("tcp_retransmit_skb_nested", "tcp_retransmit_skb"),
+    ("tcp_retransmit_synack_nested", "tcp_retransmit_synack"),
+    ("tcp_send_reset_nested", "tcp_send_reset"),
+    ("tcp_receive_reset_nested", "tcp_receive_reset"),
+    ("tcp_destroy_sock_nested", "tcp_destroy_sock"),
 ];
 
 #[derive(Default)]
@@ -97,7 +110,11 @@ pub struct Probe {
     unrecovered_at_start: u64,
 }
 
-fn program<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut BtfTracePoint> {
+/// Program `name` of the object as its kind (`TracePoint`, `RawTracePoint`).
+fn program<'a, P>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut P>
+where
+    &'a mut P: TryFrom<&'a mut aya::programs::Program, Error = ProgramError>,
+{
     Ok(ebpf
         .program_mut(name)
         .with_context(|| format!("program {name} missing from the object"))?
@@ -107,6 +124,7 @@ fn program<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut BtfTracePoint> 
 impl Probe {
     pub fn load(opts: &Options) -> Result<Self> {
         check_privileges()?;
+        tracefs::ensure_mounted()?;
         let mut config = build_config(opts.netns)?;
         config.filter = opts.filter;
         config.quiet = u8::from(opts.quiet);
@@ -119,23 +137,26 @@ impl Probe {
         }
         let mut ebpf = loader.load(PROGRAMS).map_err(explain_load_error)?;
         // Everything is verified (seconds under load) before anything is
-        // attached, so that the first programs run without their seconds
+        // attached, so that the classic programs run without their twins
         // for as short a time as possible.
-        let btf = aya::Btf::from_sys_fs().context("reading the kernel's BTF")?;
-        for t in &TRACEPOINTS {
-            for name in [t.first, t.second] {
-                program(&mut ebpf, name)?
-                    .load(t.name, &btf)
-                    .map_err(|e| explain_program_error(name, e))?;
-            }
+        for (_, name, _) in TRACEPOINTS {
+            program::<TracePoint>(&mut ebpf, name)?
+                .load()
+                .map_err(|e| explain_program_error(name, e))?;
         }
-        // A tracepoint calls its probes in attach order: every first
-        // program before any second.
-        let firsts = TRACEPOINTS.iter().map(|t| t.first);
-        let seconds = TRACEPOINTS.iter().map(|t| t.second);
-        for name in firsts.chain(seconds) {
-            program(&mut ebpf, name)?
-                .attach()
+        for (name, _) in RAW_TWINS {
+            program::<RawTracePoint>(&mut ebpf, name)?
+                .load()
+                .map_err(|e| explain_program_error(name, e))?;
+        }
+        for (category, name, _) in TRACEPOINTS {
+            program::<TracePoint>(&mut ebpf, name)?
+                .attach(category, name)
+                .map_err(|e| explain_program_error(name, e))?;
+        }
+        for (name, tracepoint) in RAW_TWINS {
+            program::<RawTracePoint>(&mut ebpf, name)?
+                .attach(tracepoint)
                 .map_err(|e| explain_program_error(name, e))?;
         }
         let mut probe = Self {
@@ -143,8 +164,8 @@ impl Probe {
             attached_ns: monotonic_ns(),
             unrecovered_at_start: 0,
         };
-        // Skips before the second programs were all attached are of events
-        // from before we report anything.
+        // Skips before the twins were all attached are of events from
+        // before we report anything.
         probe.unrecovered_at_start = probe.unrecovered()?;
         Ok(probe)
     }
@@ -163,8 +184,8 @@ impl Probe {
     /// Kernel-side counters summed over CPUs.
     pub fn counters(&self) -> Result<Counters> {
         let ring_full = self.counter(counter::LOST)?;
-        // Every skipped run of a first program since we were ready is a
-        // lost event, unless the second made up for it.
+        // Every skipped run of an event-emitting classic program since we
+        // were ready is a lost event, unless its raw twin made up for it.
         let unrecovered = self
             .unrecovered()?
             .saturating_sub(self.unrecovered_at_start);
@@ -186,12 +207,15 @@ impl Probe {
         Ok(array.get(&index, 0)?.iter().sum())
     }
 
-    /// Runs of the first programs that the kernel skipped and no second
-    /// program made up for.
+    /// Runs of the event-emitting classic programs that the kernel skipped
+    /// and no twin made up for.
     fn unrecovered(&self) -> Result<u64> {
         let mut skipped = 0;
-        for t in &TRACEPOINTS {
-            skipped += self.recursion_misses(t.first)?;
+        for (_, name, _) in TRACEPOINTS
+            .iter()
+            .filter(|(_, n, _)| *n != "tcp_destroy_sock")
+        {
+            skipped += self.recursion_misses(name)?;
         }
         Ok(skipped.saturating_sub(self.counter(counter::RECOVERED)?))
     }
@@ -237,8 +261,8 @@ impl Probe {
         Ok(n)
     }
 
-    /// How often the kernel skipped program `name` because it was already
-    /// running on that CPU (`bpf_prog_info.recursion_misses`, 5.12+).
+    /// How often the kernel skipped program `name` because a BPF program was
+    /// already running on that CPU (`bpf_prog_info.recursion_misses`, 5.12+).
     fn recursion_misses(&self, name: &str) -> Result<u64> {
         use std::os::fd::{AsFd as _, AsRawFd as _};
         let program = self.ebpf.program(name).context("program missing")?;
@@ -278,18 +302,18 @@ impl Probe {
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Counters {
     /// Events that never reached the ring buffer: reservations that failed,
-    /// and runs the kernel skipped that no second program made up for.
+    /// and runs the kernel skipped that no twin made up for.
     pub lost: u64,
     /// Of those: the ring buffer was full.
     pub ring_full: u64,
-    /// Of those: skipped runs no second program made up for.
+    /// Of those: skipped runs no twin made up for.
     pub unrecovered: u64,
     pub sock_map_full: u64,
     /// Events of other network namespaces.
     pub other_netns: u64,
     /// Events the user's filter dropped in the kernel.
     pub filtered: u64,
-    /// Events the first program was skipped for that the second handled.
+    /// Skipped state changes that the raw-tracepoint twin reported.
     pub recovered: u64,
 }
 
@@ -318,26 +342,23 @@ pub fn monotonic_ns() -> u64 {
 }
 
 fn build_config(netns: u32) -> Result<Config> {
-    let btf = btf::load()?;
-    for t in &TRACEPOINTS {
-        let Some(args) = btf::tracepoint_args(&btf, t.name) else {
-            return Err(fail::usage(format!(
-                "this kernel has no tracepoint {}/{}",
-                t.category, t.name
-            )));
-        };
-        if !args.starts_with(&t.args.iter().map(|a| a.to_string()).collect::<Vec<_>>()) {
-            return Err(fail::usage(format!(
-                "tracepoint {}/{} takes ({}) on this kernel where enetstat reads ({}): this kernel is not supported",
-                t.category,
-                t.name,
-                args.join(", "),
-                t.args.join(", ")
-            )));
-        }
-    }
     let mut config = Config::ZERO;
-    config.kernel = btf::kernel_offsets(&btf)?;
+    for (category, name, required) in TRACEPOINTS {
+        let layout = tracefs::layout(category, name)?;
+        let fields = tracefs::fields_for(&format!("{category}/{name}"), &layout, required)?;
+        *match name {
+            "inet_sock_set_state" => &mut config.set_state,
+            "tcp_retransmit_skb" => &mut config.retransmit_skb,
+            "tcp_retransmit_synack" => &mut config.retransmit_synack,
+            "tcp_send_reset" => &mut config.send_reset,
+            "tcp_receive_reset" => &mut config.receive_reset,
+            _ => {
+                config.destroy_sock_skaddr = fields.skaddr;
+                continue;
+            }
+        } = fields;
+    }
+    config.kernel = btf::kernel_offsets()?;
     config.netns = netns;
     Ok(config)
 }
