@@ -27,6 +27,10 @@ pub mod flags {
     /// the listener, so it names the socket's owner rather than whatever task the
     /// softirq happened to interrupt.
     pub const OWNER_KNOWN: u8 = 2;
+    /// (Events only.) The kernel ran none of our programs for the change
+    /// that put the socket in its old state, so the time spent there is
+    /// not known.
+    pub const AFTER_GAP: u8 = 4;
 }
 
 /// Indices of the per-CPU `COUNTERS` array.
@@ -43,7 +47,12 @@ pub mod counter {
     pub const RECOVERED: u32 = 3;
     /// Events the user's `Filter` dropped in the kernel.
     pub const FILTERED: u32 = 4;
-    pub const COUNT: u32 = 5;
+    /// Gaps in a socket's history: a change whose old state is not the new
+    /// state we last saw, or a new socket at the address of one whose end we
+    /// never saw. Each hides at least one state change that the kernel ran
+    /// none of our programs for, and counted nowhere else.
+    pub const UNSEEN: u32 = 5;
+    pub const COUNT: u32 = 6;
 }
 
 /// Indices of the per-CPU `STATS` array: traffic counted in the kernel for
@@ -481,7 +490,10 @@ pub struct SockInfo {
     pub flags: u8,
     /// The state the socket is in (for the summary's SYN_SENT ages).
     pub state: u8,
-    pub _pad: [u8; 6],
+    /// The state it left for `state`: with `state`, names the last change
+    /// reported, so that a second report of it is recognised.
+    pub prev_state: u8,
+    pub _pad: [u8; 5],
     pub comm: [u8; TASK_COMM_LEN],
     /// When the socket was made, if the kernel side saw it; 0 = unknown.
     pub born_ns: u64,

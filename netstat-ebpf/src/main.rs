@@ -458,17 +458,38 @@ fn on_transition<C: EbpfContext>(
         return;
     }
 
+    let born = (old == tcp_state::CLOSE && new == tcp_state::SYN_SENT)
+        || (old == tcp_state::LISTEN && new == tcp_state::SYN_RECV);
     let mut info = match SOCKS.get_ptr(sk) {
         Some(known) => unsafe { *known },
         None => SockInfo::default(),
     };
+    let mut gap = false;
+    // State 0: an entry made by a retransmit or reset, history unknown.
+    if info.state != 0 {
+        if info.state == new && info.prev_state == old {
+            // Both programs of a pair reported this change (the classic
+            // one found no free mark slot); the first report stands.
+            return;
+        }
+        if info.state != old {
+            // See README, "Known limits": the kernel ran none of our
+            // programs for the changes in between.
+            bump(counter::UNSEEN);
+            gap = !born;
+        }
+    }
+    if born {
+        // A new socket, or a new attempt of a closed one: nothing of an
+        // earlier one at this address (its owner, resets, retransmits)
+        // carries over.
+        info = SockInfo {
+            born_ns: now,
+            ..SockInfo::default()
+        };
+    }
     ev.prev_ts_ns = info.ts_ns;
 
-    if (old == tcp_state::CLOSE && new == tcp_state::SYN_SENT)
-        || (old == tcp_state::LISTEN && new == tcp_state::SYN_RECV)
-    {
-        info.born_ns = now;
-    }
     if in_owner_syscall(old, new) {
         info.tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
         info.comm = bpf_get_current_comm().unwrap_or([0; 16]);
@@ -491,6 +512,9 @@ fn on_transition<C: EbpfContext>(
         }
     }
     copy_owner(&mut ev, &info);
+    if gap {
+        ev.flags |= flags::AFTER_GAP;
+    }
     ev.failure = failure(old, new, info.flags, info.retransmits);
     // A connection's end (a listener has no totals).
     if new == tcp_state::CLOSE && old != tcp_state::LISTEN {
@@ -526,6 +550,7 @@ fn on_transition<C: EbpfContext>(
     // again. `tcp_destroy_sock` frees the entry.
     info.ts_ns = now;
     info.state = new;
+    info.prev_state = old;
     if SOCKS.insert(sk, info, 0).is_err() {
         bump(counter::SOCK_MAP_FULL);
         warn!(ctx, "SOCKS map full: owner of a socket not remembered");
@@ -770,15 +795,6 @@ pub fn tcp_receive_reset_nested(ctx: RawTracePointContext) -> i32 {
             endpoints_from_sock(sk, ev)
         });
     })
-}
-
-/// `sk_fullsock()`: not a timewait or request socket.
-#[inline(always)]
-fn is_full_socket(sk: u64) -> bool {
-    !matches!(
-        sock_state(sk),
-        tcp_state::TIME_WAIT | tcp_state::NEW_SYN_RECV
-    )
 }
 
 /// Endpoints of the connection a reply to `skb` (an incoming TCP segment)

@@ -171,6 +171,8 @@ impl Decoder {
             {
                 None
             }
+            // We never saw the socket enter its old state.
+            What::State { .. } if raw.flags & flags::AFTER_GAP != 0 => None,
             What::State { .. } if raw.prev_ts_ns != 0 => {
                 Some(StateAge::Exact(raw.ts_ns.saturating_sub(raw.prev_ts_ns)))
             }
@@ -341,6 +343,19 @@ mod tests {
         let ev = decoder().decode(&r);
         assert_eq!(ev.age, Some(StateAge::AtLeast(4_000_000)));
         assert_eq!(ev.owner, None);
+    }
+
+    #[test]
+    fn after_a_gap_the_time_in_the_old_state_is_not_claimed() {
+        // The kernel side kept the time of the last change it saw, which
+        // is not when the socket entered FIN_WAIT2.
+        let ev = decoder().decode(&raw(
+            tcp_state::FIN_WAIT2,
+            tcp_state::CLOSE,
+            flags::OWNER_KNOWN | flags::AFTER_GAP,
+        ));
+        assert_eq!(ev.state, TcpState::TIME_WAIT);
+        assert_eq!(ev.age, None);
     }
 
     #[test]

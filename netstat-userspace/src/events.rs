@@ -209,8 +209,9 @@ async fn stream(cli: &Cli, namespaces: Selection) -> Result<()> {
     }
     if counters.lost > 0 {
         extra += &format!(
-            "; lost: {} with the ring buffer full (try a larger --ring-size), {} skipped by the kernel",
-            counters.ring_full, counters.unrecovered
+            "; lost: {} with the ring buffer full (try a larger --ring-size), {} skipped by the kernel, \
+             {} gaps in sockets' histories (see README, Known limits)",
+            counters.ring_full, counters.unrecovered, counters.unseen
         );
     }
     eprintln!(

@@ -189,10 +189,12 @@ impl Probe {
         let unrecovered = self
             .unrecovered()?
             .saturating_sub(self.unrecovered_at_start);
+        let unseen = self.counter(counter::UNSEEN)?;
         Ok(Counters {
-            lost: ring_full + unrecovered,
+            lost: ring_full + unrecovered + unseen,
             ring_full,
             unrecovered,
+            unseen,
             sock_map_full: self.counter(counter::SOCK_MAP_FULL)?,
             other_netns: self.counter(counter::OTHER_NETNS)?,
             filtered: self.counter(counter::FILTERED)?,
@@ -302,12 +304,15 @@ impl Probe {
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Counters {
     /// Events that never reached the ring buffer: reservations that failed,
-    /// and runs the kernel skipped that no twin made up for.
+    /// runs the kernel skipped that no twin made up for, and gaps.
     pub lost: u64,
     /// Of those: the ring buffer was full.
     pub ring_full: u64,
     /// Of those: skipped runs no twin made up for.
     pub unrecovered: u64,
+    /// Of those: gaps found later in a socket's history, each hiding at
+    /// least one state change that the kernel ran no program of ours for.
+    pub unseen: u64,
     pub sock_map_full: u64,
     /// Events of other network namespaces.
     pub other_netns: u64,
