@@ -399,6 +399,18 @@ impl TracerOutput {
             .collect()
     }
 
+    /// Of the losses in the closing summary: gaps found in sockets'
+    /// histories (0 when it names none).
+    pub fn gaps(&self) -> u64 {
+        self.stderr
+            .iter()
+            .find_map(|l| {
+                let before = l.split(" gaps in sockets' histories").next()?;
+                (before.len() < l.len()).then(|| before.rsplit(' ').next()?.parse().ok())?
+            })
+            .unwrap_or(0)
+    }
+
     /// The closing summary: (events seen, lost in kernel, owners unknown).
     pub fn summary(&self) -> (u64, u64, u64) {
         let line = self

@@ -83,7 +83,7 @@ fn run(task: Task) -> Result<()> {
             require_root("the integration tests load eBPF programs and create network namespaces")?;
             build()?;
             // Release: the storm tests need the consumer at full speed.
-            cargo(&["test", "--release"], &args)
+            cargo(&["test", "--release", "--no-fail-fast"], &args)
         }
         Task::Bench {
             connections,
