@@ -48,8 +48,8 @@ async fn view(cli: &Cli, plan: &Sockets, filter: &Filter) -> Result<()> {
         TcpOwners::new(&inodes, &sockets),
     );
     let mut table = start_table(sockets, &inodes, &clock)?;
-    let mut lost = probe.counters()?.lost;
-    let mut lost_total = 0;
+    let at_start = probe.counters()?;
+    let mut lost = at_start.lost;
     let mut notice: Option<String> = None;
 
     let interval = Duration::from_millis(cli.interval);
@@ -90,17 +90,23 @@ async fn view(cli: &Cli, plan: &Sockets, filter: &Filter) -> Result<()> {
         dirty |= table.expire(now);
         // Whatever the table missed, /proc has: before drawing, start again
         // from it (at most once per drawing, however long the loss goes on).
-        let now_lost = probe.counters()?.lost;
-        if now_lost > lost {
-            lost_total += now_lost - lost;
-            lost = now_lost;
+        let counters = probe.counters()?;
+        if counters.lost > lost {
+            lost = counters.lost;
             while ring.next().is_some() {}
             let (sockets, inodes) = read_tcp(plan, filter)?;
             table = start_table(sockets, &inodes, &clock)?;
-            notice = Some(format!(
-                "(enetstat: {lost_total} events lost in the kernel so far; last resynchronised from /proc at {})",
+            let mut text = format!(
+                "(enetstat: {} events lost in the kernel so far; last resynchronised from /proc at {}",
+                lost - at_start.lost,
                 local_time(now)
-            ));
+            );
+            let gaps = counters.unseen - at_start.unseen;
+            if gaps > 0 {
+                text += &format!("; {gaps} of them gaps in sockets' histories, see README");
+            }
+            text.push(')');
+            notice = Some(text);
             dirty = true;
         }
         if dirty || untracked || (plan.timers && plan.tcp) {
