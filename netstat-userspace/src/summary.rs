@@ -75,6 +75,8 @@ struct Totals {
     time_wait: u64,
     listen_overflows: u64,
     listen_drops: u64,
+    /// Kernel-side losses so far (`Counters::unrecovered + unseen`).
+    missed: u64,
 }
 
 impl Totals {
@@ -87,7 +89,9 @@ impl Totals {
             .map(|t| t.fields)
             .unwrap_or_default();
         let ext = |name: &str| tcp_ext.iter().find(|(n, _)| n == name).map_or(0, |f| f.1);
+        let counters = probe.counters()?;
         Ok(Self {
+            missed: counters.unrecovered + counters.unseen,
             stats: probe.stats()?,
             remotes: probe.remotes()?.into_iter().collect(),
             time_wait: time_wait_count(&sockstat),
@@ -156,6 +160,7 @@ impl Totals {
                 .listen_overflows
                 .saturating_sub(before.listen_overflows),
             listen_drops: self.listen_drops.saturating_sub(before.listen_drops),
+            missed: self.missed.saturating_sub(before.missed),
             transitions,
             remotes,
         })

@@ -35,6 +35,10 @@ pub struct Interval {
     pub syn_sent_over_1s: u64,
     pub listen_overflows: u64,
     pub listen_drops: u64,
+    /// Events the kernel side knows it missed, so that the counts above
+    /// fall short by at least this much: skipped runs no twin made up for,
+    /// and gaps in sockets' histories (README, Known limits).
+    pub missed: u64,
     /// (old, new, count), TIME_WAIT entries shown as such.
     pub transitions: Vec<(u8, u8, u64)>,
     /// The 5 remote endpoints with most failed connects + resets + retransmits.
@@ -123,6 +127,13 @@ transitions:",
     for (old, new, n) in &i.transitions {
         let _ = write!(out, " {} {n}", transition_name(*old, *new));
     }
+    if i.missed > 0 {
+        let _ = write!(
+            out,
+            "\nmissed by the kernel side: {} events (counts above are short; see README, Known limits)",
+            i.missed
+        );
+    }
     out.push_str("\ntop remotes (failed connects/resets/retransmits):");
     if i.remotes.is_empty() {
         out.push_str(" none");
@@ -146,7 +157,7 @@ fn json(out: &mut String, i: &Interval) {
 \"failures\":{{\"refused\":{},\"timeout\":{},\"reset\":{}}},\
 \"retransmits\":{},\"synack_retransmits\":{},\"resets_sent\":{},\"resets_received\":{},\
 \"time_wait\":{},\"time_wait_growth\":{},\"syn_sent_over_1s\":{},\
-\"listen_overflows\":{},\"listen_drops\":{},\"transitions\":{{",
+\"listen_overflows\":{},\"listen_drops\":{},\"missed\":{},\"transitions\":{{",
         i.seconds,
         i.new_active,
         i.new_passive,
@@ -163,6 +174,7 @@ fn json(out: &mut String, i: &Interval) {
         i.syn_sent_over_1s,
         i.listen_overflows,
         i.listen_drops,
+        i.missed,
     );
     for (k, (old, new, n)) in i.transitions.iter().enumerate() {
         let comma = if k > 0 { "," } else { "" };
@@ -202,6 +214,7 @@ mod tests {
             syn_sent_over_1s: 0,
             listen_overflows: 0,
             listen_drops: 0,
+            missed: 0,
             transitions: vec![(7, 2, 10), (5, 6, 8)],
             remotes: vec![Remote {
                 endpoint: "127.0.0.1:7001".parse().unwrap(),
@@ -236,5 +249,22 @@ top remotes (failed connects/resets/retransmits):\n  127.0.0.1:7001             
         assert_eq!(v["transitions"]["FIN_WAIT2->TIME_WAIT"], 8);
         assert_eq!(v["failures"]["refused"], 2);
         assert_eq!(v["top_remotes"][0]["remote"], "127.0.0.1:7001");
+        assert_eq!(v["missed"], 0);
+    }
+
+    #[test]
+    fn known_misses_are_said_in_the_text() {
+        let mut out = String::new();
+        block(
+            &mut out,
+            &Interval {
+                missed: 3,
+                ..interval()
+            },
+        );
+        assert!(
+            out.contains("\nmissed by the kernel side: 3 events (counts above are short; see README, Known limits)\n"),
+            "{out}"
+        );
     }
 }
