@@ -312,6 +312,8 @@ pub struct Counters {
     pub unrecovered: u64,
     /// Of those: gaps found later in a socket's history, each hiding at
     /// least one state change that the kernel ran no program of ours for.
+    /// A skipped run no twin made up for leaves a gap too, so the two can
+    /// overlap, and `lost` then counts that change twice.
     pub unseen: u64,
     pub sock_map_full: u64,
     /// Events of other network namespaces.
