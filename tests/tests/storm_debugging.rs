@@ -157,20 +157,40 @@ fn a_closed_connection_reports_its_totals() {
     }
 }
 
+/// Storms run when the summary says the kernel side missed events: the
+/// agent-thread blind spot of README's Known limits makes its counts short.
+const STORM_ATTEMPTS: usize = 3;
+
 #[test]
 fn summary_counts_equal_the_storm() {
-    let ns = Netns::new("summary");
-    let tracer = Tracer::start(&ns, &["-S", "0.5", "--json", "-n"]);
-    // Every fifth connection is refused; of the rest a quarter each end by
-    // client close, server close, client reset and server reset.
-    storm(&ns, "127.0.0.1:7000", 1000, true);
-    tracer.wait_quiet();
-    std::thread::sleep(std::time::Duration::from_millis(600));
-    let out = tracer.stop();
+    for attempt in 1..=STORM_ATTEMPTS {
+        let ns = Netns::new("summary");
+        let tracer = Tracer::start(&ns, &["-S", "0.5", "--json", "-n"]);
+        // Every fifth connection is refused; of the rest a quarter each end
+        // by client close, server close, client reset and server reset.
+        storm(&ns, "127.0.0.1:7000", 1000, true);
+        tracer.wait_quiet();
+        std::thread::sleep(std::time::Duration::from_millis(600));
+        let out = tracer.stop();
+        let missed: u64 = out
+            .events()
+            .iter()
+            .map(|b| b["missed"].as_u64().unwrap())
+            .sum();
+        if missed == 0 || attempt == STORM_ATTEMPTS {
+            return check_summary_of_the_storm(&out);
+        }
+        eprintln!("storm {attempt}: the kernel side missed {missed} events; again");
+    }
+}
+
+/// The counts `summary_counts_equal_the_storm` expects of its storm.
+fn check_summary_of_the_storm(out: &tests::TracerOutput) {
     let blocks = out.events();
     let sum = |f: &dyn Fn(&Value) -> &Value| -> u64 {
         blocks.iter().map(|b| f(b).as_u64().unwrap_or(0)).sum()
     };
+    assert_eq!(sum(&|b| &b["missed"]), 0, "{}", out.stdout);
     assert_eq!(sum(&|b| &b["new_active"]), 1000, "{}", out.stdout);
     assert_eq!(sum(&|b| &b["new_passive"]), 800, "{}", out.stdout);
     assert_eq!(sum(&|b| &b["failures"]["refused"]), 200, "{}", out.stdout);
