@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use serde_json::Value;
-use tests::{Netns, Proc, Tracer, connect, serve, tcpload_bin};
+use tests::{Netns, Proc, STORM_ATTEMPTS, Tracer, connect, serve, tcpload_bin};
 
 /// One event as the tests compare it: `OLD->NEW` for state changes,
 /// `event:STATE` for retransmits and resets; plus the reported pid.
@@ -328,12 +328,6 @@ fn json_and_text_carry_the_same_facts() {
         assert_eq!(cols[9], ev["retransmits"].to_string(), "{line}");
     }
 }
-
-/// Storms run when the only losses are gaps the kernel side counted: here
-/// no BPF program runs for state changes made in a softirq on top of the
-/// sandbox agent's thread (README, Known limits), which spoils about one
-/// storm in four.
-const STORM_ATTEMPTS: usize = 3;
 
 #[test]
 fn storm_of_20000_connections_loses_nothing() {

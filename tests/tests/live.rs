@@ -5,7 +5,8 @@
 use std::time::{Duration, Instant};
 
 use tests::{
-    Netns, Proc, Tracer, WAIT, connect, enetstat_bin, last_table, serve, tcp_rows, tcpload_bin,
+    Netns, Proc, STORM_ATTEMPTS, Tracer, WAIT, connect, enetstat_bin, last_table, serve, tcp_rows,
+    tcpload_bin,
 };
 
 fn storm(ns: &Netns, listen: &str, count: u64) {
@@ -66,11 +67,6 @@ fn storm_then_compare(tag: &str, view_args: &[&str]) -> String {
     assert_eq!((count("LISTEN"), count("ESTABLISHED")), (1, 2));
     out.stdout
 }
-
-/// Storms run when the view's only losses are gaps the kernel side
-/// counted: the agent-thread blind spot of README's Known limits, which a
-/// resynchronisation then hides from the comparison.
-const STORM_ATTEMPTS: usize = 3;
 
 #[test]
 fn after_a_mixed_storm_the_view_equals_a_fresh_snapshot() {

@@ -4,7 +4,8 @@
 
 use serde_json::Value;
 use tests::{
-    Netns, Proc, Tracer, connect, enetstat_bin, last_table, serve, sh, tcp_rows, tcpload_bin,
+    Netns, Proc, STORM_ATTEMPTS, Tracer, connect, enetstat_bin, last_table, serve, sh, tcp_rows,
+    tcpload_bin,
 };
 
 fn storm(ns: &Netns, listen: &str, count: u64, mix: bool) {
@@ -156,10 +157,6 @@ fn a_closed_connection_reports_its_totals() {
         );
     }
 }
-
-/// Storms run when the summary says the kernel side missed events: the
-/// agent-thread blind spot of README's Known limits makes its counts short.
-const STORM_ATTEMPTS: usize = 3;
 
 #[test]
 fn summary_counts_equal_the_storm() {
