@@ -263,6 +263,21 @@ impl Probe {
         Ok(n)
     }
 
+    /// Remembered sockets by the state they have been in since before
+    /// `before_ns` (CLOCK_MONOTONIC), indexed by state number.
+    pub fn states_since_before(&self, before_ns: u64) -> Result<[u64; 16]> {
+        let map = self.ebpf.map("SOCKS").context("SOCKS map missing")?;
+        let socks: BpfHashMap<_, u64, SockInfo> = BpfHashMap::try_from(map)?;
+        let mut by_state = [0; 16];
+        for entry in socks.iter() {
+            let Ok((_, info)) = entry else { continue };
+            if info.ts_ns < before_ns {
+                by_state[usize::from(info.state & 15)] += 1;
+            }
+        }
+        Ok(by_state)
+    }
+
     /// How often the kernel skipped program `name` because a BPF program was
     /// already running on that CPU (`bpf_prog_info.recursion_misses`, 5.12+).
     fn recursion_misses(&self, name: &str) -> Result<u64> {
