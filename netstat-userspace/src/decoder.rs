@@ -101,6 +101,9 @@ pub struct NetEvent {
     pub owner: Option<Owner>,
     /// For state changes: time in the old state.
     pub age: Option<StateAge>,
+    /// For state changes: the kernel side never saw the socket enter its
+    /// old state (a gap in its history; README, Known limits).
+    pub after_gap: bool,
     pub retransmits: u32,
     pub failure: Option<Failure>,
     /// For changes to CLOSE and TIME_WAIT: the connection's totals.
@@ -197,6 +200,7 @@ impl Decoder {
             remote,
             owner,
             age,
+            after_gap: raw.kind == kind::STATE && raw.flags & flags::AFTER_GAP != 0,
             retransmits: raw.retransmits,
             failure: match raw.failure {
                 failure::REFUSED => Some(Failure::Refused),
@@ -356,6 +360,12 @@ mod tests {
         ));
         assert_eq!(ev.state, TcpState::TIME_WAIT);
         assert_eq!(ev.age, None);
+        assert!(ev.after_gap);
+        assert!(
+            !decoder()
+                .decode(&raw(tcp_state::FIN_WAIT2, tcp_state::CLOSE, 0))
+                .after_gap
+        );
     }
 
     #[test]

@@ -256,6 +256,7 @@ mod tests {
                 program: Rc::from("x"),
             }),
             age: Some(StateAge::Exact(1)),
+            after_gap: false,
             retransmits: 0,
             failure: None,
             totals: None,

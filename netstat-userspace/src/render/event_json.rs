@@ -63,8 +63,8 @@ impl JsonLog {
         };
         let _ = write!(
             out,
-            ",\"retransmits\":{},\"netns\":{},\"socket\":\"{:016x}\"",
-            ev.retransmits, ev.netns, ev.socket
+            ",\"after_gap\":{},\"retransmits\":{},\"netns\":{},\"socket\":\"{:016x}\"",
+            ev.after_gap, ev.retransmits, ev.netns, ev.socket
         );
         match ev.failure {
             Some(f) => {

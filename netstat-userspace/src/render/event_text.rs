@@ -77,9 +77,13 @@ impl TextLog {
     }
 }
 
-/// The Details column: how a connection failed and, as it ends, its totals.
+/// The Details column: a gap before the change, how a connection failed
+/// and, as it ends, its totals.
 fn write_details(out: &mut String, ev: &NetEvent) {
     out.push(' ');
+    if ev.after_gap {
+        out.push_str("after-gap ");
+    }
     if let Some(failure) = ev.failure {
         let _ = write!(out, "{} ", failure.name());
     }
@@ -125,4 +129,49 @@ fn write_event(out: &mut String, ev: &NetEvent) {
         What::ResetSent => write!(out, "RESET sent in {state}"),
         What::ResetReceived => write!(out, "RESET received in {state}"),
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use netstat_common::{AF_INET, Event, flags, kind, tcp_state};
+
+    use super::*;
+    use crate::{decoder::Decoder, names::Numeric, owners::TcpOwners, render::event_json::JsonLog};
+
+    /// FIN_WAIT2 -> CLOSE of a socket whose change into FIN_WAIT2 was never
+    /// seen, as text and as JSON.
+    #[test]
+    fn a_change_after_a_gap_says_so_and_claims_no_time() {
+        let mut raw = Event {
+            ts_ns: 5_000_000,
+            prev_ts_ns: 2_000_000,
+            kind: kind::STATE,
+            family: AF_INET,
+            oldstate: tcp_state::FIN_WAIT2,
+            newstate: tcp_state::CLOSE,
+            flags: flags::AFTER_GAP,
+            sport: 40000,
+            dport: 80,
+            ..Event::default()
+        };
+        raw.saddr[..4].copy_from_slice(&[127, 0, 0, 1]);
+        raw.daddr[..4].copy_from_slice(&[127, 0, 0, 1]);
+        let ev = Decoder::new(1_000_000, 0, TcpOwners::default()).decode(&raw);
+        let numeric = Numeric {
+            hosts: true,
+            ports: true,
+            users: true,
+        };
+        let mut text = String::new();
+        TextLog::new(Names::new(numeric), false).write_line(&mut text, &ev);
+        assert!(
+            text.ends_with("FIN_WAIT2 -> TIME_WAIT             -       0 after-gap lifetime ? acked 0B received 0B"),
+            "{text}"
+        );
+        let mut json = String::new();
+        JsonLog::default().write_line(&mut json, &ev);
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(v["after_gap"], true);
+        assert_eq!(v["prev_state_ms"], serde_json::Value::Null);
+    }
 }
