@@ -303,6 +303,11 @@ pub struct TracerOutput {
 }
 
 impl Tracer {
+    /// The enetstat process (`ip netns exec` execs it).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Starts `enetstat <args>` in `ns` and waits until it reports that it is
     /// attached, so that nothing the test does afterwards is missed.
     pub fn start(ns: &Netns, args: &[&str]) -> Self {

@@ -384,3 +384,136 @@ fn storm_of_20000_connections_loses_nothing() {
         return;
     }
 }
+
+/// `bpftool`'s JSON bytes (`["0x0a", ...]`) as bytes.
+fn hex_bytes(v: &Value) -> Vec<u8> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|b| u8::from_str_radix(b.as_str().unwrap().trim_start_matches("0x"), 16).unwrap())
+        .collect()
+}
+
+/// The id of the `SOCKS` map that process `pid` holds.
+fn socks_map_of(pid: u32) -> String {
+    let fdinfo = format!("/proc/{pid}/fdinfo");
+    for entry in std::fs::read_dir(&fdinfo).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap_or_default();
+        let Some(id) = text.lines().find_map(|l| l.strip_prefix("map_id:")) else {
+            continue;
+        };
+        let id = id.trim();
+        let info: Value =
+            serde_json::from_str(&tests::sh("bpftool", &["-j", "map", "show", "id", id])).unwrap();
+        if info["name"] == "SOCKS" {
+            return id.to_string();
+        }
+    }
+    panic!("enetstat {pid} holds no SOCKS map");
+}
+
+/// `SockInfo` byte offsets (netstat-common): tgid, state, prev_state.
+const TGID: usize = 8;
+const STATE: usize = 17;
+const PREV_STATE: usize = 18;
+
+#[test]
+fn a_rewritten_socket_record_makes_a_gap_or_a_duplicate() {
+    let ns = Netns::new("rewrite");
+    let tracer = Tracer::start(&ns, &["-E", "-n", "--json"]);
+    let mut server = serve(&ns, "127.0.0.1:7200", &[]);
+    let mut client = connect(&ns, "127.0.0.1:7200", &[]);
+    client.expect("connected");
+    server.expect("accepted");
+    tracer.wait_quiet();
+
+    // Behind the kernel side's back: the client "was last seen" in
+    // SYN_SENT, so its next change (ESTABLISHED -> FIN_WAIT1) follows a gap;
+    // the accepted child "was last seen" going ESTABLISHED -> CLOSE_WAIT,
+    // so that change, when it comes, looks like a second report of it.
+    let map = socks_map_of(tracer.pid());
+    let dump: Value =
+        serde_json::from_str(&tests::sh("bpftool", &["-j", "map", "dump", "id", &map])).unwrap();
+    let (mut rewrote_client, mut rewrote_child) = (false, false);
+    for entry in dump.as_array().unwrap() {
+        let key = hex_bytes(&entry["key"]);
+        let mut value = hex_bytes(&entry["value"]);
+        let tgid = u32::from_ne_bytes(value[TGID..TGID + 4].try_into().unwrap());
+        match (value[STATE], value[PREV_STATE]) {
+            (1, 2) if tgid == client.pid() => {
+                (value[STATE], value[PREV_STATE]) = (2, 7);
+                rewrote_client = true;
+            }
+            (1, 3) if tgid == server.pid() => {
+                (value[STATE], value[PREV_STATE]) = (8, 1);
+                rewrote_child = true;
+            }
+            _ => continue,
+        }
+        let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>();
+        let mut args = vec![
+            "map".to_string(),
+            "update".into(),
+            "id".into(),
+            map.clone(),
+            "key".into(),
+            "hex".into(),
+        ];
+        args.extend(hex(&key));
+        args.extend(["value".to_string(), "hex".into()]);
+        args.extend(hex(&value));
+        tests::sh(
+            "bpftool",
+            &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        );
+    }
+    assert!(rewrote_client && rewrote_child, "{dump}");
+
+    client.tell("close");
+    client.expect("closed");
+    server.expect("closed");
+    tracer.wait_quiet();
+    let out = tracer.stop();
+    let (_, lost, _) = out.summary();
+    assert_eq!((lost, out.gaps()), (1, 1), "{:?}", out.stderr);
+    let events = out.events();
+    let after_rewrite: Vec<(String, bool)> = events
+        .iter()
+        .filter(|e| e["event"] == "state")
+        .skip_while(|e| e["new_state"] != "ESTABLISHED" || e["old_state"] != "SYN_RECV")
+        .skip(1)
+        .map(|e| (step(e).0, e["after_gap"].as_bool().unwrap()))
+        .collect();
+    let client_side: Vec<_> = after_rewrite
+        .iter()
+        .filter(|(s, _)| s.contains("FIN_WAIT") || s.ends_with("TIME_WAIT"))
+        .cloned()
+        .collect();
+    assert_eq!(
+        client_side,
+        [
+            ("ESTABLISHED->FIN_WAIT1".to_string(), true),
+            ("FIN_WAIT1->FIN_WAIT2".to_string(), false),
+            ("FIN_WAIT2->TIME_WAIT".to_string(), false),
+        ],
+        "{}",
+        out.stdout
+    );
+    let child_side: Vec<_> = after_rewrite
+        .iter()
+        .filter(|(s, _)| s.contains("CLOSE_WAIT") || s.starts_with("LAST_ACK"))
+        .cloned()
+        .collect();
+    assert_eq!(
+        child_side,
+        [
+            ("CLOSE_WAIT->LAST_ACK".to_string(), false),
+            ("LAST_ACK->CLOSE".to_string(), false),
+        ],
+        "{}",
+        out.stdout
+    );
+    let gap = events.iter().find(|e| e["after_gap"] == true).unwrap();
+    assert_eq!(gap["prev_state_ms"], Value::Null, "{gap}");
+    assert_eq!(gap["prev_state_ms_at_least"], Value::Null, "{gap}");
+}

@@ -21,6 +21,7 @@ const TEST_TOOLS: &[(&str, &str)] = &[
     ("netstat", "net-tools"),
     ("setpriv", "util-linux"),
     ("unshare", "util-linux"),
+    ("bpftool", "bpftool"),
 ];
 const BENCH_TOOLS: &[(&str, &str)] = &[("tcpstates", "libbpf-tools"), ("bpftrace", "bpftrace")];
 
