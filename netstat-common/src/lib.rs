@@ -425,6 +425,7 @@ pub struct Config {
     pub _pad: u16,
     pub filter: Filter,
     /// Count (`STATS`, `REMOTES`) but send no events: `--summary`.
+    /// `REMOTES` is filled only then.
     pub quiet: u8,
     pub _pad2: [u8; 3],
 }

@@ -150,6 +150,11 @@ fn count(index: u32) {
 /// locals would not fit in the callers' stack frames.
 #[inline(never)]
 fn count_remote(ev: &Event, add: impl FnOnce(&mut RemoteStats)) {
+    // Only `--summary` reads the map, and a server's remotes are new at
+    // every connection: an LRU insert and eviction per event otherwise.
+    if cfg(&CONFIG.quiet) == 0 {
+        return;
+    }
     let key = RemoteKey {
         addr: ev.daddr,
         port: ev.dport,
