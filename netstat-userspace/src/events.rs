@@ -226,14 +226,15 @@ async fn stream(cli: &Cli, namespaces: Selection) -> Result<()> {
     Ok(())
 }
 
-/// Gaps not found yet: sockets the kernel side last saw in a state, for a
-/// second or more, that fewer sockets of the namespace are in now. Their
+/// Gaps not found yet: sockets the kernel side last saw in a state, since
+/// before we asked sock_diag, that fewer sockets of the namespace are in. Their
 /// later changes ran none of our programs, and their addresses were not
 /// reused (which would have shown the gap). A lower bound: a socket we do
 /// not remember (filtered out, older than us) can stand in for one we lost.
 fn ends_unseen(probe: &Probe) -> Result<u64> {
-    // /proc's view first: a socket changing state in between then looks
-    // young to the kernel side's, not lost.
+    // sock_diag's view first: a socket that changes state while we read
+    // then has a newer record than `asked`, and is left out.
+    let asked = kernel::monotonic_ns();
     let mut live = [0u64; 16];
     for family in [netstat_common::AF_INET, netstat_common::AF_INET6] {
         match crate::sock_diag::tcp_sockets(family) {
@@ -246,8 +247,7 @@ fn ends_unseen(probe: &Probe) -> Result<u64> {
             }
         }
     }
-    let remembered =
-        probe.states_since_before(kernel::monotonic_ns().saturating_sub(1_000_000_000))?;
+    let remembered = probe.states_since_before(asked)?;
     let ends = surplus(&remembered, &live);
     if ends > 0 {
         log::info!("{ends} sockets' ends unseen, found at stop");
