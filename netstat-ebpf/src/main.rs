@@ -460,6 +460,12 @@ fn on_transition<C: EbpfContext>(
     let listener =
         new == tcp_state::LISTEN || (old == tcp_state::LISTEN && new == tcp_state::CLOSE);
     if !listener && excluded(&ev) {
+        if old == tcp_state::SYN_SENT {
+            // Kept at connect(), when the local port was not known yet and
+            // might have been wanted; it is not, so no later change will
+            // keep the entry up to date.
+            let _ = SOCKS.remove(sk);
+        }
         return;
     }
 
