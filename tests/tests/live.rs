@@ -24,10 +24,19 @@ fn storm(ns: &Netns, listen: &str, count: u64) {
     assert!(storm.wait().success());
 }
 
+/// What one storm left: the view's output, how its last table differs
+/// from a fresh snapshot (None: not at all), and the gaps its loss notice
+/// names (None: no notice).
+struct Storm {
+    stdout: String,
+    mismatch: Option<String>,
+    gaps: Option<u64>,
+}
+
 /// A held-open connection (LISTEN plus both ESTABLISHED ends) and two
 /// storms, IPv4 and IPv6, ending connections every way; then the view's last
-/// table must equal `enetstat -tan` taken afterwards.
-fn storm_then_compare(tag: &str, view_args: &[&str]) -> String {
+/// table is compared with `enetstat -tan` taken afterwards.
+fn storm_then_compare(tag: &str, view_args: &[&str]) -> Storm {
     let ns = Netns::new(tag);
     let mut server = serve(&ns, "127.0.0.1:8000", &[]);
     let view = Tracer::start_live(&ns, view_args);
@@ -50,14 +59,15 @@ fn storm_then_compare(tag: &str, view_args: &[&str]) -> String {
             .cloned()
             .collect()
     };
-    assert!(
-        got == want,
-        "live view and snapshot differ ({} vs {} rows)\nonly in the view: {:#?}\nonly in the snapshot: {:#?}",
-        got.len(),
-        want.len(),
-        only(&got, &want),
-        only(&want, &got)
-    );
+    let mismatch = (got != want).then(|| {
+        format!(
+            "live view and snapshot differ ({} vs {} rows)\nonly in the view: {:#?}\nonly in the snapshot: {:#?}",
+            got.len(),
+            want.len(),
+            only(&got, &want),
+            only(&want, &got)
+        )
+    });
     // The comparison means something only if the storm's leftovers are there:
     // client-closed and server-closed connections end in TIME_WAIT (some
     // client ports are reused from TIME_WAIT on loopback, so not all 2,400).
@@ -65,47 +75,76 @@ fn storm_then_compare(tag: &str, view_args: &[&str]) -> String {
     assert!(count("TIME_WAIT") > 1_500, "{want:?}");
     assert!(want.iter().any(|r| r.contains("::1")), "no IPv6 rows");
     assert_eq!((count("LISTEN"), count("ESTABLISHED")), (1, 2));
-    out.stdout
+    let gaps = last_table(&out.stdout)
+        .lines()
+        .next()
+        .filter(|l| l.contains("events lost"))
+        .map(|notice| {
+            notice
+                .split(" of them gaps")
+                .next()
+                .filter(|before| before.len() < notice.len())
+                .and_then(|before| before.rsplit(' ').next()?.parse().ok())
+                .unwrap_or(0)
+        });
+    Storm {
+        stdout: out.stdout,
+        mismatch,
+        gaps,
+    }
+}
+
+/// The number before " events lost" in the view's last notice.
+fn lost_in(stdout: &str) -> u64 {
+    let notice = last_table(stdout).lines().next().unwrap();
+    notice
+        .split(" events lost")
+        .next()
+        .and_then(|before| before.rsplit(' ').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no loss count in {notice:?}"))
 }
 
 #[test]
 fn after_a_mixed_storm_the_view_equals_a_fresh_snapshot() {
     for attempt in 1..=STORM_ATTEMPTS {
-        let stdout = storm_then_compare("live-storm", &["-tan", "--interval", "200"]);
-        let Some(notice) = stdout.lines().rev().find(|l| l.contains("events lost")) else {
-            return;
-        };
-        let number = |before: &str| -> Option<u64> {
-            notice
-                .split(before)
-                .next()?
-                .rsplit(' ')
-                .next()?
-                .parse()
-                .ok()
-        };
-        let only_gaps =
-            number(" events lost").is_some() && number(" events lost") == number(" of them gaps");
-        assert!(
-            only_gaps && attempt < STORM_ATTEMPTS,
-            "unexpected loss: {notice}"
-        );
-        eprintln!("storm {attempt}: {notice}; again");
+        let storm = storm_then_compare("live-storm", &["-tan", "--interval", "200"]);
+        // Losses that are all gaps (the blind spot) make the view resync
+        // mid-storm; that run cannot test the event-driven path.
+        let only_gaps = storm
+            .gaps
+            .is_some_and(|gaps| gaps > 0 && gaps == lost_in(&storm.stdout));
+        if only_gaps && attempt < STORM_ATTEMPTS {
+            eprintln!("storm {attempt}: only gaps lost ({:?}); again", storm.gaps);
+            continue;
+        }
+        assert_eq!(storm.mismatch, None);
+        assert_eq!(storm.gaps, None, "unexpected loss");
+        return;
     }
 }
 
 #[test]
 fn after_losing_events_the_view_says_so_and_resynchronises() {
-    // 4 KiB holds about 40 events: the storm overruns it at once.
-    let stdout = storm_then_compare(
-        "live-loss",
-        &["-tan", "--interval", "200", "--ring-size", "4096"],
-    );
-    let notice = last_table(&stdout).lines().next().unwrap();
-    assert!(
-        notice.contains("events lost in the kernel so far; last resynchronised from /proc"),
-        "{notice}"
-    );
+    for attempt in 1..=STORM_ATTEMPTS {
+        // 4 KiB holds about 40 events: the storm overruns it at once.
+        let storm = storm_then_compare(
+            "live-loss",
+            &["-tan", "--interval", "200", "--ring-size", "4096"],
+        );
+        let notice = last_table(&storm.stdout).lines().next().unwrap();
+        assert!(
+            notice.contains("events lost in the kernel so far; last resynchronised from /proc"),
+            "{notice}"
+        );
+        // A gap after the last resynchronisation (the blind spot) leaves a
+        // row behind; only then is the storm run again.
+        if storm.mismatch.is_some() && storm.gaps.unwrap_or(0) > 0 && attempt < STORM_ATTEMPTS {
+            eprintln!("storm {attempt}: {notice}; again");
+            continue;
+        }
+        assert_eq!(storm.mismatch, None);
+        return;
+    }
 }
 
 #[test]
