@@ -165,6 +165,7 @@ impl Decoder {
             What::State { new, .. } => new,
             _ => TcpState(raw.newstate),
         };
+        let after_gap = raw.kind == kind::STATE && raw.flags & flags::AFTER_GAP != 0;
         let age = match what {
             // A socket leaving CLOSE was just made, and a child leaving LISTEN
             // was just cloned from its listener: no earlier state to time.
@@ -175,7 +176,7 @@ impl Decoder {
                 None
             }
             // We never saw the socket enter its old state.
-            What::State { .. } if raw.flags & flags::AFTER_GAP != 0 => None,
+            What::State { .. } if after_gap => None,
             What::State { .. } if raw.prev_ts_ns != 0 => {
                 Some(StateAge::Exact(raw.ts_ns.saturating_sub(raw.prev_ts_ns)))
             }
@@ -200,7 +201,7 @@ impl Decoder {
             remote,
             owner,
             age,
-            after_gap: raw.kind == kind::STATE && raw.flags & flags::AFTER_GAP != 0,
+            after_gap,
             retransmits: raw.retransmits,
             failure: match raw.failure {
                 failure::REFUSED => Some(Failure::Refused),

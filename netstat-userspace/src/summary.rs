@@ -155,7 +155,8 @@ impl Totals {
             resets_received: d(stat::RESETS_RECEIVED),
             time_wait: self.time_wait,
             time_wait_growth: self.time_wait as i64 - before.time_wait as i64,
-            syn_sent_over_1s: probe.syn_sent_since_before(now.saturating_sub(1_000_000_000))?,
+            syn_sent_over_1s: probe.states_since_before(now.saturating_sub(1_000_000_000))?
+                [usize::from(s::SYN_SENT)],
             listen_overflows: self
                 .listen_overflows
                 .saturating_sub(before.listen_overflows),

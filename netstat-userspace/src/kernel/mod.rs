@@ -11,9 +11,7 @@ use aya::{
     maps::{HashMap as BpfHashMap, MapData, MapError, PerCpuArray, PerCpuHashMap, RingBuf},
     programs::{ProgramError, RawTracePoint, TracePoint},
 };
-use netstat_common::{
-    Config, Event, Filter, RemoteKey, RemoteStats, SockInfo, counter, stat, tcp_state,
-};
+use netstat_common::{Config, Event, Filter, RemoteKey, RemoteStats, SockInfo, counter, stat};
 
 use crate::fail;
 
@@ -250,19 +248,6 @@ impl Probe {
         Ok(all)
     }
 
-    /// Sockets in SYN_SENT since before `before_ns` (CLOCK_MONOTONIC).
-    pub fn syn_sent_since_before(&self, before_ns: u64) -> Result<u64> {
-        let map = self.ebpf.map("SOCKS").context("SOCKS map missing")?;
-        let socks: BpfHashMap<_, u64, SockInfo> = BpfHashMap::try_from(map)?;
-        let mut n = 0;
-        for entry in socks.iter() {
-            // An entry may go between listing its key and reading it.
-            let Ok((_, info)) = entry else { continue };
-            n += u64::from(info.state == tcp_state::SYN_SENT && info.ts_ns < before_ns);
-        }
-        Ok(n)
-    }
-
     /// Remembered sockets by the state they have been in since before
     /// `before_ns` (CLOCK_MONOTONIC), indexed by state number.
     pub fn states_since_before(&self, before_ns: u64) -> Result<[u64; 16]> {
@@ -270,6 +255,7 @@ impl Probe {
         let socks: BpfHashMap<_, u64, SockInfo> = BpfHashMap::try_from(map)?;
         let mut by_state = [0; 16];
         for entry in socks.iter() {
+            // An entry may go between listing its key and reading it.
             let Ok((_, info)) = entry else { continue };
             if info.ts_ns < before_ns {
                 by_state[usize::from(info.state & 15)] += 1;
