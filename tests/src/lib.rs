@@ -13,6 +13,13 @@ use std::{
     time::{Duration, Instant},
 };
 
+/// The number written just before `label` in `line` (None: no `label`, or
+/// no number before it).
+pub fn number_before(line: &str, label: &str) -> Option<u64> {
+    let at = line.find(label)?;
+    line[..at].trim_end().rsplit(' ').next()?.parse().ok()
+}
+
 /// How long any single wait in a test may take before it fails.
 pub const WAIT: Duration = Duration::from_secs(20);
 
@@ -414,10 +421,7 @@ impl TracerOutput {
     pub fn gaps(&self) -> u64 {
         self.stderr
             .iter()
-            .find_map(|l| {
-                let before = l.split(" gaps in sockets' histories").next()?;
-                (before.len() < l.len()).then(|| before.rsplit(' ').next()?.parse().ok())?
-            })
+            .find_map(|l| number_before(l, "gaps in sockets' histories"))
             .unwrap_or(0)
     }
 

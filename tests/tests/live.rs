@@ -5,8 +5,8 @@
 use std::time::{Duration, Instant};
 
 use tests::{
-    Netns, Proc, STORM_ATTEMPTS, Tracer, WAIT, connect, enetstat_bin, last_table, serve, tcp_rows,
-    tcpload_bin,
+    Netns, Proc, STORM_ATTEMPTS, Tracer, WAIT, connect, enetstat_bin, last_table, number_before,
+    serve, tcp_rows, tcpload_bin,
 };
 
 fn storm(ns: &Netns, listen: &str, count: u64) {
@@ -79,14 +79,7 @@ fn storm_then_compare(tag: &str, view_args: &[&str]) -> Storm {
         .lines()
         .next()
         .filter(|l| l.contains("events lost"))
-        .map(|notice| {
-            notice
-                .split(" of them gaps")
-                .next()
-                .filter(|before| before.len() < notice.len())
-                .and_then(|before| before.rsplit(' ').next()?.parse().ok())
-                .unwrap_or(0)
-        });
+        .map(|notice| number_before(notice, "of them gaps").unwrap_or(0));
     Storm {
         stdout: out.stdout,
         mismatch,
@@ -97,11 +90,7 @@ fn storm_then_compare(tag: &str, view_args: &[&str]) -> Storm {
 /// The number before " events lost" in the view's last notice.
 fn lost_in(stdout: &str) -> u64 {
     let notice = last_table(stdout).lines().next().unwrap();
-    notice
-        .split(" events lost")
-        .next()
-        .and_then(|before| before.rsplit(' ').next()?.parse().ok())
-        .unwrap_or_else(|| panic!("no loss count in {notice:?}"))
+    number_before(notice, "events lost").unwrap_or_else(|| panic!("no loss count in {notice:?}"))
 }
 
 #[test]

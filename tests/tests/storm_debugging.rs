@@ -41,11 +41,8 @@ fn stop_line_number(out: &tests::TracerOutput, label: &str) -> u64 {
         .iter()
         .find(|l| l.contains(label))
         .unwrap_or_else(|| panic!("no '{label}' in {:?}", out.stderr));
-    let before = &line[..line.find(label).unwrap()];
-    let number = before.trim_end().rsplit(' ').next().unwrap();
-    number
-        .parse()
-        .unwrap_or_else(|_| panic!("no number before '{label}' in {line:?}"))
+    tests::number_before(line, label)
+        .unwrap_or_else(|| panic!("no number before '{label}' in {line:?}"))
 }
 
 #[test]
