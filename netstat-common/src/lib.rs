@@ -41,9 +41,9 @@ pub mod counter {
     pub const SOCK_MAP_FULL: u32 = 1;
     /// Events of other network namespaces, dropped in the kernel.
     pub const OTHER_NETNS: u32 = 2;
-    /// Events the kernel skipped a classic tracepoint program for (nested
-    /// in one of ours on the same CPU) that its raw-tracepoint twin handled
-    /// instead.
+    /// Events the kernel skipped a tracepoint's first program for (it fired
+    /// while that program ran on the same CPU) that the second program
+    /// handled instead.
     pub const RECOVERED: u32 = 3;
     /// Events the user's `Filter` dropped in the kernel.
     pub const FILTERED: u32 = 4;
@@ -154,14 +154,15 @@ impl Filter {
         dport: u16,
     ) -> bool {
         self.family_and_addresses_match(family, local, remote)
-            && self.ports_match(sport, dport, false)
+            && self.ports_match(sport, dport, None)
     }
 
     /// Whether a socket with these endpoints may ever be wanted: as
     /// `endpoints_match`, except that a local port of 0 (connect() picks it
-    /// only after the change to SYN_SENT) could still become a wanted one.
-    /// The kernel programs skip all per-socket work for sockets that fail
-    /// this, so that a filter makes excluded traffic cheap.
+    /// only after the change to SYN_SENT) could still become any port in
+    /// `ephemeral`, the namespace's `ip_local_port_range`. The kernel
+    /// programs skip all per-socket work for sockets that fail this, so that
+    /// a filter makes excluded traffic cheap.
     #[inline(always)]
     pub fn endpoints_may_match(
         &self,
@@ -170,14 +171,31 @@ impl Filter {
         sport: u16,
         remote: &[u8; 16],
         dport: u16,
+        ephemeral: (u16, u16),
     ) -> bool {
+        let unknown = if sport == 0 { Some(ephemeral) } else { None };
         self.family_and_addresses_match(family, local, remote)
-            && self.ports_match(sport, dport, sport == 0)
+            && self.ports_match(sport, dport, unknown)
     }
 
+    /// Whether the filter looks at endpoints at all (family, address, port).
     #[inline(always)]
-    fn ports_match(&self, sport: u16, dport: u16, sport_unknown: bool) -> bool {
-        let local = |want: u16| sport_unknown || want == sport;
+    pub fn has_endpoint_terms(&self) -> bool {
+        self.families != 0
+            || self.addr_family != 0
+            || self.port != 0
+            || self.sport != 0
+            || self.dport != 0
+    }
+
+    /// `unknown_local`: the local port is not chosen yet and will be one in
+    /// this range.
+    #[inline(always)]
+    fn ports_match(&self, sport: u16, dport: u16, unknown_local: Option<(u16, u16)>) -> bool {
+        let local = |want: u16| match unknown_local {
+            Some((low, high)) => low <= want && want <= high,
+            None => want == sport,
+        };
         (self.sport == 0 || local(self.sport))
             && (self.dport == 0 || self.dport == dport)
             && (self.port == 0 || local(self.port) || self.port == dport)
@@ -309,56 +327,13 @@ pub struct Event {
     pub bytes_received: u64,
 }
 
-/// Sentinel offset for a tracepoint field this kernel does not have.
+/// Sentinel offset for a kernel struct member this kernel does not have.
 pub const NO_FIELD: u16 = u16::MAX;
 
-/// Where one tracepoint keeps the fields we read, as byte offsets into its
-/// record. Userspace fills these from `/sys/kernel/tracing/events/*/*/format`
-/// so that a kernel which moves a field still works.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct TracepointFields {
-    pub skaddr: u16,
-    /// `skbaddr`, for resets sent on behalf of no socket.
-    pub skbaddr: u16,
-    pub oldstate: u16,
-    pub newstate: u16,
-    /// Current state, for retransmit and reset tracepoints.
-    pub state: u16,
-    pub sport: u16,
-    pub dport: u16,
-    pub family: u16,
-    pub protocol: u16,
-    pub saddr: u16,
-    pub daddr: u16,
-    pub saddr_v6: u16,
-    pub daddr_v6: u16,
-    /// 1 when `saddr`/`daddr` hold a `struct sockaddr_in{,6}` (`tcp_send_reset`)
-    /// instead of bare address bytes.
-    pub addrs_are_sockaddr: u16,
-}
-
-impl TracepointFields {
-    pub const ABSENT: Self = Self {
-        skaddr: NO_FIELD,
-        skbaddr: NO_FIELD,
-        oldstate: NO_FIELD,
-        newstate: NO_FIELD,
-        state: NO_FIELD,
-        sport: NO_FIELD,
-        dport: NO_FIELD,
-        family: NO_FIELD,
-        protocol: NO_FIELD,
-        saddr: NO_FIELD,
-        daddr: NO_FIELD,
-        saddr_v6: NO_FIELD,
-        daddr_v6: NO_FIELD,
-        addrs_are_sockaddr: 0,
-    };
-}
-
-/// Offsets into kernel structs, read from the kernel's BTF by userspace, that
-/// lead from a socket (or an skb) to its network namespace inode.
+/// Offsets into kernel structs, read from the kernel's BTF by userspace: the
+/// kernel programs get only the tracepoints' raw arguments (socket and packet
+/// pointers) and read everything else through these, so that a kernel that
+/// moves a member still works.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct KernelOffsets {
@@ -372,10 +347,6 @@ pub struct KernelOffsets {
     pub net_inum: u16,
     /// `struct sock` -> `__sk_common.skc_state`, for tracepoints without a state field.
     pub sock_state: u16,
-    // The rest describe a socket's endpoints for the raw-tracepoint path,
-    // which gets only the socket pointer, not a formatted record.
-    /// `struct sock` -> `sk_protocol`.
-    pub sock_protocol: u16,
     /// `struct sock` -> `__sk_common.skc_family`.
     pub sock_family: u16,
     /// `struct sock` -> `__sk_common.skc_dport` (network order).
@@ -406,6 +377,10 @@ pub struct KernelOffsets {
     pub tcp_bytes_acked: u16,
     /// `struct tcp_sock` -> `bytes_received` (u64).
     pub tcp_bytes_received: u16,
+    /// `struct net` -> `ipv4.ip_local_ports.range` (u32: low | high << 16),
+    /// the ports connect() picks from; `NO_FIELD` where the kernel keeps
+    /// them otherwise (any port may then be picked).
+    pub net_port_range: u16,
 }
 
 /// Everything the kernel programs are told at load time (a read-only global).
@@ -414,15 +389,7 @@ pub struct KernelOffsets {
 pub struct Config {
     /// Only report sockets in this network namespace (inode); 0 = all.
     pub netns: u32,
-    pub set_state: TracepointFields,
-    pub retransmit_skb: TracepointFields,
-    pub retransmit_synack: TracepointFields,
-    pub send_reset: TracepointFields,
-    pub receive_reset: TracepointFields,
     pub kernel: KernelOffsets,
-    /// `skaddr` in `tcp/tcp_destroy_sock`, where socket entries are freed.
-    pub destroy_sock_skaddr: u16,
-    pub _pad: u16,
     pub filter: Filter,
     /// Count (`STATS`, `REMOTES`) but send no events: `--summary`.
     /// `REMOTES` is filled only then.
@@ -433,18 +400,12 @@ pub struct Config {
 impl Config {
     pub const ZERO: Self = Self {
         netns: 0,
-        set_state: TracepointFields::ABSENT,
-        retransmit_skb: TracepointFields::ABSENT,
-        retransmit_synack: TracepointFields::ABSENT,
-        send_reset: TracepointFields::ABSENT,
-        receive_reset: TracepointFields::ABSENT,
         kernel: KernelOffsets {
             sock_net: 0,
             skb_dev: 0,
             netdev_net: 0,
             net_inum: 0,
             sock_state: 0,
-            sock_protocol: 0,
             sock_family: 0,
             sock_dport: 0,
             sock_daddr: 0,
@@ -459,9 +420,8 @@ impl Config {
             skb_transport_header: 0,
             tcp_bytes_acked: 0,
             tcp_bytes_received: 0,
+            net_port_range: NO_FIELD,
         },
-        destroy_sock_skaddr: NO_FIELD,
-        _pad: 0,
         filter: Filter {
             addr: [0; 16],
             addr_mask: [0; 16],
@@ -525,7 +485,7 @@ pub struct ListenOwner {
 const _: () = assert!(size_of::<Event>() == 120);
 const _: () = assert!(size_of::<Filter>() == 48);
 const _: () = assert!(size_of::<SockInfo>() == 48);
-const _: () = assert!(size_of::<Config>() == 4 + 5 * 28 + 40 + 2 + 2 + 48 + 4);
+const _: () = assert!(size_of::<Config>() == 4 + 40 + 48 + 4);
 
 #[cfg(feature = "user")]
 mod user {

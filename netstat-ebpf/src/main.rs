@@ -1,11 +1,19 @@
-//! Kernel side of enetstat: one program per tracepoint, each turning the
-//! tracepoint's record into a `netstat_common::Event` in the `EVENTS` ring buffer.
+//! Kernel side of enetstat: a pair of BTF-tracepoint programs per tracepoint,
+//! turning each TCP event into a `netstat_common::Event` in the `EVENTS` ring
+//! buffer.
 //!
 //! The kernel side only gathers facts. It remembers, per socket, when the socket
 //! entered its state and who owns it (captured in syscall context, where the
 //! current task really is the owner), because userspace cannot learn either
 //! after the fact. Everything else (names, TIME_WAIT inference, formatting) is
 //! userspace's job.
+//!
+//! BTF tracepoints (`tp_btf`), not classic ones: a classic tracepoint formats
+//! its whole record before any program can look at it, which alone cost more
+//! of a connection storm than the 5% a filtered-out storm may cost. These
+//! hand over the C arguments (socket and packet pointers) typed by the
+//! kernel's BTF, so that their members are plain loads the verifier checks,
+//! at offsets userspace takes from that same BTF.
 #![no_std]
 #![no_main]
 
@@ -14,19 +22,19 @@ use aya_ebpf::{
     bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
     helpers::{
         bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_kernel,
+        bpf_skc_to_tcp_sock,
     },
-    macros::{map, raw_tracepoint, tracepoint},
+    macros::{btf_tracepoint, map},
     maps::{HashMap, LruPerCpuHashMap, PerCpuArray, RingBuf},
-    programs::{RawTracePointContext, TracePointContext},
+    programs::BtfTracePointContext,
 };
 use aya_log_ebpf::warn;
 use netstat_common::{
     AF_INET, AF_INET6, Config, Event, Filter, ListenKey, ListenOwner, NO_FIELD, RemoteKey,
-    RemoteStats, SockInfo, TracepointFields, counter, effective_new_state, failure, flags, kind,
-    stat, tcp_state,
+    RemoteStats, SockInfo, counter, effective_new_state, failure, flags, kind, stat, tcp_state,
 };
 
-/// Filled in by userspace before load (field offsets, namespace filter).
+/// Filled in by userspace before load (struct offsets, filter, namespace).
 #[unsafe(no_mangle)]
 static CONFIG: Config = Config::ZERO;
 
@@ -57,46 +65,41 @@ static STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(stat::COUNT, 0);
 static REMOTES: LruPerCpuHashMap<RemoteKey, RemoteStats> =
     LruPerCpuHashMap::with_max_entries(8192, 0);
 
-/// Per CPU: marks of the events our classic programs have handled and
-/// whose raw twin has not run yet. The kernel runs no classic tracepoint
-/// program nested inside another on the same CPU (one `bpf_prog_active`
-/// guard for all), so a state change that a softirq makes while one runs is
-/// skipped. Raw tracepoints have a guard per program: each classic program
-/// has a raw twin on the same tracepoint, run after it, that reports the
-/// event itself when it finds no mark. A mark (rather than an "inside" flag)
-/// also covers the instants the kernel holds the guard before and after our
-/// code runs.
+/// Per CPU: marks of the events the first program of a pair has handled,
+/// for the second to take.
 ///
-/// Marks are a set, not a stack: a task may be preempted between the two
-/// programs and another task's pairs run meanwhile. A twin can itself be
-/// skipped, when its tracepoint fires inside a run of the same twin (an
-/// interrupt); that run then drops the marks made since it started, so no
-/// stale mark passes for a later event.
+/// The kernel skips a BTF-tracepoint program whose tracepoint fires while
+/// that same program runs on the CPU (a softirq interrupting a system
+/// call's state change: about 2,000 times in a 100,000-connection storm
+/// here), and the event would be lost. So each tracepoint has two programs
+/// running the same code, the first attached before the second (a
+/// tracepoint calls its probes in attach order). An event nested in the
+/// first program's run still reaches the second, which finds no mark and
+/// acts on it; one nested in the second's run reaches the first. A mark
+/// (rather than an "inside" flag) also covers the instants the kernel holds
+/// its guard before and after our code runs.
 ///
-/// Classic programs are attached before their twins (a tracepoint calls its
-/// probes in attach order, and the twin must come second), so marks made
-/// just before a twin was attached are orphans. A twin's first run on a CPU
-/// drops its tracepoint's orphans there: left alone, sixteen of them (every
-/// TCP event on the machine makes a mark, in any namespace) would leave no
-/// room for later marks, and every event would be reported twice.
+/// A mark names the event (socket, what) and the invocation: the address of
+/// the argument array, which the kernel builds at the same stack address
+/// for both programs of one invocation and elsewhere for nested ones. So a
+/// mark left by a nested first program whose second was skipped (nested in
+/// the second's own run) is not taken for a later event of the same socket,
+/// and the slots are a ring: such leftovers, and those of the moment before
+/// the second programs were attached, are overwritten by later marks
+/// instead of filling the slots. A mark is only overwritten before its
+/// second program runs if sixteen other events come between the two
+/// programs of one invocation; the second then acts on the event again.
 #[map]
 static HANDLED: PerCpuArray<Marks> = PerCpuArray::with_max_entries(1, 0);
 
 const MARK_SLOTS: usize = 16;
-/// Classic runs on a CPU after which a mark is stale: its event's twin ran
-/// long ago without taking it (it fired right after that twin's clean-up).
-/// A live mark waits only for the events nested before its twin, a few
-/// hundred at most (one softirq's packets).
-const MARK_LIFE: u64 = 4096;
 
 #[derive(Clone, Copy)]
 #[repr(C)]
 pub struct Marks {
-    /// Classic runs on this CPU so far; a mark's sequence number is its run's.
-    next_seq: u64,
-    /// Bit `tracepoint id` set once that twin has run on this CPU.
-    twins_seen: u64,
-    /// (socket, what, sequence number); socket 0 = free.
+    /// Marks made on this CPU so far; the next goes to `next % MARK_SLOTS`.
+    next: u64,
+    /// (socket, what, invocation); socket 0 = free.
     slots: [(u64, u64, u64); MARK_SLOTS],
 }
 
@@ -115,14 +118,6 @@ mod tp {
     }
 }
 
-/// A tracepoint's bit in `Marks::twins_seen`.
-#[inline(always)]
-fn twin_bit(what: u64) -> u64 {
-    1 << ((what >> 16) & 63)
-}
-
-const IPPROTO_TCP: u16 = 6;
-
 /// Reads a `CONFIG` field. Volatile, because the compiler would otherwise fold
 /// the zero initialiser into the code before userspace gets to fill it in.
 #[inline(always)]
@@ -130,7 +125,7 @@ fn cfg<T: Copy>(field: &T) -> T {
     unsafe { core::ptr::read_volatile(field) }
 }
 
-/// The user's filter, read in place (a copy would cost 32 bytes of the
+/// The user's filter, read in place (a copy would cost 48 bytes of the
 /// 512-byte stack); the volatile pointer read keeps the compiler from folding
 /// the zero initialiser, as in `cfg`.
 #[inline(always)]
@@ -146,32 +141,403 @@ fn count(index: u32) {
     }
 }
 
-/// Adds to the remote endpoint's entry in `REMOTES`. Not inlined: its
-/// locals would not fit in the callers' stack frames.
-#[inline(never)]
-fn count_remote(ev: &Event, add: impl FnOnce(&mut RemoteStats)) {
-    // Only `--summary` reads the map, and a server's remotes are new at
-    // every connection: an LRU insert and eviction per event otherwise.
-    if cfg(&CONFIG.quiet) == 0 {
-        return;
-    }
-    let key = RemoteKey {
-        addr: ev.daddr,
-        port: ev.dport,
-        family: ev.family,
-        _pad: 0,
-    };
-    if let Some(entry) = REMOTES.get_ptr_mut(&key) {
-        add(unsafe { &mut *entry });
-    } else {
-        let mut entry = RemoteStats::default();
-        add(&mut entry);
-        let _ = REMOTES.insert(&key, &entry, 0);
+#[inline(always)]
+fn bump(index: u32) {
+    if let Some(count) = COUNTERS.get_ptr_mut(index) {
+        unsafe { *count += 1 };
     }
 }
 
-/// Applies the user's filter to an event about to be sent; filtered events
-/// are counted, not sent.
+// ---- The program pairs -------------------------------------------------
+
+/// Which program of a tracepoint's pair is running (see `HANDLED`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Role {
+    First,
+    Second,
+}
+
+/// What becomes of an event, decided from as few reads as possible before
+/// the full report is put together.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    /// Not an event we report at all (not TCP, not a change).
+    Ignore,
+    /// Of a network namespace other than the one asked for.
+    OtherNetns,
+    /// The user's filter can never want it.
+    Filtered,
+    /// Report it; the socket is in this network namespace.
+    Report { netns: u32 },
+}
+
+/// One program's run on one event. The first program acts on every event
+/// and marks it; the second acts only on events the first did not mark,
+/// because the kernel skipped the first for them. A run decides from as few
+/// reads as it can (`Verdict`), and its report applies the whole filter
+/// again to the finished event.
+struct Run {
+    role: Role,
+    /// (socket, what, invocation): see `HANDLED`.
+    mark: (u64, u64, u64),
+}
+
+impl Run {
+    /// Starts a run, or None where there is nothing to do: the second
+    /// program took the first's mark.
+    #[inline(always)]
+    fn begin(role: Role, ctx: &BtfTracePointContext, key: u64, what: u64) -> Option<Run> {
+        let run = Run {
+            role,
+            mark: (key, what, ctx.as_ptr() as u64),
+        };
+        if role == Role::Second {
+            if run.take_mark() {
+                return None;
+            }
+            bump(counter::RECOVERED);
+        }
+        Some(run)
+    }
+
+    /// Acts on the verdict and ends the run.
+    #[inline(always)]
+    fn finish(self, verdict: Verdict, report: impl FnOnce(u32)) -> i32 {
+        match verdict {
+            Verdict::Report { netns } => report(netns),
+            Verdict::Filtered => bump(counter::FILTERED),
+            Verdict::OtherNetns => bump(counter::OTHER_NETNS),
+            Verdict::Ignore => {}
+        }
+        if self.role == Role::First {
+            self.leave_mark();
+        }
+        0
+    }
+
+    /// Ends the first program's run: leaves its mark for the second.
+    #[inline(always)]
+    fn leave_mark(&self) {
+        if self.mark.0 == 0 {
+            return;
+        }
+        if let Some(marks) = HANDLED.get_ptr_mut(0) {
+            let marks = unsafe { &mut *marks };
+            let at = marks.next as usize % MARK_SLOTS;
+            marks.next = marks.next.wrapping_add(1);
+            marks.slots[at] = self.mark;
+        }
+    }
+
+    /// Takes the first program's mark of this event, if it left one.
+    #[inline(always)]
+    fn take_mark(&self) -> bool {
+        if self.mark.0 == 0 {
+            return false;
+        }
+        let Some(marks) = HANDLED.get_ptr_mut(0) else {
+            return false;
+        };
+        let marks = unsafe { &mut *marks };
+        for slot in marks.slots.iter_mut() {
+            if *slot == self.mark {
+                slot.0 = 0;
+                return true;
+            }
+        }
+        false
+    }
+}
+
+/// Defines a tracepoint's two programs, `$first` and `$second`, both
+/// running `$body(&ctx, role)`.
+macro_rules! program_pair {
+    ($tracepoint:literal, $first:ident, $second:ident, $body:ident) => {
+        #[btf_tracepoint(function = $tracepoint)]
+        pub fn $first(ctx: BtfTracePointContext) -> i32 {
+            $body(&ctx, Role::First)
+        }
+
+        #[btf_tracepoint(function = $tracepoint)]
+        pub fn $second(ctx: BtfTracePointContext) -> i32 {
+            $body(&ctx, Role::Second)
+        }
+    };
+}
+
+// ---- Reading the kernel's structs ------------------------------------------
+
+/// Reads kernel memory the verifier knows nothing about (packet bytes).
+#[inline(always)]
+fn kread<T>(addr: u64) -> Option<T> {
+    unsafe { bpf_probe_read_kernel(addr as *const T).ok() }
+}
+
+/// A member of a kernel object the tracepoint handed over, or of one
+/// reached through such an object's pointer members: a plain load that the
+/// verifier checks against the kernel's BTF (and that reads 0 where the
+/// memory is gone), far cheaper than a bpf_probe_read_kernel call.
+#[inline(always)]
+fn load<T: Copy>(object: u64, offset: usize) -> T {
+    unsafe { core::ptr::read_volatile((object as *const u8).add(offset) as *const T) }
+}
+
+/// A member at an offset of `CONFIG.kernel`.
+#[inline(always)]
+fn member<T: Copy>(object: u64, offset: &u16) -> T {
+    load(object, cfg(offset) as usize)
+}
+
+/// 16 address bytes (an `in6_addr`) at an offset of `CONFIG.kernel`.
+#[inline(always)]
+fn address16(object: u64, offset: &u16) -> [u8; 16] {
+    let at = cfg(offset) as usize;
+    let (high, low): (u64, u64) = (load(object, at), load(object, at + 8));
+    let mut bytes = [0; 16];
+    bytes[..8].copy_from_slice(&high.to_ne_bytes());
+    bytes[8..].copy_from_slice(&low.to_ne_bytes());
+    bytes
+}
+
+/// `sk` typed as a `struct tcp_sock *` (same address), through which its
+/// inet and TCP members may be loaded, when it is a full TCP socket.
+#[inline(always)]
+fn tcp_sock(sk: u64) -> Option<u64> {
+    // The helper takes only a socket-typed pointer, never a plain 0.
+    if sk == 0 {
+        return None;
+    }
+    let tsk = unsafe { bpf_skc_to_tcp_sock(sk as *mut core::ffi::c_void) } as u64;
+    (tsk != 0).then_some(tsk)
+}
+
+/// Inode of the network namespace behind a `struct net *`.
+#[inline(always)]
+fn net_inum(net: u64) -> u32 {
+    if net == 0 {
+        return 0;
+    }
+    member(net, &CONFIG.kernel.net_inum)
+}
+
+#[inline(always)]
+fn sock_net(sk: u64) -> u64 {
+    member(sk, &CONFIG.kernel.sock_net)
+}
+
+/// Namespace of a socket, or failing that of the device an skb arrived on
+/// (resets sent for no socket, e.g. a refused connect on the server side).
+#[inline(always)]
+fn netns_of(sk: u64, skb: u64) -> u32 {
+    if sk != 0 {
+        return net_inum(sock_net(sk));
+    }
+    if skb == 0 {
+        return 0;
+    }
+    // Rare path; `sk_buff.dev` shares a union the verifier cannot type.
+    let k = &CONFIG.kernel;
+    let dev = kread::<u64>(skb + cfg(&k.skb_dev) as u64).unwrap_or(0);
+    if dev == 0 {
+        return 0;
+    }
+    let net = kread::<u64>(dev + cfg(&k.netdev_net) as u64).unwrap_or(0);
+    if net == 0 {
+        return 0;
+    }
+    kread::<u32>(net + cfg(&k.net_inum) as u64).unwrap_or(0)
+}
+
+/// Applies the namespace choice.
+#[inline(always)]
+fn netns_verdict(netns: u32) -> Verdict {
+    let only = cfg(&CONFIG.netns);
+    if only != 0 && only != netns {
+        Verdict::OtherNetns
+    } else {
+        Verdict::Report { netns }
+    }
+}
+
+#[inline(always)]
+fn sock_state(sk: u64) -> u8 {
+    member(sk, &CONFIG.kernel.sock_state)
+}
+
+/// The local ports connect() may pick in the socket's namespace.
+#[inline(always)]
+fn ephemeral_ports(sk: u64) -> (u16, u16) {
+    let at = cfg(&CONFIG.kernel.net_port_range);
+    if at == NO_FIELD {
+        return (0, u16::MAX);
+    }
+    let net = sock_net(sk);
+    if net == 0 {
+        return (0, u16::MAX);
+    }
+    let range: u32 = load(net, at as usize);
+    (range as u16, (range >> 16) as u16)
+}
+
+/// A connection's endpoints (addresses as in `Event`).
+#[derive(Clone, Copy)]
+struct Ends {
+    family: u8,
+    sport: u16,
+    dport: u16,
+    saddr: [u8; 16],
+    daddr: [u8; 16],
+}
+
+impl Ends {
+    #[inline(always)]
+    fn write_to(&self, ev: &mut Event) {
+        ev.family = self.family;
+        ev.sport = self.sport;
+        ev.dport = self.dport;
+        ev.saddr = self.saddr;
+        ev.daddr = self.daddr;
+    }
+}
+
+/// Reads the endpoints of TCP socket `tsk` (see `tcp_sock`) the way the
+/// kernel's own tracepoint records show them (inet_sport/inet_saddr for the
+/// local side: `skc_num` is cleared when a closing socket gives up its
+/// port). Addresses only `with_addresses` (they stay zero otherwise).
+#[inline(always)]
+fn sock_ends(tsk: u64, with_addresses: bool) -> Ends {
+    let k = &CONFIG.kernel;
+    let (dport, family) = port_and_family(tsk);
+    let mut ends = Ends {
+        family,
+        sport: u16::from_be(member(tsk, &k.inet_sport)),
+        dport,
+        saddr: [0; 16],
+        daddr: [0; 16],
+    };
+    if !with_addresses {
+        return ends;
+    }
+    if ends.family == AF_INET6 {
+        ends.saddr = address16(tsk, &k.sock_v6_saddr);
+        ends.daddr = address16(tsk, &k.sock_v6_daddr);
+    } else {
+        ends.saddr[..4].copy_from_slice(&member::<u32>(tsk, &k.inet_saddr).to_ne_bytes());
+        ends.daddr[..4].copy_from_slice(&member::<u32>(tsk, &k.sock_daddr).to_ne_bytes());
+    }
+    ends
+}
+
+/// `skc_dport` (host order) and `skc_family` of a socket or request socket.
+#[inline(always)]
+fn port_and_family(sk: u64) -> (u16, u8) {
+    let k = &CONFIG.kernel;
+    let dport: u16 = member(sk, &k.sock_dport);
+    (u16::from_be(dport), member::<u16>(sk, &k.sock_family) as u8)
+}
+
+/// Endpoints of the connection a reply to `skb` (an incoming TCP segment)
+/// belongs to: local is the packet's destination, remote its source.
+#[inline(always)]
+fn endpoints_from_packet(skb: u64, ev: &mut Event) {
+    let k = &CONFIG.kernel;
+    let Some(head) = kread::<u64>(skb + cfg(&k.skb_head) as u64) else {
+        return;
+    };
+    let network = head + kread::<u16>(skb + cfg(&k.skb_network_header) as u64).unwrap_or(0) as u64;
+    let transport =
+        head + kread::<u16>(skb + cfg(&k.skb_transport_header) as u64).unwrap_or(0) as u64;
+    // TCP header: source port, destination port (network order).
+    let Some(ports) = kread::<[u16; 2]>(transport) else {
+        return;
+    };
+    match kread::<u8>(network).map(|b| b >> 4) {
+        Some(4) => {
+            // IPv4 header: source address at 12, destination at 16.
+            let addrs = kread::<[[u8; 4]; 2]>(network + 12).unwrap_or_default();
+            ev.family = AF_INET;
+            ev.saddr = [0; 16];
+            ev.daddr = [0; 16];
+            ev.daddr[..4].copy_from_slice(&addrs[0]);
+            ev.saddr[..4].copy_from_slice(&addrs[1]);
+        }
+        Some(6) => {
+            // IPv6 header: source address at 8, destination at 24.
+            let addrs = kread::<[[u8; 16]; 2]>(network + 8).unwrap_or_default();
+            ev.family = AF_INET6;
+            ev.daddr = addrs[0];
+            ev.saddr = addrs[1];
+        }
+        _ => return,
+    }
+    ev.dport = u16::from_be(ports[0]);
+    ev.sport = u16::from_be(ports[1]);
+}
+
+/// Endpoints of a request socket: `sock_common` only (local port in
+/// `skc_num`, host order), as the synack tracepoint records them.
+#[inline(always)]
+fn endpoints_from_request(req: u64, ev: &mut Event) {
+    let k = &CONFIG.kernel;
+    (ev.dport, ev.family) = port_and_family(req);
+    ev.sport = member(req, &k.sock_num);
+    if ev.family == AF_INET6 {
+        ev.saddr = address16(req, &k.sock_v6_saddr);
+        ev.daddr = address16(req, &k.sock_v6_daddr);
+    } else {
+        ev.saddr[..4].copy_from_slice(&member::<u32>(req, &k.sock_rcv_saddr).to_ne_bytes());
+        ev.daddr[..4].copy_from_slice(&member::<u32>(req, &k.sock_daddr).to_ne_bytes());
+    }
+}
+
+// ---- Filtering -----------------------------------------------------------
+
+/// The early verdict on an event of TCP socket `tsk` (see `tcp_sock`): its
+/// namespace, then its endpoints when the filter looks at them. `always`: a
+/// listener's own changes, which count whatever the filter (its children
+/// inherit its owner).
+#[inline(always)]
+fn sock_verdict(tsk: u64, always: bool) -> Verdict {
+    let verdict = netns_verdict(netns_of(tsk, 0));
+    let f = filter();
+    if always || !f.has_endpoint_terms() || verdict == Verdict::OtherNetns {
+        return verdict;
+    }
+    let e = sock_ends(tsk, f.addr_family != 0);
+    let ephemeral = if e.sport == 0 {
+        ephemeral_ports(tsk)
+    } else {
+        (0, 0)
+    };
+    if f.endpoints_may_match(e.family, &e.saddr, e.sport, &e.daddr, e.dport, ephemeral) {
+        verdict
+    } else {
+        Verdict::Filtered
+    }
+}
+
+/// Whether the filter can never want the finished event's connection (by
+/// its endpoints): then it is counted as filtered and no per-socket state is
+/// kept.
+#[inline(always)]
+fn excluded(ev: &Event) -> bool {
+    let f = filter();
+    let out = !f.endpoints_may_match(
+        ev.family,
+        &ev.saddr,
+        ev.sport,
+        &ev.daddr,
+        ev.dport,
+        (0, u16::MAX),
+    );
+    if out {
+        bump(counter::FILTERED);
+    }
+    out
+}
+
+/// Applies the user's whole filter to an event about to be sent; filtered
+/// events are counted, not sent.
 #[inline(always)]
 fn passes(ev: &Event, states_match: bool) -> bool {
     let filter = filter();
@@ -185,159 +551,7 @@ fn passes(ev: &Event, states_match: bool) -> bool {
     pass
 }
 
-/// Whether the filter can never want this socket (by its endpoints): then
-/// the event is counted as filtered and no per-socket state is kept.
-#[inline(always)]
-fn excluded(ev: &Event) -> bool {
-    let out = !filter().endpoints_may_match(ev.family, &ev.saddr, ev.sport, &ev.daddr, ev.dport);
-    if out {
-        bump(counter::FILTERED);
-    }
-    out
-}
-
-#[inline(always)]
-fn bump(index: u32) {
-    if let Some(count) = COUNTERS.get_ptr_mut(index) {
-        unsafe { *count += 1 };
-    }
-}
-
-/// Ends a classic program: leaves the mark of the event it handled for its
-/// raw twin. (With every slot taken, the twin reports the event again.)
-#[inline(always)]
-fn classic_done(sk: u64, what: u64) -> u32 {
-    if let Some(marks) = HANDLED.get_ptr_mut(0) {
-        let marks = unsafe { &mut *marks };
-        let seq = marks.next_seq;
-        marks.next_seq += 1;
-        if sk != 0
-            && let Some(slot) = marks
-                .slots
-                .iter_mut()
-                .find(|(s, _, at)| *s == 0 || seq - *at > MARK_LIFE)
-        {
-            *slot = (sk, what, seq);
-        }
-    }
-    0
-}
-
-/// A raw twin: runs `report` unless the classic program handled this event
-/// (taking its mark); then drops the marks of classic runs nested in this
-/// one (their twins were skipped: this program was running).
-#[inline(always)]
-fn twin(sk: u64, what: u64, report: impl FnOnce()) -> i32 {
-    let Some(marks) = HANDLED.get_ptr_mut(0) else {
-        report();
-        return 0;
-    };
-    let marks = unsafe { &mut *marks };
-    let started = marks.next_seq;
-    let mut handled = false;
-    for slot in marks.slots.iter_mut() {
-        if slot.0 == sk && slot.1 == what && sk != 0 && started - slot.2 <= MARK_LIFE {
-            slot.0 = 0;
-            handled = true;
-            break;
-        }
-    }
-    if !handled {
-        report();
-    }
-    let first_run = marks.twins_seen & twin_bit(what) == 0;
-    marks.twins_seen |= twin_bit(what);
-    for slot in marks.slots.iter_mut() {
-        let orphan = first_run && slot.1 >> 16 == what >> 16;
-        if slot.2 >= started || orphan {
-            slot.0 = 0;
-        }
-    }
-    0
-}
-
-/// Reads a field of the tracepoint record at an offset from the format file.
-#[inline(always)]
-fn field<T>(ctx: &TracePointContext, offset: u16) -> Option<T> {
-    if offset == NO_FIELD {
-        return None;
-    }
-    unsafe { ctx.read_at::<T>(offset as usize).ok() }
-}
-
-#[inline(always)]
-fn kread<T>(addr: u64) -> Option<T> {
-    unsafe { bpf_probe_read_kernel(addr as *const T).ok() }
-}
-
-/// Inode of the network namespace behind a `struct net *`.
-#[inline(always)]
-fn net_inum(net: u64) -> u32 {
-    if net == 0 {
-        return 0;
-    }
-    kread::<u32>(net + cfg(&CONFIG.kernel.net_inum) as u64).unwrap_or(0)
-}
-
-/// Namespace of a socket, or failing that of the device an skb arrived on
-/// (resets sent for no socket, e.g. a refused connect on the server side).
-#[inline(always)]
-fn netns_of(sk: u64, skb: u64) -> u32 {
-    if sk != 0 {
-        return net_inum(kread::<u64>(sk + cfg(&CONFIG.kernel.sock_net) as u64).unwrap_or(0));
-    }
-    if skb == 0 {
-        return 0;
-    }
-    let dev = kread::<u64>(skb + cfg(&CONFIG.kernel.skb_dev) as u64).unwrap_or(0);
-    if dev == 0 {
-        return 0;
-    }
-    net_inum(kread::<u64>(dev + cfg(&CONFIG.kernel.netdev_net) as u64).unwrap_or(0))
-}
-
-/// Applies the namespace choice; other namespaces' events are counted, not
-/// reported.
-#[inline(always)]
-fn wanted(netns: u32) -> bool {
-    let only = cfg(&CONFIG.netns);
-    if only != 0 && only != netns {
-        bump(counter::OTHER_NETNS);
-        return false;
-    }
-    true
-}
-
-/// Fills family, ports and addresses of `ev` from a tracepoint record.
-#[inline(always)]
-fn read_endpoints(ctx: &TracePointContext, f: &TracepointFields, ev: &mut Event) {
-    if cfg(&f.addrs_are_sockaddr) != 0 {
-        // struct sockaddr_in{,6}: family, port (network order), address.
-        let (src, dst) = (cfg(&f.saddr), cfg(&f.daddr));
-        let family = field::<u16>(ctx, src).unwrap_or(0) as u8;
-        ev.family = family;
-        ev.sport = u16::from_be(field::<u16>(ctx, src + 2).unwrap_or(0));
-        ev.dport = u16::from_be(field::<u16>(ctx, dst + 2).unwrap_or(0));
-        if family == AF_INET {
-            ev.saddr[..4].copy_from_slice(&field::<[u8; 4]>(ctx, src + 4).unwrap_or([0; 4]));
-            ev.daddr[..4].copy_from_slice(&field::<[u8; 4]>(ctx, dst + 4).unwrap_or([0; 4]));
-        } else {
-            ev.saddr = field(ctx, src + 8).unwrap_or([0; 16]);
-            ev.daddr = field(ctx, dst + 8).unwrap_or([0; 16]);
-        }
-        return;
-    }
-    ev.family = field::<u16>(ctx, cfg(&f.family)).unwrap_or(0) as u8;
-    ev.sport = field(ctx, cfg(&f.sport)).unwrap_or(0);
-    ev.dport = field(ctx, cfg(&f.dport)).unwrap_or(0);
-    if ev.family == AF_INET6 {
-        ev.saddr = field(ctx, cfg(&f.saddr_v6)).unwrap_or([0; 16]);
-        ev.daddr = field(ctx, cfg(&f.daddr_v6)).unwrap_or([0; 16]);
-    } else {
-        ev.saddr[..4].copy_from_slice(&field::<[u8; 4]>(ctx, cfg(&f.saddr)).unwrap_or([0; 4]));
-        ev.daddr[..4].copy_from_slice(&field::<[u8; 4]>(ctx, cfg(&f.daddr)).unwrap_or([0; 4]));
-    }
-}
+// ---- Reporting -----------------------------------------------------------
 
 /// Unread bytes in the ring at which we wake the reader. Below it the reader
 /// polls on a short timer (events::POLL): a wakeup per event costs the
@@ -369,6 +583,62 @@ fn copy_owner(ev: &mut Event, info: &SockInfo) {
     ev.flags = info.flags;
 }
 
+/// Adds to the remote endpoint's entry in `REMOTES`. Not inlined: its
+/// locals would not fit in the callers' stack frames.
+#[inline(never)]
+fn count_remote(ev: &Event, add: impl FnOnce(&mut RemoteStats)) {
+    // Only `--summary` reads the map, and a server's remotes are new at
+    // every connection: an LRU insert and eviction per event otherwise.
+    if cfg(&CONFIG.quiet) == 0 {
+        return;
+    }
+    let key = RemoteKey {
+        addr: ev.daddr,
+        port: ev.dport,
+        family: ev.family,
+        _pad: 0,
+    };
+    if let Some(entry) = REMOTES.get_ptr_mut(&key) {
+        add(unsafe { &mut *entry });
+    } else {
+        let mut entry = RemoteStats::default();
+        add(&mut entry);
+        let _ = REMOTES.insert(&key, &entry, 0);
+    }
+}
+
+// ---- sock/inet_sock_set_state: (struct sock *sk, int oldstate, int newstate)
+
+program_pair!(
+    "inet_sock_set_state",
+    inet_sock_set_state,
+    inet_sock_set_state_second,
+    set_state
+);
+
+#[inline(always)]
+fn set_state(ctx: &BtfTracePointContext, role: Role) -> i32 {
+    let sk: u64 = ctx.arg(0);
+    let (old, new) = (ctx.arg::<u64>(1) as u8, ctx.arg::<u64>(2) as u8);
+    let Some(run) = Run::begin(role, ctx, sk, tp::set_state(old, new)) else {
+        return 0;
+    };
+    // close() after shutdown() re-sets FIN_WAIT1/FIN_WAIT2: not a change.
+    let tcp = if old == new { None } else { tcp_sock(sk) };
+    let verdict = match tcp {
+        Some(tsk) => {
+            let listener =
+                new == tcp_state::LISTEN || (old == tcp_state::LISTEN && new == tcp_state::CLOSE);
+            sock_verdict(tsk, listener)
+        }
+        None => Verdict::Ignore,
+    };
+    if verdict == Verdict::Filtered {
+        forget_connect(sk, old);
+    }
+    run.finish(verdict, |netns| on_transition(ctx, sk, old, new, netns))
+}
+
 /// Transitions that only happen inside a system call made by the socket's owner:
 /// connect(), listen() and close(). Everything else may run in softirq context.
 #[inline(always)]
@@ -382,69 +652,24 @@ fn in_owner_syscall(old: u8, new: u8) -> bool {
     )
 }
 
-#[tracepoint]
-pub fn inet_sock_set_state(ctx: TracePointContext) -> u32 {
-    let f = &CONFIG.set_state;
-    let sk = field::<u64>(&ctx, cfg(&f.skaddr)).unwrap_or(0);
-    let old = field::<i32>(&ctx, cfg(&f.oldstate)).unwrap_or(0) as u8;
-    let new = field::<i32>(&ctx, cfg(&f.newstate)).unwrap_or(0) as u8;
-    if field::<u16>(&ctx, cfg(&f.protocol)) == Some(IPPROTO_TCP) {
-        on_transition(&ctx, sk, old, new, |ev| read_endpoints(&ctx, f, ev));
-    }
-    // Marked whatever the protocol: the twin then knows it was not skipped.
-    classic_done(sk, tp::set_state(old, new))
-}
-
-/// Twin of `inet_sock_set_state` for the changes the kernel skipped it for.
-/// Raw arguments: (struct sock *sk, int oldstate, int newstate).
-#[raw_tracepoint(tracepoint = "inet_sock_set_state")]
-pub fn inet_sock_set_state_nested(ctx: RawTracePointContext) -> i32 {
-    let sk: u64 = ctx.arg(0);
-    let (old, new) = (ctx.arg::<u64>(1) as u8, ctx.arg::<u64>(2) as u8);
-    twin(sk, tp::set_state(old, new), || {
-        bump(counter::RECOVERED);
-        if kread::<u16>(sk + cfg(&CONFIG.kernel.sock_protocol) as u64) == Some(IPPROTO_TCP) {
-            on_transition(&ctx, sk, old, new, |ev| endpoints_from_sock(sk, ev));
-        }
-    })
-}
-
-/// Reads a socket's endpoints from `struct sock` the way the tracepoint
-/// records them (inet_sport/inet_saddr for the local side).
+/// A connect()ed socket's record, kept since CLOSE->SYN_SENT when its local
+/// port was not known yet and might have been wanted: once a change out of
+/// SYN_SENT shows the filter excludes it, no later change will keep the
+/// record up to date.
 #[inline(always)]
-fn endpoints_from_sock(sk: u64, ev: &mut Event) {
-    let k = &CONFIG.kernel;
-    let at = |offset: &u16| sk + cfg(offset) as u64;
-    ev.family = kread::<u16>(at(&k.sock_family)).unwrap_or(0) as u8;
-    ev.sport = u16::from_be(kread(at(&k.inet_sport)).unwrap_or(0));
-    ev.dport = u16::from_be(kread(at(&k.sock_dport)).unwrap_or(0));
-    if ev.family == AF_INET6 {
-        ev.saddr = kread(at(&k.sock_v6_saddr)).unwrap_or([0; 16]);
-        ev.daddr = kread(at(&k.sock_v6_daddr)).unwrap_or([0; 16]);
-    } else {
-        ev.saddr[..4].copy_from_slice(&kread::<[u8; 4]>(at(&k.inet_saddr)).unwrap_or([0; 4]));
-        ev.daddr[..4].copy_from_slice(&kread::<[u8; 4]>(at(&k.sock_daddr)).unwrap_or([0; 4]));
+fn forget_connect(sk: u64, old: u8) {
+    if old == tcp_state::SYN_SENT && SOCKS.get_ptr(sk).is_some() {
+        let _ = SOCKS.remove(sk);
     }
 }
 
-/// One TCP state change, whichever program saw it: report it with what the
-/// kernel side knows of the socket, and remember the socket's new state.
+/// One TCP state change: report it with what the kernel side knows of the
+/// socket, and remember the socket's new state.
 #[inline(always)]
-fn on_transition<C: EbpfContext>(
-    ctx: &C,
-    sk: u64,
-    old: u8,
-    new: u8,
-    endpoints: impl FnOnce(&mut Event),
-) {
-    if old == new {
-        // close() after shutdown() re-sets FIN_WAIT1/FIN_WAIT2: not a change.
+fn on_transition<C: EbpfContext>(ctx: &C, sk: u64, old: u8, new: u8, netns: u32) {
+    let Some(tsk) = tcp_sock(sk) else {
         return;
-    }
-    let netns = netns_of(sk, 0);
-    if !wanted(netns) {
-        return;
-    }
+    };
     let now = unsafe { bpf_ktime_get_ns() };
     let mut ev = Event {
         ts_ns: now,
@@ -455,17 +680,12 @@ fn on_transition<C: EbpfContext>(
         newstate: new,
         ..Event::default()
     };
-    endpoints(&mut ev);
+    sock_ends(tsk, true).write_to(&mut ev);
     // A listener's own changes always count: its children inherit its owner.
     let listener =
         new == tcp_state::LISTEN || (old == tcp_state::LISTEN && new == tcp_state::CLOSE);
     if !listener && excluded(&ev) {
-        if old == tcp_state::SYN_SENT {
-            // Kept at connect(), when the local port was not known yet and
-            // might have been wanted; it is not, so no later change will
-            // keep the entry up to date.
-            let _ = SOCKS.remove(sk);
-        }
+        forget_connect(sk, old);
         return;
     }
 
@@ -479,8 +699,8 @@ fn on_transition<C: EbpfContext>(
     // State 0: an entry made by a retransmit or reset, history unknown.
     if info.state != 0 {
         if info.state == new && info.prev_state == old {
-            // Both programs of a pair reported this change (the classic
-            // one found no free mark slot); the first report stands.
+            // Both programs of a pair reported this change (the second
+            // found the first's mark overwritten); the first report stands.
             return;
         }
         if info.state != old {
@@ -529,7 +749,7 @@ fn on_transition<C: EbpfContext>(
     ev.failure = failure(old, new, info.flags, info.retransmits);
     // A connection's end (a listener has no totals).
     if new == tcp_state::CLOSE && old != tcp_state::LISTEN {
-        add_totals(sk, &info, &mut ev);
+        add_totals(tsk, &info, &mut ev);
     }
     let effective = effective_new_state(old, new, info.flags);
     if passes(&ev, filter().transition_matches(old, effective)) {
@@ -570,46 +790,53 @@ fn on_transition<C: EbpfContext>(
 
 /// A connection's totals as it closes: lifetime and the byte counters of
 /// `struct tcp_sock`.
-#[inline(never)]
-fn add_totals(sk: u64, info: &SockInfo, ev: &mut Event) {
+#[inline(always)]
+fn add_totals(tsk: u64, info: &SockInfo, ev: &mut Event) {
     let k = &CONFIG.kernel;
     ev.born_ns = info.born_ns;
-    ev.bytes_acked = kread(sk + cfg(&k.tcp_bytes_acked) as u64).unwrap_or(0);
-    ev.bytes_received = kread(sk + cfg(&k.tcp_bytes_received) as u64).unwrap_or(0);
+    ev.bytes_acked = member(tsk, &k.tcp_bytes_acked);
+    ev.bytes_received = member(tsk, &k.tcp_bytes_received);
 }
 
-/// The socket is being freed: forget it. Emits nothing.
-#[tracepoint]
-pub fn tcp_destroy_sock(ctx: TracePointContext) -> u32 {
-    let sk = field::<u64>(&ctx, cfg(&CONFIG.destroy_sock_skaddr)).unwrap_or(0);
-    let _ = SOCKS.remove(sk);
-    classic_done(sk, tp::DESTROY_SOCK)
-}
+// ---- tcp/tcp_destroy_sock: (struct sock *sk) -------------------------------
 
-/// Twin of `tcp_destroy_sock` for when the kernel skipped it (see `HANDLED`).
-#[raw_tracepoint(tracepoint = "tcp_destroy_sock")]
-pub fn tcp_destroy_sock_nested(ctx: RawTracePointContext) -> i32 {
+program_pair!(
+    "tcp_destroy_sock",
+    tcp_destroy_sock,
+    tcp_destroy_sock_second,
+    destroy_sock
+);
+
+/// The socket is being freed: forget it. Emits nothing (the second
+/// program frees the entry only where the first was skipped). Most sockets
+/// of a filtered-out storm never had an entry, and a lookup costs less than
+/// a failed delete.
+#[inline(always)]
+fn destroy_sock(ctx: &BtfTracePointContext, role: Role) -> i32 {
     let sk: u64 = ctx.arg(0);
-    twin(sk, tp::DESTROY_SOCK, || {
+    let Some(run) = Run::begin(role, ctx, sk, tp::DESTROY_SOCK) else {
+        return 0;
+    };
+    if SOCKS.get_ptr(sk).is_some() {
         let _ = SOCKS.remove(sk);
-    })
+    }
+    run.finish(Verdict::Ignore, |_| {})
 }
 
-/// Shared body of the retransmit and reset events: report the event with
-/// what the kernel side knows about its socket, updating that knowledge.
-/// `state` is None when the caller knows no better than the socket itself.
+// ---- Retransmits and resets ------------------------------------------------
+
+/// Shared report of the retransmit and reset events: the event with what the
+/// kernel side knows about its socket, updating that knowledge. `state` is
+/// None when the caller knows no better than the socket itself.
 #[inline(always)]
 fn on_socket_event(
     sk: u64,
     skb: u64,
+    netns: u32,
     event_kind: u8,
     state: Option<u8>,
     endpoints: impl FnOnce(&mut Event),
 ) {
-    let netns = netns_of(sk, skb);
-    if !wanted(netns) {
-        return;
-    }
     let state = match state {
         Some(state) => state,
         None if sk != 0 => sock_state(sk),
@@ -686,182 +913,125 @@ fn on_socket_event(
     submit(&ev);
 }
 
+/// The retransmit and reset events of a full TCP socket `sk`, whose
+/// endpoints the event reports.
 #[inline(always)]
-fn sock_state(sk: u64) -> u8 {
-    kread::<u8>(sk + cfg(&CONFIG.kernel.sock_state) as u64).unwrap_or(0)
-}
-
-/// Classic path for the retransmit and reset tracepoints: everything comes
-/// from the tracepoint's record.
-#[inline(always)]
-fn classic_socket_event(
-    ctx: &TracePointContext,
-    f: &TracepointFields,
+fn full_socket_event(
+    ctx: &BtfTracePointContext,
+    role: Role,
+    sk: u64,
+    what: u64,
     event_kind: u8,
-    tracepoint: u64,
-) -> u32 {
-    let sk: u64 = field(ctx, cfg(&f.skaddr)).unwrap_or(0);
-    let skb: u64 = field(ctx, cfg(&f.skbaddr)).unwrap_or(0);
-    let state = if event_kind == kind::RETRANSMIT_SYNACK {
-        // Reported on the listener, for a connection still in SYN_RECV.
-        Some(tcp_state::SYN_RECV)
-    } else {
-        field::<i32>(ctx, cfg(&f.state)).map(|s| s as u8)
+) -> i32 {
+    let Some(run) = Run::begin(role, ctx, sk, what) else {
+        return 0;
     };
-    on_socket_event(sk, skb, event_kind, state, |ev| read_endpoints(ctx, f, ev));
-    // A reset sent for no socket is marked by its packet.
-    classic_done(if sk != 0 { sk } else { skb }, tracepoint)
-}
-
-#[tracepoint]
-pub fn tcp_retransmit_skb(ctx: TracePointContext) -> u32 {
-    classic_socket_event(
-        &ctx,
-        &CONFIG.retransmit_skb,
-        kind::RETRANSMIT,
-        tp::RETRANSMIT_SKB,
-    )
-}
-
-#[tracepoint]
-pub fn tcp_retransmit_synack(ctx: TracePointContext) -> u32 {
-    classic_socket_event(
-        &ctx,
-        &CONFIG.retransmit_synack,
-        kind::RETRANSMIT_SYNACK,
-        tp::RETRANSMIT_SYNACK,
-    )
-}
-
-#[tracepoint]
-pub fn tcp_send_reset(ctx: TracePointContext) -> u32 {
-    classic_socket_event(&ctx, &CONFIG.send_reset, kind::SEND_RESET, tp::SEND_RESET)
-}
-
-#[tracepoint]
-pub fn tcp_receive_reset(ctx: TracePointContext) -> u32 {
-    classic_socket_event(
-        &ctx,
-        &CONFIG.receive_reset,
-        kind::RECEIVE_RESET,
-        tp::RECEIVE_RESET,
-    )
-}
-
-// Raw twins of the four above (see `HANDLED`). Their arguments are the
-// tracepoint's C arguments; the endpoints come from the socket itself.
-
-/// Raw arguments: (const struct sock *sk, const struct sk_buff *skb).
-#[raw_tracepoint(tracepoint = "tcp_retransmit_skb")]
-pub fn tcp_retransmit_skb_nested(ctx: RawTracePointContext) -> i32 {
-    let sk: u64 = ctx.arg(0);
-    twin(sk, tp::RETRANSMIT_SKB, || {
-        bump(counter::RECOVERED);
-        on_socket_event(sk, 0, kind::RETRANSMIT, None, |ev| {
-            endpoints_from_sock(sk, ev)
-        });
+    let verdict = match tcp_sock(sk) {
+        Some(tsk) => sock_verdict(tsk, false),
+        None => Verdict::Ignore,
+    };
+    run.finish(verdict, |netns| {
+        on_socket_event(sk, 0, netns, event_kind, None, |ev| {
+            if let Some(tsk) = tcp_sock(sk) {
+                sock_ends(tsk, true).write_to(ev)
+            }
+        })
     })
 }
 
+program_pair!(
+    "tcp_retransmit_skb",
+    tcp_retransmit_skb,
+    tcp_retransmit_skb_second,
+    retransmit_skb
+);
+
+/// Raw arguments: (const struct sock *sk, const struct sk_buff *skb).
+#[inline(always)]
+fn retransmit_skb(ctx: &BtfTracePointContext, role: Role) -> i32 {
+    full_socket_event(ctx, role, ctx.arg(0), tp::RETRANSMIT_SKB, kind::RETRANSMIT)
+}
+
+program_pair!(
+    "tcp_receive_reset",
+    tcp_receive_reset,
+    tcp_receive_reset_second,
+    receive_reset
+);
+
+/// Raw arguments: (struct sock *sk).
+#[inline(always)]
+fn receive_reset(ctx: &BtfTracePointContext, role: Role) -> i32 {
+    full_socket_event(
+        ctx,
+        role,
+        ctx.arg(0),
+        tp::RECEIVE_RESET,
+        kind::RECEIVE_RESET,
+    )
+}
+
+program_pair!(
+    "tcp_send_reset",
+    tcp_send_reset,
+    tcp_send_reset_second,
+    send_reset
+);
+
+/// Raw arguments: (const struct sock *sk, const struct sk_buff *skb, reason).
+/// A reset sent for a full socket names that socket; one sent for no socket
+/// or a timewait or request one is told by the packet it answers, and
+/// marked by that packet when there is no socket.
+#[inline(always)]
+fn send_reset(ctx: &BtfTracePointContext, role: Role) -> i32 {
+    let (sk, skb): (u64, u64) = (ctx.arg(0), ctx.arg(1));
+    let connection = sk != 0
+        && !matches!(
+            sock_state(sk),
+            tcp_state::LISTEN | tcp_state::TIME_WAIT | tcp_state::NEW_SYN_RECV
+        );
+    if connection {
+        return full_socket_event(ctx, role, sk, tp::SEND_RESET, kind::SEND_RESET);
+    }
+    let Some(run) = Run::begin(role, ctx, if sk != 0 { sk } else { skb }, tp::SEND_RESET) else {
+        return 0;
+    };
+    run.finish(netns_verdict(netns_of(sk, skb)), |netns| {
+        on_socket_event(sk, skb, netns, kind::SEND_RESET, None, |ev| {
+            if let Some(tsk) = tcp_sock(sk) {
+                sock_ends(tsk, true).write_to(ev)
+            }
+        })
+    })
+}
+
+program_pair!(
+    "tcp_retransmit_synack",
+    tcp_retransmit_synack,
+    tcp_retransmit_synack_second,
+    retransmit_synack
+);
+
 /// Raw arguments: (const struct sock *sk, const struct request_sock *req).
-/// A request socket starts with a `sock_common` whose port fields hold the
-/// connection's ports; the tracepoint reports those, not the listener's.
-#[raw_tracepoint(tracepoint = "tcp_retransmit_synack")]
-pub fn tcp_retransmit_synack_nested(ctx: RawTracePointContext) -> i32 {
+/// Reported on the listener, for a connection still in SYN_RECV. A request
+/// socket starts with a `sock_common` whose port fields hold the
+/// connection's ports; the event reports those, not the listener's.
+#[inline(always)]
+fn retransmit_synack(ctx: &BtfTracePointContext, role: Role) -> i32 {
     let (sk, req): (u64, u64) = (ctx.arg(0), ctx.arg(1));
-    twin(sk, tp::RETRANSMIT_SYNACK, || {
-        bump(counter::RECOVERED);
+    let Some(run) = Run::begin(role, ctx, sk, tp::RETRANSMIT_SYNACK) else {
+        return 0;
+    };
+    run.finish(netns_verdict(netns_of(sk, 0)), |netns| {
         on_socket_event(
             sk,
             0,
+            netns,
             kind::RETRANSMIT_SYNACK,
             Some(tcp_state::SYN_RECV),
             |ev| endpoints_from_request(req, ev),
-        );
+        )
     })
-}
-
-/// Raw arguments: (const struct sock *sk, const struct sk_buff *skb, reason).
-/// A reset sent for a full socket is rebuilt from the socket; one sent for
-/// no socket or a timewait one from the packet it answers, as the
-/// tracepoint records it.
-#[raw_tracepoint(tracepoint = "tcp_send_reset")]
-pub fn tcp_send_reset_nested(ctx: RawTracePointContext) -> i32 {
-    let (sk, skb): (u64, u64) = (ctx.arg(0), ctx.arg(1));
-    twin(if sk != 0 { sk } else { skb }, tp::SEND_RESET, || {
-        bump(counter::RECOVERED);
-        on_socket_event(sk, skb, kind::SEND_RESET, None, |ev| {
-            endpoints_from_sock(sk, ev)
-        });
-    })
-}
-
-/// Raw arguments: (struct sock *sk).
-#[raw_tracepoint(tracepoint = "tcp_receive_reset")]
-pub fn tcp_receive_reset_nested(ctx: RawTracePointContext) -> i32 {
-    let sk: u64 = ctx.arg(0);
-    twin(sk, tp::RECEIVE_RESET, || {
-        bump(counter::RECOVERED);
-        on_socket_event(sk, 0, kind::RECEIVE_RESET, None, |ev| {
-            endpoints_from_sock(sk, ev)
-        });
-    })
-}
-
-/// Endpoints of the connection a reply to `skb` (an incoming TCP segment)
-/// belongs to: local is the packet's destination, remote its source.
-#[inline(always)]
-fn endpoints_from_packet(skb: u64, ev: &mut Event) {
-    let k = &CONFIG.kernel;
-    let Some(head) = kread::<u64>(skb + cfg(&k.skb_head) as u64) else {
-        return;
-    };
-    let network = head + kread::<u16>(skb + cfg(&k.skb_network_header) as u64).unwrap_or(0) as u64;
-    let transport =
-        head + kread::<u16>(skb + cfg(&k.skb_transport_header) as u64).unwrap_or(0) as u64;
-    // TCP header: source port, destination port (network order).
-    let Some(ports) = kread::<[u16; 2]>(transport) else {
-        return;
-    };
-    match kread::<u8>(network).map(|b| b >> 4) {
-        Some(4) => {
-            // IPv4 header: source address at 12, destination at 16.
-            let addrs = kread::<[[u8; 4]; 2]>(network + 12).unwrap_or_default();
-            ev.family = AF_INET;
-            ev.saddr = [0; 16];
-            ev.daddr = [0; 16];
-            ev.daddr[..4].copy_from_slice(&addrs[0]);
-            ev.saddr[..4].copy_from_slice(&addrs[1]);
-        }
-        Some(6) => {
-            // IPv6 header: source address at 8, destination at 24.
-            let addrs = kread::<[[u8; 16]; 2]>(network + 8).unwrap_or_default();
-            ev.family = AF_INET6;
-            ev.daddr = addrs[0];
-            ev.saddr = addrs[1];
-        }
-        _ => return,
-    }
-    ev.dport = u16::from_be(ports[0]);
-    ev.sport = u16::from_be(ports[1]);
-}
-
-/// Endpoints of a request socket: `sock_common` only (local port in
-/// `skc_num`, host order), as the synack tracepoint records them.
-#[inline(always)]
-fn endpoints_from_request(req: u64, ev: &mut Event) {
-    let k = &CONFIG.kernel;
-    let at = |offset: &u16| req + cfg(offset) as u64;
-    ev.family = kread::<u16>(at(&k.sock_family)).unwrap_or(0) as u8;
-    ev.sport = kread(at(&k.sock_num)).unwrap_or(0);
-    ev.dport = u16::from_be(kread(at(&k.sock_dport)).unwrap_or(0));
-    if ev.family == AF_INET6 {
-        ev.saddr = kread(at(&k.sock_v6_saddr)).unwrap_or([0; 16]);
-        ev.daddr = kread(at(&k.sock_v6_daddr)).unwrap_or([0; 16]);
-    } else {
-        ev.saddr[..4].copy_from_slice(&kread::<[u8; 4]>(at(&k.sock_rcv_saddr)).unwrap_or([0; 4]));
-        ev.daddr[..4].copy_from_slice(&kread::<[u8; 4]>(at(&k.sock_daddr)).unwrap_or([0; 4]));
-    }
 }
 
 #[cfg(not(test))]

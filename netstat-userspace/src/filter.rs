@@ -240,22 +240,25 @@ mod tests {
                 ..Default::default()
             },
         ] {
-            // CLOSE -> SYN_SENT comes before connect() picks the local port.
+            // CLOSE -> SYN_SENT comes before connect() picks the local
+            // port, which it takes from the namespace's ephemeral range.
             assert!(!filter.endpoints_match(AF_INET, &lo, 0, &peer, 80));
-            assert!(filter.endpoints_may_match(AF_INET, &lo, 0, &peer, 80));
-            assert!(!filter.endpoints_may_match(AF_INET, &lo, 5000, &peer, 80));
-            assert!(filter.endpoints_may_match(AF_INET, &lo, 7501, &peer, 80));
+            assert!(filter.endpoints_may_match(AF_INET, &lo, 0, &peer, 80, (7000, 8000)));
+            assert!(filter.endpoints_may_match(AF_INET, &lo, 0, &peer, 80, (7501, 7501)));
+            assert!(!filter.endpoints_may_match(AF_INET, &lo, 0, &peer, 80, (32768, 60999)));
+            assert!(!filter.endpoints_may_match(AF_INET, &lo, 5000, &peer, 80, (0, 65535)));
+            assert!(filter.endpoints_may_match(AF_INET, &lo, 7501, &peer, 80, (32768, 60999)));
         }
         let remote = Filter {
             dport: 443,
             ..Default::default()
         };
-        assert!(!remote.endpoints_may_match(AF_INET, &lo, 0, &peer, 80));
+        assert!(!remote.endpoints_may_match(AF_INET, &lo, 0, &peer, 80, (0, 65535)));
         let v6_only = Filter {
             families: 1 << AF_INET6,
             ..Default::default()
         };
-        assert!(!v6_only.endpoints_may_match(AF_INET, &lo, 0, &peer, 80));
+        assert!(!v6_only.endpoints_may_match(AF_INET, &lo, 0, &peer, 80, (0, 65535)));
     }
 
     #[test]

@@ -116,8 +116,8 @@ fn ipv6_connect_accept_close() {
 
 /// Every TCP event on the machine passes our programs, whatever its
 /// namespace: attaching while another namespace storms must not leave the
-/// classic programs and their raw twins out of step (each change reported
-/// once, none twice).
+/// two programs of each tracepoint out of step (each change reported once,
+/// none twice).
 #[test]
 fn attached_during_a_storm_elsewhere_reports_each_change_once() {
     let busy = Netns::new("busy");

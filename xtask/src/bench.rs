@@ -46,8 +46,9 @@ enum Tracer {
     /// programs run but send nothing.
     EnetstatFiltered,
     Tcpstates,
-    /// bpftrace with empty programs on the classic tracepoints enetstat
-    /// uses: what attaching to them costs before any program does work.
+    /// bpftrace with empty programs on the classic form of the tracepoints
+    /// enetstat uses: what a classic tracepoint costs before any program
+    /// does work (enetstat's own programs sit on the BTF form).
     EmptyPrograms,
 }
 
@@ -59,7 +60,9 @@ impl Tracer {
             Tracer::EnetstatJson => "enetstat -E --json > file",
             Tracer::EnetstatFiltered => "enetstat -E --port 9 > file (storm filtered out)",
             Tracer::Tcpstates => "tcpstates > file",
-            Tracer::EmptyPrograms => "empty programs on the same tracepoints (bpftrace)",
+            Tracer::EmptyPrograms => {
+                "empty classic-tracepoint programs, same tracepoints (bpftrace)"
+            }
         }
     }
 }
@@ -396,7 +399,7 @@ fn enetstat_stop_figure(stderr: &[String], label: &str) -> Result<u64> {
         .with_context(|| format!("no '{label}' in enetstat's closing line: {stderr:?}"))
 }
 
-/// One empty program on each classic tracepoint enetstat attaches to.
+/// One empty program on the classic form of each tracepoint enetstat uses.
 const EMPTY_PROGRAMS: &str = "tracepoint:sock:inet_sock_set_state {} \
     tracepoint:tcp:tcp_retransmit_skb {} tracepoint:tcp:tcp_retransmit_synack {} \
     tracepoint:tcp:tcp_send_reset {} tracepoint:tcp:tcp_receive_reset {} \

@@ -1,29 +1,33 @@
-//! Kernel struct offsets from the running kernel's BTF. The kernel side needs
-//! them to find a socket's network namespace, endpoints and byte totals, and
-//! a packet's addresses; reading them here instead of
-//! compiling them in keeps the programs working across kernel builds.
+//! What the kernel programs need to know of the running kernel, from its BTF:
+//! struct offsets (a socket's network namespace, endpoints and byte totals, a
+//! packet's addresses) and the raw arguments of each tracepoint. Reading them
+//! here instead of compiling them in keeps the programs working across
+//! kernel builds, and refuses a kernel whose tracepoints changed.
 
 use anyhow::Result;
 use btf_rs::{Btf, Type};
-use netstat_common::KernelOffsets;
+use netstat_common::{KernelOffsets, NO_FIELD};
 
 use crate::fail;
 
 const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
 
-pub fn kernel_offsets() -> Result<KernelOffsets> {
+pub fn load() -> Result<Btf> {
     // Parsed from memory: btf-rs reading the file seeks once per type
     // (over 100,000 lseek calls, seconds of start-up under load).
-    let btf = std::fs::read(VMLINUX_BTF)
+    std::fs::read(VMLINUX_BTF)
         .map_err(btf_rs::Error::from)
         .and_then(|bytes| Btf::from_bytes(&bytes))
         .map_err(|e| {
-        fail::usage(format!(
-            "cannot read kernel BTF from {VMLINUX_BTF} ({e}); enetstat needs a kernel built with CONFIG_DEBUG_INFO_BTF=y"
-        ))
-    })?;
+            fail::usage(format!(
+                "cannot read kernel BTF from {VMLINUX_BTF} ({e}); enetstat needs a kernel built with CONFIG_DEBUG_INFO_BTF=y"
+            ))
+        })
+}
+
+pub fn kernel_offsets(btf: &Btf) -> Result<KernelOffsets> {
     let at = |path: &[&str]| {
-        offset_of(&btf, path).ok_or_else(|| {
+        offset_of(btf, path).ok_or_else(|| {
             fail::usage(format!(
                 "kernel BTF has no {}; this kernel's struct layout is not supported",
                 path.join(".")
@@ -36,7 +40,6 @@ pub fn kernel_offsets() -> Result<KernelOffsets> {
         netdev_net: at(&["net_device", "nd_net", "net"])?,
         net_inum: at(&["net", "ns", "inum"])?,
         sock_state: at(&["sock", "__sk_common", "skc_state"])?,
-        sock_protocol: at(&["sock", "sk_protocol"])?,
         sock_family: at(&["sock", "__sk_common", "skc_family"])?,
         sock_dport: at(&["sock", "__sk_common", "skc_dport"])?,
         sock_daddr: at(&["sock", "__sk_common", "skc_daddr"])?,
@@ -51,12 +54,64 @@ pub fn kernel_offsets() -> Result<KernelOffsets> {
         skb_transport_header: at(&["sk_buff", "transport_header"])?,
         tcp_bytes_acked: at(&["tcp_sock", "bytes_acked"])?,
         tcp_bytes_received: at(&["tcp_sock", "bytes_received"])?,
+        net_port_range: packed_port_range(btf).unwrap_or(NO_FIELD),
+    })
+}
+
+/// `net.ipv4.ip_local_ports.range` when it is one u32 (low | high << 16,
+/// Linux 6.3 and later); older kernels keep two ints behind a seqlock.
+fn packed_port_range(btf: &Btf) -> Option<u16> {
+    let (bits, ty) = member(btf, &["net", "ipv4", "ip_local_ports", "range"])?;
+    match ty {
+        Type::Int(int) if int.size() == 4 => u16::try_from(bits / 8).ok(),
+        _ => None,
+    }
+}
+
+/// The C types of a tracepoint's raw arguments (after the `void *` every
+/// probe gets first), as `struct sock *` or `int`, qualifiers left out;
+/// None when the kernel has no such tracepoint.
+pub fn tracepoint_args(btf: &Btf, name: &str) -> Option<Vec<String>> {
+    let typedef = btf
+        .resolve_types_by_name(&format!("btf_trace_{name}"))
+        .ok()?
+        .into_iter()
+        .find(|t| matches!(t, Type::Typedef(_)))?;
+    let Type::Ptr(ptr) = strip(btf, typedef)? else {
+        return None;
+    };
+    let Type::FuncProto(proto) = btf.resolve_chained_type(&ptr).ok()? else {
+        return None;
+    };
+    proto
+        .parameters
+        .iter()
+        .skip(1)
+        .map(|p| describe(btf, btf.resolve_chained_type(p).ok()?))
+        .collect()
+}
+
+/// A type as C spells it, without qualifiers or typedef names.
+fn describe(btf: &Btf, ty: Type) -> Option<String> {
+    Some(match strip(btf, ty)? {
+        Type::Ptr(ptr) => format!("{} *", describe(btf, btf.resolve_chained_type(&ptr).ok()?)?),
+        Type::Struct(s) => format!("struct {}", btf.resolve_name(&s).ok()?),
+        Type::Union(u) => format!("union {}", btf.resolve_name(&u).ok()?),
+        Type::Enum(e) => format!("enum {}", btf.resolve_name(&e).ok()?),
+        Type::Int(i) => btf.resolve_name(&i).ok()?,
+        Type::Void => "void".to_string(),
+        other => other.name().to_string(),
     })
 }
 
 /// Byte offset of `path[1..]` inside struct `path[0]`, following nested
 /// members and looking through anonymous structs and unions on the way.
 fn offset_of(btf: &Btf, path: &[&str]) -> Option<u16> {
+    u16::try_from(member(btf, path)?.0 / 8).ok()
+}
+
+/// Bit offset and type of `path[1..]` inside struct `path[0]`.
+fn member(btf: &Btf, path: &[&str]) -> Option<(u32, Type)> {
     let (root, members) = path.split_first()?;
     let mut ty = btf
         .resolve_types_by_name(root)
@@ -69,7 +124,7 @@ fn offset_of(btf: &Btf, path: &[&str]) -> Option<u16> {
         bits += offset;
         ty = member_ty;
     }
-    u16::try_from(bits / 8).ok()
+    Some((bits, ty))
 }
 
 /// Finds member `name` in a struct or union (searching anonymous members),
@@ -100,6 +155,8 @@ fn strip(btf: &Btf, mut ty: Type) -> Option<Type> {
             Type::Typedef(t) => btf.resolve_chained_type(t).ok()?,
             Type::Const(t) => btf.resolve_chained_type(t).ok()?,
             Type::Volatile(t) => btf.resolve_chained_type(t).ok()?,
+            Type::Restrict(t) => btf.resolve_chained_type(t).ok()?,
+            Type::TypeTag(t) => btf.resolve_chained_type(t).ok()?,
             _ => return Some(ty),
         };
     }
@@ -113,11 +170,27 @@ mod tests {
     /// requires it anyway).
     #[test]
     fn finds_offsets_in_running_kernel() {
-        let off = kernel_offsets().expect("kernel BTF");
+        let off = kernel_offsets(&load().expect("kernel BTF")).expect("offsets");
         // skc_net follows the address/hash/port words of sock_common.
         assert!(off.sock_net >= 16 && off.sock_net < 256, "{off:?}");
         assert!(off.skb_dev > 0 && off.skb_dev < 64, "{off:?}");
         assert!(off.net_inum > 0, "{off:?}");
+        // 6.3+ packs the ephemeral range into one word (this kernel is 6.18).
+        assert_ne!(off.net_port_range, NO_FIELD, "{off:?}");
+    }
+
+    #[test]
+    fn reads_tracepoint_arguments() {
+        let btf = load().expect("kernel BTF");
+        assert_eq!(
+            tracepoint_args(&btf, "inet_sock_set_state").unwrap(),
+            ["struct sock *", "int", "int"]
+        );
+        assert_eq!(
+            tracepoint_args(&btf, "tcp_retransmit_synack").unwrap(),
+            ["struct sock *", "struct request_sock *"]
+        );
+        assert_eq!(tracepoint_args(&btf, "no_such_tracepoint_xyz"), None);
     }
 
     #[test]

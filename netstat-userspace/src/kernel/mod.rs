@@ -3,13 +3,12 @@
 //! and hands out the ring buffer and counters. Knows nothing about output.
 
 mod btf;
-pub mod tracefs;
 
 use anyhow::{Context as _, Result};
 use aya::{
     Ebpf, EbpfError, EbpfLoader,
     maps::{HashMap as BpfHashMap, MapData, MapError, PerCpuArray, PerCpuHashMap, RingBuf},
-    programs::{ProgramError, RawTracePoint, TracePoint},
+    programs::{BtfTracePoint, ProgramError},
 };
 use netstat_common::{Config, Event, Filter, RemoteKey, RemoteStats, SockInfo, counter, stat};
 
@@ -18,73 +17,61 @@ use crate::fail;
 /// The compiled kernel programs (built by build.rs through aya-build).
 static PROGRAMS: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/netstat"));
 
-/// Fields a tracepoint must have: (name, size in bytes).
-type RequiredFields = &'static [(&'static str, u16)];
+/// A tracepoint we attach to: its pair of programs (the second reports
+/// what the kernel skipped the first for; see the kernel side's `HANDLED`)
+/// and the leading raw arguments they read, as the kernel's BTF spells them.
+struct Tracepoint {
+    category: &'static str,
+    name: &'static str,
+    first: &'static str,
+    second: &'static str,
+    args: &'static [&'static str],
+}
 
-/// The tracepoints we attach to: (category, name, fields that must exist).
-const TRACEPOINTS: [(&str, &str, RequiredFields); 6] = [
-    (
-        "sock",
-        "inet_sock_set_state",
-        &[
-            ("skaddr", 8),
-            ("oldstate", 4),
-            ("newstate", 4),
-            ("sport", 2),
-            ("dport", 2),
-            ("family", 2),
-            ("protocol", 2),
-            ("saddr", 4),
-            ("daddr", 4),
-            ("saddr_v6", 16),
-            ("daddr_v6", 16),
-        ],
-    ),
-    (
-        "tcp",
-        "tcp_retransmit_skb",
-        &[
-            ("skaddr", 8),
-            ("state", 4),
-            ("sport", 2),
-            ("family", 2),
-            ("saddr_v6", 16),
-        ],
-    ),
-    (
-        "tcp",
-        "tcp_retransmit_synack",
-        &[("skaddr", 8), ("sport", 2), ("family", 2), ("saddr_v6", 16)],
-    ),
-    (
-        "tcp",
-        "tcp_send_reset",
-        &[
-            ("skaddr", 8),
-            ("skbaddr", 8),
-            ("state", 4),
-            ("saddr", 28),
-            ("daddr", 28),
-        ],
-    ),
-    (
-        "tcp",
-        "tcp_receive_reset",
-        &[("skaddr", 8), ("sport", 2), ("family", 2), ("saddr_v6", 16)],
-    ),
+const TRACEPOINTS: [Tracepoint; 6] = [
+    Tracepoint {
+        category: "sock",
+        name: "inet_sock_set_state",
+        first: "inet_sock_set_state",
+        second: "inet_sock_set_state_second",
+        args: &["struct sock *", "int", "int"],
+    },
+    Tracepoint {
+        category: "tcp",
+        name: "tcp_retransmit_skb",
+        first: "tcp_retransmit_skb",
+        second: "tcp_retransmit_skb_second",
+        args: &["struct sock *", "struct sk_buff *"],
+    },
+    Tracepoint {
+        category: "tcp",
+        name: "tcp_retransmit_synack",
+        first: "tcp_retransmit_synack",
+        second: "tcp_retransmit_synack_second",
+        args: &["struct sock *", "struct request_sock *"],
+    },
+    Tracepoint {
+        category: "tcp",
+        name: "tcp_send_reset",
+        first: "tcp_send_reset",
+        second: "tcp_send_reset_second",
+        args: &["struct sock *", "struct sk_buff *"],
+    },
+    Tracepoint {
+        category: "tcp",
+        name: "tcp_receive_reset",
+        first: "tcp_receive_reset",
+        second: "tcp_receive_reset_second",
+        args: &["struct sock *"],
+    },
     // Emits nothing: frees the kernel side's per-socket entry.
-    ("tcp", "tcp_destroy_sock", &[("skaddr", 8)]),
-];
-
-/// Raw-tracepoint twins (program, tracepoint) that report what the kernel
-/// skipped the classic program for: nested on a CPU where one of ours runs.
-const RAW_TWINS: [(&str, &str); 6] = [
-    ("inet_sock_set_state_nested", "inet_sock_set_state"),
-    ("tcp_retransmit_skb_nested", "tcp_retransmit_skb"),
-    ("tcp_retransmit_synack_nested", "tcp_retransmit_synack"),
-    ("tcp_send_reset_nested", "tcp_send_reset"),
-    ("tcp_receive_reset_nested", "tcp_receive_reset"),
-    ("tcp_destroy_sock_nested", "tcp_destroy_sock"),
+    Tracepoint {
+        category: "tcp",
+        name: "tcp_destroy_sock",
+        first: "tcp_destroy_sock",
+        second: "tcp_destroy_sock_second",
+        args: &["struct sock *"],
+    },
 ];
 
 #[derive(Default)]
@@ -108,11 +95,7 @@ pub struct Probe {
     unrecovered_at_start: u64,
 }
 
-/// Program `name` of the object as its kind (`TracePoint`, `RawTracePoint`).
-fn program<'a, P>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut P>
-where
-    &'a mut P: TryFrom<&'a mut aya::programs::Program, Error = ProgramError>,
-{
+fn program<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut BtfTracePoint> {
     Ok(ebpf
         .program_mut(name)
         .with_context(|| format!("program {name} missing from the object"))?
@@ -122,7 +105,6 @@ where
 impl Probe {
     pub fn load(opts: &Options) -> Result<Self> {
         check_privileges()?;
-        tracefs::ensure_mounted()?;
         let mut config = build_config(opts.netns)?;
         config.filter = opts.filter;
         config.quiet = u8::from(opts.quiet);
@@ -135,26 +117,23 @@ impl Probe {
         }
         let mut ebpf = loader.load(PROGRAMS).map_err(explain_load_error)?;
         // Everything is verified (seconds under load) before anything is
-        // attached, so that the classic programs run without their twins
+        // attached, so that the first programs run without their seconds
         // for as short a time as possible.
-        for (_, name, _) in TRACEPOINTS {
-            program::<TracePoint>(&mut ebpf, name)?
-                .load()
-                .map_err(|e| explain_program_error(name, e))?;
+        let btf = aya::Btf::from_sys_fs().context("reading the kernel's BTF")?;
+        for t in &TRACEPOINTS {
+            for name in [t.first, t.second] {
+                program(&mut ebpf, name)?
+                    .load(t.name, &btf)
+                    .map_err(|e| explain_program_error(name, e))?;
+            }
         }
-        for (name, _) in RAW_TWINS {
-            program::<RawTracePoint>(&mut ebpf, name)?
-                .load()
-                .map_err(|e| explain_program_error(name, e))?;
-        }
-        for (category, name, _) in TRACEPOINTS {
-            program::<TracePoint>(&mut ebpf, name)?
-                .attach(category, name)
-                .map_err(|e| explain_program_error(name, e))?;
-        }
-        for (name, tracepoint) in RAW_TWINS {
-            program::<RawTracePoint>(&mut ebpf, name)?
-                .attach(tracepoint)
+        // A tracepoint calls its probes in attach order: every first
+        // program before any second.
+        let firsts = TRACEPOINTS.iter().map(|t| t.first);
+        let seconds = TRACEPOINTS.iter().map(|t| t.second);
+        for name in firsts.chain(seconds) {
+            program(&mut ebpf, name)?
+                .attach()
                 .map_err(|e| explain_program_error(name, e))?;
         }
         let mut probe = Self {
@@ -162,8 +141,8 @@ impl Probe {
             attached_ns: monotonic_ns(),
             unrecovered_at_start: 0,
         };
-        // Skips before the twins were all attached are of events from
-        // before we report anything.
+        // Skips before the second programs were all attached are of events
+        // from before we report anything.
         probe.unrecovered_at_start = probe.unrecovered()?;
         Ok(probe)
     }
@@ -182,8 +161,8 @@ impl Probe {
     /// Kernel-side counters summed over CPUs.
     pub fn counters(&self) -> Result<Counters> {
         let ring_full = self.counter(counter::LOST)?;
-        // Every skipped run of an event-emitting classic program since we
-        // were ready is a lost event, unless its raw twin made up for it.
+        // Every skipped run of a first program since we were ready is a
+        // lost event, unless the second made up for it.
         let unrecovered = self
             .unrecovered()?
             .saturating_sub(self.unrecovered_at_start);
@@ -207,15 +186,12 @@ impl Probe {
         Ok(array.get(&index, 0)?.iter().sum())
     }
 
-    /// Runs of the event-emitting classic programs that the kernel skipped
-    /// and no twin made up for.
+    /// Runs of the first programs that the kernel skipped and no second
+    /// program made up for.
     fn unrecovered(&self) -> Result<u64> {
         let mut skipped = 0;
-        for (_, name, _) in TRACEPOINTS
-            .iter()
-            .filter(|(_, n, _)| *n != "tcp_destroy_sock")
-        {
-            skipped += self.recursion_misses(name)?;
+        for t in &TRACEPOINTS {
+            skipped += self.recursion_misses(t.first)?;
         }
         Ok(skipped.saturating_sub(self.counter(counter::RECOVERED)?))
     }
@@ -264,8 +240,8 @@ impl Probe {
         Ok(by_state)
     }
 
-    /// How often the kernel skipped program `name` because a BPF program was
-    /// already running on that CPU (`bpf_prog_info.recursion_misses`, 5.12+).
+    /// How often the kernel skipped program `name` because it was already
+    /// running on that CPU (`bpf_prog_info.recursion_misses`, 5.12+).
     fn recursion_misses(&self, name: &str) -> Result<u64> {
         use std::os::fd::{AsFd as _, AsRawFd as _};
         let program = self.ebpf.program(name).context("program missing")?;
@@ -305,15 +281,15 @@ impl Probe {
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Counters {
     /// Events that never reached the ring buffer: reservations that failed,
-    /// runs the kernel skipped that no twin made up for, and gaps.
+    /// runs the kernel skipped that no second program made up for, and gaps.
     pub lost: u64,
     /// Of those: the ring buffer was full.
     pub ring_full: u64,
-    /// Of those: skipped runs no twin made up for.
+    /// Of those: skipped runs no second program made up for.
     pub unrecovered: u64,
     /// Of those: gaps found later in a socket's history, each hiding at
     /// least one state change that the kernel ran no program of ours for.
-    /// A skipped run no twin made up for leaves a gap too, so the two can
+    /// A skipped run no second program made up for leaves a gap too, so the two can
     /// overlap, and `lost` then counts that change twice.
     pub unseen: u64,
     pub sock_map_full: u64,
@@ -321,7 +297,7 @@ pub struct Counters {
     pub other_netns: u64,
     /// Events the user's filter dropped in the kernel.
     pub filtered: u64,
-    /// Skipped state changes that the raw-tracepoint twin reported.
+    /// Events the first program was skipped for that the second handled.
     pub recovered: u64,
 }
 
@@ -350,23 +326,26 @@ pub fn monotonic_ns() -> u64 {
 }
 
 fn build_config(netns: u32) -> Result<Config> {
-    let mut config = Config::ZERO;
-    for (category, name, required) in TRACEPOINTS {
-        let layout = tracefs::layout(category, name)?;
-        let fields = tracefs::fields_for(&format!("{category}/{name}"), &layout, required)?;
-        *match name {
-            "inet_sock_set_state" => &mut config.set_state,
-            "tcp_retransmit_skb" => &mut config.retransmit_skb,
-            "tcp_retransmit_synack" => &mut config.retransmit_synack,
-            "tcp_send_reset" => &mut config.send_reset,
-            "tcp_receive_reset" => &mut config.receive_reset,
-            _ => {
-                config.destroy_sock_skaddr = fields.skaddr;
-                continue;
-            }
-        } = fields;
+    let btf = btf::load()?;
+    for t in &TRACEPOINTS {
+        let Some(args) = btf::tracepoint_args(&btf, t.name) else {
+            return Err(fail::usage(format!(
+                "this kernel has no tracepoint {}/{}",
+                t.category, t.name
+            )));
+        };
+        if !args.starts_with(&t.args.iter().map(|a| a.to_string()).collect::<Vec<_>>()) {
+            return Err(fail::usage(format!(
+                "tracepoint {}/{} takes ({}) on this kernel where enetstat reads ({}): this kernel is not supported",
+                t.category,
+                t.name,
+                args.join(", "),
+                t.args.join(", ")
+            )));
+        }
     }
-    config.kernel = btf::kernel_offsets()?;
+    let mut config = Config::ZERO;
+    config.kernel = btf::kernel_offsets(&btf)?;
     config.netns = netns;
     Ok(config)
 }
