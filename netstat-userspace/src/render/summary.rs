@@ -36,7 +36,7 @@ pub struct Interval {
     pub listen_overflows: u64,
     pub listen_drops: u64,
     /// Events the kernel side knows it missed, so that the counts above
-    /// fall short by at least this much: skipped runs no twin made up for,
+    /// fall short by at least this much: skipped runs no second program made up for,
     /// and gaps in sockets' histories (README, Known limits).
     pub missed: u64,
     /// (old, new, count), TIME_WAIT entries shown as such.
