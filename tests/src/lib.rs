@@ -288,6 +288,17 @@ pub fn serve(ns: &Netns, listen: &str, extra: &[&str]) -> Proc {
     server
 }
 
+/// `tcpload storm` in `ns`: `count` connections to a server of its own on
+/// `listen`, run to the end.
+pub fn storm(ns: &Netns, listen: &str, count: u64, extra: &[&str]) {
+    let mut cmd = ns.command(tcpload_bin());
+    cmd.args(["storm", "--listen", listen, "--count", &count.to_string()])
+        .args(extra);
+    let mut storm = Proc::spawn(cmd);
+    storm.expect("storm");
+    assert!(storm.wait().success());
+}
+
 /// `tcpload connect` in `ns` (the test waits for "connected" or "failed").
 pub fn connect(ns: &Netns, to: &str, extra: &[&str]) -> Proc {
     let mut cmd = ns.command(tcpload_bin());

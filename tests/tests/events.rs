@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use serde_json::Value;
-use tests::{Netns, Proc, STORM_ATTEMPTS, Tracer, connect, serve, tcpload_bin};
+use tests::{Netns, Proc, STORM_ATTEMPTS, Tracer, connect, serve, storm, tcpload_bin};
 
 /// One event as the tests compare it: `OLD->NEW` for state changes,
 /// `event:STATE` for retransmits and resets; plus the reported pid.
@@ -335,19 +335,7 @@ fn storm_of_20000_connections_loses_nothing() {
     for attempt in 1..=STORM_ATTEMPTS {
         let ns = Netns::new("storm");
         let tracer = Tracer::start(&ns, &["-E", "-n", "--json"]);
-        let mut cmd = ns.command(tcpload_bin());
-        cmd.args([
-            "storm",
-            "--listen",
-            "127.0.0.1:7000",
-            "--count",
-            &N.to_string(),
-            "--workers",
-            "4",
-        ]);
-        let mut storm = Proc::spawn(cmd);
-        storm.expect("storm");
-        assert!(storm.wait().success());
+        storm(&ns, "127.0.0.1:7000", N, &["--workers", "4"]);
         tracer.wait_quiet();
         let out = tracer.stop();
         let events = out.events();

@@ -5,24 +5,9 @@
 use std::time::{Duration, Instant};
 
 use tests::{
-    Netns, Proc, STORM_ATTEMPTS, Tracer, WAIT, connect, enetstat_bin, last_table, number_before,
-    serve, tcp_rows, tcpload_bin,
+    Netns, STORM_ATTEMPTS, Tracer, WAIT, connect, enetstat_bin, last_table, number_before, serve,
+    storm, tcp_rows,
 };
-
-fn storm(ns: &Netns, listen: &str, count: u64) {
-    let mut cmd = ns.command(tcpload_bin());
-    cmd.args([
-        "storm",
-        "--mix",
-        "--listen",
-        listen,
-        "--count",
-        &count.to_string(),
-    ]);
-    let mut storm = Proc::spawn(cmd);
-    storm.expect("storm");
-    assert!(storm.wait().success());
-}
 
 /// What one storm left: the view's output, how its last table differs
 /// from a fresh snapshot (None: not at all), and the gaps its loss notice
@@ -43,8 +28,8 @@ fn storm_then_compare(tag: &str, view_args: &[&str]) -> Storm {
     let mut client = connect(&ns, "127.0.0.1:8000", &[]);
     client.expect("connected");
     server.expect("accepted");
-    storm(&ns, "127.0.0.1:7000", 5_000);
-    storm(&ns, "[::1]:7000", 1_000);
+    storm(&ns, "127.0.0.1:7000", 5_000, &["--mix"]);
+    storm(&ns, "[::1]:7000", 1_000, &["--mix"]);
     view.wait_quiet();
     let fresh = ns.exec_ok(&[enetstat_bin().to_str().unwrap(), "-tan"]);
     let out = view.stop();

@@ -4,20 +4,9 @@
 
 use serde_json::Value;
 use tests::{
-    Netns, Proc, STORM_ATTEMPTS, Tracer, connect, enetstat_bin, last_table, serve, sh, tcp_rows,
-    tcpload_bin,
+    Netns, Proc, STORM_ATTEMPTS, Tracer, connect, enetstat_bin, last_table, serve, sh, storm,
+    tcp_rows,
 };
-
-fn storm(ns: &Netns, listen: &str, count: u64, mix: bool) {
-    let mut cmd = ns.command(tcpload_bin());
-    cmd.args(["storm", "--listen", listen, "--count", &count.to_string()]);
-    if mix {
-        cmd.arg("--mix");
-    }
-    let mut storm = Proc::spawn(cmd);
-    storm.expect("storm");
-    assert!(storm.wait().success());
-}
 
 /// One connection to `to`, held until the test says, then closed.
 fn held_connection(ns: &Netns, to: &str) -> (Proc, Proc) {
@@ -49,7 +38,7 @@ fn stop_line_number(out: &tests::TracerOutput, label: &str) -> u64 {
 fn a_port_filter_drops_other_traffic_in_the_kernel() {
     let ns = Netns::new("port-filter");
     let tracer = Tracer::start(&ns, &["-E", "-n", "--json", "--port", "7100"]);
-    storm(&ns, "127.0.0.1:7000", 200, false);
+    storm(&ns, "127.0.0.1:7000", 200, &[]);
     close(held_connection(&ns, "127.0.0.1:7100"));
     // Open across the stop, on a port the filter excludes once connect()
     // has picked the local one: no record of it may be left to look lost.
@@ -167,7 +156,7 @@ fn summary_counts_equal_the_storm() {
         let tracer = Tracer::start(&ns, &["-S", "0.5", "--json", "-n"]);
         // Every fifth connection is refused; of the rest a quarter each end
         // by client close, server close, client reset and server reset.
-        storm(&ns, "127.0.0.1:7000", 1000, true);
+        storm(&ns, "127.0.0.1:7000", 1000, &["--mix"]);
         tracer.wait_quiet();
         std::thread::sleep(std::time::Duration::from_millis(600));
         let out = tracer.stop();
@@ -313,7 +302,7 @@ fn filters_and_namespace_choice_narrow_the_listing_and_the_live_view() {
     // The live view follows the same filter through a storm on other ports
     // and the close of the held connection.
     let view = Tracer::start_live(&ns, &["-tan", "--port", "7501", "--interval", "200"]);
-    storm(&ns, "127.0.0.1:7000", 500, true);
+    storm(&ns, "127.0.0.1:7000", 500, &["--mix"]);
     close(held);
     view.wait_quiet();
     let fresh = ns.exec_ok(&[bin, "-tan", "--port", "7501"]);
