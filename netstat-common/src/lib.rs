@@ -37,9 +37,8 @@ pub mod flags {
 pub mod counter {
     /// Ring-buffer reservations that failed: events lost in the kernel.
     pub const LOST: u32 = 0;
-    /// Sockets whose owner could not be remembered: the kernel had no
-    /// memory for their record.
-    pub const NOT_STORED: u32 = 1;
+    /// Sockets whose owner could not be remembered because `SOCKS` was full.
+    pub const SOCK_MAP_FULL: u32 = 1;
     /// Events of other network namespaces, dropped in the kernel.
     pub const OTHER_NETNS: u32 = 2;
     /// Events the kernel skipped a tracepoint's first program for (it fired
@@ -49,8 +48,8 @@ pub mod counter {
     /// Events the user's `Filter` dropped in the kernel.
     pub const FILTERED: u32 = 4;
     /// Gaps in a socket's history: a change whose old state is not the new
-    /// state we last saw (a connect() again on a closed socket included).
-    /// Each hides at least one state change that the kernel ran
+    /// state we last saw, or a new socket at the address of one whose end we
+    /// never saw. Each hides at least one state change that the kernel ran
     /// none of our programs for, and counted nowhere else.
     pub const UNSEEN: u32 = 5;
     pub const COUNT: u32 = 6;

@@ -19,16 +19,12 @@
 
 use aya_ebpf::{
     EbpfContext,
-    bindings::{
-        BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP, BPF_SK_STORAGE_GET_F_CREATE,
-    },
-    btf_maps::SkStorage,
+    bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
     helpers::{
         bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_kernel,
         bpf_skc_to_tcp_sock,
-        generated::{bpf_seq_write, bpf_sk_storage_delete, bpf_sk_storage_get},
     },
-    macros::{btf_map, btf_tracepoint, map},
+    macros::{btf_tracepoint, map},
     maps::{HashMap, LruPerCpuHashMap, PerCpuArray, RingBuf},
     programs::BtfTracePointContext,
 };
@@ -47,13 +43,10 @@ static CONFIG: Config = Config::ZERO;
 #[map]
 static EVENTS: RingBuf = RingBuf::with_byte_size(16 << 20, 0);
 
-/// What the kernel side knows of each TCP socket it has seen, kept with the
-/// socket itself (BPF socket storage): freed by the kernel with the socket,
-/// so no program has to watch sockets die, a later socket at the same
-/// address starts with nothing, and there is no map to fill. An allocation
-/// that fails is counted in `COUNTERS[NOT_STORED]`, never silent.
-#[btf_map]
-static SOCKS: SkStorage<SockInfo> = SkStorage::new();
+/// Live sockets the kernel side has seen, keyed by socket address. Bounded: a
+/// failed insert is counted in `COUNTERS[SOCK_MAP_FULL]`, never silent.
+#[map]
+static SOCKS: HashMap<u64, SockInfo> = HashMap::with_max_entries(131_072, 0);
 
 /// Owners of listening ports, so that accepted children inherit them.
 #[map]
@@ -114,10 +107,11 @@ pub struct Marks {
 /// (states for inet_sock_set_state only).
 mod tp {
     pub const SET_STATE: u64 = 1 << 16;
-    pub const RETRANSMIT_SKB: u64 = 2 << 16;
-    pub const RETRANSMIT_SYNACK: u64 = 3 << 16;
-    pub const SEND_RESET: u64 = 4 << 16;
-    pub const RECEIVE_RESET: u64 = 5 << 16;
+    pub const DESTROY_SOCK: u64 = 2 << 16;
+    pub const RETRANSMIT_SKB: u64 = 3 << 16;
+    pub const RETRANSMIT_SYNACK: u64 = 4 << 16;
+    pub const SEND_RESET: u64 = 5 << 16;
+    pub const RECEIVE_RESET: u64 = 6 << 16;
 
     pub fn set_state(old: u8, new: u8) -> u64 {
         SET_STATE | (old as u64) << 8 | new as u64
@@ -152,41 +146,6 @@ fn bump(index: u32) {
     if let Some(count) = COUNTERS.get_ptr_mut(index) {
         unsafe { *count += 1 };
     }
-}
-
-// ---- Per-socket records (`SOCKS`) -------------------------------------
-
-#[inline(always)]
-fn socks() -> *mut core::ffi::c_void {
-    core::ptr::from_ref(&SOCKS).cast_mut().cast()
-}
-
-/// The record of socket `sk` (a pointer the tracepoint handed over), if
-/// it has one. The kernel finds none for sockets that are not full ones.
-#[inline(always)]
-fn known(sk: u64) -> Option<&'static mut SockInfo> {
-    let at = unsafe { bpf_sk_storage_get(socks(), sk as *mut _, core::ptr::null_mut(), 0) }
-        as *mut SockInfo;
-    unsafe { at.as_mut() }
-}
-
-/// The record of socket `sk`, made (all zero) if it has none; None, and
-/// counted, if the kernel could not make one.
-#[inline(always)]
-fn record(sk: u64) -> Option<&'static mut SockInfo> {
-    let at = unsafe {
-        bpf_sk_storage_get(
-            socks(),
-            sk as *mut _,
-            core::ptr::null_mut(),
-            BPF_SK_STORAGE_GET_F_CREATE as u64,
-        )
-    } as *mut SockInfo;
-    let record = unsafe { at.as_mut() };
-    if record.is_none() {
-        bump(counter::NOT_STORED);
-    }
-    record
 }
 
 // ---- The program pairs -------------------------------------------------
@@ -699,10 +658,8 @@ fn in_owner_syscall(old: u8, new: u8) -> bool {
 /// record up to date.
 #[inline(always)]
 fn forget_connect(sk: u64, old: u8) {
-    // A lookup finds most sockets without a record; a delete would take
-    // and drop a reference to the socket first.
-    if old == tcp_state::SYN_SENT && known(sk).is_some() {
-        unsafe { bpf_sk_storage_delete(socks(), sk as *mut _) };
+    if old == tcp_state::SYN_SENT && SOCKS.get_ptr(sk).is_some() {
+        let _ = SOCKS.remove(sk);
     }
 }
 
@@ -734,14 +691,10 @@ fn on_transition<C: EbpfContext>(ctx: &C, sk: u64, old: u8, new: u8, netns: u32)
 
     let born = (old == tcp_state::CLOSE && new == tcp_state::SYN_SENT)
         || (old == tcp_state::LISTEN && new == tcp_state::SYN_RECV);
-    let stored = record(sk);
-    if stored.is_none() {
-        warn!(
-            ctx,
-            "no memory for a socket's record: its owner is not remembered"
-        );
-    }
-    let mut info = stored.as_deref().copied().unwrap_or_default();
+    let mut info = match SOCKS.get_ptr(sk) {
+        Some(known) => unsafe { *known },
+        None => SockInfo::default(),
+    };
     let mut gap = false;
     // State 0: an entry made by a retransmit or reset, history unknown.
     if info.state != 0 {
@@ -758,8 +711,8 @@ fn on_transition<C: EbpfContext>(ctx: &C, sk: u64, old: u8, new: u8, netns: u32)
         }
     }
     if born {
-        // A listener's new child, or a new attempt of a closed socket:
-        // nothing of the earlier attempt (its owner, resets, retransmits)
+        // A new socket, or a new attempt of a closed one: nothing of an
+        // earlier one at this address (its owner, resets, retransmits)
         // carries over.
         info = SockInfo {
             born_ns: now,
@@ -824,13 +777,14 @@ fn on_transition<C: EbpfContext>(ctx: &C, sk: u64, old: u8, new: u8, netns: u32)
         let _ = LISTENERS.remove(&listen_key);
     }
 
-    // Kept through CLOSE (a closed socket may still send a reset or
-    // connect again) until the kernel frees the socket.
+    // Kept through CLOSE: a closed socket may still send a reset or connect
+    // again. `tcp_destroy_sock` frees the entry.
     info.ts_ns = now;
     info.state = new;
     info.prev_state = old;
-    if let Some(slot) = stored {
-        *slot = info;
+    if SOCKS.insert(sk, info, 0).is_err() {
+        bump(counter::SOCK_MAP_FULL);
+        warn!(ctx, "SOCKS map full: owner of a socket not remembered");
     }
 }
 
@@ -842,6 +796,31 @@ fn add_totals(tsk: u64, info: &SockInfo, ev: &mut Event) {
     ev.born_ns = info.born_ns;
     ev.bytes_acked = member(tsk, &k.tcp_bytes_acked);
     ev.bytes_received = member(tsk, &k.tcp_bytes_received);
+}
+
+// ---- tcp/tcp_destroy_sock: (struct sock *sk) -------------------------------
+
+program_pair!(
+    "tcp_destroy_sock",
+    tcp_destroy_sock,
+    tcp_destroy_sock_second,
+    destroy_sock
+);
+
+/// The socket is being freed: forget it. Emits nothing (the second
+/// program frees the entry only where the first was skipped). Most sockets
+/// of a filtered-out storm never had an entry, and a lookup costs less than
+/// a failed delete.
+#[inline(always)]
+fn destroy_sock(ctx: &BtfTracePointContext, role: Role) -> i32 {
+    let sk: u64 = ctx.arg(0);
+    let Some(run) = Run::begin(role, ctx, sk, tp::DESTROY_SOCK) else {
+        return 0;
+    };
+    if SOCKS.get_ptr(sk).is_some() {
+        let _ = SOCKS.remove(sk);
+    }
+    run.finish(Verdict::Ignore, |_| {})
 }
 
 // ---- Retransmits and resets ------------------------------------------------
@@ -888,22 +867,27 @@ fn on_socket_event(
         return;
     }
 
-    // Only these two events add to a record (a reset may be sent for a
-    // timewait socket, which the kernel keeps no storage for).
-    let adds = event_kind == kind::RETRANSMIT || event_kind == kind::RECEIVE_RESET;
-    let stored = match sk {
-        0 => None,
-        _ if adds => record(sk),
-        _ => known(sk),
-    };
-    if let Some(info) = stored {
+    // Only full sockets are remembered (they are sure to be destroyed, which
+    // frees the entry); a reset may be sent for a timewait socket.
+    if sk != 0 && (event_kind == kind::RETRANSMIT || event_kind == kind::RECEIVE_RESET) {
+        let mut info = match SOCKS.get_ptr(sk) {
+            Some(known) => unsafe { *known },
+            None => SockInfo::default(),
+        };
         if event_kind == kind::RETRANSMIT {
             info.retransmits += 1;
-        } else if event_kind == kind::RECEIVE_RESET {
+        } else {
             info.flags |= flags::RESET_RECEIVED;
         }
         ev.prev_ts_ns = info.ts_ns;
-        copy_owner(&mut ev, info);
+        copy_owner(&mut ev, &info);
+        if SOCKS.insert(sk, info, 0).is_err() {
+            bump(counter::SOCK_MAP_FULL);
+        }
+    } else if sk != 0
+        && let Some(info) = SOCKS.get_ptr(sk)
+    {
+        copy_owner(&mut ev, unsafe { &*info });
     }
     if !passes(&ev, filter().state_matches(state)) {
         return;
@@ -1048,35 +1032,6 @@ fn retransmit_synack(ctx: &BtfTracePointContext, role: Role) -> i32 {
             |ev| endpoints_from_request(req, ev),
         )
     })
-}
-
-// ---- The records by state, for userspace --------------------------------
-
-/// `struct bpf_iter__bpf_sk_storage_map`: what an iterator over a socket
-/// storage map is handed for each record.
-#[repr(C)]
-struct StorageIterContext {
-    /// `struct bpf_iter_meta *`, whose first member is the output file.
-    meta: *const *mut aya_ebpf::bindings::seq_file,
-    map: u64,
-    sk: u64,
-    /// `SockInfo *`, or null after the last record.
-    value: *const SockInfo,
-}
-
-/// Writes (entered its state at, state) of every record, as two u64s, for
-/// `Probe::states_since_before`: userspace cannot list socket storage
-/// itself, because its keys are sockets.
-#[unsafe(no_mangle)]
-#[unsafe(link_section = "iter/bpf_sk_storage_map")]
-pub fn socket_states(ctx: *mut core::ffi::c_void) -> i32 {
-    let ctx = unsafe { &*(ctx as *const StorageIterContext) };
-    let Some(info) = (unsafe { ctx.value.as_ref() }) else {
-        return 0;
-    };
-    let entry = [info.ts_ns, info.state as u64];
-    unsafe { bpf_seq_write(*ctx.meta, entry.as_ptr().cast(), size_of_val(&entry) as u32) };
-    0
 }
 
 #[cfg(not(test))]

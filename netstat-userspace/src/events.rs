@@ -206,10 +206,10 @@ async fn stream(cli: &Cli, namespaces: Selection) -> Result<()> {
     if attached.filter != netstat_common::Filter::default() {
         extra += &format!(", {} filtered out in the kernel", counters.filtered);
     }
-    if counters.not_stored > 0 {
+    if counters.sock_map_full > 0 {
         extra += &format!(
-            ", {} sockets not tracked (no kernel memory for their records)",
-            counters.not_stored
+            ", {} sockets not tracked (socket map full)",
+            counters.sock_map_full
         );
     }
     if counters.lost > 0 {

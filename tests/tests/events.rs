@@ -2,7 +2,6 @@
 //! exact per-socket transition sequences, owners, and counts.
 
 use std::collections::BTreeMap;
-use std::os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd};
 
 use serde_json::Value;
 use tests::{Netns, Proc, STORM_ATTEMPTS, Tracer, connect, serve, storm, tcpload_bin};
@@ -374,9 +373,17 @@ fn storm_of_20000_connections_loses_nothing() {
     }
 }
 
-/// The fd of the `SOCKS` map that process `pid` holds, opened in this
-/// process by the map's id.
-fn socks_map_of(pid: u32) -> OwnedFd {
+/// `bpftool`'s JSON bytes (`["0x0a", ...]`) as bytes.
+fn hex_bytes(v: &Value) -> Vec<u8> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|b| u8::from_str_radix(b.as_str().unwrap().trim_start_matches("0x"), 16).unwrap())
+        .collect()
+}
+
+/// The id of the `SOCKS` map that process `pid` holds.
+fn socks_map_of(pid: u32) -> String {
     let fdinfo = format!("/proc/{pid}/fdinfo");
     for entry in std::fs::read_dir(&fdinfo).unwrap() {
         let text = std::fs::read_to_string(entry.unwrap().path()).unwrap_or_default();
@@ -387,114 +394,13 @@ fn socks_map_of(pid: u32) -> OwnedFd {
         let info: Value =
             serde_json::from_str(&tests::sh("bpftool", &["-j", "map", "show", "id", id])).unwrap();
         if info["name"] == "SOCKS" {
-            // union bpf_attr for BPF_MAP_GET_FD_BY_ID: map_id, next_id, open_flags.
-            let mut attr = [id.parse::<u32>().unwrap(), 0, 0];
-            return bpf_fd(14, &mut attr);
+            return id.to_string();
         }
     }
     panic!("enetstat {pid} holds no SOCKS map");
 }
 
-/// bpf(2) `cmd` with `attr`, for the fd it makes.
-fn bpf_fd<A>(cmd: libc::c_long, attr: &mut A) -> OwnedFd {
-    // SAFETY: attr is a live struct of the size passed.
-    let rc = unsafe { libc::syscall(libc::SYS_bpf, cmd, attr as *mut A, size_of::<A>()) };
-    assert!(rc >= 0, "bpf({cmd}): {}", std::io::Error::last_os_error());
-    // SAFETY: the kernel just made this fd for us.
-    unsafe { OwnedFd::from_raw_fd(rc as i32) }
-}
-
-/// Process `pid`'s sockets, duplicated into this process (pidfd_getfd).
-fn sockets_of(pid: u32) -> Vec<OwnedFd> {
-    // SAFETY: plain syscalls; each fd they return is ours.
-    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    assert!(
-        pidfd >= 0,
-        "pidfd_open: {}",
-        std::io::Error::last_os_error()
-    );
-    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd as i32) };
-    let mut sockets = Vec::new();
-    for entry in std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap() {
-        let entry = entry.unwrap();
-        let is_socket = std::fs::read_link(entry.path())
-            .is_ok_and(|target| target.to_string_lossy().starts_with("socket:"));
-        let Ok(fd) = entry.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        if is_socket {
-            let rc = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), fd, 0) };
-            assert!(rc >= 0, "pidfd_getfd: {}", std::io::Error::last_os_error());
-            sockets.push(unsafe { OwnedFd::from_raw_fd(rc as i32) });
-        }
-    }
-    sockets
-}
-
-/// union bpf_attr for BPF_MAP_LOOKUP_ELEM / BPF_MAP_UPDATE_ELEM.
-#[repr(C)]
-struct MapElem {
-    map_fd: u32,
-    _pad: u32,
-    key: u64,
-    value: u64,
-    flags: u64,
-}
-
-/// The record `map` (socket storage) holds for `socket`, if any.
-fn record_of(map: &OwnedFd, socket: &OwnedFd) -> Option<[u8; RECORD]> {
-    let key = socket.as_raw_fd();
-    let mut value = [0u8; RECORD];
-    let mut attr = MapElem {
-        map_fd: map.as_raw_fd() as u32,
-        _pad: 0,
-        key: (&raw const key) as u64,
-        value: (&raw mut value) as u64,
-        flags: 0,
-    };
-    const BPF_MAP_LOOKUP_ELEM: libc::c_long = 1;
-    // SAFETY: attr points at live key and value buffers of the map's sizes.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            BPF_MAP_LOOKUP_ELEM,
-            &raw mut attr,
-            size_of::<MapElem>(),
-        )
-    };
-    (rc == 0).then_some(value)
-}
-
-fn rewrite_record(map: &OwnedFd, socket: &OwnedFd, value: &[u8; RECORD]) {
-    let key = socket.as_raw_fd();
-    let mut attr = MapElem {
-        map_fd: map.as_raw_fd() as u32,
-        _pad: 0,
-        key: (&raw const key) as u64,
-        value: value.as_ptr() as u64,
-        flags: 0,
-    };
-    const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
-    // SAFETY: as in record_of.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            BPF_MAP_UPDATE_ELEM,
-            &raw mut attr,
-            size_of::<MapElem>(),
-        )
-    };
-    assert_eq!(
-        rc,
-        0,
-        "BPF_MAP_UPDATE_ELEM: {}",
-        std::io::Error::last_os_error()
-    );
-}
-
-/// `SockInfo` (netstat-common): its size and the byte offsets of tgid,
-/// state and prev_state.
-const RECORD: usize = 48;
+/// `SockInfo` byte offsets (netstat-common): tgid, state, prev_state.
 const TGID: usize = 8;
 const STATE: usize = 17;
 const PREV_STATE: usize = 18;
@@ -514,27 +420,42 @@ fn a_rewritten_socket_record_makes_a_gap_or_a_duplicate() {
     // the accepted child "was last seen" going ESTABLISHED -> CLOSE_WAIT,
     // so that change, when it comes, looks like a second report of it.
     let map = socks_map_of(tracer.pid());
+    let dump: Value =
+        serde_json::from_str(&tests::sh("bpftool", &["-j", "map", "dump", "id", &map])).unwrap();
     let (mut rewrote_client, mut rewrote_child) = (false, false);
-    for (owner, rewrote) in [
-        (client.pid(), &mut rewrote_client),
-        (server.pid(), &mut rewrote_child),
-    ] {
-        for socket in sockets_of(owner) {
-            let Some(mut value) = record_of(&map, &socket) else {
-                continue;
-            };
-            let tgid = u32::from_ne_bytes(value[TGID..TGID + 4].try_into().unwrap());
-            assert_eq!(tgid, owner);
-            match (value[STATE], value[PREV_STATE]) {
-                (1, 2) if owner == client.pid() => (value[STATE], value[PREV_STATE]) = (2, 7),
-                (1, 3) if owner == server.pid() => (value[STATE], value[PREV_STATE]) = (8, 1),
-                _ => continue,
+    for entry in dump.as_array().unwrap() {
+        let key = hex_bytes(&entry["key"]);
+        let mut value = hex_bytes(&entry["value"]);
+        let tgid = u32::from_ne_bytes(value[TGID..TGID + 4].try_into().unwrap());
+        match (value[STATE], value[PREV_STATE]) {
+            (1, 2) if tgid == client.pid() => {
+                (value[STATE], value[PREV_STATE]) = (2, 7);
+                rewrote_client = true;
             }
-            rewrite_record(&map, &socket, &value);
-            *rewrote = true;
+            (1, 3) if tgid == server.pid() => {
+                (value[STATE], value[PREV_STATE]) = (8, 1);
+                rewrote_child = true;
+            }
+            _ => continue,
         }
+        let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>();
+        let mut args = vec![
+            "map".to_string(),
+            "update".into(),
+            "id".into(),
+            map.clone(),
+            "key".into(),
+            "hex".into(),
+        ];
+        args.extend(hex(&key));
+        args.extend(["value".to_string(), "hex".into()]);
+        args.extend(hex(&value));
+        tests::sh(
+            "bpftool",
+            &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        );
     }
-    assert!(rewrote_client && rewrote_child);
+    assert!(rewrote_client && rewrote_child, "{dump}");
 
     client.tell("close");
     client.expect("closed");

@@ -7,11 +7,10 @@ mod btf;
 use anyhow::{Context as _, Result};
 use aya::{
     Ebpf, EbpfError, EbpfLoader,
-    maps::{Map, MapData, MapError, PerCpuArray, PerCpuHashMap, RingBuf},
-    programs::{BtfTracePoint, Iter, ProgramError},
+    maps::{HashMap as BpfHashMap, MapData, MapError, PerCpuArray, PerCpuHashMap, RingBuf},
+    programs::{BtfTracePoint, ProgramError},
 };
-use netstat_common::{Config, Event, Filter, RemoteKey, RemoteStats, counter, stat};
-use std::os::fd::{AsFd as _, AsRawFd as _, FromRawFd as _, OwnedFd};
+use netstat_common::{Config, Event, Filter, RemoteKey, RemoteStats, SockInfo, counter, stat};
 
 use crate::fail;
 
@@ -29,7 +28,7 @@ struct Tracepoint {
     args: &'static [&'static str],
 }
 
-const TRACEPOINTS: [Tracepoint; 5] = [
+const TRACEPOINTS: [Tracepoint; 6] = [
     Tracepoint {
         category: "sock",
         name: "inet_sock_set_state",
@@ -65,10 +64,15 @@ const TRACEPOINTS: [Tracepoint; 5] = [
         second: "tcp_receive_reset_second",
         args: &["struct sock *"],
     },
+    // Emits nothing: frees the kernel side's per-socket entry.
+    Tracepoint {
+        category: "tcp",
+        name: "tcp_destroy_sock",
+        first: "tcp_destroy_sock",
+        second: "tcp_destroy_sock_second",
+        args: &["struct sock *"],
+    },
 ];
-
-/// The iterator over the kernel side's per-socket records (`SOCKS`).
-const SOCKET_STATES: &str = "socket_states";
 
 #[derive(Default)]
 pub struct Options {
@@ -89,8 +93,6 @@ pub struct Probe {
     pub attached_ns: u64,
     /// `unrecovered()` when everything was attached.
     unrecovered_at_start: u64,
-    /// The `SOCKET_STATES` iterator bound to `SOCKS`: each walk opens it anew.
-    socket_states: OwnedFd,
 }
 
 fn program<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut BtfTracePoint> {
@@ -134,12 +136,10 @@ impl Probe {
                 .attach()
                 .map_err(|e| explain_program_error(name, e))?;
         }
-        let socket_states = bind_socket_states(&mut ebpf, &btf)?;
         let mut probe = Self {
             ebpf,
             attached_ns: monotonic_ns(),
             unrecovered_at_start: 0,
-            socket_states,
         };
         // Skips before the second programs were all attached are of events
         // from before we report anything.
@@ -172,7 +172,7 @@ impl Probe {
             ring_full,
             unrecovered,
             unseen,
-            not_stored: self.counter(counter::NOT_STORED)?,
+            sock_map_full: self.counter(counter::SOCK_MAP_FULL)?,
             other_netns: self.counter(counter::OTHER_NETNS)?,
             filtered: self.counter(counter::FILTERED)?,
             recovered: self.counter(counter::RECOVERED)?,
@@ -227,30 +227,14 @@ impl Probe {
     /// Remembered sockets by the state they have been in since before
     /// `before_ns` (CLOCK_MONOTONIC), indexed by state number.
     pub fn states_since_before(&self, before_ns: u64) -> Result<[u64; 16]> {
-        // The kernel side's iterator writes (since, state) as two u64s per record.
-        let mut records = Vec::new();
-        {
-            use std::io::Read as _;
-            const BPF_ITER_CREATE: libc::c_long = 33;
-            #[repr(C)]
-            struct IterCreate {
-                link_fd: u32,
-                flags: u32,
-            }
-            let mut attr = IterCreate {
-                link_fd: self.socket_states.as_raw_fd() as u32,
-                flags: 0,
-            };
-            let fd = bpf_fd(BPF_ITER_CREATE, &mut attr).context("BPF_ITER_CREATE")?;
-            std::fs::File::from(fd)
-                .read_to_end(&mut records)
-                .context("reading the socket records")?;
-        }
+        let map = self.ebpf.map("SOCKS").context("SOCKS map missing")?;
+        let socks: BpfHashMap<_, u64, SockInfo> = BpfHashMap::try_from(map)?;
         let mut by_state = [0; 16];
-        for record in records.chunks_exact(16) {
-            let word = |at: usize| u64::from_ne_bytes(record[at..at + 8].try_into().unwrap());
-            if word(0) < before_ns {
-                by_state[(word(8) & 15) as usize] += 1;
+        for entry in socks.iter() {
+            // An entry may go between listing its key and reading it.
+            let Ok((_, info)) = entry else { continue };
+            if info.ts_ns < before_ns {
+                by_state[usize::from(info.state & 15)] += 1;
             }
         }
         Ok(by_state)
@@ -259,6 +243,7 @@ impl Probe {
     /// How often the kernel skipped program `name` because it was already
     /// running on that CPU (`bpf_prog_info.recursion_misses`, 5.12+).
     fn recursion_misses(&self, name: &str) -> Result<u64> {
+        use std::os::fd::{AsFd as _, AsRawFd as _};
         let program = self.ebpf.program(name).context("program missing")?;
         let fd = program.fd()?.as_fd().as_raw_fd();
         // SAFETY: bpf_prog_info is plain data; zero is a valid value.
@@ -275,65 +260,22 @@ impl Probe {
             info: (&raw mut info) as u64,
         };
         const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
-        bpf(BPF_OBJ_GET_INFO_BY_FD, &mut attr).context("BPF_OBJ_GET_INFO_BY_FD")?;
+        // SAFETY: attr points at a live, correctly sized info buffer.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_bpf,
+                BPF_OBJ_GET_INFO_BY_FD,
+                &raw mut attr,
+                size_of::<InfoByFd>(),
+            )
+        };
+        anyhow::ensure!(
+            rc == 0,
+            "BPF_OBJ_GET_INFO_BY_FD: {}",
+            std::io::Error::last_os_error()
+        );
         Ok(info.recursion_misses)
     }
-}
-
-/// A bpf(2) call aya has no wrapper for. `attr` must be the command's
-/// attribute struct (plain data).
-fn bpf<A>(cmd: libc::c_long, attr: &mut A) -> std::io::Result<libc::c_long> {
-    // SAFETY: attr is a live struct of the size passed.
-    let rc = unsafe { libc::syscall(libc::SYS_bpf, cmd, attr as *mut A, size_of::<A>()) };
-    if rc < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(rc)
-}
-
-/// A bpf(2) call that makes an fd.
-fn bpf_fd<A>(cmd: libc::c_long, attr: &mut A) -> std::io::Result<OwnedFd> {
-    let fd = bpf(cmd, attr)?;
-    // SAFETY: the kernel just made this fd for us.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
-}
-
-/// Loads the `SOCKET_STATES` iterator and binds it to the `SOCKS` map. aya's
-/// `Iter::attach` cannot name the map an iterator walks, so the link is
-/// made here.
-fn bind_socket_states(ebpf: &mut Ebpf, btf: &aya::Btf) -> Result<OwnedFd> {
-    let iter: &mut Iter = ebpf
-        .program_mut(SOCKET_STATES)
-        .context("program socket_states missing from the object")?
-        .try_into()?;
-    iter.load("bpf_sk_storage_map", btf)
-        .map_err(|e| explain_program_error(SOCKET_STATES, e))?;
-    let prog_fd = iter.fd()?.as_fd().as_raw_fd();
-    let Some(Map::SkStorage(socks)) = ebpf.map("SOCKS") else {
-        anyhow::bail!("SOCKS map missing from the object");
-    };
-    // union bpf_iter_link_info, its `map` member.
-    let map_fd: u32 = socks.fd().as_fd().as_raw_fd() as u32;
-    #[repr(C)]
-    struct LinkCreate {
-        prog_fd: u32,
-        target_fd: u32,
-        attach_type: u32,
-        flags: u32,
-        iter_info: u64,
-        iter_info_len: u32,
-    }
-    let mut attr = LinkCreate {
-        prog_fd: prog_fd as u32,
-        target_fd: 0,
-        attach_type: aya_obj::generated::bpf_attach_type::BPF_TRACE_ITER as u32,
-        flags: 0,
-        iter_info: (&raw const map_fd) as u64,
-        iter_info_len: size_of_val(&map_fd) as u32,
-    };
-    const BPF_LINK_CREATE: libc::c_long = 28;
-    bpf_fd(BPF_LINK_CREATE, &mut attr)
-        .map_err(|e| anyhow::anyhow!("binding the socket_states iterator to SOCKS: {e}"))
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -350,8 +292,7 @@ pub struct Counters {
     /// A skipped run no second program made up for leaves a gap too, so the two can
     /// overlap, and `lost` then counts that change twice.
     pub unseen: u64,
-    /// Sockets the kernel had no memory to keep a record for.
-    pub not_stored: u64,
+    pub sock_map_full: u64,
     /// Events of other network namespaces.
     pub other_netns: u64,
     /// Events the user's filter dropped in the kernel.
