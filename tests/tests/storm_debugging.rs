@@ -203,6 +203,30 @@ fn check_summary_of_the_storm(out: &tests::TracerOutput) {
 }
 
 #[test]
+fn the_summary_counts_connects_stuck_in_syn_sent() {
+    let ns = Netns::new("syn-sent");
+    ns.drop_syns_to(9999);
+    let tracer = Tracer::start(&ns, &["-S", "0.5", "--json", "-n"]);
+    // An established connection, and three connects whose SYNs go nowhere.
+    let held = held_connection(&ns, "127.0.0.1:7500");
+    let stuck: Vec<Proc> = (0..3)
+        .map(|_| connect(&ns, "127.0.0.1:9999", &["--timeout-ms", "30000"]))
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let out = tracer.stop();
+    drop(stuck);
+    close(held);
+    let over_1s: Vec<u64> = out
+        .events()
+        .iter()
+        .map(|b| b["syn_sent_over_1s"].as_u64().unwrap())
+        .collect();
+    // Blocks every 0.5 s: none in the first second, then all three.
+    assert_eq!(over_1s.first(), Some(&0), "{}", out.stdout);
+    assert_eq!(over_1s.iter().max(), Some(&3), "{}", out.stdout);
+}
+
+#[test]
 fn two_namespaces_are_told_apart() {
     let (a, b) = (Netns::new("ns-a"), Netns::new("ns-b"));
     // Started in a, following every namespace.

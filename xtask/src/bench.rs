@@ -441,7 +441,8 @@ fn enetstat_stop_figure(stderr: &[String], label: &str) -> Result<u64> {
 /// One empty program on the classic form of each tracepoint enetstat uses.
 const EMPTY_PROGRAMS: &str = "tracepoint:sock:inet_sock_set_state {} \
     tracepoint:tcp:tcp_retransmit_skb {} tracepoint:tcp:tcp_retransmit_synack {} \
-    tracepoint:tcp:tcp_send_reset {} tracepoint:tcp:tcp_receive_reset {}";
+    tracepoint:tcp:tcp_send_reset {} tracepoint:tcp:tcp_receive_reset {} \
+    tracepoint:tcp:tcp_destroy_sock {}";
 
 struct Running {
     child: Child,
