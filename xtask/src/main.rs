@@ -4,6 +4,7 @@
 //! Debian machine (saying what it does) and prints the commands to run
 //! elsewhere.
 
+mod alternating;
 mod bench;
 mod live_bench;
 mod setup;
