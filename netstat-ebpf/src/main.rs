@@ -70,8 +70,9 @@ static REMOTES: LruPerCpuHashMap<RemoteKey, RemoteStats> =
 ///
 /// The kernel skips a BTF-tracepoint program whose tracepoint fires while
 /// that same program runs on the CPU (a softirq interrupting a system
-/// call's state change: about 2,000 times in a 100,000-connection storm
-/// here), and the event would be lost. So each tracepoint has two programs
+/// call's state change: 1,000-2,000 times in a 100,000-connection
+/// normal-close storm here, never in a reset storm), and the event would
+/// be lost. So each tracepoint has two programs
 /// running the same code, the first attached before the second (a
 /// tracepoint calls its probes in attach order). An event nested in the
 /// first program's run still reaches the second, which finds no mark and
