@@ -39,20 +39,9 @@ pub struct Ratio {
 /// `rst`).
 pub fn filtered_vs_nothing(rst: bool, cycles: usize) -> Result<Ratio> {
     let ns = bench::Netns::new()?;
-    let mut cmd = ns.command(release_bin("tcpload"));
     // More connections than the phases can use: the storm is stopped.
-    cmd.args([
-        "storm",
-        "--listen",
-        "127.0.0.1:7000",
-        "--count",
-        "100000000",
-    ])
-    .args(["--workers", &bench::WORKERS.to_string()])
-    .stdout(Stdio::null());
-    if rst {
-        cmd.arg("--rst");
-    }
+    let mut cmd = bench::storm_command(&ns, 100_000_000, rst);
+    cmd.stdout(Stdio::null());
     let storm = Storm(cmd.spawn().context("starting tcpload storm")?);
     let samples = Arc::new(Mutex::new(Vec::new()));
     let done = Arc::new(AtomicBool::new(false));
@@ -79,7 +68,7 @@ pub fn filtered_vs_nothing(rst: bool, cycles: usize) -> Result<Ratio> {
             cycle + 1
         );
         let mut enetstat = ns.command(release_bin("enetstat"));
-        enetstat.args(["-E", "-n", "--port", "9"]);
+        enetstat.args(bench::FILTERED_OUT);
         let mut tracer = bench::start_tracer(enetstat, &out, Some("tracing TCP"))?;
         let attached = (Instant::now() + SETTLE, Instant::now() + PHASE);
         std::thread::sleep(PHASE);

@@ -35,7 +35,7 @@ pub enum Scenario {
     Live,
 }
 
-pub const WORKERS: u64 = 4;
+const WORKERS: u64 = 4;
 
 /// Attached/detached cycles per run in the reset-close storm's filtered-out
 /// check (alternating.rs).
@@ -347,7 +347,7 @@ fn storm(tracer: Tracer, connections: u64, rst: bool) -> Result<Sample> {
         }
         Tracer::EnetstatFiltered => {
             let mut cmd = ns.command(release_bin("enetstat"));
-            cmd.args(["-E", "-n", "--port", "9"]);
+            cmd.args(FILTERED_OUT);
             Some(start_tracer(cmd, &out_path, Some("tracing TCP"))?)
         }
         // tcpstates traces every namespace (the storm is the only traffic)
@@ -365,20 +365,11 @@ fn storm(tracer: Tracer, connections: u64, rst: bool) -> Result<Sample> {
     };
     let cpu_at_start = traced.as_ref().map_or(0.0, |t| cpu_seconds(t.child.id()));
 
-    let mut cmd = ns.command(release_bin("tcpload"));
-    cmd.args([
-        "storm",
-        "--listen",
-        "127.0.0.1:7000",
-        "--count",
-        &connections.to_string(),
-        "--workers",
-        &WORKERS.to_string(),
-    ]);
-    if rst {
-        cmd.arg("--rst");
-    }
-    let rate = storm_rate(&cmd.output().context("running tcpload storm")?)?;
+    let rate = storm_rate(
+        &storm_command(&ns, connections, rst)
+            .output()
+            .context("running tcpload storm")?,
+    )?;
 
     let Some(tracer_run) = traced.as_mut() else {
         return Ok(Sample {
@@ -421,6 +412,21 @@ fn storm(tracer: Tracer, connections: u64, rst: bool) -> Result<Sample> {
             .then(|| stderr.iter().find(|l| l.contains("events seen")).cloned())
             .flatten(),
     })
+}
+
+/// enetstat with a filter that excludes the storm (port 7000).
+pub const FILTERED_OUT: [&str; 4] = ["-E", "-n", "--port", "9"];
+
+/// `tcpload storm` of `connections` in `ns`, closing with resets when `rst`.
+pub fn storm_command(ns: &Netns, connections: u64, rst: bool) -> Command {
+    let mut cmd = ns.command(release_bin("tcpload"));
+    cmd.args(["storm", "--listen", "127.0.0.1:7000", "--count"])
+        .arg(connections.to_string())
+        .args(["--workers", &WORKERS.to_string()]);
+    if rst {
+        cmd.arg("--rst");
+    }
+    cmd
 }
 
 /// The number before `label` in enetstat's closing line ("enetstat: N events
