@@ -429,6 +429,15 @@ fn sock_ends(tsk: u64, with_addresses: bool) -> Ends {
     ends
 }
 
+/// The endpoints of TCP socket `tsk` (see `tcp_sock`), when there is one,
+/// into `ev`.
+#[inline(always)]
+fn write_ends(tsk: Option<u64>, ev: &mut Event) {
+    if let Some(tsk) = tsk {
+        sock_ends(tsk, true).write_to(ev)
+    }
+}
+
 /// `skc_dport` (host order) and `skc_family` of a socket or request socket.
 #[inline(always)]
 fn port_and_family(sk: u64) -> (u16, u8) {
@@ -927,16 +936,13 @@ fn full_socket_event(
     let Some(run) = Run::begin(role, ctx, sk, what) else {
         return 0;
     };
-    let verdict = match tcp_sock(sk) {
+    let tsk = tcp_sock(sk);
+    let verdict = match tsk {
         Some(tsk) => sock_verdict(tsk, false),
         None => Verdict::Ignore,
     };
     run.finish(verdict, |netns| {
-        on_socket_event(sk, 0, netns, event_kind, None, |ev| {
-            if let Some(tsk) = tcp_sock(sk) {
-                sock_ends(tsk, true).write_to(ev)
-            }
-        })
+        on_socket_event(sk, 0, netns, event_kind, None, |ev| write_ends(tsk, ev))
     })
 }
 
@@ -999,9 +1005,7 @@ fn send_reset(ctx: &BtfTracePointContext, role: Role) -> i32 {
     };
     run.finish(netns_verdict(netns_of(sk, skb)), |netns| {
         on_socket_event(sk, skb, netns, kind::SEND_RESET, None, |ev| {
-            if let Some(tsk) = tcp_sock(sk) {
-                sock_ends(tsk, true).write_to(ev)
-            }
+            write_ends(tcp_sock(sk), ev)
         })
     })
 }
