@@ -17,13 +17,13 @@ use crate::fail;
 /// The compiled kernel programs (built by build.rs through aya-build).
 static PROGRAMS: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/netstat"));
 
-/// A tracepoint we attach to: its pair of programs (the second reports
-/// what the kernel skipped the first for; see the kernel side's `HANDLED`)
-/// and the leading raw arguments they read, as the kernel's BTF spells them.
+/// A tracepoint we attach to: its pair of programs (the first is named
+/// after the tracepoint; the second reports what the kernel skipped the
+/// first for, see the kernel side's `HANDLED`) and the leading raw
+/// arguments they read, as the kernel's BTF spells them.
 struct Tracepoint {
     category: &'static str,
     name: &'static str,
-    first: &'static str,
     second: &'static str,
     args: &'static [&'static str],
 }
@@ -32,35 +32,30 @@ const TRACEPOINTS: [Tracepoint; 6] = [
     Tracepoint {
         category: "sock",
         name: "inet_sock_set_state",
-        first: "inet_sock_set_state",
         second: "inet_sock_set_state_second",
         args: &["struct sock *", "int", "int"],
     },
     Tracepoint {
         category: "tcp",
         name: "tcp_retransmit_skb",
-        first: "tcp_retransmit_skb",
         second: "tcp_retransmit_skb_second",
         args: &["struct sock *", "struct sk_buff *"],
     },
     Tracepoint {
         category: "tcp",
         name: "tcp_retransmit_synack",
-        first: "tcp_retransmit_synack",
         second: "tcp_retransmit_synack_second",
         args: &["struct sock *", "struct request_sock *"],
     },
     Tracepoint {
         category: "tcp",
         name: "tcp_send_reset",
-        first: "tcp_send_reset",
         second: "tcp_send_reset_second",
         args: &["struct sock *", "struct sk_buff *"],
     },
     Tracepoint {
         category: "tcp",
         name: "tcp_receive_reset",
-        first: "tcp_receive_reset",
         second: "tcp_receive_reset_second",
         args: &["struct sock *"],
     },
@@ -68,7 +63,6 @@ const TRACEPOINTS: [Tracepoint; 6] = [
     Tracepoint {
         category: "tcp",
         name: "tcp_destroy_sock",
-        first: "tcp_destroy_sock",
         second: "tcp_destroy_sock_second",
         args: &["struct sock *"],
     },
@@ -121,7 +115,7 @@ impl Probe {
         // for as short a time as possible.
         let btf = aya::Btf::from_sys_fs().context("reading the kernel's BTF")?;
         for t in &TRACEPOINTS {
-            for name in [t.first, t.second] {
+            for name in [t.name, t.second] {
                 program(&mut ebpf, name)?
                     .load(t.name, &btf)
                     .map_err(|e| explain_program_error(name, e))?;
@@ -129,7 +123,7 @@ impl Probe {
         }
         // A tracepoint calls its probes in attach order: every first
         // program before any second.
-        let firsts = TRACEPOINTS.iter().map(|t| t.first);
+        let firsts = TRACEPOINTS.iter().map(|t| t.name);
         let seconds = TRACEPOINTS.iter().map(|t| t.second);
         for name in firsts.chain(seconds) {
             program(&mut ebpf, name)?
@@ -191,7 +185,7 @@ impl Probe {
     fn unrecovered(&self) -> Result<u64> {
         let mut skipped = 0;
         for t in &TRACEPOINTS {
-            skipped += self.recursion_misses(t.first)?;
+            skipped += self.recursion_misses(t.name)?;
         }
         Ok(skipped.saturating_sub(self.counter(counter::RECOVERED)?))
     }
