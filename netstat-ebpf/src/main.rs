@@ -24,9 +24,9 @@ use aya_ebpf::{
         bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_kernel,
         bpf_skc_to_tcp_sock,
     },
-    macros::{btf_tracepoint, map},
+    macros::{btf_tracepoint, fentry, map},
     maps::{HashMap, LruPerCpuHashMap, PerCpuArray, RingBuf},
-    programs::BtfTracePointContext,
+    programs::{BtfTracePointContext, FEntryContext},
 };
 use aya_log_ebpf::warn;
 use netstat_common::{
@@ -95,6 +95,14 @@ static HANDLED: PerCpuArray<Marks> = PerCpuArray::with_max_entries(1, 0);
 
 const MARK_SLOTS: usize = 16;
 
+/// Per CPU, one slot per program: the event that program is putting
+/// together. On the stack it would take 120 of the 512 bytes that a whole
+/// call chain may use on 6.1's verifier. A program never runs nested in
+/// itself on a CPU (the kernel skips such a run, see `HANDLED`), so while it
+/// runs its slot is its own.
+#[map]
+static SCRATCH: PerCpuArray<Event> = PerCpuArray::with_max_entries(tp::PROGRAMS, 0);
+
 #[derive(Clone, Copy)]
 #[repr(C)]
 pub struct Marks {
@@ -113,6 +121,11 @@ mod tp {
     pub const RETRANSMIT_SYNACK: u64 = 4 << 16;
     pub const SEND_RESET: u64 = 5 << 16;
     pub const RECEIVE_RESET: u64 = 6 << 16;
+    /// The fentry programs on tcp_v4_send_reset and tcp_v6_send_reset.
+    pub const SEND_RESET_V4: u64 = 7 << 16;
+    pub const SEND_RESET_V6: u64 = 8 << 16;
+    /// Slots of `SCRATCH`: two per id (`Run::slot`).
+    pub const PROGRAMS: u32 = 2 * 9;
 
     pub fn set_state(old: u8, new: u8) -> u64 {
         SET_STATE | (old as u64) << 8 | new as u64
@@ -156,6 +169,8 @@ fn bump(index: u32) {
 enum Role {
     First,
     Second,
+    /// A program without a second: it neither leaves nor takes marks.
+    Alone,
 }
 
 /// What becomes of an event, decided from as few reads as possible before
@@ -183,11 +198,22 @@ struct Run {
     mark: (u64, u64, u64),
 }
 
+/// The zeroed event of the program in `slot` of `SCRATCH`.
+#[inline(always)]
+fn new_event(slot: u32) -> Option<&'static mut Event> {
+    let ev = SCRATCH.get_ptr_mut(slot)?;
+    // SAFETY: this CPU's slot of the running program, which the kernel never
+    // runs nested in itself; no other reference to it is alive.
+    let ev = unsafe { &mut *ev };
+    *ev = Event::default();
+    Some(ev)
+}
+
 impl Run {
     /// Starts a run, or None where there is nothing to do: the second
     /// program took the first's mark.
     #[inline(always)]
-    fn begin(role: Role, ctx: &BtfTracePointContext, key: u64, what: u64) -> Option<Run> {
+    fn begin(role: Role, ctx: &impl EbpfContext, key: u64, what: u64) -> Option<Run> {
         let run = Run {
             role,
             mark: (key, what, ctx.as_ptr() as u64),
@@ -201,11 +227,18 @@ impl Run {
         Some(run)
     }
 
-    /// Acts on the verdict and ends the run.
+    /// This program's slot in `SCRATCH`.
     #[inline(always)]
-    fn finish(self, verdict: Verdict, report: impl FnOnce(u32)) -> i32 {
+    fn slot(&self) -> u32 {
+        (self.mark.1 >> 16) as u32 * 2 + (self.role == Role::Second) as u32
+    }
+
+    /// Acts on the verdict and ends the run; `report` gets the namespace and
+    /// the program's event slot.
+    #[inline(always)]
+    fn finish(self, verdict: Verdict, report: impl FnOnce(u32, u32)) -> i32 {
         match verdict {
-            Verdict::Report { netns } => report(netns),
+            Verdict::Report { netns } => report(netns, self.slot()),
             Verdict::Filtered => bump(counter::FILTERED),
             Verdict::OtherNetns => bump(counter::OTHER_NETNS),
             Verdict::Ignore => {}
@@ -646,7 +679,9 @@ fn set_state(ctx: &BtfTracePointContext, role: Role) -> i32 {
     if verdict == Verdict::Filtered {
         forget_connect(sk, old);
     }
-    run.finish(verdict, |netns| on_transition(ctx, sk, old, new, netns))
+    run.finish(verdict, |netns, slot| {
+        on_transition(ctx, sk, old, new, netns, slot)
+    })
 }
 
 /// Transitions that only happen inside a system call made by the socket's owner:
@@ -676,25 +711,25 @@ fn forget_connect(sk: u64, old: u8) {
 /// One TCP state change: report it with what the kernel side knows of the
 /// socket, and remember the socket's new state.
 #[inline(always)]
-fn on_transition<C: EbpfContext>(ctx: &C, sk: u64, old: u8, new: u8, netns: u32) {
+fn on_transition<C: EbpfContext>(ctx: &C, sk: u64, old: u8, new: u8, netns: u32, slot: u32) {
     let Some(tsk) = tcp_sock(sk) else {
         return;
     };
-    let now = unsafe { bpf_ktime_get_ns() };
-    let mut ev = Event {
-        ts_ns: now,
-        skaddr: sk,
-        netns,
-        kind: kind::STATE,
-        oldstate: old,
-        newstate: new,
-        ..Event::default()
+    let Some(ev) = new_event(slot) else {
+        return;
     };
-    sock_ends(tsk, true).write_to(&mut ev);
+    let now = unsafe { bpf_ktime_get_ns() };
+    ev.ts_ns = now;
+    ev.skaddr = sk;
+    ev.netns = netns;
+    ev.kind = kind::STATE;
+    ev.oldstate = old;
+    ev.newstate = new;
+    sock_ends(tsk, true).write_to(ev);
     // A listener's own changes always count: its children inherit its owner.
     let listener =
         new == tcp_state::LISTEN || (old == tcp_state::LISTEN && new == tcp_state::CLOSE);
-    if !listener && excluded(&ev) {
+    if !listener && excluded(ev) {
         forget_connect(sk, old);
         return;
     }
@@ -752,25 +787,25 @@ fn on_transition<C: EbpfContext>(ctx: &C, sk: u64, old: u8, new: u8, netns: u32)
             info.flags |= flags::OWNER_KNOWN;
         }
     }
-    copy_owner(&mut ev, &info);
+    copy_owner(ev, &info);
     if gap {
         ev.flags |= flags::AFTER_GAP;
     }
     ev.failure = failure(old, new, info.flags, info.retransmits);
     // A connection's end (a listener has no totals).
     if new == tcp_state::CLOSE && old != tcp_state::LISTEN {
-        add_totals(tsk, &info, &mut ev);
+        add_totals(tsk, &info, ev);
     }
     let effective = effective_new_state(old, new, info.flags);
-    if passes(&ev, filter().transition_matches(old, effective)) {
+    if passes(ev, filter().transition_matches(old, effective)) {
         count(stat::TRANSITIONS + (old as u32 & 15) * 16 + (effective as u32 & 15));
         if ev.failure != failure::NONE {
             count(stat::FAILURES + ev.failure as u32);
             if old == tcp_state::SYN_SENT {
-                count_remote(&ev, |r| r.failed_connects += 1);
+                count_remote(ev, |r| r.failed_connects += 1);
             }
         }
-        submit(&ev);
+        submit(ev);
     }
 
     if new == tcp_state::LISTEN {
@@ -830,7 +865,7 @@ fn destroy_sock(ctx: &BtfTracePointContext, role: Role) -> i32 {
     if SOCKS.get_ptr(sk).is_some() {
         let _ = SOCKS.remove(sk);
     }
-    run.finish(Verdict::Ignore, |_| {})
+    run.finish(Verdict::Ignore, |_, _| {})
 }
 
 // ---- Retransmits and resets ------------------------------------------------
@@ -842,7 +877,7 @@ fn destroy_sock(ctx: &BtfTracePointContext, role: Role) -> i32 {
 fn on_socket_event(
     sk: u64,
     skb: u64,
-    netns: u32,
+    (netns, slot): (u32, u32),
     event_kind: u8,
     state: Option<u8>,
     endpoints: impl FnOnce(&mut Event),
@@ -852,15 +887,15 @@ fn on_socket_event(
         None if sk != 0 => sock_state(sk),
         None => 0,
     };
-    let mut ev = Event {
-        ts_ns: unsafe { bpf_ktime_get_ns() },
-        skaddr: sk,
-        netns,
-        kind: event_kind,
-        newstate: state,
-        ..Event::default()
+    let Some(ev) = new_event(slot) else {
+        return;
     };
-    endpoints(&mut ev);
+    ev.ts_ns = unsafe { bpf_ktime_get_ns() };
+    ev.skaddr = sk;
+    ev.netns = netns;
+    ev.kind = event_kind;
+    ev.newstate = state;
+    endpoints(ev);
     if event_kind == kind::SEND_RESET
         && skb != 0
         && (sk == 0
@@ -871,9 +906,9 @@ fn on_socket_event(
     {
         // A reset answering a packet for a listener, a timewait socket or
         // no socket: the connection's endpoints are the packet's.
-        endpoints_from_packet(skb, &mut ev);
+        endpoints_from_packet(skb, ev);
     }
-    if excluded(&ev) {
+    if excluded(ev) {
         return;
     }
 
@@ -890,37 +925,37 @@ fn on_socket_event(
             info.flags |= flags::RESET_RECEIVED;
         }
         ev.prev_ts_ns = info.ts_ns;
-        copy_owner(&mut ev, &info);
+        copy_owner(ev, &info);
         if SOCKS.insert(sk, info, 0).is_err() {
             bump(counter::SOCK_MAP_FULL);
         }
     } else if sk != 0
         && let Some(info) = SOCKS.get_ptr(sk)
     {
-        copy_owner(&mut ev, unsafe { &*info });
+        copy_owner(ev, unsafe { &*info });
     }
-    if !passes(&ev, filter().state_matches(state)) {
+    if !passes(ev, filter().state_matches(state)) {
         return;
     }
     match event_kind {
         kind::RETRANSMIT => {
             count(stat::RETRANSMITS);
-            count_remote(&ev, |r| r.retransmits += 1);
+            count_remote(ev, |r| r.retransmits += 1);
         }
         kind::RETRANSMIT_SYNACK => {
             count(stat::SYNACK_RETRANSMITS);
-            count_remote(&ev, |r| r.retransmits += 1);
+            count_remote(ev, |r| r.retransmits += 1);
         }
         kind::SEND_RESET => {
             count(stat::RESETS_SENT);
-            count_remote(&ev, |r| r.resets += 1);
+            count_remote(ev, |r| r.resets += 1);
         }
         _ => {
             count(stat::RESETS_RECEIVED);
-            count_remote(&ev, |r| r.resets += 1);
+            count_remote(ev, |r| r.resets += 1);
         }
     }
-    submit(&ev);
+    submit(ev);
 }
 
 /// The retransmit and reset events of a full TCP socket `sk`, whose
@@ -941,8 +976,10 @@ fn full_socket_event(
         Some(tsk) => sock_verdict(tsk, false),
         None => Verdict::Ignore,
     };
-    run.finish(verdict, |netns| {
-        on_socket_event(sk, 0, netns, event_kind, None, |ev| write_ends(tsk, ev))
+    run.finish(verdict, |netns, slot| {
+        on_socket_event(sk, 0, (netns, slot), event_kind, None, |ev| {
+            write_ends(tsk, ev)
+        })
     })
 }
 
@@ -1003,8 +1040,8 @@ fn send_reset(ctx: &BtfTracePointContext, role: Role) -> i32 {
     let Some(run) = Run::begin(role, ctx, if sk != 0 { sk } else { skb }, tp::SEND_RESET) else {
         return 0;
     };
-    run.finish(netns_verdict(netns_of(sk, skb)), |netns| {
-        on_socket_event(sk, skb, netns, kind::SEND_RESET, None, |ev| {
+    run.finish(netns_verdict(netns_of(sk, skb)), |netns, slot| {
+        on_socket_event(sk, skb, (netns, slot), kind::SEND_RESET, None, |ev| {
             write_ends(tcp_sock(sk), ev)
         })
     })
@@ -1027,16 +1064,72 @@ fn retransmit_synack(ctx: &BtfTracePointContext, role: Role) -> i32 {
     let Some(run) = Run::begin(role, ctx, sk, tp::RETRANSMIT_SYNACK) else {
         return 0;
     };
-    run.finish(netns_verdict(netns_of(sk, 0)), |netns| {
+    run.finish(netns_verdict(netns_of(sk, 0)), |netns, slot| {
         on_socket_event(
             sk,
             0,
-            netns,
+            (netns, slot),
             kind::RETRANSMIT_SYNACK,
             Some(tcp_state::SYN_RECV),
             |ev| endpoints_from_request(req, ev),
         )
     })
+}
+
+// ---- fentry tcp_v4_send_reset / tcp_v6_send_reset: (const struct sock *sk,
+// struct sk_buff *skb, ...) --------------------------------------------------
+
+// Before Linux 6.10 the tcp_send_reset tracepoint fires for full sockets
+// only, so resets sent for no socket (a refused connect) or by a TIME_WAIT
+// or SYN_RECV request socket go unreported. Userspace loads these two
+// programs on such kernels only; they report exactly those resets, as the
+// tracepoint does on later kernels. One program each, no second: they run
+// in packet receive (softirq), and a rare run the kernel skips because a
+// softirq interrupted the program's run on a full socket's backlog is
+// counted as lost like any unrecovered skip.
+
+#[fentry(function = "tcp_v4_send_reset")]
+pub fn tcp_v4_send_reset(ctx: FEntryContext) -> i32 {
+    reset_without_full_socket(&ctx, tp::SEND_RESET_V4)
+}
+
+#[fentry(function = "tcp_v6_send_reset")]
+pub fn tcp_v6_send_reset(ctx: FEntryContext) -> i32 {
+    reset_without_full_socket(&ctx, tp::SEND_RESET_V6)
+}
+
+#[inline(always)]
+fn reset_without_full_socket(ctx: &FEntryContext, what: u64) -> i32 {
+    let (sk, skb): (u64, u64) = (ctx.arg(0), ctx.arg(1));
+    // A full socket's reset reaches the tracepoint; the kernel never
+    // answers a reset with a reset (the function returns first).
+    let full = sk != 0
+        && !matches!(
+            sock_state(sk),
+            tcp_state::TIME_WAIT | tcp_state::NEW_SYN_RECV
+        );
+    if full || skb == 0 || segment_is_reset(skb) {
+        return 0;
+    }
+    let Some(run) = Run::begin(Role::Alone, ctx, if sk != 0 { sk } else { skb }, what) else {
+        return 0;
+    };
+    run.finish(netns_verdict(netns_of(sk, skb)), |netns, slot| {
+        on_socket_event(sk, skb, (netns, slot), kind::SEND_RESET, None, |_| {})
+    })
+}
+
+/// Whether the TCP segment in `skb` has its RST flag set.
+#[inline(always)]
+fn segment_is_reset(skb: u64) -> bool {
+    let k = &CONFIG.kernel;
+    let Some(head) = kread::<u64>(skb + cfg(&k.skb_head) as u64) else {
+        return false;
+    };
+    let transport =
+        head + kread::<u16>(skb + cfg(&k.skb_transport_header) as u64).unwrap_or(0) as u64;
+    // Byte 13 of the TCP header holds the flags; RST is 0x04.
+    kread::<u8>(transport + 13).is_some_and(|flags| flags & 0x04 != 0)
 }
 
 #[cfg(not(test))]

@@ -106,6 +106,9 @@ pub fn attach(cli: &Cli, namespaces: Selection, quiet: bool) -> Result<Attached>
         quiet,
         ring_bytes: cli.ring_size,
     })?;
+    if let Some(blind_spot) = &probe.blind_spot {
+        eprintln!("enetstat: note: {blind_spot}");
+    }
     Ok(Attached {
         probe,
         namespaces,

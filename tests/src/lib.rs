@@ -20,8 +20,33 @@ pub fn number_before(line: &str, label: &str) -> Option<u64> {
     line[..at].trim_end().rsplit(' ').next()?.parse().ok()
 }
 
-/// How long any single wait in a test may take before it fails.
-pub const WAIT: Duration = Duration::from_secs(20);
+/// How many times slower than the host this machine runs the tests:
+/// `ENETSTAT_TEST_SLOWDOWN`, 1 when unset. `cargo xtask test` sets it for
+/// VMs without KVM (software emulation), where it was measured
+/// (docs/KERNELS.md); every wait and settling pause of the tests scales by
+/// it, so that no single timeout is raised on its own.
+pub fn slowdown() -> u32 {
+    static FACTOR: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *FACTOR.get_or_init(|| match std::env::var("ENETSTAT_TEST_SLOWDOWN") {
+        Err(_) => 1,
+        Ok(v) => v
+            .parse()
+            .ok()
+            .filter(|&f| f >= 1)
+            .unwrap_or_else(|| panic!("ENETSTAT_TEST_SLOWDOWN={v:?}: want a whole number >= 1")),
+    })
+}
+
+/// `time` on this machine: `slowdown()` times what it takes on the host.
+pub fn slowed(time: Duration) -> Duration {
+    time * slowdown()
+}
+
+/// How long any single wait in a test may take before it fails: 20 s on
+/// the host.
+pub fn wait_limit() -> Duration {
+    slowed(Duration::from_secs(20))
+}
 
 /// How many storms a storm test may run when the kernel side counted
 /// losses of the kind only the agent-thread blind spot causes here (README,
@@ -187,10 +212,10 @@ impl Proc {
 
     /// Waits (bounded) for the next stdout line and checks it starts with `want`.
     pub fn expect(&mut self, want: &str) -> String {
-        match self.lines.recv_timeout(WAIT) {
+        match self.lines.recv_timeout(wait_limit()) {
             Ok(line) if line.starts_with(want) => line,
             Ok(line) => panic!("{}: expected {want:?}, got {line:?}", self.what),
-            Err(_) => panic!("{}: no {want:?} within {WAIT:?}", self.what),
+            Err(_) => panic!("{}: no {want:?} within {:?}", self.what, wait_limit()),
         }
     }
 
@@ -215,14 +240,15 @@ impl Drop for Proc {
 }
 
 fn wait_bounded(child: &mut Child, what: &str) -> ExitStatus {
-    let deadline = Instant::now() + WAIT;
+    let deadline = Instant::now() + wait_limit();
     loop {
         if let Some(status) = child.try_wait().expect("try_wait") {
             return status;
         }
         assert!(
             Instant::now() < deadline,
-            "{what} did not exit within {WAIT:?}"
+            "{what} did not exit within {:?}",
+            wait_limit()
         );
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -330,10 +356,13 @@ impl Tracer {
     /// attached, so that nothing the test does afterwards is missed.
     pub fn start(ns: &Netns, args: &[&str]) -> Self {
         let tracer = Self::spawn(ns, args);
-        match tracer.stderr.recv_timeout(WAIT) {
+        match tracer.stderr.recv_timeout(wait_limit()) {
             Ok(line) if line.contains("tracing TCP") => tracer,
             Ok(line) => panic!("enetstat did not start: {line}"),
-            Err(_) => panic!("enetstat did not report being attached within {WAIT:?}"),
+            Err(_) => panic!(
+                "enetstat did not report being attached within {:?}",
+                wait_limit()
+            ),
         }
     }
 
@@ -343,14 +372,15 @@ impl Tracer {
         let mut full = vec!["-c"];
         full.extend_from_slice(args);
         let tracer = Self::spawn(ns, &full);
-        let deadline = Instant::now() + WAIT;
+        let deadline = Instant::now() + wait_limit();
         while !tracer.output().contains("Proto") {
             if let Ok(line) = tracer.stderr.try_recv() {
                 panic!("enetstat -c: {line}");
             }
             assert!(
                 Instant::now() < deadline,
-                "enetstat -c drew nothing within {WAIT:?}"
+                "enetstat -c drew nothing within {:?}",
+                wait_limit()
             );
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -382,7 +412,7 @@ impl Tracer {
 
     /// Waits until the output file stops growing (bounded).
     pub fn wait_quiet(&self) {
-        let deadline = Instant::now() + WAIT;
+        let deadline = Instant::now() + wait_limit();
         let mut last = u64::MAX;
         while Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(400));
@@ -392,7 +422,7 @@ impl Tracer {
             }
             last = len;
         }
-        panic!("enetstat output still growing after {WAIT:?}");
+        panic!("enetstat output still growing after {:?}", wait_limit());
     }
 
     /// Stops the tracer with SIGTERM (as a service manager would) and collects its output.

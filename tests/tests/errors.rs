@@ -117,3 +117,84 @@ fn missing_btf() {
     let out = in_private_mounts("mount -t tmpfs hide /sys/kernel/btf || exit 3; exec $ENETSTAT -E");
     assert_refused(&out, "CONFIG_DEBUG_INFO_BTF=y");
 }
+
+/// `enetstat -E` on this kernel's BTF with each `(name, same-length
+/// misspelling)` applied, mounted over the real BTF in a private mount
+/// namespace.
+fn with_btf_renamed(renames: &[(&str, &str)], args: &str) -> Output {
+    let seds: Vec<String> = renames
+        .iter()
+        .map(|(from, to)| {
+            assert_eq!(from.len(), to.len(), "a rename must keep the BTF's layout");
+            format!("-e 's/{from}/{to}/g'")
+        })
+        .collect();
+    in_private_mounts(&format!(
+        "dir=$(mktemp -d) && mount -t tmpfs btf \"$dir\" || exit 3; \
+         sed {} /sys/kernel/btf/vmlinux > \"$dir/vmlinux\" || exit 3; \
+         mount --bind \"$dir/vmlinux\" /sys/kernel/btf/vmlinux || exit 3; \
+         exec $ENETSTAT {args}",
+        seds.join(" ")
+    ))
+}
+
+/// A kernel older than one of the BPF facilities enetstat needs lacks its
+/// name in BTF: each is refused in one line naming it.
+#[test]
+fn missing_kernel_facilities() {
+    for (name, misspelt, what) in [
+        (
+            "BPF_TRACE_RAW_TP",
+            "BPF_TRACE_RAW_T_",
+            "BTF tracepoints (tp_btf) (Linux 5.5",
+        ),
+        (
+            "BPF_MAP_TYPE_RINGBUF",
+            "BPF_MAP_TYPE_RINGBU_",
+            "the BPF ring buffer (Linux 5.8",
+        ),
+        (
+            "BPF_FUNC_skc_to_tcp_sock",
+            "BPF_FUNC_skc_to_tcp_soc_",
+            "bpf_skc_to_tcp_sock helper (Linux 5.9",
+        ),
+        (
+            "recursion_misses",
+            "recursion_misse_",
+            "recursion_misses) (Linux 5.12",
+        ),
+    ] {
+        let out = with_btf_renamed(&[(name, misspelt)], "-E --duration 5");
+        assert_refused(&out, what);
+        assert_refused(&out, "enetstat needs Linux 5.12 or later");
+    }
+}
+
+/// Before Linux 6.10 tcp_send_reset misses resets sent for no socket, and
+/// fentry programs make up for it. A kernel that has neither is shown by
+/// hiding both names: enetstat still runs, and says once what it cannot
+/// report.
+#[test]
+fn resets_for_no_socket_unreportable() {
+    let out = with_btf_renamed(
+        &[
+            (
+                "trace_event_raw_tcp_send_reset",
+                "trace_event_raw_tcp_send_rese_",
+            ),
+            ("tcp_v4_send_reset", "tcp_v4_send_rese_"),
+        ],
+        "-E --duration 0.5",
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "status {:?}: {stderr}", out.status);
+    let notes: Vec<&str> = stderr.lines().filter(|l| l.contains("note:")).collect();
+    assert_eq!(notes.len(), 1, "{stderr}");
+    assert!(
+        notes[0].starts_with(
+            "enetstat: note: this kernel's tcp_send_reset tracepoint misses resets sent for no socket"
+        ) && notes[0].ends_with("those resets are not reported"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("events seen"), "{stderr}");
+}

@@ -5,8 +5,8 @@
 use std::time::{Duration, Instant};
 
 use tests::{
-    Netns, STORM_ATTEMPTS, Tracer, WAIT, connect, enetstat_bin, last_table, number_before, serve,
-    storm, tcp_rows,
+    Netns, STORM_ATTEMPTS, Tracer, connect, enetstat_bin, last_table, number_before, serve, storm,
+    tcp_rows, wait_limit,
 };
 
 /// What one storm left: the view's output, how its last table differs
@@ -133,9 +133,13 @@ fn a_connection_held_across_start_up_keeps_its_owner_and_time_in_state() {
     // A refused connect changes the table, so the view draws it again.
     let mut refused = connect(&ns, "127.0.0.1:9", &[]);
     refused.expect("failed");
-    let deadline = Instant::now() + WAIT;
+    let deadline = Instant::now() + wait_limit();
     while !view.output().contains("\n--- ") {
-        assert!(Instant::now() < deadline, "no second table within {WAIT:?}");
+        assert!(
+            Instant::now() < deadline,
+            "no second table within {:?}",
+            wait_limit()
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     let out = view.stop();

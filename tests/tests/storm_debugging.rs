@@ -158,7 +158,7 @@ fn summary_counts_equal_the_storm() {
         // by client close, server close, client reset and server reset.
         storm(&ns, "127.0.0.1:7000", 1000, &["--mix"]);
         tracer.wait_quiet();
-        std::thread::sleep(std::time::Duration::from_millis(600));
+        std::thread::sleep(tests::slowed(std::time::Duration::from_millis(600)));
         let out = tracer.stop();
         let missed: u64 = out
             .events()
@@ -212,7 +212,7 @@ fn the_summary_counts_connects_stuck_in_syn_sent() {
     let stuck: Vec<Proc> = (0..3)
         .map(|_| connect(&ns, "127.0.0.1:9999", &["--timeout-ms", "30000"]))
         .collect();
-    std::thread::sleep(std::time::Duration::from_millis(2500));
+    std::thread::sleep(tests::slowed(std::time::Duration::from_millis(2500)));
     let out = tracer.stop();
     drop(stuck);
     close(held);

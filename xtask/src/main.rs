@@ -7,6 +7,7 @@
 mod alternating;
 mod bench;
 mod live_bench;
+mod matrix;
 mod setup;
 mod snapshot_bench;
 
@@ -36,9 +37,14 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
-    /// Run every test: unit tests and the root-only integration tests.
+    /// Run every test: unit tests, then the root-only integration tests on
+    /// the host kernel and in a VM for each kernel of the matrix.
     Test {
-        /// Extra arguments for `cargo test` (e.g. a test name filter).
+        /// Where the integration tests run: `host`, a kernel of the matrix
+        /// (`6.1`, `6.12`), or `all`.
+        #[arg(long, default_value = "all")]
+        kernel: String,
+        /// Extra arguments for every test binary (e.g. a test name filter).
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
@@ -79,12 +85,21 @@ fn run(task: Task) -> Result<()> {
                 .context("running enetstat")?;
             std::process::exit(status.code().unwrap_or(1));
         }
-        Task::Test { args } => {
+        Task::Test { kernel, args } => {
+            let (host, vms) = kernels(&kernel)?;
             setup::ensure(setup::Needs::Test)?;
+            if !vms.is_empty() {
+                setup::ensure_vm_tools()?;
+            }
             require_root("the integration tests load eBPF programs and create network namespaces")?;
             build()?;
-            // Release: the storm tests need the consumer at full speed.
-            cargo(&["test", "--release", "--no-fail-fast"], &args)
+            let binaries = matrix::build_tests()?;
+            let report = matrix::run(&binaries, host, &vms, &args);
+            println!("\nxtask: integration tests by kernel\n{}", report.table());
+            if !report.all_passed() {
+                bail!("some tests failed or gave no result (table above)");
+            }
+            Ok(())
         }
         Task::Bench {
             connections,
@@ -100,6 +115,25 @@ fn run(task: Task) -> Result<()> {
                 only,
             })
         }
+    }
+}
+
+/// `--kernel`'s choice: whether the host runs the integration tests, and
+/// which kernels of the matrix do.
+fn kernels(choice: &str) -> Result<(bool, Vec<&'static matrix::Kernel>)> {
+    match choice {
+        "all" => Ok((true, matrix::MATRIX.iter().collect())),
+        "host" => Ok((true, Vec::new())),
+        name => match matrix::MATRIX.iter().find(|k| k.name == name) {
+            Some(kernel) => Ok((false, vec![kernel])),
+            None => {
+                let names: Vec<&str> = matrix::MATRIX.iter().map(|k| k.name).collect();
+                bail!(
+                    "--kernel {name}: not a kernel of the matrix; use host, {} or all",
+                    names.join(", ")
+                )
+            }
+        },
     }
 }
 

@@ -24,6 +24,17 @@ const TEST_TOOLS: &[(&str, &str)] = &[
     ("bpftool", "bpftool"),
 ];
 const BENCH_TOOLS: &[(&str, &str)] = &[("tcpstates", "libbpf-tools"), ("bpftrace", "bpftrace")];
+/// What the kernel matrix's VMs need: QEMU, and what virtme-ng runs in the
+/// guest (busybox for its initramfs, depmod for the unpacked modules).
+const VM_TOOLS: &[(&str, &str)] = &[
+    ("qemu-system-x86_64", "qemu-system-x86"),
+    ("busybox", "busybox-static"),
+    ("depmod", "kmod"),
+    ("file", "file"),
+];
+/// virtme-ng, from PyPI (Debian 12 has none); this release is the one
+/// verified to boot Debian's 6.1 and 6.12 images here.
+const VIRTME_NG: &str = "virtme-ng==1.42";
 
 pub fn ensure(needs: Needs) -> Result<()> {
     let toolchain = ebpf_toolchain()?;
@@ -35,6 +46,89 @@ pub fn ensure(needs: Needs) -> Result<()> {
     if needs >= Needs::Bench {
         ensure_commands(BENCH_TOOLS)?;
     }
+    Ok(())
+}
+
+/// What `cargo xtask test` needs to boot the matrix's kernels.
+pub fn ensure_vm_tools() -> Result<()> {
+    ensure_commands(VM_TOOLS)?;
+    if on_path("vng") {
+        return Ok(());
+    }
+    say("virtme-ng (vng) is missing; it boots the matrix's kernels");
+    if !succeeds("python3", &["-m", "pip", "--version"]) {
+        apt_install(&["python3-pip"])?;
+    }
+    run(
+        "python3",
+        &[
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--break-system-packages",
+            VIRTME_NG,
+        ],
+        &[("PIP_ROOT_USER_ACTION", "ignore")],
+    )?;
+    if !on_path("vng") {
+        bail!(
+            "pip installed {VIRTME_NG} but no `vng` is on PATH; add pip's script directory to PATH"
+        );
+    }
+    Ok(())
+}
+
+/// The package `meta` depends on (Debian's kernel metapackages depend on
+/// exactly one image package, the newest of their line).
+pub fn newest_dependency(meta: &str) -> Result<String> {
+    let text = match output("apt-cache", &["depends", meta]) {
+        Some(text) if text.contains("Depends:") => text,
+        _ => {
+            run("apt-get", &["update", "-qq"], &[])?;
+            output("apt-cache", &["depends", meta]).unwrap_or_default()
+        }
+    };
+    text.lines()
+        .find_map(|l| l.trim().strip_prefix("Depends: "))
+        .map(|p| p.trim().to_string())
+        .with_context(|| format!("apt-cache knows no package {meta}"))
+}
+
+/// Downloads a Debian package (without installing it) and unpacks it into
+/// `root`.
+pub fn apt_download_unpack(package: &str, root: &std::path::Path) -> Result<()> {
+    let dir = root.parent().context("unpack directory has no parent")?;
+    say(&format!(
+        "downloading {package} (not installed: unpacked under {})",
+        dir.display()
+    ));
+    let status = Command::new("apt-get")
+        .args(["download", "-qq", package])
+        .current_dir(dir)
+        .status()
+        .context("running apt-get download")?;
+    if !status.success() {
+        bail!("`apt-get download {package}` failed");
+    }
+    let deb = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| {
+            p.file_name().is_some_and(|n| {
+                let n = n.to_string_lossy();
+                n.starts_with(&format!("{package}_")) && n.ends_with(".deb")
+            })
+        })
+        .with_context(|| format!("apt-get download left no {package}_*.deb"))?;
+    let (deb, root) = (deb.to_string_lossy(), root.to_string_lossy());
+    run("dpkg-deb", &["-x", &deb, &root], &[])?;
+    std::fs::remove_file(deb.as_ref())?;
+    Ok(())
+}
+
+pub fn make_executable(path: &std::path::Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))?;
     Ok(())
 }
 

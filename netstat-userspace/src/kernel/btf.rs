@@ -25,6 +25,77 @@ pub fn load() -> Result<Btf> {
         })
 }
 
+/// A kernel facility enetstat cannot do without, as the kernel's BTF shows
+/// it, and the Linux release that brought it.
+struct Facility {
+    what: &'static str,
+    since: &'static str,
+    /// An enumerator (enum, name) or a struct member path that only kernels
+    /// with the facility have.
+    enumerator: Option<(&'static str, &'static str)>,
+    member: &'static [&'static str],
+}
+
+const FACILITIES: [Facility; 4] = [
+    Facility {
+        what: "BTF tracepoints (tp_btf)",
+        since: "5.5",
+        enumerator: Some(("bpf_attach_type", "BPF_TRACE_RAW_TP")),
+        member: &[],
+    },
+    Facility {
+        what: "the BPF ring buffer",
+        since: "5.8",
+        enumerator: Some(("bpf_map_type", "BPF_MAP_TYPE_RINGBUF")),
+        member: &[],
+    },
+    Facility {
+        what: "the bpf_skc_to_tcp_sock helper",
+        since: "5.9",
+        enumerator: Some(("bpf_func_id", "BPF_FUNC_skc_to_tcp_sock")),
+        member: &[],
+    },
+    Facility {
+        what: "counts of skipped BPF program runs (bpf_prog_info.recursion_misses)",
+        since: "5.12",
+        enumerator: None,
+        member: &["bpf_prog_info", "recursion_misses"],
+    },
+];
+
+/// The oldest kernel with every facility of `FACILITIES`.
+pub const MINIMUM_KERNEL: &str = "5.12";
+
+/// Refuses, in one line naming it, a kernel that lacks a facility.
+pub fn require_facilities(btf: &Btf) -> Result<()> {
+    for f in &FACILITIES {
+        let present = match f.enumerator {
+            Some((ty, name)) => has_enumerator(btf, ty, name),
+            None => member(btf, f.member).is_some(),
+        };
+        if !present {
+            return Err(fail::usage(format!(
+                "this kernel lacks {} (Linux {} and later); enetstat needs Linux {MINIMUM_KERNEL} or later",
+                f.what, f.since
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn has_enumerator(btf: &Btf, ty: &str, name: &str) -> bool {
+    let Ok(types) = btf.resolve_types_by_name(ty) else {
+        return false;
+    };
+    types.iter().any(|t| match t {
+        Type::Enum(e) => e
+            .members
+            .iter()
+            .any(|m| btf.resolve_name(m).is_ok_and(|n| n == name)),
+        _ => false,
+    })
+}
+
 pub fn kernel_offsets(btf: &Btf) -> Result<KernelOffsets> {
     let at = |path: &[&str]| {
         offset_of(btf, path).ok_or_else(|| {
@@ -66,6 +137,14 @@ fn packed_port_range(btf: &Btf) -> Option<u16> {
         Type::Int(int) if int.size() == 4 => u16::try_from(bits / 8).ok(),
         _ => None,
     }
+}
+
+/// Whether tcp_send_reset fires for every reset the kernel sends (Linux
+/// 6.10 and later), not for full sockets only: it became an event of its
+/// own then, whose record type tells.
+pub fn send_reset_covers_all_sockets(btf: &Btf) -> bool {
+    btf.resolve_types_by_name("trace_event_raw_tcp_send_reset")
+        .is_ok_and(|types| types.iter().any(|t| matches!(t, Type::Struct(_))))
 }
 
 /// The C types of a tracepoint's raw arguments (after the `void *` every

@@ -8,7 +8,7 @@ use anyhow::{Context as _, Result};
 use aya::{
     Ebpf, EbpfError, EbpfLoader,
     maps::{HashMap as BpfHashMap, MapData, MapError, PerCpuArray, PerCpuHashMap, RingBuf},
-    programs::{BtfTracePoint, ProgramError},
+    programs::{BtfTracePoint, FEntry, ProgramError},
 };
 use netstat_common::{Config, Event, Filter, RemoteKey, RemoteStats, SockInfo, counter, stat};
 
@@ -68,6 +68,11 @@ const TRACEPOINTS: [Tracepoint; 6] = [
     },
 ];
 
+/// Kernel functions whose fentry programs report the resets that the
+/// tcp_send_reset tracepoint misses before Linux 6.10 (no socket, TIME_WAIT,
+/// SYN_RECV); each program is named after its function.
+const RESET_FUNCTIONS: [&str; 2] = ["tcp_v4_send_reset", "tcp_v6_send_reset"];
+
 #[derive(Default)]
 pub struct Options {
     /// Report only this network namespace (inode); 0 = all.
@@ -87,6 +92,11 @@ pub struct Probe {
     pub attached_ns: u64,
     /// `unrecovered()` when everything was attached.
     unrecovered_at_start: u64,
+    /// The fentry programs of `RESET_FUNCTIONS`, where this kernel needs and
+    /// allows them.
+    reset_programs: Vec<&'static str>,
+    /// What this kernel cannot report, for the user (None: nothing).
+    pub blind_spot: Option<String>,
 }
 
 fn program<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut BtfTracePoint> {
@@ -99,7 +109,8 @@ fn program<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut BtfTracePoint> 
 impl Probe {
     pub fn load(opts: &Options) -> Result<Self> {
         check_privileges()?;
-        let mut config = build_config(opts.netns)?;
+        let kernel_btf = btf::load()?;
+        let mut config = build_config(&kernel_btf, opts.netns)?;
         config.filter = opts.filter;
         config.quiet = u8::from(opts.quiet);
         raise_memlock_limit();
@@ -130,10 +141,25 @@ impl Probe {
                 .attach()
                 .map_err(|e| explain_program_error(name, e))?;
         }
+        let (reset_programs, blind_spot) = if btf::send_reset_covers_all_sockets(&kernel_btf) {
+            (Vec::new(), None)
+        } else {
+            match attach_reset_functions(&mut ebpf, &btf) {
+                Ok(()) => (RESET_FUNCTIONS.to_vec(), None),
+                Err(e) => (
+                    Vec::new(),
+                    Some(format!(
+                        "this kernel's tcp_send_reset tracepoint misses resets sent for no socket or by TIME_WAIT and SYN_RECV sockets, and fentry on tcp_v4_send_reset failed ({e}): those resets are not reported"
+                    )),
+                ),
+            }
+        };
         let mut probe = Self {
             ebpf,
             attached_ns: monotonic_ns(),
             unrecovered_at_start: 0,
+            reset_programs,
+            blind_spot,
         };
         // Skips before the second programs were all attached are of events
         // from before we report anything.
@@ -184,8 +210,12 @@ impl Probe {
     /// program made up for.
     fn unrecovered(&self) -> Result<u64> {
         let mut skipped = 0;
-        for t in &TRACEPOINTS {
-            skipped += self.recursion_misses(t.name)?;
+        for name in TRACEPOINTS.iter().map(|t| t.name) {
+            skipped += self.recursion_misses(name)?;
+        }
+        // Programs without a second: every skip is a loss.
+        for name in &self.reset_programs {
+            skipped += self.recursion_misses(name)?;
         }
         Ok(skipped.saturating_sub(self.counter(counter::RECOVERED)?))
     }
@@ -319,10 +349,23 @@ pub fn monotonic_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
-fn build_config(netns: u32) -> Result<Config> {
-    let btf = btf::load()?;
+/// Loads and attaches the fentry programs of `RESET_FUNCTIONS`.
+fn attach_reset_functions(ebpf: &mut Ebpf, btf: &aya::Btf) -> Result<()> {
+    for name in RESET_FUNCTIONS {
+        let program: &mut FEntry = ebpf
+            .program_mut(name)
+            .with_context(|| format!("program {name} missing from the object"))?
+            .try_into()?;
+        program.load(name, btf)?;
+        program.attach()?;
+    }
+    Ok(())
+}
+
+fn build_config(btf: &btf_rs::Btf, netns: u32) -> Result<Config> {
+    btf::require_facilities(btf)?;
     for t in &TRACEPOINTS {
-        let Some(args) = btf::tracepoint_args(&btf, t.name) else {
+        let Some(args) = btf::tracepoint_args(btf, t.name) else {
             return Err(fail::usage(format!(
                 "this kernel has no tracepoint {}/{}",
                 t.category, t.name
@@ -339,7 +382,7 @@ fn build_config(netns: u32) -> Result<Config> {
         }
     }
     let mut config = Config::ZERO;
-    config.kernel = btf::kernel_offsets(&btf)?;
+    config.kernel = btf::kernel_offsets(btf)?;
     config.netns = netns;
     Ok(config)
 }

@@ -48,6 +48,9 @@ async fn view(cli: &Cli, plan: &Sockets, filter: &Filter) -> Result<()> {
         TcpOwners::new(&inodes, &sockets),
     );
     let mut table = start_table(sockets, &inodes, &clock)?;
+    // Events from before the last resynchronisation's /proc read began are
+    // dropped: that read shows them already.
+    let mut read_since_ns = 0;
     let at_start = probe.counters()?;
     let mut lost = at_start.lost;
     let mut notice: Option<String> = None;
@@ -75,7 +78,9 @@ async fn view(cli: &Cli, plan: &Sockets, filter: &Filter) -> Result<()> {
         while let Some(record) = ring.next() {
             let raw = kernel::decode_record(&record)?;
             drop(record);
-            dirty |= table.apply(&decoder.decode(&raw));
+            if raw.ts_ns >= read_since_ns {
+                dirty |= table.apply(&decoder.decode(&raw));
+            }
         }
         if last_draw.elapsed() < interval {
             continue;
@@ -93,6 +98,9 @@ async fn view(cli: &Cli, plan: &Sockets, filter: &Filter) -> Result<()> {
         let counters = probe.counters()?;
         if counters.lost > lost {
             lost = counters.lost;
+            // Applied after this read, an event from before it would take
+            // a row back to an older state.
+            read_since_ns = kernel::monotonic_ns();
             while ring.next().is_some() {}
             let (sockets, inodes) = read_tcp(plan, filter)?;
             table = start_table(sockets, &inodes, &clock)?;
