@@ -1037,7 +1037,15 @@ fn send_reset(ctx: &BtfTracePointContext, role: Role) -> i32 {
     if connection {
         return full_socket_event(ctx, role, sk, tp::SEND_RESET, kind::SEND_RESET);
     }
-    let Some(run) = Run::begin(role, ctx, if sk != 0 { sk } else { skb }, tp::SEND_RESET) else {
+    reset_answering_packet(ctx, role, sk, skb, tp::SEND_RESET)
+}
+
+/// A reset sent by a listener, a timewait or request socket, or for no
+/// socket (`sk` 0): its connection is the packet's, and with no socket the
+/// packet marks the event.
+#[inline(always)]
+fn reset_answering_packet(ctx: &impl EbpfContext, role: Role, sk: u64, skb: u64, what: u64) -> i32 {
+    let Some(run) = Run::begin(role, ctx, if sk != 0 { sk } else { skb }, what) else {
         return 0;
     };
     run.finish(netns_verdict(netns_of(sk, skb)), |netns, slot| {
@@ -1111,12 +1119,7 @@ fn reset_without_full_socket(ctx: &FEntryContext, what: u64) -> i32 {
     if full || skb == 0 || segment_is_reset(skb) {
         return 0;
     }
-    let Some(run) = Run::begin(Role::Alone, ctx, if sk != 0 { sk } else { skb }, what) else {
-        return 0;
-    };
-    run.finish(netns_verdict(netns_of(sk, skb)), |netns, slot| {
-        on_socket_event(sk, skb, (netns, slot), kind::SEND_RESET, None, |_| {})
-    })
+    reset_answering_packet(ctx, Role::Alone, sk, skb, what)
 }
 
 /// Whether the TCP segment in `skb` has its RST flag set.

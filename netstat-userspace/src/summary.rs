@@ -31,14 +31,16 @@ pub fn run(cli: &Cli, namespaces: Selection, seconds: f64) -> Result<()> {
 async fn summarise(cli: &Cli, namespaces: Selection, every: Duration) -> Result<()> {
     let attached = crate::events::attach(cli, namespaces, true)?;
     let probe = &attached.probe;
+    let clock = WallClock::new();
+    // The first block counts from here, so read before saying we trace:
+    // whatever happens after that line is in the summary.
+    let mut last = Totals::read(probe)?;
+    let mut last_at = kernel::monotonic_ns();
     eprintln!(
         "enetstat: tracing TCP in {}, a summary every {:.1} s (stop with Ctrl-C)",
         namespaces.describe(),
         every.as_secs_f64()
     );
-    let clock = WallClock::new();
-    let mut last = Totals::read(probe)?;
-    let mut last_at = kernel::monotonic_ns();
     let mut out = render::Writer::new(cli.json);
     let stop = crate::stop::requested(cli.duration)?;
     tokio::pin!(stop);
