@@ -55,6 +55,79 @@ pub mod counter {
     pub const COUNT: u32 = 6;
 }
 
+/// Names of the maps, as the kernel object spells them (the kernel side's
+/// `#[map]` statics carry these names; a userspace unit test checks the
+/// built object against them).
+pub mod maps {
+    pub const EVENTS: &str = "EVENTS";
+    pub const SOCKS: &str = "SOCKS";
+    pub const LISTENERS: &str = "LISTENERS";
+    pub const COUNTERS: &str = "COUNTERS";
+    pub const STATS: &str = "STATS";
+    pub const REMOTES: &str = "REMOTES";
+    pub const HANDLED: &str = "HANDLED";
+    pub const SCRATCH: &str = "SCRATCH";
+    /// The read-only global userspace fills in before load.
+    pub const CONFIG: &str = "CONFIG";
+}
+
+/// A tracepoint the kernel programs sit on: its pair of programs (the
+/// first named after the tracepoint, the second reporting what the kernel
+/// skipped the first for) and the leading raw arguments they read, as the
+/// kernel's BTF spells them.
+#[derive(Clone, Copy, Debug)]
+pub struct Tracepoint {
+    pub category: &'static str,
+    pub name: &'static str,
+    pub second: &'static str,
+    pub args: &'static [&'static str],
+}
+
+pub const TRACEPOINTS: [Tracepoint; 6] = [
+    Tracepoint {
+        category: "sock",
+        name: "inet_sock_set_state",
+        second: "inet_sock_set_state_second",
+        args: &["struct sock *", "int", "int"],
+    },
+    Tracepoint {
+        category: "tcp",
+        name: "tcp_retransmit_skb",
+        second: "tcp_retransmit_skb_second",
+        args: &["struct sock *", "struct sk_buff *"],
+    },
+    Tracepoint {
+        category: "tcp",
+        name: "tcp_retransmit_synack",
+        second: "tcp_retransmit_synack_second",
+        args: &["struct sock *", "struct request_sock *"],
+    },
+    Tracepoint {
+        category: "tcp",
+        name: "tcp_send_reset",
+        second: "tcp_send_reset_second",
+        args: &["struct sock *", "struct sk_buff *"],
+    },
+    Tracepoint {
+        category: "tcp",
+        name: "tcp_receive_reset",
+        second: "tcp_receive_reset_second",
+        args: &["struct sock *"],
+    },
+    // Emits nothing: frees the kernel side's per-socket entry.
+    Tracepoint {
+        category: "tcp",
+        name: "tcp_destroy_sock",
+        second: "tcp_destroy_sock_second",
+        args: &["struct sock *"],
+    },
+];
+
+/// Kernel functions whose fentry programs (named after them) report the
+/// resets that `tcp_send_reset` misses before Linux 6.10: for no socket,
+/// and by TIME_WAIT and SYN_RECV sockets.
+pub const RESET_FUNCTIONS: [&str; 2] = ["tcp_v4_send_reset", "tcp_v6_send_reset"];
+
 /// Indices of the per-CPU `STATS` array: traffic counted in the kernel for
 /// `--summary`, so that the figures do not depend on events reaching
 /// userspace. Only events that pass the `Filter` count.
@@ -69,6 +142,12 @@ pub mod stat {
     /// Failed connection attempts and resets: `FAILURES + failure::*`.
     pub const FAILURES: u32 = 260;
     pub const COUNT: u32 = 264;
+
+    /// The index of the change `old` -> `new` (states as the kernel numbers them).
+    #[inline(always)]
+    pub fn transition(old: u8, new: u8) -> u32 {
+        TRANSITIONS + (old as u32 & 15) * 16 + (new as u32 & 15)
+    }
 }
 
 /// Why a connection failed (see [`failure`]).
@@ -489,10 +568,15 @@ const _: () = assert!(size_of::<Config>() == 4 + 40 + 48 + 4);
 
 #[cfg(feature = "user")]
 mod user {
-    // SAFETY: plain `#[repr(C)]` data with no padding holes the kernel could leak into.
+    // SAFETY: plain `#[repr(C)]` data with no padding holes the kernel
+    // could leak into (sizes asserted above); so are the four below.
     unsafe impl aya::Pod for super::Event {}
+    // SAFETY: as above.
     unsafe impl aya::Pod for super::Config {}
+    // SAFETY: as above.
     unsafe impl aya::Pod for super::SockInfo {}
+    // SAFETY: as above.
     unsafe impl aya::Pod for super::RemoteKey {}
+    // SAFETY: as above.
     unsafe impl aya::Pod for super::RemoteStats {}
 }

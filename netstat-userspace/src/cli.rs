@@ -118,9 +118,12 @@ pub struct Cli {
     /// Log TCP state changes, retransmits and resets as they happen (needs root)
     #[arg(short = 'E', long = "events")]
     pub events: bool,
-    /// With -E or -S: one JSON object per line instead of text
+    /// With -E or -S: one JSON object per line instead of text, and the stop object on stderr
     #[arg(long)]
     pub json: bool,
+    /// With -E or -S: end stderr with the JSON stop object even when the output is text
+    #[arg(long)]
+    pub stop_json: bool,
     /// Every SECONDS (default 1), one block of counts: new connections, closes, transitions, failures, retransmits, resets, top remote endpoints (needs root)
     #[arg(short = 'S', long = "summary", value_name = "SECONDS", num_args = 0..=1, default_missing_value = "1")]
     pub summary: Option<f64>,

@@ -31,6 +31,7 @@ fn broken_down(secs: i64, local: bool) -> libc::tm {
     let secs = secs as libc::time_t;
     // SAFETY: tm is plain data; the *_r functions only write into it.
     let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    // SAFETY: valid pointers to a time_t and a tm of ours.
     unsafe {
         if local {
             libc::localtime_r(&secs, &mut tm);

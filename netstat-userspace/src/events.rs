@@ -23,7 +23,7 @@ use crate::{
     names::Names,
     netns::{self, Selection},
     owners::TcpOwners,
-    render::{event_json::JsonLog, event_text::TextLog},
+    render::{event_json::JsonLog, event_text::TextLog, stop::StopSummary},
 };
 
 /// How often the ring is read when the kernel has not woken us: the most an
@@ -205,27 +205,16 @@ async fn stream(cli: &Cli, namespaces: Selection) -> Result<()> {
         counters.lost += ends;
     }
     log::info!("kernel counters: {counters:?}");
-    let mut extra = String::new();
-    if attached.filter != netstat_common::Filter::default() {
-        extra += &format!(", {} filtered out in the kernel", counters.filtered);
-    }
-    if counters.sock_map_full > 0 {
-        extra += &format!(
-            ", {} sockets not tracked (socket map full)",
-            counters.sock_map_full
-        );
-    }
-    if counters.lost > 0 {
-        extra += &format!(
-            "; lost: {} with the ring buffer full (try a larger --ring-size), {} skipped by the kernel, \
-             {} gaps in sockets' histories (see README, Known limits)",
-            counters.ring_full, counters.unrecovered, counters.unseen
-        );
-    }
-    eprintln!(
-        "enetstat: {} events seen, {} lost in the kernel, {} owners unknown{extra}",
-        tally.seen, counters.lost, tally.owners_unknown,
-    );
+    let filtered =
+        (attached.filter != netstat_common::Filter::default()).then_some(counters.filtered);
+    let stop = StopSummary {
+        mode: "events",
+        events_seen: Some(tally.seen),
+        owners_unknown: Some(tally.owners_unknown),
+        filtered,
+        ..StopSummary::from_counters(&counters)
+    };
+    eprintln!("{}", stop.render(cli.json || cli.stop_json));
     Ok(())
 }
 
@@ -361,6 +350,7 @@ fn watch<T: std::os::fd::AsRawFd>(inner: T) -> Result<AsyncFd<T>> {
 fn is_regular_file(fd: i32) -> bool {
     // SAFETY: fstat only writes into the stat buffer.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid pointer to our stat buffer.
     unsafe { libc::fstat(fd, &mut st) == 0 && (st.st_mode & libc::S_IFMT) == libc::S_IFREG }
 }
 

@@ -11,6 +11,9 @@ pub const EXIT_USAGE: i32 = 2;
 pub struct Fatal {
     pub message: String,
     pub code: i32,
+    /// This kernel or this process cannot run the kernel programs (no
+    /// privileges, no BTF, a missing facility): `-c` then re-reads /proc.
+    pub no_ebpf: bool,
 }
 
 impl fmt::Display for Fatal {
@@ -26,6 +29,17 @@ pub fn usage(message: impl Into<String>) -> anyhow::Error {
     Fatal {
         message: message.into(),
         code: EXIT_USAGE,
+        no_ebpf: false,
+    }
+    .into()
+}
+
+/// As `usage`, for what keeps the kernel programs from running here.
+pub fn no_ebpf(message: impl Into<String>) -> anyhow::Error {
+    Fatal {
+        message: message.into(),
+        code: EXIT_USAGE,
+        no_ebpf: true,
     }
     .into()
 }
@@ -36,6 +50,7 @@ pub fn with_code(code: i32, message: impl Into<String>) -> anyhow::Error {
     Fatal {
         message: message.into(),
         code,
+        no_ebpf: false,
     }
     .into()
 }

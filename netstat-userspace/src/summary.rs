@@ -16,7 +16,10 @@ use crate::{
     kernel::{self, Probe},
     netns::Selection,
     procnet,
-    render::summary::{self as render, Interval, Remote},
+    render::{
+        stop::StopSummary,
+        summary::{self as render, Interval, Remote},
+    },
 };
 
 pub fn run(cli: &Cli, namespaces: Selection, seconds: f64) -> Result<()> {
@@ -61,10 +64,12 @@ async fn summarise(cli: &Cli, namespaces: Selection, every: Duration) -> Result<
         (last, last_at) = (totals, now);
         if stopping {
             let counters = probe.counters()?;
-            eprintln!(
-                "enetstat: {} events filtered out in the kernel",
-                counters.filtered
-            );
+            let stop = StopSummary {
+                mode: "summary",
+                filtered: Some(counters.filtered),
+                ..StopSummary::from_counters(&counters)
+            };
+            eprintln!("{}", stop.render(cli.json || cli.stop_json));
             return Ok(());
         }
     }
@@ -105,8 +110,7 @@ impl Totals {
     /// What happened between `before` and now, `elapsed_ns` apart.
     fn since(&self, before: &Self, probe: &Probe, now: u64, elapsed_ns: u64) -> Result<Interval> {
         let d = |i: u32| self.stats[i as usize].saturating_sub(before.stats[i as usize]);
-        let transition =
-            |old: u8, new: u8| d(stat::TRANSITIONS + u32::from(old) * 16 + u32::from(new));
+        let transition = |old: u8, new: u8| d(stat::transition(old, new));
         use netstat_common::{failure, tcp_state as s};
         let mut transitions = Vec::new();
         let mut closed = 0;

@@ -49,8 +49,8 @@ pub fn wait_limit() -> Duration {
 }
 
 /// How many storms a storm test may run when the kernel side counted
-/// losses of the kind only the agent-thread blind spot causes here (README,
-/// Known limits): it spoils about one large storm in four.
+/// losses of the kind only the development machine's blind spot causes
+/// (docs/INVESTIGATIONS.md): it spoils about one large storm in four.
 pub const STORM_ATTEMPTS: usize = 3;
 
 /// Directory holding the workspace's binaries (target/<profile>): integration
@@ -457,27 +457,31 @@ impl TracerOutput {
             .collect()
     }
 
-    /// Of the losses in the closing summary: gaps found in sockets'
-    /// histories (0 when it names none).
-    pub fn gaps(&self) -> u64 {
-        self.stderr
-            .iter()
-            .find_map(|l| number_before(l, "gaps in sockets' histories"))
-            .unwrap_or(0)
+    /// The stop object `--json` ends stderr with (README, "The stop object").
+    pub fn stop_object(&self) -> serde_json::Value {
+        let last = self
+            .stderr
+            .last()
+            .unwrap_or_else(|| panic!("nothing on stderr"));
+        let object: serde_json::Value = serde_json::from_str(last)
+            .unwrap_or_else(|e| panic!("last stderr line {last:?} is no JSON stop object: {e}"));
+        assert!(object["stop"].is_string(), "{object}");
+        object
     }
 
-    /// The closing summary: (events seen, lost in kernel, owners unknown).
+    /// Of the losses in the stop object: gaps found in sockets' histories.
+    pub fn gaps(&self) -> u64 {
+        self.stop_object()["gaps"].as_u64().expect("gaps")
+    }
+
+    /// From the stop object: (events seen, lost in kernel, owners unknown).
     pub fn summary(&self) -> (u64, u64, u64) {
-        let line = self
-            .stderr
-            .iter()
-            .find(|l| l.contains("events seen"))
-            .unwrap_or_else(|| panic!("no summary line in {:?}", self.stderr));
-        let numbers: Vec<u64> = line
-            .split(|c: char| !c.is_ascii_digit())
-            .filter_map(|w| w.parse().ok())
-            .collect();
-        assert!(numbers.len() >= 3, "summary line {line:?}");
-        (numbers[0], numbers[1], numbers[2])
+        let stop = self.stop_object();
+        let number = |k: &str| stop[k].as_u64().unwrap_or_else(|| panic!("{k} in {stop}"));
+        (
+            number("events_seen"),
+            number("lost"),
+            number("owners_unknown"),
+        )
     }
 }

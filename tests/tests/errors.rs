@@ -75,6 +75,13 @@ fn bad_ring_size() {
         &["-E", "--ring-size", "5000"],
     );
     assert_refused(&out, "invalid --ring-size 5000");
+    // The live view refuses it alike, rather than falling back to polling.
+    let live = run(
+        enetstat_bin().to_str().unwrap(),
+        &["-c", "-tn", "--ring-size", "5000"],
+    );
+    assert_refused(&live, "invalid --ring-size 5000");
+    assert_eq!(live.stderr, out.stderr);
 }
 
 /// The programs sit on BTF tracepoints (tp_btf), which need no tracefs: a

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use netstat_common::{SockInfo, maps};
 use serde_json::Value;
 use tests::{Netns, Proc, STORM_ATTEMPTS, Tracer, connect, serve, storm, tcpload_bin};
 
@@ -393,17 +394,17 @@ fn socks_map_of(pid: u32) -> String {
         let id = id.trim();
         let info: Value =
             serde_json::from_str(&tests::sh("bpftool", &["-j", "map", "show", "id", id])).unwrap();
-        if info["name"] == "SOCKS" {
+        if info["name"] == maps::SOCKS {
             return id.to_string();
         }
     }
     panic!("enetstat {pid} holds no SOCKS map");
 }
 
-/// `SockInfo` byte offsets (netstat-common): tgid, state, prev_state.
-const TGID: usize = 8;
-const STATE: usize = 17;
-const PREV_STATE: usize = 18;
+/// `SockInfo` byte offsets: tgid, state, prev_state.
+const TGID: usize = std::mem::offset_of!(SockInfo, tgid);
+const STATE: usize = std::mem::offset_of!(SockInfo, state);
+const PREV_STATE: usize = std::mem::offset_of!(SockInfo, prev_state);
 
 #[test]
 fn a_rewritten_socket_record_makes_a_gap_or_a_duplicate() {

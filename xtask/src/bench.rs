@@ -337,7 +337,7 @@ fn storm(tracer: Tracer, connections: u64, rst: bool) -> Result<Sample> {
         Tracer::None => None,
         Tracer::EnetstatText => {
             let mut cmd = ns.command(release_bin("enetstat"));
-            cmd.args(["-E", "-n"]);
+            cmd.args(["-E", "-n", "--stop-json"]);
             Some(start_tracer(cmd, &out_path, Some("tracing TCP"))?)
         }
         Tracer::EnetstatJson => {
@@ -395,10 +395,10 @@ fn storm(tracer: Tracer, connections: u64, rst: bool) -> Result<Sample> {
             .filter_map(|l| l.split_whitespace().next()?.parse::<u64>().ok())
             .sum(),
         Tracer::EmptyPrograms => 0,
-        _ => enetstat_stop_figure(&stderr, "lost in the kernel")?,
+        _ => enetstat_stop_figure(&stderr, "lost")?,
     };
     let filtered = match tracer {
-        Tracer::EnetstatFiltered => enetstat_stop_figure(&stderr, "filtered out in the kernel")?,
+        Tracer::EnetstatFiltered => enetstat_stop_figure(&stderr, "filtered")?,
         _ => 0,
     };
     Ok(Sample {
@@ -409,13 +409,13 @@ fn storm(tracer: Tracer, connections: u64, rst: bool) -> Result<Sample> {
         filtered,
         cpu_us_per_event: cpu * 1e6 / written.max(1) as f64,
         loss_report: (lost > 0 && tracer != Tracer::Tcpstates)
-            .then(|| stderr.iter().find(|l| l.contains("events seen")).cloned())
+            .then(|| stderr.last().cloned())
             .flatten(),
     })
 }
 
 /// enetstat with a filter that excludes the storm (port 7000).
-pub const FILTERED_OUT: [&str; 4] = ["-E", "-n", "--port", "9"];
+pub const FILTERED_OUT: [&str; 5] = ["-E", "-n", "--stop-json", "--port", "9"];
 
 /// `tcpload storm` of `connections` in `ns`, closing with resets when `rst`.
 pub fn storm_command(ns: &Netns, connections: u64, rst: bool) -> Command {
@@ -429,16 +429,14 @@ pub fn storm_command(ns: &Netns, connections: u64, rst: bool) -> Command {
     cmd
 }
 
-/// The number before `label` in enetstat's closing line ("enetstat: N events
-/// seen, L lost in the kernel, U owners unknown, F filtered out in the kernel").
-fn enetstat_stop_figure(stderr: &[String], label: &str) -> Result<u64> {
+/// A figure of the JSON stop object enetstat ends its stderr with
+/// (`--stop-json`).
+fn enetstat_stop_figure(stderr: &[String], field: &str) -> Result<u64> {
     stderr
-        .iter()
-        .find(|l| l.starts_with("enetstat: ") && l.contains("events seen"))
-        .and_then(|l| l.split(", ").find(|part| part.contains(label)))
-        .and_then(|part| part.split(' ').next())
-        .and_then(|n| n.parse().ok())
-        .with_context(|| format!("no '{label}' in enetstat's closing line: {stderr:?}"))
+        .last()
+        .and_then(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .and_then(|stop| stop[field].as_u64())
+        .with_context(|| format!("no '{field}' in enetstat's stop object: {stderr:?}"))
 }
 
 /// One empty program on the classic form of each tracepoint enetstat uses.

@@ -19,7 +19,7 @@ pub fn load() -> Result<Btf> {
         .map_err(btf_rs::Error::from)
         .and_then(|bytes| Btf::from_bytes(&bytes))
         .map_err(|e| {
-            fail::usage(format!(
+            fail::no_ebpf(format!(
                 "cannot read kernel BTF from {VMLINUX_BTF} ({e}); enetstat needs a kernel built with CONFIG_DEBUG_INFO_BTF=y"
             ))
         })
@@ -74,7 +74,7 @@ pub fn require_facilities(btf: &Btf) -> Result<()> {
             None => member(btf, f.member).is_some(),
         };
         if !present {
-            return Err(fail::usage(format!(
+            return Err(fail::no_ebpf(format!(
                 "this kernel lacks {} (Linux {} and later); enetstat needs Linux {MINIMUM_KERNEL} or later",
                 f.what, f.since
             )));
@@ -99,7 +99,7 @@ fn has_enumerator(btf: &Btf, ty: &str, name: &str) -> bool {
 pub fn kernel_offsets(btf: &Btf) -> Result<KernelOffsets> {
     let at = |path: &[&str]| {
         offset_of(btf, path).ok_or_else(|| {
-            fail::usage(format!(
+            fail::no_ebpf(format!(
                 "kernel BTF has no {}; this kernel's struct layout is not supported",
                 path.join(".")
             ))

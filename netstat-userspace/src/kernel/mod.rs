@@ -10,68 +10,15 @@ use aya::{
     maps::{HashMap as BpfHashMap, MapData, MapError, PerCpuArray, PerCpuHashMap, RingBuf},
     programs::{BtfTracePoint, FEntry, ProgramError},
 };
-use netstat_common::{Config, Event, Filter, RemoteKey, RemoteStats, SockInfo, counter, stat};
+use netstat_common::{
+    Config, Event, Filter, RESET_FUNCTIONS, RemoteKey, RemoteStats, SockInfo, TRACEPOINTS, counter,
+    maps, stat,
+};
 
 use crate::fail;
 
 /// The compiled kernel programs (built by build.rs through aya-build).
 static PROGRAMS: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/netstat"));
-
-/// A tracepoint we attach to: its pair of programs (the first is named
-/// after the tracepoint; the second reports what the kernel skipped the
-/// first for, see the kernel side's `HANDLED`) and the leading raw
-/// arguments they read, as the kernel's BTF spells them.
-struct Tracepoint {
-    category: &'static str,
-    name: &'static str,
-    second: &'static str,
-    args: &'static [&'static str],
-}
-
-const TRACEPOINTS: [Tracepoint; 6] = [
-    Tracepoint {
-        category: "sock",
-        name: "inet_sock_set_state",
-        second: "inet_sock_set_state_second",
-        args: &["struct sock *", "int", "int"],
-    },
-    Tracepoint {
-        category: "tcp",
-        name: "tcp_retransmit_skb",
-        second: "tcp_retransmit_skb_second",
-        args: &["struct sock *", "struct sk_buff *"],
-    },
-    Tracepoint {
-        category: "tcp",
-        name: "tcp_retransmit_synack",
-        second: "tcp_retransmit_synack_second",
-        args: &["struct sock *", "struct request_sock *"],
-    },
-    Tracepoint {
-        category: "tcp",
-        name: "tcp_send_reset",
-        second: "tcp_send_reset_second",
-        args: &["struct sock *", "struct sk_buff *"],
-    },
-    Tracepoint {
-        category: "tcp",
-        name: "tcp_receive_reset",
-        second: "tcp_receive_reset_second",
-        args: &["struct sock *"],
-    },
-    // Emits nothing: frees the kernel side's per-socket entry.
-    Tracepoint {
-        category: "tcp",
-        name: "tcp_destroy_sock",
-        second: "tcp_destroy_sock_second",
-        args: &["struct sock *"],
-    },
-];
-
-/// Kernel functions whose fentry programs report the resets that the
-/// tcp_send_reset tracepoint misses before Linux 6.10 (no socket, TIME_WAIT,
-/// SYN_RECV); each program is named after its function.
-const RESET_FUNCTIONS: [&str; 2] = ["tcp_v4_send_reset", "tcp_v6_send_reset"];
 
 #[derive(Default)]
 pub struct Options {
@@ -116,9 +63,9 @@ impl Probe {
         raise_memlock_limit();
 
         let mut loader = EbpfLoader::new();
-        loader.override_global("CONFIG", &config, true);
+        loader.override_global(maps::CONFIG, &config, true);
         if let Some(bytes) = opts.ring_bytes {
-            loader.map_max_entries("EVENTS", bytes);
+            loader.map_max_entries(maps::EVENTS, bytes);
         }
         let mut ebpf = loader.load(PROGRAMS).map_err(explain_load_error)?;
         // Everything is verified (seconds under load) before anything is
@@ -169,7 +116,10 @@ impl Probe {
 
     /// Takes the ring buffer of `netstat_common::Event` records (once).
     pub fn take_events(&mut self) -> Result<RingBuf<MapData>> {
-        let map = self.ebpf.take_map("EVENTS").context("EVENTS map missing")?;
+        let map = self
+            .ebpf
+            .take_map(maps::EVENTS)
+            .context("EVENTS map missing")?;
         Ok(RingBuf::try_from(map)?)
     }
 
@@ -201,7 +151,10 @@ impl Probe {
 
     /// `COUNTERS[index]` summed over CPUs.
     fn counter(&self, index: u32) -> Result<u64> {
-        let map = self.ebpf.map("COUNTERS").context("COUNTERS map missing")?;
+        let map = self
+            .ebpf
+            .map(maps::COUNTERS)
+            .context("COUNTERS map missing")?;
         let array: PerCpuArray<_, u64> = PerCpuArray::try_from(map)?;
         Ok(array.get(&index, 0)?.iter().sum())
     }
@@ -222,7 +175,7 @@ impl Probe {
 
     /// The traffic counts of `netstat_common::stat`, summed over CPUs.
     pub fn stats(&self) -> Result<Vec<u64>> {
-        let map = self.ebpf.map("STATS").context("STATS map missing")?;
+        let map = self.ebpf.map(maps::STATS).context("STATS map missing")?;
         let array: PerCpuArray<_, u64> = PerCpuArray::try_from(map)?;
         (0..stat::COUNT)
             .map(|i| Ok(array.get(&i, 0)?.iter().sum()))
@@ -232,7 +185,10 @@ impl Probe {
     /// Per remote endpoint: failures, resets and retransmits so far, summed
     /// over CPUs.
     pub fn remotes(&self) -> Result<Vec<(RemoteKey, RemoteStats)>> {
-        let map = self.ebpf.map("REMOTES").context("REMOTES map missing")?;
+        let map = self
+            .ebpf
+            .map(maps::REMOTES)
+            .context("REMOTES map missing")?;
         let remotes: PerCpuHashMap<_, RemoteKey, RemoteStats> = PerCpuHashMap::try_from(map)?;
         let mut all = Vec::new();
         for entry in remotes.iter() {
@@ -251,7 +207,7 @@ impl Probe {
     /// Remembered sockets by the state they have been in since before
     /// `before_ns` (CLOCK_MONOTONIC), indexed by state number.
     pub fn states_since_before(&self, before_ns: u64) -> Result<[u64; 16]> {
-        let map = self.ebpf.map("SOCKS").context("SOCKS map missing")?;
+        let map = self.ebpf.map(maps::SOCKS).context("SOCKS map missing")?;
         let socks: BpfHashMap<_, u64, SockInfo> = BpfHashMap::try_from(map)?;
         let mut by_state = [0; 16];
         for entry in socks.iter() {
@@ -366,13 +322,13 @@ fn build_config(btf: &btf_rs::Btf, netns: u32) -> Result<Config> {
     btf::require_facilities(btf)?;
     for t in &TRACEPOINTS {
         let Some(args) = btf::tracepoint_args(btf, t.name) else {
-            return Err(fail::usage(format!(
+            return Err(fail::no_ebpf(format!(
                 "this kernel has no tracepoint {}/{}",
                 t.category, t.name
             )));
         };
         if !args.starts_with(&t.args.iter().map(|a| a.to_string()).collect::<Vec<_>>()) {
-            return Err(fail::usage(format!(
+            return Err(fail::no_ebpf(format!(
                 "tracepoint {}/{} takes ({}) on this kernel where enetstat reads ({}): this kernel is not supported",
                 t.category,
                 t.name,
@@ -404,7 +360,7 @@ fn check_privileges() -> Result<()> {
     if has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON)) {
         return Ok(());
     }
-    Err(fail::usage(
+    Err(fail::no_ebpf(
         "loading eBPF programs needs root (or CAP_BPF and CAP_PERFMON): run enetstat with sudo",
     ))
 }
@@ -424,10 +380,9 @@ fn raise_memlock_limit() {
 
 fn explain_load_error(e: EbpfError) -> anyhow::Error {
     let text = format!("{e:#}");
-    let ring =
-        matches!(&e, EbpfError::MapError(MapError::CreateError { name, .. }) if name == "EVENTS");
+    let ring = matches!(&e, EbpfError::MapError(MapError::CreateError { name, .. }) if name == maps::EVENTS);
     if ring {
-        return fail::usage(format!(
+        return fail::no_ebpf(format!(
             "the kernel refused the BPF ring buffer ({text}); enetstat needs Linux 5.8 or later, and --ring-size must be a power of two multiple of the page size"
         ));
     }
@@ -439,9 +394,43 @@ fn explain_program_error(name: &str, e: ProgramError) -> anyhow::Error {
     if let ProgramError::LoadError { io_error, .. } = &e
         && io_error.raw_os_error() == Some(libc::EPERM)
     {
-        return fail::usage(format!(
+        return fail::no_ebpf(format!(
             "the kernel refused to load {name} (EPERM): run enetstat as root, and check kernel.unprivileged_bpf_disabled and lockdown"
         ));
     }
     anyhow::Error::new(e).context(format!("loading or attaching {name}: {text}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The names netstat-common gives the maps and programs are the ones
+    /// the built kernel object has.
+    #[test]
+    fn the_object_has_every_agreed_name() {
+        let object = aya_obj::Object::parse(PROGRAMS).expect("the built kernel object parses");
+        for map in [
+            maps::EVENTS,
+            maps::SOCKS,
+            maps::LISTENERS,
+            maps::COUNTERS,
+            maps::STATS,
+            maps::REMOTES,
+            maps::HANDLED,
+            maps::SCRATCH,
+        ] {
+            assert!(object.maps.contains_key(map), "no map {map}");
+        }
+        let programs = TRACEPOINTS
+            .iter()
+            .flat_map(|t| [t.name, t.second])
+            .chain(RESET_FUNCTIONS);
+        for program in programs {
+            assert!(
+                object.programs.contains_key(program),
+                "no program {program}"
+            );
+        }
+    }
 }

@@ -9,6 +9,7 @@ pub mod masquerade;
 pub mod routes;
 pub mod sockets;
 pub mod statistics;
+pub mod stop;
 pub mod summary;
 
 use crate::decoder::NetEvent;

@@ -35,8 +35,12 @@ pub fn run(cli: &Cli, namespaces: Selection) -> Result<()> {
             ));
         }
         match crate::live::run(cli, sockets, &filter) {
-            // Without eBPF (not root, old kernel) -c re-reads /proc, like netstat.
-            Err(e) if e.downcast_ref::<crate::fail::Fatal>().is_some() => {
+            // Without eBPF (not root, old kernel) -c re-reads /proc, like
+            // netstat; a bad flag is an error as in every mode.
+            Err(e)
+                if e.downcast_ref::<crate::fail::Fatal>()
+                    .is_some_and(|f| f.no_ebpf) =>
+            {
                 eprintln!("enetstat: no live TCP view ({e}); re-reading /proc every second");
             }
             other => return other,

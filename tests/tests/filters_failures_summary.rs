@@ -23,17 +23,6 @@ fn close(mut pair: (Proc, Proc)) {
     pair.0.expect("closed");
 }
 
-/// The number after `label` in the tracer's closing line.
-fn stop_line_number(out: &tests::TracerOutput, label: &str) -> u64 {
-    let line = out
-        .stderr
-        .iter()
-        .find(|l| l.contains(label))
-        .unwrap_or_else(|| panic!("no '{label}' in {:?}", out.stderr));
-    tests::number_before(line, label)
-        .unwrap_or_else(|| panic!("no number before '{label}' in {line:?}"))
-}
-
 #[test]
 fn a_port_filter_drops_other_traffic_in_the_kernel() {
     let ns = Netns::new("port-filter");
@@ -68,7 +57,9 @@ fn a_port_filter_drops_other_traffic_in_the_kernel() {
     assert_eq!(states, 12, "{}", out.stdout);
     // Each storm connection makes 10 state changes, the listener 2; the
     // kernel may add a few retransmits or resets on top.
-    let filtered = stop_line_number(&out, "filtered out in the kernel");
+    let filtered = out.stop_object()["filtered"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no filtered count in {:?}", out.stderr));
     assert!(
         (200 * 10 + 2..200 * 10 + 100).contains(&filtered),
         "{:?}",

@@ -1,0 +1,33 @@
+//! `tcp/tcp_destroy_sock`: a socket is freed, so is its record.
+
+use aya_ebpf::{macros::btf_tracepoint, programs::BtfTracePointContext};
+
+use crate::{
+    maps::SOCKS,
+    pair::{Role, Run, Verdict, program_pair, tp},
+};
+
+// ---- tcp/tcp_destroy_sock: (struct sock *sk) -------------------------------
+
+program_pair!(
+    "tcp_destroy_sock",
+    tcp_destroy_sock,
+    tcp_destroy_sock_second,
+    destroy_sock
+);
+
+/// The socket is being freed: forget it. Emits nothing (the second
+/// program frees the entry only where the first was skipped). Most sockets
+/// of a filtered-out storm never had an entry, and a lookup costs less than
+/// a failed delete.
+#[inline(always)]
+pub(crate) fn destroy_sock(ctx: &BtfTracePointContext, role: Role) -> i32 {
+    let sk: u64 = ctx.arg(0);
+    let Some(run) = Run::begin(role, ctx, sk, tp::DESTROY_SOCK) else {
+        return 0;
+    };
+    if SOCKS.get_ptr(sk).is_some() {
+        let _ = SOCKS.remove(sk);
+    }
+    run.finish(Verdict::Ignore, |_, _| {})
+}

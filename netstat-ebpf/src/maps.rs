@@ -1,0 +1,101 @@
+//! The maps the programs share with userspace, and the counters in them.
+
+use aya_ebpf::{
+    macros::map,
+    maps::{HashMap, LruPerCpuHashMap, PerCpuArray, RingBuf},
+};
+use netstat_common::{
+    Event, ListenKey, ListenOwner, RemoteKey, RemoteStats, SockInfo, counter, stat,
+};
+
+use crate::pair::tp;
+
+/// Default 16 MiB (~160k events, a 16k-connection burst the consumer has not
+/// caught up with yet); userspace may resize it with `--ring-size`.
+#[map]
+pub(crate) static EVENTS: RingBuf = RingBuf::with_byte_size(16 << 20, 0);
+
+/// Live sockets the kernel side has seen, keyed by socket address. Bounded: a
+/// failed insert is counted in `COUNTERS[SOCK_MAP_FULL]`, never silent.
+#[map]
+pub(crate) static SOCKS: HashMap<u64, SockInfo> = HashMap::with_max_entries(131_072, 0);
+
+/// Owners of listening ports, so that accepted children inherit them.
+#[map]
+pub(crate) static LISTENERS: HashMap<ListenKey, ListenOwner> = HashMap::with_max_entries(16_384, 0);
+
+#[map]
+pub(crate) static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counter::COUNT, 0);
+
+/// Traffic counts for `--summary` (indices in `netstat_common::stat`).
+#[map]
+pub(crate) static STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(stat::COUNT, 0);
+
+/// Failures, resets and retransmits per remote endpoint, for the summary's
+/// top lists; least recently used endpoints make room for new ones.
+#[map]
+pub(crate) static REMOTES: LruPerCpuHashMap<RemoteKey, RemoteStats> =
+    LruPerCpuHashMap::with_max_entries(8192, 0);
+
+/// Per CPU: marks of the events the first program of a pair has handled,
+/// for the second to take.
+///
+/// The kernel skips a BTF-tracepoint program whose tracepoint fires while
+/// that same program runs on the CPU (a softirq interrupting a system
+/// call's state change: 1,000-2,000 times in a 100,000-connection
+/// normal-close storm here, never in a reset storm), and the event would
+/// be lost. So each tracepoint has two programs
+/// running the same code, the first attached before the second (a
+/// tracepoint calls its probes in attach order). An event nested in the
+/// first program's run still reaches the second, which finds no mark and
+/// acts on it; one nested in the second's run reaches the first. A mark
+/// (rather than an "inside" flag) also covers the instants the kernel holds
+/// its guard before and after our code runs.
+///
+/// A mark names the event (socket, what) and the invocation: the address of
+/// the argument array, which the kernel builds at the same stack address
+/// for both programs of one invocation and elsewhere for nested ones. So a
+/// mark left by a nested first program whose second was skipped (nested in
+/// the second's own run) is not taken for a later event of the same socket,
+/// and the slots are a ring: such leftovers, and those of the moment before
+/// the second programs were attached, are overwritten by later marks
+/// instead of filling the slots. A mark is only overwritten before its
+/// second program runs if sixteen other events come between the two
+/// programs of one invocation; the second then acts on the event again.
+#[map]
+pub(crate) static HANDLED: PerCpuArray<Marks> = PerCpuArray::with_max_entries(1, 0);
+
+pub(crate) const MARK_SLOTS: usize = 16;
+
+/// Per CPU, one slot per program: the event that program is putting
+/// together. On the stack it would take 120 of the 512 bytes that a whole
+/// call chain may use on 6.1's verifier. A program never runs nested in
+/// itself on a CPU (the kernel skips such a run, see `HANDLED`), so while it
+/// runs its slot is its own.
+#[map]
+pub(crate) static SCRATCH: PerCpuArray<Event> = PerCpuArray::with_max_entries(tp::PROGRAMS, 0);
+
+#[derive(Clone, Copy)]
+#[repr(C)]
+pub(crate) struct Marks {
+    /// Marks made on this CPU so far; the next goes to `next % MARK_SLOTS`.
+    pub(crate) next: u64,
+    /// (socket, what, invocation); socket 0 = free.
+    pub(crate) slots: [(u64, u64, u64); MARK_SLOTS],
+}
+
+#[inline(always)]
+pub(crate) fn add_stat(index: u32) {
+    if let Some(n) = STATS.get_ptr_mut(index) {
+        // SAFETY: a map value of this CPU, valid while the program runs.
+        unsafe { *n += 1 };
+    }
+}
+
+#[inline(always)]
+pub(crate) fn add_counter(index: u32) {
+    if let Some(count) = COUNTERS.get_ptr_mut(index) {
+        // SAFETY: a map value of this CPU, valid while the program runs.
+        unsafe { *count += 1 };
+    }
+}

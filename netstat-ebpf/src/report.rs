@@ -1,0 +1,205 @@
+//! Putting an event together and sending it: the ring buffer, the owner a
+//! socket's record holds, the per-endpoint counts of `--summary`.
+
+use aya_ebpf::{
+    bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
+    helpers::bpf_ktime_get_ns,
+};
+use netstat_common::{
+    Event, RemoteKey, RemoteStats, SockInfo, counter, flags, kind, stat, tcp_state,
+};
+
+use crate::{
+    config::{CONFIG, cfg, filter},
+    maps::{EVENTS, REMOTES, SCRATCH, SOCKS, add_counter, add_stat},
+    pair::{Role, Run, Verdict},
+    read::{endpoints_from_packet, sock_state, tcp_sock, write_ends},
+    verdict::{excluded, passes, sock_verdict},
+};
+use aya_ebpf::programs::BtfTracePointContext;
+
+// ---- Reporting -----------------------------------------------------------
+
+/// Unread bytes in the ring at which we wake the reader. Below it the reader
+/// polls on a short timer (events::POLL): a wakeup per event costs the
+/// reader a context switch per event in a storm.
+pub(crate) const WAKEUP_BYTES: u64 = 256 * 1024;
+
+#[inline(always)]
+pub(crate) fn submit(ev: &Event) {
+    if cfg(&CONFIG.quiet) != 0 {
+        return;
+    }
+    let wake = if EVENTS.query(BPF_RB_AVAIL_DATA as u64) >= WAKEUP_BYTES {
+        BPF_RB_FORCE_WAKEUP
+    } else {
+        BPF_RB_NO_WAKEUP
+    };
+    // bpf_ringbuf_output copies in the kernel; a reserved slot would be
+    // filled by a byte loop the verifier walks byte by byte.
+    if EVENTS.output::<Event>(ev, wake as u64).is_err() {
+        add_counter(counter::LOST);
+    }
+}
+
+#[inline(always)]
+pub(crate) fn copy_owner(ev: &mut Event, info: &SockInfo) {
+    ev.tgid = info.tgid;
+    ev.comm = info.comm;
+    ev.retransmits = info.retransmits;
+    ev.flags = info.flags;
+}
+
+/// Adds to the remote endpoint's entry in `REMOTES`. Not inlined: its
+/// locals would not fit in the callers' stack frames.
+#[inline(never)]
+pub(crate) fn count_remote(ev: &Event, add: impl FnOnce(&mut RemoteStats)) {
+    // Only `--summary` reads the map, and a server's remotes are new at
+    // every connection: an LRU insert and eviction per event otherwise.
+    if cfg(&CONFIG.quiet) == 0 {
+        return;
+    }
+    let key = RemoteKey {
+        addr: ev.daddr,
+        port: ev.dport,
+        family: ev.family,
+        _pad: 0,
+    };
+    if let Some(entry) = REMOTES.get_ptr_mut(&key) {
+        // SAFETY: this CPU's value of a per-CPU map, valid while we run.
+        add(unsafe { &mut *entry });
+    } else {
+        let mut entry = RemoteStats::default();
+        add(&mut entry);
+        let _ = REMOTES.insert(&key, &entry, 0);
+    }
+}
+
+/// The zeroed event of the program in `slot` of `SCRATCH`.
+#[inline(always)]
+pub(crate) fn new_event(slot: u32) -> Option<&'static mut Event> {
+    let ev = SCRATCH.get_ptr_mut(slot)?;
+    // SAFETY: this CPU's slot of the running program, which the kernel never
+    // runs nested in itself; no other reference to it is alive.
+    let ev = unsafe { &mut *ev };
+    *ev = Event::default();
+    Some(ev)
+}
+
+// ---- Retransmits and resets ------------------------------------------------
+
+/// Shared report of the retransmit and reset events: the event with what the
+/// kernel side knows about its socket, updating that knowledge. `state` is
+/// None when the caller knows no better than the socket itself.
+#[inline(always)]
+pub(crate) fn on_socket_event(
+    sk: u64,
+    skb: u64,
+    (netns, slot): (u32, u32),
+    event_kind: u8,
+    state: Option<u8>,
+    endpoints: impl FnOnce(&mut Event),
+) {
+    let state = match state {
+        Some(state) => state,
+        None if sk != 0 => sock_state(sk),
+        None => 0,
+    };
+    let Some(ev) = new_event(slot) else {
+        return;
+    };
+    // SAFETY: no arguments, no memory touched.
+    ev.ts_ns = unsafe { bpf_ktime_get_ns() };
+    ev.skaddr = sk;
+    ev.netns = netns;
+    ev.kind = event_kind;
+    ev.newstate = state;
+    endpoints(ev);
+    if event_kind == kind::SEND_RESET
+        && skb != 0
+        && (sk == 0
+            || matches!(
+                state,
+                tcp_state::LISTEN | tcp_state::TIME_WAIT | tcp_state::NEW_SYN_RECV
+            ))
+    {
+        // A reset answering a packet for a listener, a timewait socket or
+        // no socket: the connection's endpoints are the packet's.
+        endpoints_from_packet(skb, ev);
+    }
+    if excluded(ev) {
+        return;
+    }
+
+    // Only full sockets are remembered (they are sure to be destroyed, which
+    // frees the entry); a reset may be sent for a timewait socket.
+    if sk != 0 && (event_kind == kind::RETRANSMIT || event_kind == kind::RECEIVE_RESET) {
+        let mut info = match SOCKS.get_ptr(sk) {
+            // SAFETY: a map value, copied at once.
+            Some(known) => unsafe { *known },
+            None => SockInfo::default(),
+        };
+        if event_kind == kind::RETRANSMIT {
+            info.retransmits += 1;
+        } else {
+            info.flags |= flags::RESET_RECEIVED;
+        }
+        ev.prev_ts_ns = info.ts_ns;
+        copy_owner(ev, &info);
+        if SOCKS.insert(sk, info, 0).is_err() {
+            add_counter(counter::SOCK_MAP_FULL);
+        }
+    } else if sk != 0
+        && let Some(info) = SOCKS.get_ptr(sk)
+    {
+        // SAFETY: a map value, read at once.
+        copy_owner(ev, unsafe { &*info });
+    }
+    if !passes(ev, filter().state_matches(state)) {
+        return;
+    }
+    match event_kind {
+        kind::RETRANSMIT => {
+            add_stat(stat::RETRANSMITS);
+            count_remote(ev, |r| r.retransmits += 1);
+        }
+        kind::RETRANSMIT_SYNACK => {
+            add_stat(stat::SYNACK_RETRANSMITS);
+            count_remote(ev, |r| r.retransmits += 1);
+        }
+        kind::SEND_RESET => {
+            add_stat(stat::RESETS_SENT);
+            count_remote(ev, |r| r.resets += 1);
+        }
+        _ => {
+            add_stat(stat::RESETS_RECEIVED);
+            count_remote(ev, |r| r.resets += 1);
+        }
+    }
+    submit(ev);
+}
+
+/// The retransmit and reset events of a full TCP socket `sk`, whose
+/// endpoints the event reports.
+#[inline(always)]
+pub(crate) fn full_socket_event(
+    ctx: &BtfTracePointContext,
+    role: Role,
+    sk: u64,
+    what: u64,
+    event_kind: u8,
+) -> i32 {
+    let Some(run) = Run::begin(role, ctx, sk, what) else {
+        return 0;
+    };
+    let tsk = tcp_sock(sk);
+    let verdict = match tsk {
+        Some(tsk) => sock_verdict(tsk, false),
+        None => Verdict::Ignore,
+    };
+    run.finish(verdict, |netns, slot| {
+        on_socket_event(sk, 0, (netns, slot), event_kind, None, |ev| {
+            write_ends(tsk, ev)
+        })
+    })
+}

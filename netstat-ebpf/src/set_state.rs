@@ -1,0 +1,226 @@
+//! `sock/inet_sock_set_state`: every TCP state change.
+
+use aya_ebpf::{
+    EbpfContext,
+    helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns},
+    macros::btf_tracepoint,
+    programs::BtfTracePointContext,
+};
+use aya_log_ebpf::warn;
+use netstat_common::{
+    Event, ListenKey, ListenOwner, SockInfo, counter, effective_new_state, failure, flags, kind,
+    stat, tcp_state,
+};
+
+use crate::{
+    config::{CONFIG, filter},
+    maps::{LISTENERS, SOCKS, add_counter, add_stat},
+    pair::{Role, Run, Verdict, program_pair, tp},
+    read::{member, sock_ends, tcp_sock},
+    report::{copy_owner, count_remote, new_event, submit},
+    verdict::{excluded, passes, sock_verdict},
+};
+
+// ---- sock/inet_sock_set_state: (struct sock *sk, int oldstate, int newstate)
+
+program_pair!(
+    "inet_sock_set_state",
+    inet_sock_set_state,
+    inet_sock_set_state_second,
+    set_state
+);
+
+#[inline(always)]
+pub(crate) fn set_state(ctx: &BtfTracePointContext, role: Role) -> i32 {
+    let sk: u64 = ctx.arg(0);
+    let (old, new) = (ctx.arg::<u64>(1) as u8, ctx.arg::<u64>(2) as u8);
+    let Some(run) = Run::begin(role, ctx, sk, tp::set_state(old, new)) else {
+        return 0;
+    };
+    // close() after shutdown() re-sets FIN_WAIT1/FIN_WAIT2: not a change.
+    let tcp = if old == new { None } else { tcp_sock(sk) };
+    let verdict = match tcp {
+        Some(tsk) => {
+            let listener =
+                new == tcp_state::LISTEN || (old == tcp_state::LISTEN && new == tcp_state::CLOSE);
+            sock_verdict(tsk, listener)
+        }
+        None => Verdict::Ignore,
+    };
+    if verdict == Verdict::Filtered {
+        forget_connect(sk, old);
+    }
+    run.finish(verdict, |netns, slot| {
+        on_transition(ctx, sk, old, new, netns, slot)
+    })
+}
+
+/// Transitions that only happen inside a system call made by the socket's owner:
+/// connect(), listen() and close(). Everything else may run in softirq context.
+#[inline(always)]
+pub(crate) fn in_owner_syscall(old: u8, new: u8) -> bool {
+    matches!(
+        (old, new),
+        (tcp_state::CLOSE, tcp_state::SYN_SENT)
+            | (tcp_state::CLOSE, tcp_state::LISTEN)
+            | (tcp_state::ESTABLISHED, tcp_state::FIN_WAIT1)
+            | (tcp_state::CLOSE_WAIT, tcp_state::LAST_ACK)
+    )
+}
+
+/// A connect()ed socket's record, kept since CLOSE->SYN_SENT when its local
+/// port was not known yet and might have been wanted: once a change out of
+/// SYN_SENT shows the filter excludes it, no later change will keep the
+/// record up to date.
+#[inline(always)]
+pub(crate) fn forget_connect(sk: u64, old: u8) {
+    if old == tcp_state::SYN_SENT && SOCKS.get_ptr(sk).is_some() {
+        let _ = SOCKS.remove(sk);
+    }
+}
+
+/// One TCP state change: report it with what the kernel side knows of the
+/// socket, and remember the socket's new state.
+#[inline(always)]
+pub(crate) fn on_transition<C: EbpfContext>(
+    ctx: &C,
+    sk: u64,
+    old: u8,
+    new: u8,
+    netns: u32,
+    slot: u32,
+) {
+    let Some(tsk) = tcp_sock(sk) else {
+        return;
+    };
+    let Some(ev) = new_event(slot) else {
+        return;
+    };
+    // SAFETY: no arguments, no memory touched.
+    let now = unsafe { bpf_ktime_get_ns() };
+    ev.ts_ns = now;
+    ev.skaddr = sk;
+    ev.netns = netns;
+    ev.kind = kind::STATE;
+    ev.oldstate = old;
+    ev.newstate = new;
+    sock_ends(tsk, true).write_to(ev);
+    // A listener's own changes always count: its children inherit its owner.
+    let listener =
+        new == tcp_state::LISTEN || (old == tcp_state::LISTEN && new == tcp_state::CLOSE);
+    if !listener && excluded(ev) {
+        forget_connect(sk, old);
+        return;
+    }
+
+    let born = (old == tcp_state::CLOSE && new == tcp_state::SYN_SENT)
+        || (old == tcp_state::LISTEN && new == tcp_state::SYN_RECV);
+    let mut info = match SOCKS.get_ptr(sk) {
+        // SAFETY: a map value, copied at once.
+        Some(known) => unsafe { *known },
+        None => SockInfo::default(),
+    };
+    let mut gap = false;
+    // State 0: an entry made by a retransmit or reset, history unknown.
+    if info.state != 0 {
+        if info.state == new && info.prev_state == old {
+            // Both programs of a pair reported this change (the second
+            // found the first's mark overwritten); the first report stands.
+            return;
+        }
+        if info.state != old {
+            // See README, "Known limits": the kernel ran none of our
+            // programs for the changes in between.
+            add_counter(counter::UNSEEN);
+            gap = !born;
+        }
+    }
+    if born {
+        // A new socket, or a new attempt of a closed one: nothing of an
+        // earlier one at this address (its owner, resets, retransmits)
+        // carries over.
+        info = SockInfo {
+            born_ns: now,
+            ..SockInfo::default()
+        };
+    }
+    ev.prev_ts_ns = info.ts_ns;
+
+    if in_owner_syscall(old, new) {
+        info.tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+        info.comm = bpf_get_current_comm().unwrap_or([0; 16]);
+        info.flags |= flags::OWNER_KNOWN;
+    }
+    let listen_key = ListenKey {
+        netns,
+        port: ev.sport,
+        _pad: 0,
+    };
+    if old == tcp_state::LISTEN
+        && new == tcp_state::SYN_RECV
+        && info.flags & flags::OWNER_KNOWN == 0
+    {
+        // A child cloned from a listener: it belongs to whoever listens.
+        // SAFETY: the value is read at once, before any update of the map.
+        if let Some(parent) = unsafe { LISTENERS.get(&listen_key) } {
+            info.tgid = parent.tgid;
+            info.comm = parent.comm;
+            info.flags |= flags::OWNER_KNOWN;
+        }
+    }
+    copy_owner(ev, &info);
+    if gap {
+        ev.flags |= flags::AFTER_GAP;
+    }
+    ev.failure = failure(old, new, info.flags, info.retransmits);
+    // A connection's end (a listener has no totals).
+    if new == tcp_state::CLOSE && old != tcp_state::LISTEN {
+        add_totals(tsk, &info, ev);
+    }
+    let effective = effective_new_state(old, new, info.flags);
+    if passes(ev, filter().transition_matches(old, effective)) {
+        add_stat(stat::transition(old, effective));
+        if ev.failure != failure::NONE {
+            add_stat(stat::FAILURES + ev.failure as u32);
+            if old == tcp_state::SYN_SENT {
+                count_remote(ev, |r| r.failed_connects += 1);
+            }
+        }
+        submit(ev);
+    }
+
+    if new == tcp_state::LISTEN {
+        let owner = ListenOwner {
+            skaddr: sk,
+            tgid: info.tgid,
+            _pad: 0,
+            comm: info.comm,
+        };
+        let _ = LISTENERS.insert(&listen_key, &owner, 0);
+    } else if old == tcp_state::LISTEN
+        // SAFETY: the value is read at once, before the remove below.
+        && unsafe { LISTENERS.get(&listen_key) }.is_some_and(|l| l.skaddr == sk)
+    {
+        let _ = LISTENERS.remove(&listen_key);
+    }
+
+    // Kept through CLOSE: a closed socket may still send a reset or connect
+    // again. `tcp_destroy_sock` frees the entry.
+    info.ts_ns = now;
+    info.state = new;
+    info.prev_state = old;
+    if SOCKS.insert(sk, info, 0).is_err() {
+        add_counter(counter::SOCK_MAP_FULL);
+        warn!(ctx, "SOCKS map full: owner of a socket not remembered");
+    }
+}
+
+/// A connection's totals as it closes: lifetime and the byte counters of
+/// `struct tcp_sock`.
+#[inline(always)]
+pub(crate) fn add_totals(tsk: u64, info: &SockInfo, ev: &mut Event) {
+    let k = &CONFIG.kernel;
+    ev.born_ns = info.born_ns;
+    ev.bytes_acked = member(tsk, &k.tcp_bytes_acked);
+    ev.bytes_received = member(tsk, &k.tcp_bytes_received);
+}

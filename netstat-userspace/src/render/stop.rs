@@ -1,0 +1,157 @@
+//! The closing summary of `-E` and `-S`, on stderr: one English line, or
+//! with `--json` one JSON object as the last line, for scripts (README,
+//! "The stop object").
+
+use std::fmt::Write as _;
+
+/// What a run of `-E` or `-S` saw and lost, as it stops.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct StopSummary {
+    /// "events" for `-E`, "summary" for `-S`.
+    pub mode: &'static str,
+    /// Events read from the ring buffer (`-E`; `-S` reads none).
+    pub events_seen: Option<u64>,
+    /// Events that never reached userspace: the three below added up.
+    pub lost: u64,
+    /// Of those: the ring buffer was full.
+    pub lost_ring_full: u64,
+    /// Of those: runs the kernel skipped that no second program made up for.
+    pub lost_skipped: u64,
+    /// Of those: gaps found in sockets' histories.
+    pub gaps: u64,
+    /// Events whose owner the tool could not name (`-E`).
+    pub owners_unknown: Option<u64>,
+    /// Events the filter dropped in the kernel, when a filter is set.
+    pub filtered: Option<u64>,
+    /// Sockets not tracked because the kernel-side socket map was full.
+    pub sockets_untracked: u64,
+}
+
+impl StopSummary {
+    /// The loss figures of the kernel side's counters.
+    pub fn from_counters(c: &crate::kernel::Counters) -> Self {
+        Self {
+            lost: c.lost,
+            lost_ring_full: c.ring_full,
+            lost_skipped: c.unrecovered,
+            gaps: c.unseen,
+            sockets_untracked: c.sock_map_full,
+            ..Self::default()
+        }
+    }
+
+    /// The line enetstat has always printed (without the trailing newline).
+    pub fn text(&self) -> String {
+        let mut s = String::from("enetstat: ");
+        match (self.events_seen, self.owners_unknown) {
+            (Some(seen), Some(unknown)) => {
+                let _ = write!(
+                    s,
+                    "{seen} events seen, {} lost in the kernel, {unknown} owners unknown",
+                    self.lost
+                );
+                if let Some(filtered) = self.filtered {
+                    let _ = write!(s, ", {filtered} filtered out in the kernel");
+                }
+            }
+            _ => {
+                let _ = write!(
+                    s,
+                    "{} events filtered out in the kernel",
+                    self.filtered.unwrap_or(0)
+                );
+            }
+        }
+        if self.sockets_untracked > 0 {
+            let _ = write!(
+                s,
+                ", {} sockets not tracked (socket map full)",
+                self.sockets_untracked
+            );
+        }
+        if self.lost > 0 && self.events_seen.is_some() {
+            let _ = write!(
+                s,
+                "; lost: {} with the ring buffer full (try a larger --ring-size), {} skipped by the kernel, \
+                 {} gaps in sockets' histories (see README, Known limits)",
+                self.lost_ring_full, self.lost_skipped, self.gaps
+            );
+        }
+        s
+    }
+
+    /// One JSON object, fields in this order; absent figures are `null`.
+    pub fn json(&self) -> String {
+        let opt = |v: Option<u64>| v.map_or("null".to_string(), |n| n.to_string());
+        format!(
+            "{{\"stop\":\"{}\",\"events_seen\":{},\"lost\":{},\"lost_ring_full\":{},\"lost_skipped\":{},\"gaps\":{},\"owners_unknown\":{},\"filtered\":{},\"sockets_untracked\":{}}}",
+            self.mode,
+            opt(self.events_seen),
+            self.lost,
+            self.lost_ring_full,
+            self.lost_skipped,
+            self.gaps,
+            opt(self.owners_unknown),
+            opt(self.filtered),
+            self.sockets_untracked
+        )
+    }
+
+    /// The form `--json` asks for.
+    pub fn render(&self, json: bool) -> String {
+        if json { self.json() } else { self.text() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn events() -> StopSummary {
+        StopSummary {
+            mode: "events",
+            events_seen: Some(12),
+            owners_unknown: Some(1),
+            ..StopSummary::default()
+        }
+    }
+
+    #[test]
+    fn text_is_the_line_of_old() {
+        assert_eq!(
+            events().text(),
+            "enetstat: 12 events seen, 0 lost in the kernel, 1 owners unknown"
+        );
+        let lossy = StopSummary {
+            lost: 3,
+            lost_ring_full: 1,
+            lost_skipped: 1,
+            gaps: 1,
+            filtered: Some(5),
+            ..events()
+        };
+        assert_eq!(
+            lossy.text(),
+            "enetstat: 12 events seen, 3 lost in the kernel, 1 owners unknown, 5 filtered out in the kernel; \
+             lost: 1 with the ring buffer full (try a larger --ring-size), 1 skipped by the kernel, \
+             1 gaps in sockets' histories (see README, Known limits)"
+        );
+        let summary = StopSummary {
+            mode: "summary",
+            filtered: Some(7),
+            ..StopSummary::default()
+        };
+        assert_eq!(
+            summary.text(),
+            "enetstat: 7 events filtered out in the kernel"
+        );
+    }
+
+    #[test]
+    fn json_has_every_field() {
+        assert_eq!(
+            events().json(),
+            r#"{"stop":"events","events_seen":12,"lost":0,"lost_ring_full":0,"lost_skipped":0,"gaps":0,"owners_unknown":1,"filtered":null,"sockets_untracked":0}"#
+        );
+    }
+}
