@@ -51,7 +51,7 @@ pub mod counter {
     /// state we last saw, or a new socket at the address of one whose end we
     /// never saw. Each hides at least one state change that the kernel ran
     /// none of our programs for, and counted nowhere else.
-    pub const UNSEEN: u32 = 5;
+    pub const GAPS: u32 = 5;
     pub const COUNT: u32 = 6;
 }
 
@@ -472,7 +472,7 @@ pub struct Config {
     pub filter: Filter,
     /// Count (`STATS`, `REMOTES`) but send no events: `--summary`.
     /// `REMOTES` is filled only then.
-    pub quiet: u8,
+    pub counts_only: u8,
     pub _pad2: [u8; 3],
 }
 
@@ -513,7 +513,7 @@ impl Config {
             _pad: 0,
             families: 0,
         },
-        quiet: 0,
+        counts_only: 0,
         _pad2: [0; 3],
     };
 }

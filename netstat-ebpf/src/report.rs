@@ -27,7 +27,7 @@ pub(crate) const WAKEUP_BYTES: u64 = 256 * 1024;
 
 #[inline(always)]
 pub(crate) fn submit(ev: &Event) {
-    if cfg(&CONFIG.quiet) != 0 {
+    if cfg(&CONFIG.counts_only) != 0 {
         return;
     }
     let wake = if EVENTS.query(BPF_RB_AVAIL_DATA as u64) >= WAKEUP_BYTES {
@@ -56,7 +56,7 @@ pub(crate) fn copy_owner(ev: &mut Event, info: &SockInfo) {
 pub(crate) fn count_remote(ev: &Event, add: impl FnOnce(&mut RemoteStats)) {
     // Only `--summary` reads the map, and a server's remotes are new at
     // every connection: an LRU insert and eviction per event otherwise.
-    if cfg(&CONFIG.quiet) == 0 {
+    if cfg(&CONFIG.counts_only) == 0 {
         return;
     }
     let key = RemoteKey {

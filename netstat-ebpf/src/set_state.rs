@@ -131,7 +131,7 @@ pub(crate) fn on_transition<C: EbpfContext>(
         if info.state != old {
             // See README, "Known limits": the kernel ran none of our
             // programs for the changes in between.
-            add_counter(counter::UNSEEN);
+            add_counter(counter::GAPS);
             gap = !born;
         }
     }

@@ -9,26 +9,20 @@
 use std::{
     io::{self, Write},
     os::fd::AsRawFd as _,
-    time::Duration,
 };
 
 use anyhow::{Context as _, Result};
-use tokio::io::unix::AsyncFd;
 
 use crate::{
     cli::Cli,
     decoder::{Decoder, NetEvent},
-    fail, filter,
+    fail,
     kernel::{self, Probe},
     names::Names,
-    netns::{self, Selection},
-    owners::TcpOwners,
+    netns::Selection,
     render::{event_json::JsonLog, event_text::TextLog, stop::StopSummary},
+    session::{self, Attached, POLL, attach, block_on, watch},
 };
-
-/// How often the ring is read when the kernel has not woken us: the most an
-/// event waits before it is printed.
-pub const POLL: Duration = Duration::from_millis(20);
 
 /// What the run saw, for the closing summary line.
 #[derive(Debug, Default)]
@@ -61,78 +55,6 @@ pub fn run(cli: &Cli, namespaces: Selection) -> Result<()> {
         )));
     }
     block_on(stream(cli, namespaces))
-}
-
-/// Runs one of the event-driven modes (-E, -S, -c) on a single-threaded
-/// runtime: the ring buffer, timers and signals all wait in one loop.
-pub fn block_on<T>(mode: impl Future<Output = Result<T>>) -> Result<T> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?
-        .block_on(mode)
-}
-
-fn check_ring_size(cli: &Cli) -> Result<()> {
-    if let Some(bytes) = cli.ring_size
-        && (!bytes.is_power_of_two() || bytes < 4096)
-    {
-        return Err(fail::usage(format!(
-            "invalid --ring-size {bytes}: use a power of two of at least 4096 bytes"
-        )));
-    }
-    Ok(())
-}
-
-/// What the kernel programs were attached for.
-pub struct Attached {
-    pub probe: Probe,
-    pub namespaces: Selection,
-    pub filter: netstat_common::Filter,
-}
-
-/// Raises our priority for the storms to come (start-up included: loading
-/// under a storm at an ordinary share took over 10 s) and attaches the
-/// kernel programs with the user's namespace choice and filter (`quiet`:
-/// count only, for --summary). Owner snapshots are to be taken after this,
-/// so no socket falls between the two.
-pub fn attach(cli: &Cli, namespaces: Selection, quiet: bool) -> Result<Attached> {
-    check_ring_size(cli)?;
-    let filter = filter::from_cli(cli)?;
-    raise_priority();
-    let probe = Probe::load(&kernel::Options {
-        netns: namespaces.kernel_filter(),
-        filter,
-        quiet,
-        ring_bytes: cli.ring_size,
-    })?;
-    if let Some(blind_spot) = &probe.blind_spot {
-        eprintln!("enetstat: note: {blind_spot}");
-    }
-    Ok(Attached {
-        probe,
-        namespaces,
-        filter,
-    })
-}
-
-impl Attached {
-    /// A decoder that knows the owners of the sockets in our namespace that
-    /// predate us.
-    pub fn decoder(&self) -> Result<Decoder> {
-        Ok(Decoder::new(
-            self.probe.attached_ns,
-            netns::own()?,
-            TcpOwners::scan(),
-        ))
-    }
-
-    /// Events from the kernel can leave the owner to userspace (sockets older
-    /// than the programs); those are held to `--pid` here.
-    pub fn owner_wanted(&self, ev: &NetEvent) -> bool {
-        self.filter
-            .pid_matches(Some(ev.owner.as_ref().map_or(0, |o| o.pid)))
-    }
 }
 
 async fn stream(cli: &Cli, namespaces: Selection) -> Result<()> {
@@ -201,18 +123,17 @@ async fn stream(cli: &Cli, namespaces: Selection) -> Result<()> {
     let mut counters = attached.probe.counters()?;
     if let Selection::One(_) = attached.namespaces {
         let ends = ends_unseen(&attached.probe)?;
-        counters.unseen += ends;
+        counters.gaps += ends;
         counters.lost += ends;
     }
     log::info!("kernel counters: {counters:?}");
     let filtered =
         (attached.filter != netstat_common::Filter::default()).then_some(counters.filtered);
     let stop = StopSummary {
-        mode: "events",
         events_seen: Some(tally.seen),
         owners_unknown: Some(tally.owners_unknown),
         filtered,
-        ..StopSummary::from_counters(&counters)
+        ..session::stop_summary("events", &counters)
     };
     eprintln!("{}", stop.render(cli.json || cli.stop_json));
     Ok(())
@@ -322,29 +243,6 @@ fn flushed(result: io::Result<()>) -> Result<bool> {
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(false),
         Err(e) => Err(e).context("writing events"),
     }
-}
-
-/// A storm keeps every core busy, and a consumer with an ordinary share of
-/// CPU falls behind until the ring buffer overflows. Reading events is the
-/// one job that must not wait, so ask for nice -10 (root only; best effort).
-fn raise_priority() {
-    const NICE: libc::c_int = -10;
-    // SAFETY: plain syscalls on our own process.
-    unsafe {
-        *libc::__errno_location() = 0;
-        let current = libc::getpriority(libc::PRIO_PROCESS, 0);
-        if current > NICE && libc::setpriority(libc::PRIO_PROCESS, 0, NICE) != 0 {
-            log::info!("could not raise priority: {}", io::Error::last_os_error());
-        }
-    }
-}
-
-/// Registers a map's fd with the runtime so we sleep until the kernel writes.
-fn watch<T: std::os::fd::AsRawFd>(inner: T) -> Result<AsyncFd<T>> {
-    // SAFETY: `inner` owns its fd and keeps it open for as long as the AsyncFd
-    // holds `inner`.
-    unsafe { AsyncFd::register(inner) }
-        .map_err(|e| anyhow::anyhow!("watching a BPF map for readiness: {e}"))
 }
 
 fn is_regular_file(fd: i32) -> bool {

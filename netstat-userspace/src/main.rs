@@ -18,10 +18,13 @@ mod live;
 mod names;
 mod netns;
 mod owners;
+mod plan;
 mod procnet;
 mod render;
+mod session;
 mod snapshot;
 mod sock_diag;
+mod socket_list;
 mod stop;
 mod summary;
 mod tcp_state;
@@ -58,6 +61,22 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     }
     if let Some(interval) = cli.summary {
         return summary::run(cli, namespaces, interval);
+    }
+    if let Some(sockets) = snapshot::live_tcp(cli)? {
+        if namespaces == netns::Selection::All {
+            return Err(fail::usage(
+                "-c follows one network namespace: use --netns NAME (or none for ours), not all",
+            ));
+        }
+        let filter = filter::from_cli(cli)?;
+        match live::run(cli, &sockets, &filter) {
+            // Without eBPF (not root, old kernel) -c re-reads /proc, like
+            // netstat; a bad flag is an error as in every mode.
+            Err(e) if e.downcast_ref::<Fatal>().is_some_and(|f| f.no_ebpf) => {
+                eprintln!("enetstat: no live TCP view ({e}); re-reading /proc every second");
+            }
+            other => return other,
+        }
     }
     snapshot::run(cli, namespaces)
 }

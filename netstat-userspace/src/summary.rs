@@ -20,6 +20,7 @@ use crate::{
         stop::StopSummary,
         summary::{self as render, Interval, Remote},
     },
+    session,
 };
 
 pub fn run(cli: &Cli, namespaces: Selection, seconds: f64) -> Result<()> {
@@ -28,11 +29,11 @@ pub fn run(cli: &Cli, namespaces: Selection, seconds: f64) -> Result<()> {
             "invalid --summary interval {seconds}: use at least 0.1 seconds"
         )));
     }
-    crate::events::block_on(summarise(cli, namespaces, Duration::from_secs_f64(seconds)))
+    session::block_on(summarise(cli, namespaces, Duration::from_secs_f64(seconds)))
 }
 
 async fn summarise(cli: &Cli, namespaces: Selection, every: Duration) -> Result<()> {
-    let attached = crate::events::attach(cli, namespaces, true)?;
+    let attached = session::attach(cli, namespaces, true)?;
     let probe = &attached.probe;
     let clock = WallClock::new();
     // The first block counts from here, so read before saying we trace:
@@ -65,9 +66,8 @@ async fn summarise(cli: &Cli, namespaces: Selection, every: Duration) -> Result<
         if stopping {
             let counters = probe.counters()?;
             let stop = StopSummary {
-                mode: "summary",
                 filtered: Some(counters.filtered),
-                ..StopSummary::from_counters(&counters)
+                ..session::stop_summary("summary", &counters)
             };
             eprintln!("{}", stop.render(cli.json || cli.stop_json));
             return Ok(());
@@ -98,7 +98,7 @@ impl Totals {
         let ext = |name: &str| tcp_ext.iter().find(|(n, _)| n == name).map_or(0, |f| f.1);
         let counters = probe.counters()?;
         Ok(Self {
-            missed: counters.unrecovered + counters.unseen,
+            missed: counters.unrecovered + counters.gaps,
             stats: probe.stats()?,
             remotes: probe.remotes()?.into_iter().collect(),
             time_wait: time_wait_count(&sockstat),

@@ -19,7 +19,7 @@ use std::{
 
 use anyhow::{Context as _, Result};
 
-use crate::{bench, release_bin};
+use crate::{bench_kit, release_bin};
 
 /// How long each phase, attached or detached, is measured.
 pub const PHASE: Duration = Duration::from_secs(12);
@@ -38,9 +38,9 @@ pub struct Ratio {
 /// `cycles` attached/detached pairs during one storm (reset close when
 /// `rst`).
 pub fn filtered_vs_nothing(rst: bool, cycles: usize) -> Result<Ratio> {
-    let ns = bench::Netns::new()?;
+    let ns = bench_kit::Netns::new()?;
     // More connections than the phases can use: the storm is stopped.
-    let mut cmd = bench::storm_command(&ns, 100_000_000, rst);
+    let mut cmd = bench_kit::storm_command(&ns, 100_000_000, rst);
     cmd.stdout(Stdio::null());
     let storm = Storm(cmd.spawn().context("starting tcpload storm")?);
     let samples = Arc::new(Mutex::new(Vec::new()));
@@ -68,8 +68,8 @@ pub fn filtered_vs_nothing(rst: bool, cycles: usize) -> Result<Ratio> {
             cycle + 1
         );
         let mut enetstat = ns.command(release_bin("enetstat"));
-        enetstat.args(bench::FILTERED_OUT);
-        let mut tracer = bench::start_tracer(enetstat, &out, Some("tracing TCP"))?;
+        enetstat.args(bench_kit::FILTERED_OUT);
+        let mut tracer = bench_kit::start_tracer(enetstat, &out, Some("tracing TCP"))?;
         let attached = (Instant::now() + SETTLE, Instant::now() + PHASE);
         std::thread::sleep(PHASE);
         tracer.stop()?;

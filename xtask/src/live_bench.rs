@@ -7,7 +7,7 @@ use std::{fmt::Write as _, process::Stdio, time::Duration};
 use anyhow::{Context as _, Result, bail};
 
 use crate::{
-    bench::{Netns, cpu_seconds, median, spread, storm_rate},
+    bench_kit::{Netns, cpu_seconds, median, spread, storm_rate},
     release_bin,
     snapshot_bench::hold,
 };

@@ -6,10 +6,12 @@
 
 mod alternating;
 mod bench;
+mod bench_kit;
 mod live_bench;
 mod matrix;
 mod setup;
 mod snapshot_bench;
+mod storm_bench;
 
 use std::{
     path::{Path, PathBuf},

@@ -15,7 +15,7 @@ use std::{
 use anyhow::{Context as _, Result, bail};
 
 use crate::{
-    bench::{Netns, median, spread},
+    bench_kit::{Netns, median, spread},
     release_bin,
 };
 

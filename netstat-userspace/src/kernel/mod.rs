@@ -26,7 +26,7 @@ pub struct Options {
     pub netns: u32,
     pub filter: Filter,
     /// Count only, send no events (`--summary`).
-    pub quiet: bool,
+    pub counts_only: bool,
     /// Ring buffer size in bytes (a power of two multiple of the page size); None = default.
     pub ring_bytes: Option<u32>,
 }
@@ -59,7 +59,7 @@ impl Probe {
         let kernel_btf = btf::load()?;
         let mut config = build_config(&kernel_btf, opts.netns)?;
         config.filter = opts.filter;
-        config.quiet = u8::from(opts.quiet);
+        config.counts_only = u8::from(opts.counts_only);
         raise_memlock_limit();
 
         let mut loader = EbpfLoader::new();
@@ -136,12 +136,12 @@ impl Probe {
         let unrecovered = self
             .unrecovered()?
             .saturating_sub(self.unrecovered_at_start);
-        let unseen = self.counter(counter::UNSEEN)?;
+        let gaps = self.counter(counter::GAPS)?;
         Ok(Counters {
-            lost: ring_full + unrecovered + unseen,
+            lost: ring_full + unrecovered + gaps,
             ring_full,
             unrecovered,
-            unseen,
+            gaps,
             sock_map_full: self.counter(counter::SOCK_MAP_FULL)?,
             other_netns: self.counter(counter::OTHER_NETNS)?,
             filtered: self.counter(counter::FILTERED)?,
@@ -271,7 +271,7 @@ pub struct Counters {
     /// least one state change that the kernel ran no program of ours for.
     /// A skipped run no second program made up for leaves a gap too, so the two can
     /// overlap, and `lost` then counts that change twice.
-    pub unseen: u64,
+    pub gaps: u64,
     pub sock_map_full: u64,
     /// Events of other network namespaces.
     pub other_netns: u64,

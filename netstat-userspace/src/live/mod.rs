@@ -4,8 +4,9 @@
 //! tracepoints do not cover, are re-read from /proc at each redraw.
 //!
 //! kernel programs -> ring buffer -> decoder -> `table::ConnTable` ->
-//! snapshot::sockets (netstat's table) or a changes-only diff.
+//! socket_list (netstat's table, `rows::LiveRows`) or a changes-only diff.
 
+mod rows;
 pub mod table;
 
 use std::{collections::BTreeMap, io::Write as _, os::fd::AsRawFd as _, time::Duration};
@@ -21,20 +22,21 @@ use crate::{
     names::Names,
     netns::{self, Selection},
     owners::{InodeOwners, TcpOwners},
+    plan::Sockets,
     procnet::{self, sockets::InetSocket},
-    snapshot::{plan::Sockets, sockets},
+    socket_list,
 };
 use table::ConnTable;
 
 /// Starts the live view, or returns the reason eBPF is unavailable (the
 /// caller then re-polls /proc like netstat -c).
 pub fn run(cli: &Cli, plan: &Sockets, filter: &Filter) -> Result<()> {
-    crate::events::block_on(view(cli, plan, filter))
+    crate::session::block_on(view(cli, plan, filter))
 }
 
 async fn view(cli: &Cli, plan: &Sockets, filter: &Filter) -> Result<()> {
     let own_netns = netns::own()?;
-    let attached = crate::events::attach(cli, Selection::One(own_netns), false)?;
+    let attached = crate::session::attach(cli, Selection::One(own_netns), false)?;
     let mut probe = attached.probe;
     let clock = WallClock::new();
     let names = Names::new(cli.numeric());
@@ -68,7 +70,7 @@ async fn view(cli: &Cli, plan: &Sockets, filter: &Filter) -> Result<()> {
     let stop = crate::stop::requested(cli.duration)?;
     tokio::pin!(stop);
     // Events are read every POLL; the table is drawn at most every interval.
-    let mut poll = tokio::time::interval(crate::events::POLL);
+    let mut poll = tokio::time::interval(crate::session::POLL);
     let mut last_draw = tokio::time::Instant::now() - interval;
     loop {
         tokio::select! {
@@ -109,7 +111,7 @@ async fn view(cli: &Cli, plan: &Sockets, filter: &Filter) -> Result<()> {
                 lost - at_start.lost,
                 local_time(now)
             );
-            let gaps = counters.unseen - at_start.unseen;
+            let gaps = counters.gaps - at_start.gaps;
             if gaps > 0 {
                 text += &format!("; {gaps} of them gaps in sockets' histories, see README");
             }
@@ -123,13 +125,14 @@ async fn view(cli: &Cli, plan: &Sockets, filter: &Filter) -> Result<()> {
                 out.push_str(n);
                 out.push('\n');
             }
-            sockets::list(
+            let rows = rows::LiveRows { table: &table, now };
+            socket_list::list(
                 plan,
                 filter,
                 &[(own_netns, None)],
                 &names,
                 &mut out,
-                Some((&table, now)),
+                Some(&rows),
             )?;
             if !screen.show(&out, cli.diff, now)? {
                 return Ok(());

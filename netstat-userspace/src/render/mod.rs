@@ -9,6 +9,7 @@ pub mod masquerade;
 pub mod routes;
 pub mod sockets;
 pub mod statistics;
+mod statistics_tables;
 pub mod stop;
 pub mod summary;
 

@@ -6,8 +6,8 @@ use std::{fmt::Write as _, net::SocketAddr};
 use crate::{
     names::Names,
     owners::{InodeOwners, Owner},
+    plan::Sockets,
     procnet::{sockets::InetSocket, unix::UnixSocket},
-    snapshot::plan::Sockets,
     tcp_state::TcpState,
     textfmt::{pad_to, push_right, push_u64},
 };

@@ -28,18 +28,6 @@ pub struct StopSummary {
 }
 
 impl StopSummary {
-    /// The loss figures of the kernel side's counters.
-    pub fn from_counters(c: &crate::kernel::Counters) -> Self {
-        Self {
-            lost: c.lost,
-            lost_ring_full: c.ring_full,
-            lost_skipped: c.unrecovered,
-            gaps: c.unseen,
-            sockets_untracked: c.sock_map_full,
-            ..Self::default()
-        }
-    }
-
     /// The line enetstat has always printed (without the trailing newline).
     pub fn text(&self) -> String {
         let mut s = String::from("enetstat: ");

@@ -3,17 +3,30 @@
 
 mod interfaces;
 mod masquerade;
-pub mod plan;
 mod routes;
-pub mod sockets;
 mod statistics;
 
 use std::io::Write as _;
 
 use anyhow::{Context as _, Result};
 
-use crate::{cli::Cli, filter, names::Names, netns::Selection};
-use plan::Plan;
+use crate::{
+    cli::Cli,
+    filter,
+    names::Names,
+    netns::Selection,
+    plan::{Plan, Sockets},
+    socket_list,
+};
+
+/// The TCP sockets the live view (`-c`) keeps, if the flags ask for it:
+/// main dispatches those to `live`.
+pub fn live_tcp(cli: &Cli) -> Result<Option<Sockets>> {
+    match Plan::from_cli(cli)? {
+        Plan::Sockets(sockets) if cli.continuous && sockets.tcp => Ok(Some(sockets)),
+        _ => Ok(None),
+    }
+}
 
 pub fn run(cli: &Cli, namespaces: Selection) -> Result<()> {
     let plan = Plan::from_cli(cli)?;
@@ -25,31 +38,10 @@ pub fn run(cli: &Cli, namespaces: Selection) -> Result<()> {
         numeric.hosts |= cli.symbolic;
     }
     let names = Names::new(numeric);
-    if cli.continuous
-        && let Plan::Sockets(sockets) = &plan
-        && sockets.tcp
-    {
-        if namespaces == Selection::All {
-            return Err(crate::fail::usage(
-                "-c follows one network namespace: use --netns NAME (or none for ours), not all",
-            ));
-        }
-        match crate::live::run(cli, sockets, &filter) {
-            // Without eBPF (not root, old kernel) -c re-reads /proc, like
-            // netstat; a bad flag is an error as in every mode.
-            Err(e)
-                if e.downcast_ref::<crate::fail::Fatal>()
-                    .is_some_and(|f| f.no_ebpf) =>
-            {
-                eprintln!("enetstat: no live TCP view ({e}); re-reading /proc every second");
-            }
-            other => return other,
-        }
-    }
     loop {
         let mut out = String::new();
         let result = match &plan {
-            Plan::Sockets(s) => sockets::list(s, &filter, &members, &names, &mut out, None),
+            Plan::Sockets(s) => socket_list::list(s, &filter, &members, &names, &mut out, None),
             Plan::Routes(r) => routes::list(r, &names, &mut out),
             Plan::Interfaces { all, long } => interfaces::list(*all, *long, &mut out),
             Plan::Statistics(s) => statistics::list(s, &mut out),

@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 
-use super::plan::{Family, Routes};
+use crate::plan::{Family, Routes};
 use crate::{fail, names::Names, procnet, render::routes};
 
 pub fn list(plan: &Routes, names: &Names, out: &mut String) -> Result<()> {

@@ -2,7 +2,7 @@
 
 use anyhow::{Context as _, Result};
 
-use super::plan::Statistics as Plan;
+use crate::plan::Statistics as Plan;
 use crate::{
     procnet::{self, snmp},
     render::statistics::{Sections, Statistics},

@@ -6,26 +6,36 @@ use std::{net::IpAddr, path::PathBuf};
 use anyhow::Result;
 use netstat_common::{AF_INET, AF_INET6, Filter};
 
-use super::plan::Sockets;
 use crate::{
     fail,
     filter::socket_matches,
-    live::table::{ConnTable, Since},
     names::Names,
     netns,
     owners::InodeOwners,
+    plan::Sockets,
     procnet::{self, igmp, sockets::InetSocket, unix},
     render::{
         groups,
         sockets::{ACCEPTING, InetProto, SocketTable},
     },
     sock_diag,
-    tcp_state::TcpState,
 };
 
-/// The socket listing. With `live` (the event-driven -c view: its table and
-/// the current wall-clock time), TCP rows come from that table instead of
-/// /proc/net/tcp*.
+/// TCP rows kept elsewhere (the live view's table) rather than read from
+/// the kernel: they write their own rows into the table.
+pub trait TcpRows {
+    /// Writes the rows `wanted` keeps (a socket and its owner's pid) to `out`.
+    fn write(
+        &self,
+        plan: &Sockets,
+        table: &SocketTable,
+        out: &mut String,
+        wanted: &dyn Fn(&InetSocket, Option<u32>) -> bool,
+    );
+}
+
+/// The socket listing. With `live` (the event-driven -c view), TCP rows
+/// come from it instead of the kernel.
 /// Internet rows come from every namespace in `namespaces` (a Netns
 /// column tells them apart when there are several); unix sockets and
 /// groups from ours.
@@ -35,7 +45,7 @@ pub fn list(
     namespaces: &[(u32, Option<PathBuf>)],
     names: &Names,
     out: &mut String,
-    live: Option<(&ConnTable, i128)>,
+    live: Option<&dyn TcpRows>,
 ) -> Result<()> {
     // Live TCP rows carry their owners; only /proc rows need the scan.
     let proc_rows = live.is_none() || plan.untracked();
@@ -60,8 +70,8 @@ pub fn list(
         table.internet_header(out);
     }
     for (_, proto, file) in protocols.into_iter().filter(|(on, ..)| *on) {
-        if let (InetProto::Tcp, Some((conns, now))) = (proto, live) {
-            live_rows(plan, &table, conns, now, out, wanted);
+        if let (InetProto::Tcp, Some(rows)) = (proto, live) {
+            rows.write(plan, &table, out, &wanted);
             continue;
         }
         for (inode, enter) in namespaces {
@@ -148,40 +158,6 @@ fn read_inet(plan: &Sockets, proto: InetProto, path: &str) -> Result<Option<Vec<
     let rows = procnet::sockets::parse(&text, path)?;
     log::info!("{} sockets read from {path}", rows.len());
     Ok(Some(rows))
-}
-
-fn live_rows(
-    plan: &Sockets,
-    table: &SocketTable,
-    conns: &ConnTable,
-    now: i128,
-    out: &mut String,
-    wanted: impl Fn(&InetSocket, Option<u32>) -> bool,
-) {
-    for row in conns.rows() {
-        let s = &row.socket;
-        let family = if s.local.is_ipv6() {
-            plan.ipv6
-        } else {
-            plan.ipv4
-        };
-        let owner = row.owner.as_ref().map(|o| o.pid);
-        if !family || !shown(plan, InetProto::Tcp, s) || !wanted(s, owner) {
-            continue;
-        }
-        let mut s = s.clone();
-        if s.state == TcpState::TIME_WAIT.0 {
-            // The timewait timer counts down from the entry into TIME_WAIT.
-            s.timer = 3;
-            let left = ConnTable::time_wait_left(row, now).max(0);
-            s.timer_ticks = (left * i128::from(table.ticks_per_second) / 1_000_000_000) as u64;
-        }
-        let age = match row.since {
-            Since::Exact(t) => format!("{:.1}s", (now - t).max(0) as f64 / 1e9),
-            Since::Before(t) => format!(">{:.1}s", (now - t).max(0) as f64 / 1e9),
-        };
-        table.inet_row_owned(out, InetProto::Tcp, &s, row.owner.as_ref(), Some(&age));
-    }
 }
 
 /// netstat's rules for -a and -l: a TCP socket listens when it has no
