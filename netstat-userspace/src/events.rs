@@ -6,12 +6,7 @@
 //! drained batch when it goes to a regular file (so a storm costs one write
 //! per batch, not per event).
 
-use std::{
-    io::{self, Write},
-    os::fd::AsRawFd as _,
-};
-
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 
 use crate::{
     cli::Cli,
@@ -20,6 +15,7 @@ use crate::{
     kernel::{self, Probe},
     names::Names,
     netns::Selection,
+    output::Output,
     render::{event_json::JsonLog, event_text::TextLog, stop::StopSummary},
     session::{self, Attached, POLL, attach, block_on, watch},
 };
@@ -73,12 +69,20 @@ async fn stream(cli: &Cli, namespaces: Selection) -> Result<()> {
         let netns_column = attached.namespaces == Selection::All;
         Format::Text(TextLog::new(Names::new(cli.numeric()), netns_column))
     };
-    let stdout = io::stdout();
-    let per_line = !is_regular_file(stdout.as_raw_fd());
-    let mut out = io::BufWriter::with_capacity(1 << 16, stdout.lock());
+    let mut out = Output::stdout();
+    // A write that fails ends the log, but the stop summary is still said
+    // before the failure is.
+    let mut failed = None;
+    let mut open = true;
     if let Format::Text(log) = &format {
-        writeln!(out, "{}", log.header())?;
-        out.flush()?;
+        let header = format!("{}\n", log.header());
+        match out
+            .write(&header, LOG)
+            .and_then(|ok| Ok(ok && out.flush(LOG)?))
+        {
+            Ok(ok) => open = ok,
+            Err(e) => failed = Some(e),
+        }
     }
 
     let stop = crate::stop::requested(cli.duration)?;
@@ -89,15 +93,15 @@ async fn stream(cli: &Cli, namespaces: Selection) -> Result<()> {
         out: &mut out,
         format,
         line: String::with_capacity(256),
-        per_line,
         attached: &attached,
         limit: cli.count,
+        failed,
     };
     // The kernel wakes us only when the ring holds 256 KiB; below that we
     // look every POLL (see netstat-ebpf's `submit`).
     let mut poll = tokio::time::interval(POLL);
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut open = true;
+    open &= writer.failed.is_none();
     while open {
         tokio::select! {
             guard = ring.readable_mut() => {
@@ -117,7 +121,7 @@ async fn stream(cli: &Cli, namespaces: Selection) -> Result<()> {
         }
     }
     // Events already in the ring when we were told to stop still count.
-    if writer.limit.is_none_or(|n| tally.written < n) {
+    if writer.failed.is_none() && writer.limit.is_none_or(|n| tally.written < n) {
         writer.drain(ring.get_mut(), &decoder, &mut tally)?;
     }
     let mut counters = attached.probe.counters()?;
@@ -136,7 +140,10 @@ async fn stream(cli: &Cli, namespaces: Selection) -> Result<()> {
         ..session::stop_summary("events", &counters)
     };
     eprintln!("{}", stop.render(cli.json || cli.stop_json));
-    Ok(())
+    match writer.failed {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
 }
 
 /// Gaps not found yet: sockets the kernel side last saw in a state, since
@@ -177,17 +184,21 @@ fn surplus(remembered: &[u64; 16], live: &[u64; 16]) -> u64 {
         .sum()
 }
 
-struct EventWriter<'a, W: Write> {
-    out: &'a mut W,
+/// What errors call the output.
+const LOG: &str = "the event log";
+
+struct EventWriter<'a> {
+    out: &'a mut Output,
     format: Format,
     /// Reused for every line, so formatting allocates nothing per event.
     line: String,
-    per_line: bool,
     attached: &'a Attached,
     limit: Option<u64>,
+    /// Why writing stopped, when it failed.
+    failed: Option<anyhow::Error>,
 }
 
-impl<W: Write> EventWriter<'_, W> {
+impl EventWriter<'_> {
     /// Writes every event waiting in the ring. Returns false when the run
     /// should end (count reached, or the reader went away).
     fn drain(
@@ -215,10 +226,9 @@ impl<W: Write> EventWriter<'_, W> {
                 break;
             }
         }
-        if !self.per_line && !flushed(self.out.flush())? {
-            return Ok(false);
-        }
-        Ok(open)
+        // One write per batch into a file; a pipe was flushed per line.
+        let flushed = self.out.flush(LOG);
+        Ok(self.written(flushed) && open)
     }
 
     /// Returns false when the reader has gone away (EPIPE).
@@ -226,30 +236,18 @@ impl<W: Write> EventWriter<'_, W> {
         self.line.clear();
         self.format.write_line(&mut self.line, ev);
         self.line.push('\n');
-        if !flushed(self.out.write_all(self.line.as_bytes()))? {
-            return Ok(false);
-        }
-        if self.per_line {
-            return flushed(self.out.flush());
-        }
-        Ok(true)
+        let written = self.out.write(&self.line, LOG);
+        Ok(self.written(written))
     }
-}
 
-/// A closed pipe (`enetstat -E | head`) ends the run quietly.
-fn flushed(result: io::Result<()>) -> Result<bool> {
-    match result {
-        Ok(()) => Ok(true),
-        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(false),
-        Err(e) => Err(e).context("writing events"),
+    /// Whether the log goes on after a write: not when the reader went away
+    /// or the write failed (kept for after the stop summary).
+    fn written(&mut self, result: Result<bool>) -> bool {
+        result.unwrap_or_else(|e| {
+            self.failed = Some(e);
+            false
+        })
     }
-}
-
-fn is_regular_file(fd: i32) -> bool {
-    // SAFETY: fstat only writes into the stat buffer.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: a valid pointer to our stat buffer.
-    unsafe { libc::fstat(fd, &mut st) == 0 && (st.st_mode & libc::S_IFMT) == libc::S_IFREG }
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ mod kernel;
 mod live;
 mod names;
 mod netns;
+mod output;
 mod owners;
 mod plan;
 mod procnet;

@@ -15,6 +15,7 @@ use crate::{
     decoder, fail,
     kernel::{self, Probe},
     netns::Selection,
+    output::Output,
     procnet,
     render::{
         stop::StopSummary,
@@ -45,7 +46,8 @@ async fn summarise(cli: &Cli, namespaces: Selection, every: Duration) -> Result<
         namespaces.describe(),
         every.as_secs_f64()
     );
-    let mut out = render::Writer::new(cli.json);
+    let mut render = render::Writer::new(cli.json);
+    let mut out = Output::stdout();
     let stop = crate::stop::requested(cli.duration)?;
     tokio::pin!(stop);
     let mut tick = tokio::time::interval(every);
@@ -59,19 +61,25 @@ async fn summarise(cli: &Cli, namespaces: Selection, every: Duration) -> Result<
         let totals = Totals::read(probe)?;
         let interval = totals.since(&last, probe, now, now - last_at)?;
         let wall = clock.wall_ns(now);
-        if !out.write(wall, &interval)? {
-            return Ok(());
-        }
+        let block = render.render(wall, &interval);
+        let written = out
+            .write(&block, "the summary")
+            .and_then(|ok| Ok(ok && out.flush("the summary")?));
         (last, last_at) = (totals, now);
-        if stopping {
-            let counters = probe.counters()?;
-            let stop = StopSummary {
-                filtered: Some(counters.filtered),
-                ..session::stop_summary("summary", &counters)
-            };
-            eprintln!("{}", stop.render(cli.json || cli.stop_json));
-            return Ok(());
+        // A failed write ends the run like a stop, and is told after the
+        // stop summary.
+        match written {
+            Ok(true) if !stopping => continue,
+            Ok(false) => return Ok(()),
+            _ => {}
         }
+        let counters = probe.counters()?;
+        let stop = StopSummary {
+            filtered: Some(counters.filtered),
+            ..session::stop_summary("summary", &counters)
+        };
+        eprintln!("{}", stop.render(cli.json || cli.stop_json));
+        return written.map(|_| ());
     }
 }
 

@@ -205,3 +205,35 @@ fn resets_for_no_socket_unreportable() {
     );
     assert!(stderr.contains("events seen"), "{stderr}");
 }
+
+/// A write that fails (here a full disk) ends `-E` and `-S` with exit 1:
+/// the stop summary first, then one line naming what failed.
+#[test]
+fn a_full_disk_is_named_after_the_stop_summary() {
+    for (args, failed, stop) in [
+        (
+            &["-E", "--duration", "2"][..],
+            "enetstat: writing the event log: No space left on device",
+            "events seen",
+        ),
+        (
+            &["-S", "0.2", "--duration", "2"][..],
+            "enetstat: writing the summary: No space left on device",
+            "filtered out in the kernel",
+        ),
+    ] {
+        let full = std::fs::File::create("/dev/full").expect("/dev/full");
+        let out = Command::new(enetstat_bin())
+            .args(args)
+            .stdout(full)
+            .output()
+            .expect("enetstat");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        let lines: Vec<&str> = stderr.lines().collect();
+        let last = lines.last().copied().unwrap_or_default();
+        assert!(last.starts_with(failed), "{args:?}: {stderr}");
+        assert!(lines[lines.len() - 2].contains(stop), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}

@@ -9,9 +9,9 @@
 mod rows;
 pub mod table;
 
-use std::{collections::BTreeMap, io::Write as _, os::fd::AsRawFd as _, time::Duration};
+use std::{collections::BTreeMap, time::Duration};
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use netstat_common::Filter;
 
 use crate::{
@@ -21,6 +21,7 @@ use crate::{
     kernel,
     names::Names,
     netns::{self, Selection},
+    output::Output,
     owners::{InodeOwners, TcpOwners},
     plan::Sockets,
     procnet::{self, sockets::InetSocket},
@@ -58,9 +59,8 @@ async fn view(cli: &Cli, plan: &Sockets, filter: &Filter) -> Result<()> {
     let mut notice: Option<String> = None;
 
     let interval = Duration::from_millis(cli.interval);
-    let tty = is_tty();
     let mut screen = Screen {
-        tty,
+        out: Output::stdout(),
         first: true,
         previous: BTreeMap::new(),
     };
@@ -174,7 +174,7 @@ fn start_table(
 const RFC1337: &str = "/proc/sys/net/ipv4/tcp_rfc1337";
 
 struct Screen {
-    tty: bool,
+    out: Output,
     first: bool,
     /// For --diff: (proto, local, foreign) -> state, of the last drawing.
     previous: Rows,
@@ -191,7 +191,7 @@ impl Screen {
             let current = internet_rows(table);
             changes(&self.previous, &current, &time, &mut text);
             self.previous = current;
-        } else if self.tty {
+        } else if self.out.is_terminal() {
             text.push_str("\x1b[H\x1b[2J");
             text.push_str(table);
         } else {
@@ -201,15 +201,8 @@ impl Screen {
             text.push_str(table);
         }
         self.first = false;
-        let mut stdout = std::io::stdout().lock();
-        match stdout
-            .write_all(text.as_bytes())
-            .and_then(|()| stdout.flush())
-        {
-            Ok(()) => Ok(true),
-            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
-            Err(e) => Err(e).context("writing to standard output"),
-        }
+        // Flushed even into a file: each drawing is whole.
+        Ok(self.out.write(&text, VIEW)? && self.out.flush(VIEW)?)
     }
 }
 
@@ -277,10 +270,8 @@ fn local_time(epoch_ns: i128) -> String {
     s
 }
 
-fn is_tty() -> bool {
-    // SAFETY: isatty only inspects the descriptor.
-    unsafe { libc::isatty(std::io::stdout().as_raw_fd()) == 1 }
-}
+/// What errors call the output.
+const VIEW: &str = "the live view";
 
 #[cfg(test)]
 mod tests {

@@ -1,13 +1,7 @@
 //! `enetstat -S`: one block (text) or one object (JSON) per interval. Counts
 //! are for the interval; the text also gives them per second.
 
-use std::{
-    fmt::Write as _,
-    io::{self, Write as _},
-    net::SocketAddr,
-};
-
-use anyhow::{Context as _, Result};
+use std::{fmt::Write as _, net::SocketAddr};
 
 use crate::{clock::TimeFormat, tcp_state::TcpState};
 
@@ -66,8 +60,8 @@ impl Writer {
         }
     }
 
-    /// Writes one interval; false when the reader has gone away.
-    pub fn write(&mut self, wall_ns: i128, i: &Interval) -> Result<bool> {
+    /// One interval's block (text) or object (JSON), with its newline.
+    pub fn render(&mut self, wall_ns: i128, i: &Interval) -> String {
         let mut text = String::new();
         if self.json {
             text.push_str("{\"time\":\"");
@@ -80,14 +74,7 @@ impl Writer {
             block(&mut text, i);
         }
         text.push('\n');
-        let mut stdout = io::stdout().lock();
-        match stdout
-            .write_all(text.as_bytes())
-            .and_then(|()| stdout.flush())
-        {
-            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(false),
-            other => other.context("writing the summary").map(|()| true),
-        }
+        text
     }
 }
 

@@ -6,15 +6,14 @@ mod masquerade;
 mod routes;
 mod statistics;
 
-use std::io::Write as _;
-
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 
 use crate::{
     cli::Cli,
     filter,
     names::Names,
     netns::Selection,
+    output::Output,
     plan::{Plan, Sockets},
     socket_list,
 };
@@ -38,6 +37,7 @@ pub fn run(cli: &Cli, namespaces: Selection) -> Result<()> {
         numeric.hosts |= cli.symbolic;
     }
     let names = Names::new(numeric);
+    let mut stdout = Output::stdout();
     loop {
         let mut out = String::new();
         let result = match &plan {
@@ -48,7 +48,7 @@ pub fn run(cli: &Cli, namespaces: Selection) -> Result<()> {
             Plan::Masquerade => masquerade::list(&names, &mut out),
         };
         // What was gathered before a failure is still printed, as netstat does.
-        write_stdout(&out)?;
+        write_stdout(&mut stdout, &out)?;
         result?;
         if !cli.continuous || matches!(plan, Plan::Statistics(_)) {
             return Ok(());
@@ -58,13 +58,9 @@ pub fn run(cli: &Cli, namespaces: Selection) -> Result<()> {
 }
 
 /// Writes one listing; a closed pipe (`| head`) ends the program quietly.
-fn write_stdout(text: &str) -> Result<()> {
-    let mut stdout = std::io::stdout().lock();
-    match stdout
-        .write_all(text.as_bytes())
-        .and_then(|()| stdout.flush())
-    {
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
-        other => other.context("writing to standard output"),
+fn write_stdout(out: &mut Output, text: &str) -> Result<()> {
+    if !(out.write(text, "the listing")? && out.flush("the listing")?) {
+        std::process::exit(0);
     }
+    Ok(())
 }
