@@ -59,7 +59,8 @@ impl Selection {
             ))
         })?;
         if inode != own {
-            enter(&path)?;
+            let file = File::open(&path).map_err(|e| cannot_open(&path, e))?;
+            enter(&file, &path)?;
         }
         Ok(Selection::One(inode))
     }
@@ -130,15 +131,22 @@ fn known() -> BTreeMap<u32, PathBuf> {
     found
 }
 
-/// Runs `read` inside namespace `path` (None: here), then comes back. The
-/// calling thread switches; a listing is single-threaded.
-pub fn inside<T>(path: Option<&Path>, read: impl FnOnce() -> Result<T>) -> Result<T> {
+/// Runs `read` inside namespace `path` (None: here), then comes back; None
+/// when the namespace went away since it was listed (its name deleted, its
+/// last process gone), as namespaces do while `--netns all` reads them.
+/// The calling thread switches; a listing is single-threaded.
+pub fn inside<T>(path: Option<&Path>, read: impl FnOnce() -> Result<T>) -> Result<Option<T>> {
     let Some(path) = path else {
-        return read();
+        return read().map(Some);
     };
     let home = File::open("/proc/thread-self/ns/net")?;
-    enter(path)?;
-    let result = read();
+    let file = match File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(cannot_open(path, e)),
+    };
+    enter(&file, path)?;
+    let result = read().map(Some);
     // SAFETY: setns on an open namespace file.
     if unsafe { libc::setns(home.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
         return Err(anyhow::anyhow!(
@@ -149,9 +157,11 @@ pub fn inside<T>(path: Option<&Path>, read: impl FnOnce() -> Result<T>) -> Resul
     result
 }
 
-fn enter(path: &Path) -> Result<()> {
-    let file = File::open(path)
-        .map_err(|e| fail::usage(format!("cannot open {}: {e}", path.display())))?;
+fn cannot_open(path: &Path, e: std::io::Error) -> anyhow::Error {
+    fail::usage(format!("cannot open {}: {e}", path.display()))
+}
+
+fn enter(file: &File, path: &Path) -> Result<()> {
     // SAFETY: setns on an open namespace file.
     if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
         return Err(fail::usage(format!(
@@ -161,4 +171,19 @@ fn enter(path: &Path) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `--netns all` lists namespaces, then reads each; one deleted in
+    /// between is skipped, not an error.
+    #[test]
+    fn a_namespace_gone_since_listed_is_skipped() {
+        let gone = Path::new("/var/run/netns/enetstat-never-made");
+        let read = inside(Some(gone), || Ok(1));
+        assert!(matches!(read, Ok(None)), "{read:?}");
+        assert!(matches!(inside(None, || Ok(1)), Ok(Some(1))));
+    }
 }

@@ -83,7 +83,11 @@ pub fn list(
                 if !family {
                     continue;
                 }
-                let rows = netns::inside(enter.as_deref(), || read_inet(plan, proto, &path))?;
+                let Some(rows) = netns::inside(enter.as_deref(), || read_inet(plan, proto, &path))?
+                else {
+                    // Gone since it was listed: nothing of it to show.
+                    continue;
+                };
                 let Some(rows) = rows else {
                     // Only the IPv4 file's absence is news (IPv6 may be disabled).
                     if !path.ends_with('6') {

@@ -73,64 +73,108 @@ struct Sample {
     loss_report: Option<String>,
 }
 
-/// The storm tables of bench/RESULTS.md.
+/// The storm tables of bench/RESULTS.md: for normal and then reset close,
+/// measure every tracer, aggregate each one's runs into a row, judge the
+/// targets, and format the whole.
 pub fn table(connections: u64, runs: usize) -> Result<String> {
-    let mut table = String::new();
-    writeln!(
-        table,
-        "## Connection storm: {connections} connections, {WORKERS} client + {WORKERS} server threads, loopback in a fresh namespace\n\n{runs} runs per row; median (min-max).\n",
-    )?;
-    writeln!(
-        table,
-        "| close | tracer | conn/s | vs nothing | events written | state events written / expected | lost | tracer CPU µs/event |"
-    )?;
-    writeln!(table, "|---|---|---|---|---|---|---|---|")?;
+    let mut rows = Vec::new();
     let mut verdicts = String::new();
-    let mut losses = String::new();
-    let mut in_turn = String::from(
-        "\n### Filtered out, in turn within one storm\n\nOne long reset storm; `enetstat -E --port 9` attached and detached in turn, each phase measured from 1 s after the change (the namespace's `ActiveOpens`); attached over the detached phase after it, mean ± standard error.\n\n| close | phases | attached conn/s | detached conn/s | attached / detached |\n|---|---|---|---|---|\n",
-    );
+    let mut losses = Vec::new();
+    let mut in_turn = None;
     for rst in [false, true] {
-        let close = if rst { "reset" } else { "normal" };
-        let (mut bare_rate, mut filtered_rate) = (0.0, 0.0);
-        // (rate, CPU per event, lost) of enetstat -E (text) and of tcpstates.
-        let (mut ours, mut theirs) = ((0.0, 0.0, 0.0), (0.0, 0.0, 0.0));
-        // Round after round of every tracer, so that the machine's drift
-        // (its speed varies by a third over minutes) spreads over all rows.
-        let mut all: Vec<Vec<Sample>> = TRACERS.iter().map(|_| Vec::new()).collect();
-        for run in 0..runs {
-            for (tracer, samples) in TRACERS.iter().zip(&mut all) {
-                println!(
-                    "bench: {} close, {}, run {}/{}",
+        let measured = measure(connections, runs, rst, &mut losses)?;
+        let aggregated = aggregate(connections, rst, measured);
+        // Within 5%: for reset close, where separate storms cannot tell
+        // (they vary by 6%), from the in-turn check within one storm.
+        let check = if rst {
+            let cycles = CYCLES_PER_RUN * runs;
+            Some((
+                cycles,
+                crate::alternating::filtered_vs_nothing(true, cycles)?,
+            ))
+        } else {
+            None
+        };
+        verdicts.push_str(&judge(rst, &aggregated, check.as_ref().map(|c| &c.1)));
+        in_turn = check.or(in_turn);
+        rows.push((rst, aggregated));
+    }
+    Ok(format(
+        connections,
+        runs,
+        &rows,
+        &verdicts,
+        &losses,
+        in_turn,
+    ))
+}
+
+fn close_name(rst: bool) -> &'static str {
+    if rst { "reset" } else { "normal" }
+}
+
+/// Every tracer's samples, in `TRACERS` order, for one way of closing.
+/// Round after round of every tracer, so that the machine's drift (its
+/// speed varies by a third over minutes) spreads over all rows. Loss
+/// reports go to `losses`.
+fn measure(
+    connections: u64,
+    runs: usize,
+    rst: bool,
+    losses: &mut Vec<String>,
+) -> Result<Vec<Vec<Sample>>> {
+    let close = close_name(rst);
+    let mut all: Vec<Vec<Sample>> = TRACERS.iter().map(|_| Vec::new()).collect();
+    for run in 0..runs {
+        for (tracer, samples) in TRACERS.iter().zip(&mut all) {
+            println!(
+                "bench: {} close, {}, run {}/{}",
+                close,
+                tracer.label(),
+                run + 1,
+                runs
+            );
+            let sample = storm(*tracer, connections, rst)?;
+            if let Some(report) = &sample.loss_report {
+                losses.push(format!(
+                    "- {} close, {}, run {}: `{report}`",
                     close,
                     tracer.label(),
-                    run + 1,
-                    runs
-                );
-                let sample = storm(*tracer, connections, rst)?;
-                if let Some(report) = &sample.loss_report {
-                    writeln!(
-                        losses,
-                        "- {} close, {}, run {}: `{report}`",
-                        close,
-                        tracer.label(),
-                        run + 1
-                    )?;
-                }
-                samples.push(sample);
+                    run + 1
+                ));
             }
+            samples.push(sample);
         }
-        for (tracer, samples) in TRACERS.into_iter().zip(all) {
+    }
+    Ok(all)
+}
+
+/// One tracer's runs, aggregated.
+struct Row {
+    tracer: Tracer,
+    rates: Vec<f64>,
+    /// Median rate.
+    rate: f64,
+    /// The table's cells: events written, state events / expected, lost, CPU.
+    written: String,
+    state_events: String,
+    lost: String,
+    cpu: String,
+    /// Median CPU µs per event.
+    cpu_us_per_event: f64,
+    /// The most state changes missing in any run (counted or not).
+    worst_missing: u64,
+}
+
+fn aggregate(connections: u64, rst: bool, all: Vec<Vec<Sample>>) -> Vec<Row> {
+    // Per connection: 5 client + 5 server transitions on a normal close,
+    // 3 + 3 with a reset; plus the listener's two.
+    let expected = connections * if rst { 6 } else { 10 } + 2;
+    TRACERS
+        .into_iter()
+        .zip(all)
+        .map(|(tracer, samples)| {
             let rates: Vec<f64> = samples.iter().map(|s| s.rate).collect();
-            let rate = median(&rates);
-            match tracer {
-                Tracer::None => bare_rate = rate,
-                Tracer::EnetstatFiltered => filtered_rate = rate,
-                _ => {}
-            }
-            // Per connection: 5 client + 5 server transitions on a normal
-            // close, 3 + 3 with a reset; plus the listener's two.
-            let expected = connections * if rst { 6 } else { 10 } + 2;
             let med =
                 |f: &dyn Fn(&Sample) -> f64| median(&samples.iter().map(f).collect::<Vec<_>>());
             let cell = |f: &dyn Fn(&Sample) -> f64, digits: usize| format!("{:.digits$}", med(f));
@@ -151,87 +195,143 @@ pub fn table(connections: u64, runs: usize) -> Result<String> {
                     cell(&|s| s.cpu_us_per_event, 2),
                 ),
             };
-            writeln!(
-                table,
-                "| {} | {} | {} | {:.2}x | {written} | {} | {lost} | {cpu} |",
-                close,
-                tracer.label(),
-                spread(&rates, 1.0),
-                rate / bare_rate,
-                match tracer {
-                    Tracer::None | Tracer::EmptyPrograms => "-".to_string(),
-                    Tracer::EnetstatFiltered =>
-                        format!("{} / 0", cell(&|s| s.state_events as f64, 0)),
-                    _ => format!("{} / {expected}", cell(&|s| s.state_events as f64, 0)),
-                }
-            )?;
+            let state_events = match tracer {
+                Tracer::None | Tracer::EmptyPrograms => "-".to_string(),
+                Tracer::EnetstatFiltered => format!("{} / 0", cell(&|s| s.state_events as f64, 0)),
+                _ => format!("{} / {expected}", cell(&|s| s.state_events as f64, 0)),
+            };
             // Lost: counted by the tracer, or missing from its output; zero
             // lost means in every run, not in the median one.
-            let missing = samples
+            let worst_missing = samples
                 .iter()
                 .map(|s| s.lost.max(expected.saturating_sub(s.state_events)))
                 .max()
-                .unwrap_or(0) as f64;
-            let summary = (rate, med(&|s| s.cpu_us_per_event), missing);
-            match tracer {
-                Tracer::EnetstatText => ours = summary,
-                Tracer::Tcpstates => theirs = summary,
-                _ => {}
+                .unwrap_or(0);
+            Row {
+                tracer,
+                rate: median(&rates),
+                rates,
+                written,
+                state_events,
+                lost,
+                cpu,
+                cpu_us_per_event: med(&|s| s.cpu_us_per_event),
+                worst_missing,
             }
+        })
+        .collect()
+}
+
+/// The rate of `tracer`'s row.
+fn rate_of(rows: &[Row], tracer: Tracer) -> f64 {
+    rows.iter()
+        .find(|r| r.tracer == tracer)
+        .map_or(0.0, |r| r.rate)
+}
+
+/// The targets' verdicts for one way of closing (`in_turn`: the reset
+/// storm's filtered-out check within one storm).
+fn judge(rst: bool, rows: &[Row], in_turn: Option<&crate::alternating::Ratio>) -> String {
+    let verdict = |ok: bool| if ok { "met" } else { "**missed**" };
+    let bare = rate_of(rows, Tracer::None);
+    let filtered_rate = rate_of(rows, Tracer::EnetstatFiltered);
+    let row = |tracer| rows.iter().find(|r| r.tracer == tracer);
+    let (ours, theirs) = (row(Tracer::EnetstatText), row(Tracer::Tcpstates));
+    let (ours, theirs) = match (ours, theirs) {
+        (Some(o), Some(t)) => (o, t),
+        _ => return String::new(),
+    };
+    let filtered = match in_turn {
+        Some(r) => format!(
+            "{:.3}x ± {:.3} in turn within one storm (target 0.95x: {}); {:.2}x between the separate storms above",
+            r.mean,
+            r.standard_error,
+            verdict(r.mean >= 0.95),
+            filtered_rate / bare
+        ),
+        None => format!(
+            "{:.2}x (target 0.95x: {})",
+            filtered_rate / bare,
+            verdict(filtered_rate >= 0.95 * bare)
+        ),
+    };
+    format!(
+        "- {} close: zero lost {}; rate vs tcpstates {:.2}x (target 2.0x: {}); vs nothing attached {:.2}x (target 0.80x: {}); CPU per event vs tcpstates {:.2}x (target 0.5x: {}); with the storm filtered out, vs nothing attached {}\n",
+        close_name(rst),
+        verdict(ours.worst_missing == 0),
+        ours.rate / theirs.rate,
+        verdict(ours.rate >= 2.0 * theirs.rate),
+        ours.rate / bare,
+        verdict(ours.rate >= 0.8 * bare),
+        ours.cpu_us_per_event / theirs.cpu_us_per_event,
+        verdict(ours.cpu_us_per_event <= 0.5 * theirs.cpu_us_per_event),
+        filtered,
+    )
+}
+
+/// The markdown of the storm section.
+fn format(
+    connections: u64,
+    runs: usize,
+    rows: &[(bool, Vec<Row>)],
+    verdicts: &str,
+    losses: &[String],
+    in_turn: Option<(usize, crate::alternating::Ratio)>,
+) -> String {
+    let mut table = String::new();
+    let _ = writeln!(
+        table,
+        "## Connection storm: {connections} connections, {WORKERS} client + {WORKERS} server threads, loopback in a fresh namespace\n\n{runs} runs per row; median (min-max).\n",
+    );
+    let _ = writeln!(
+        table,
+        "| close | tracer | conn/s | vs nothing | events written | state events written / expected | lost | tracer CPU µs/event |"
+    );
+    let _ = writeln!(table, "|---|---|---|---|---|---|---|---|");
+    for (rst, rows) in rows {
+        let bare = rate_of(rows, Tracer::None);
+        for r in rows {
+            let _ = writeln!(
+                table,
+                "| {} | {} | {} | {:.2}x | {} | {} | {} | {} |",
+                close_name(*rst),
+                r.tracer.label(),
+                spread(&r.rates, 1.0),
+                r.rate / bare,
+                r.written,
+                r.state_events,
+                r.lost,
+                r.cpu
+            );
         }
-        let verdict = |ok: bool| if ok { "met" } else { "**missed**" };
-        // Within 5%: for reset close, where separate storms cannot tell
-        // (they vary by 6%), from the in-turn check within one storm.
-        let filtered = if rst {
-            let cycles = CYCLES_PER_RUN * runs;
-            let r = crate::alternating::filtered_vs_nothing(true, cycles)?;
-            writeln!(
-                in_turn,
-                "| reset | {cycles} × {} s each | {:.0} | {:.0} | {:.3}x ± {:.3} ({} pairs) |",
-                crate::alternating::PHASE.as_secs(),
-                r.attached_rate,
-                r.detached_rate,
-                r.mean,
-                r.standard_error,
-                r.pairs
-            )?;
-            format!(
-                "{:.3}x ± {:.3} in turn within one storm (target 0.95x: {}); {:.2}x between the separate storms above",
-                r.mean,
-                r.standard_error,
-                verdict(r.mean >= 0.95),
-                filtered_rate / bare_rate
-            )
-        } else {
-            format!(
-                "{:.2}x (target 0.95x: {})",
-                filtered_rate / bare_rate,
-                verdict(filtered_rate >= 0.95 * bare_rate)
-            )
-        };
-        writeln!(
-            verdicts,
-            "- {} close: zero lost {}; rate vs tcpstates {:.2}x (target 2.0x: {}); vs nothing attached {:.2}x (target 0.80x: {}); CPU per event vs tcpstates {:.2}x (target 0.5x: {}); with the storm filtered out, vs nothing attached {}",
-            close,
-            verdict(ours.2 == 0.0),
-            ours.0 / theirs.0,
-            verdict(ours.0 >= 2.0 * theirs.0),
-            ours.0 / bare_rate,
-            verdict(ours.0 >= 0.8 * bare_rate),
-            ours.1 / theirs.1,
-            verdict(ours.1 <= 0.5 * theirs.1),
-            filtered,
-        )?;
     }
-    writeln!(
+    let _ = writeln!(
         table,
         "\n\"events written\" counts every line (state changes, retransmits, resets); the next column the state changes among them. \"zero lost\" below needs, in every run, both a zero loss count and every expected state change in the output.\n\nTargets (enetstat -E > file):\n{verdicts}"
-    )?;
+    );
     if !losses.is_empty() {
-        writeln!(table, "Runs in which enetstat lost events:\n{losses}")?;
+        let _ = writeln!(
+            table,
+            "Runs in which enetstat lost events:\n{}\n",
+            losses.join("\n")
+        );
     }
-    table.push_str(&in_turn);
-    Ok(table)
+    table.push_str(
+        "\n### Filtered out, in turn within one storm\n\nOne long reset storm; `enetstat -E --port 9` attached and detached in turn, each phase measured from 1 s after the change (the namespace's `ActiveOpens`); attached over the detached phase after it, mean ± standard error.\n\n| close | phases | attached conn/s | detached conn/s | attached / detached |\n|---|---|---|---|---|\n",
+    );
+    if let Some((cycles, r)) = in_turn {
+        let _ = writeln!(
+            table,
+            "| reset | {cycles} × {} s each | {:.0} | {:.0} | {:.3}x ± {:.3} ({} pairs) |",
+            crate::alternating::PHASE.as_secs(),
+            r.attached_rate,
+            r.detached_rate,
+            r.mean,
+            r.standard_error,
+            r.pairs
+        );
+    }
+    table
 }
 
 fn storm(tracer: Tracer, connections: u64, rst: bool) -> Result<Sample> {
