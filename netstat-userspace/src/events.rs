@@ -76,10 +76,7 @@ async fn stream(cli: &Cli, namespaces: Selection) -> Result<()> {
     let mut open = true;
     if let Format::Text(log) = &format {
         let header = format!("{}\n", log.header());
-        match out
-            .write(&header, LOG)
-            .and_then(|ok| Ok(ok && out.flush(LOG)?))
-        {
+        match out.write_whole(&header, LOG) {
             Ok(ok) => open = ok,
             Err(e) => failed = Some(e),
         }

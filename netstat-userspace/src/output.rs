@@ -46,6 +46,12 @@ impl Output {
         open(written, what)
     }
 
+    /// Writes `text` and flushes it even into a regular file: a whole
+    /// listing, drawing or summary block that a reader may look at at once.
+    pub fn write_whole(&mut self, text: &str, what: &str) -> Result<bool> {
+        Ok(self.write(text, what)? && self.flush(what)?)
+    }
+
     /// Flushes what is buffered (the end of a batch, or of the run).
     pub fn flush(&mut self, what: &str) -> Result<bool> {
         open(self.out.flush(), what)

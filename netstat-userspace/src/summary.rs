@@ -62,9 +62,7 @@ async fn summarise(cli: &Cli, namespaces: Selection, every: Duration) -> Result<
         let interval = totals.since(&last, probe, now, now - last_at)?;
         let wall = clock.wall_ns(now);
         let block = render.render(wall, &interval);
-        let written = out
-            .write(&block, "the summary")
-            .and_then(|ok| Ok(ok && out.flush("the summary")?));
+        let written = out.write_whole(&block, "the summary");
         (last, last_at) = (totals, now);
         // A failed write ends the run like a stop, and is told after the
         // stop summary.

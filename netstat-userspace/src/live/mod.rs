@@ -201,8 +201,7 @@ impl Screen {
             text.push_str(table);
         }
         self.first = false;
-        // Flushed even into a file: each drawing is whole.
-        Ok(self.out.write(&text, VIEW)? && self.out.flush(VIEW)?)
+        self.out.write_whole(&text, VIEW)
     }
 }
 

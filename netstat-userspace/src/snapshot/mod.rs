@@ -59,7 +59,7 @@ pub fn run(cli: &Cli, namespaces: Selection) -> Result<()> {
 
 /// Writes one listing; a closed pipe (`| head`) ends the program quietly.
 fn write_stdout(out: &mut Output, text: &str) -> Result<()> {
-    if !(out.write(text, "the listing")? && out.flush("the listing")?) {
+    if !out.write_whole(text, "the listing")? {
         std::process::exit(0);
     }
     Ok(())
