@@ -4,7 +4,7 @@ use aya_ebpf::{macros::btf_tracepoint, programs::BtfTracePointContext};
 
 use crate::{
     maps::SOCKS,
-    pair::{Role, Run, Verdict, program_pair, tp},
+    pair::{PairRun, Role, Verdict, program_pair, tp},
 };
 
 // ---- tcp/tcp_destroy_sock: (struct sock *sk) -------------------------------
@@ -23,7 +23,7 @@ program_pair!(
 #[inline(always)]
 pub(crate) fn destroy_sock(ctx: &BtfTracePointContext, role: Role) -> i32 {
     let sk: u64 = ctx.arg(0);
-    let Some(run) = Run::begin(role, ctx, sk, tp::DESTROY_SOCK) else {
+    let Some(run) = PairRun::begin(role, ctx, sk, tp::DESTROY_SOCK) else {
         return 0;
     };
     if SOCKS.get_ptr(sk).is_some() {

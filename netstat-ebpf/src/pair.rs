@@ -18,7 +18,7 @@ pub(crate) mod tp {
     /// The fentry programs on tcp_v4_send_reset and tcp_v6_send_reset.
     pub const SEND_RESET_V4: u64 = 7 << 16;
     pub const SEND_RESET_V6: u64 = 8 << 16;
-    /// Slots of `SCRATCH`: two per id (`Run::slot`).
+    /// Slots of `SCRATCH`: two per id (`PairRun::slot`).
     pub const PROGRAMS: u32 = 2 * 9;
 
     pub fn set_state(old: u8, new: u8) -> u64 {
@@ -56,18 +56,23 @@ pub(crate) enum Verdict {
 /// because the kernel skipped the first for them. A run decides from as few
 /// reads as it can (`Verdict`), and its report applies the whole filter
 /// again to the finished event.
-pub(crate) struct Run {
+pub(crate) struct PairRun {
     role: Role,
     /// (socket, what, invocation): see `HANDLED`.
     mark: (u64, u64, u64),
 }
 
-impl Run {
+impl PairRun {
     /// Starts a run, or None where there is nothing to do: the second
     /// program took the first's mark.
     #[inline(always)]
-    pub(crate) fn begin(role: Role, ctx: &impl EbpfContext, key: u64, what: u64) -> Option<Run> {
-        let run = Run {
+    pub(crate) fn begin(
+        role: Role,
+        ctx: &impl EbpfContext,
+        key: u64,
+        what: u64,
+    ) -> Option<PairRun> {
+        let run = PairRun {
             role,
             mark: (key, what, ctx.as_ptr() as u64),
         };
@@ -102,7 +107,7 @@ impl Run {
         0
     }
 
-    /// Ends the first program's run: leaves its mark for the second.
+    /// Endpoints the first program's run: leaves its mark for the second.
     #[inline(always)]
     fn leave_mark(&self) {
         if self.mark.0 == 0 {

@@ -115,7 +115,7 @@ pub(crate) fn ephemeral_ports(sk: u64) -> (u16, u16) {
 
 /// A connection's endpoints (addresses as in `Event`).
 #[derive(Clone, Copy)]
-pub(crate) struct Ends {
+pub(crate) struct Endpoints {
     pub(crate) family: u8,
     pub(crate) sport: u16,
     pub(crate) dport: u16,
@@ -123,7 +123,7 @@ pub(crate) struct Ends {
     pub(crate) daddr: [u8; 16],
 }
 
-impl Ends {
+impl Endpoints {
     #[inline(always)]
     pub(crate) fn write_to(&self, ev: &mut Event) {
         ev.family = self.family;
@@ -139,10 +139,10 @@ impl Ends {
 /// local side: `skc_num` is cleared when a closing socket gives up its
 /// port). Addresses only `with_addresses` (they stay zero otherwise).
 #[inline(always)]
-pub(crate) fn sock_ends(tsk: u64, with_addresses: bool) -> Ends {
+pub(crate) fn sock_ends(tsk: u64, with_addresses: bool) -> Endpoints {
     let k = &CONFIG.kernel;
     let (dport, family) = port_and_family(tsk);
-    let mut ends = Ends {
+    let mut ends = Endpoints {
         family,
         sport: u16::from_be(member(tsk, &k.inet_sport)),
         dport,

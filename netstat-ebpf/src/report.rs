@@ -12,7 +12,7 @@ use netstat_common::{
 use crate::{
     config::{CONFIG, cfg, filter},
     maps::{EVENTS, REMOTES, SCRATCH, SOCKS, add_counter, add_stat},
-    pair::{Role, Run, Verdict},
+    pair::{PairRun, Role, Verdict},
     read::{endpoints_from_packet, sock_state, tcp_sock, write_ends},
     verdict::{excluded, passes, sock_verdict},
 };
@@ -189,7 +189,7 @@ pub(crate) fn full_socket_event(
     what: u64,
     event_kind: u8,
 ) -> i32 {
-    let Some(run) = Run::begin(role, ctx, sk, what) else {
+    let Some(run) = PairRun::begin(role, ctx, sk, what) else {
         return 0;
     };
     let tsk = tcp_sock(sk);

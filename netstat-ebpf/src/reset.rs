@@ -9,7 +9,7 @@ use aya_ebpf::{
 use netstat_common::{kind, tcp_state};
 
 use crate::{
-    pair::{Role, Run, program_pair, tp},
+    pair::{PairRun, Role, program_pair, tp},
     read::{netns_of, segment_is_reset, sock_state, tcp_sock, write_ends},
     report::{full_socket_event, on_socket_event},
     verdict::netns_verdict,
@@ -70,7 +70,7 @@ pub(crate) fn reset_answering_packet(
     skb: u64,
     what: u64,
 ) -> i32 {
-    let Some(run) = Run::begin(role, ctx, if sk != 0 { sk } else { skb }, what) else {
+    let Some(run) = PairRun::begin(role, ctx, if sk != 0 { sk } else { skb }, what) else {
         return 0;
     };
     run.finish(netns_verdict(netns_of(sk, skb)), |netns, slot| {

@@ -4,7 +4,7 @@ use aya_ebpf::{macros::btf_tracepoint, programs::BtfTracePointContext};
 use netstat_common::{kind, tcp_state};
 
 use crate::{
-    pair::{Role, Run, program_pair, tp},
+    pair::{PairRun, Role, program_pair, tp},
     read::{endpoints_from_request, netns_of},
     report::{full_socket_event, on_socket_event},
     verdict::netns_verdict,
@@ -37,7 +37,7 @@ program_pair!(
 #[inline(always)]
 pub(crate) fn retransmit_synack(ctx: &BtfTracePointContext, role: Role) -> i32 {
     let (sk, req): (u64, u64) = (ctx.arg(0), ctx.arg(1));
-    let Some(run) = Run::begin(role, ctx, sk, tp::RETRANSMIT_SYNACK) else {
+    let Some(run) = PairRun::begin(role, ctx, sk, tp::RETRANSMIT_SYNACK) else {
         return 0;
     };
     run.finish(netns_verdict(netns_of(sk, 0)), |netns, slot| {

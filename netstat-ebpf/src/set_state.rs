@@ -15,7 +15,7 @@ use netstat_common::{
 use crate::{
     config::{CONFIG, filter},
     maps::{LISTENERS, SOCKS, add_counter, add_stat},
-    pair::{Role, Run, Verdict, program_pair, tp},
+    pair::{PairRun, Role, Verdict, program_pair, tp},
     read::{member, sock_ends, tcp_sock},
     report::{copy_owner, count_remote, new_event, submit},
     verdict::{excluded, passes, sock_verdict},
@@ -34,7 +34,7 @@ program_pair!(
 pub(crate) fn set_state(ctx: &BtfTracePointContext, role: Role) -> i32 {
     let sk: u64 = ctx.arg(0);
     let (old, new) = (ctx.arg::<u64>(1) as u8, ctx.arg::<u64>(2) as u8);
-    let Some(run) = Run::begin(role, ctx, sk, tp::set_state(old, new)) else {
+    let Some(run) = PairRun::begin(role, ctx, sk, tp::set_state(old, new)) else {
         return 0;
     };
     // close() after shutdown() re-sets FIN_WAIT1/FIN_WAIT2: not a change.

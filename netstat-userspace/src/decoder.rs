@@ -23,7 +23,7 @@ use crate::{
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum What {
+pub enum EventKind {
     /// The socket moved from `old` to `new`.
     State {
         old: TcpState,
@@ -35,15 +35,15 @@ pub enum What {
     ResetReceived,
 }
 
-impl What {
+impl EventKind {
     /// Stable name used in JSON (`event`) and in filters.
     pub fn name(self) -> &'static str {
         match self {
-            What::State { .. } => "state",
-            What::Retransmit => "retransmit",
-            What::RetransmitSynack => "retransmit_synack",
-            What::ResetSent => "send_reset",
-            What::ResetReceived => "receive_reset",
+            EventKind::State { .. } => "state",
+            EventKind::Retransmit => "retransmit",
+            EventKind::RetransmitSynack => "retransmit_synack",
+            EventKind::ResetSent => "send_reset",
+            EventKind::ResetReceived => "receive_reset",
         }
     }
 }
@@ -71,7 +71,7 @@ impl Failure {
 
 /// A connection's totals, reported as it closes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Totals {
+pub struct CloseTotals {
     /// Since connect or accept; None for connections older than the tool.
     pub lifetime_ns: Option<u64>,
     /// Bytes the peer acknowledged and bytes received in order, as the
@@ -92,7 +92,7 @@ pub enum StateAge {
 pub struct NetEvent {
     /// Nanoseconds since the Unix epoch.
     pub wall_ns: i128,
-    pub what: What,
+    pub kind: EventKind,
     /// The state the event left the socket in (for state changes, `new`).
     pub state: TcpState,
     pub ipv6: bool,
@@ -107,7 +107,7 @@ pub struct NetEvent {
     pub retransmits: u32,
     pub failure: Option<Failure>,
     /// For changes to CLOSE and TIME_WAIT: the connection's totals.
-    pub totals: Option<Totals>,
+    pub totals: Option<CloseTotals>,
     pub netns: u32,
     /// Opaque socket id, stable for the socket's life within one run: the
     /// kernel address scrambled with a per-run secret, so logs do not print
@@ -147,8 +147,8 @@ impl Decoder {
         let ipv6 = raw.family == AF_INET6;
         let local = socket_addr(ipv6, &raw.saddr, raw.sport);
         let remote = socket_addr(ipv6, &raw.daddr, raw.dport);
-        let what = match raw.kind {
-            kind::STATE => What::State {
+        let kind = match raw.kind {
+            kind::STATE => EventKind::State {
                 old: TcpState(raw.oldstate),
                 new: TcpState(netstat_common::effective_new_state(
                     raw.oldstate,
@@ -156,31 +156,31 @@ impl Decoder {
                     raw.flags,
                 )),
             },
-            kind::RETRANSMIT => What::Retransmit,
-            kind::RETRANSMIT_SYNACK => What::RetransmitSynack,
-            kind::SEND_RESET => What::ResetSent,
-            _ => What::ResetReceived,
+            kind::RETRANSMIT => EventKind::Retransmit,
+            kind::RETRANSMIT_SYNACK => EventKind::RetransmitSynack,
+            kind::SEND_RESET => EventKind::ResetSent,
+            _ => EventKind::ResetReceived,
         };
-        let state = match what {
-            What::State { new, .. } => new,
+        let state = match kind {
+            EventKind::State { new, .. } => new,
             _ => TcpState(raw.newstate),
         };
         let after_gap = raw.kind == kind::STATE && raw.flags & flags::AFTER_GAP != 0;
-        let age = match what {
+        let age = match kind {
             // A socket leaving CLOSE was just made, and a child leaving LISTEN
             // was just cloned from its listener: no earlier state to time.
-            What::State { old, new }
+            EventKind::State { old, new }
                 if old == TcpState::CLOSE
                     || (old == TcpState::LISTEN && new == TcpState::SYN_RECV) =>
             {
                 None
             }
             // We never saw the socket enter its old state.
-            What::State { .. } if after_gap => None,
-            What::State { .. } if raw.prev_ts_ns != 0 => {
+            EventKind::State { .. } if after_gap => None,
+            EventKind::State { .. } if raw.prev_ts_ns != 0 => {
                 Some(StateAge::Exact(raw.ts_ns.saturating_sub(raw.prev_ts_ns)))
             }
-            What::State { .. } => Some(StateAge::AtLeast(
+            EventKind::State { .. } => Some(StateAge::AtLeast(
                 raw.ts_ns.saturating_sub(self.attached_ns),
             )),
             _ => None,
@@ -194,7 +194,7 @@ impl Decoder {
         };
         NetEvent {
             wall_ns: self.clock.wall_ns(raw.ts_ns),
-            what,
+            kind,
             state,
             ipv6,
             local,
@@ -212,7 +212,7 @@ impl Decoder {
             totals: (raw.kind == kind::STATE
                 && raw.newstate == TcpState::CLOSE.0
                 && raw.oldstate != TcpState::LISTEN.0)
-                .then(|| Totals {
+                .then(|| CloseTotals {
                     lifetime_ns: (raw.born_ns != 0).then(|| raw.ts_ns.saturating_sub(raw.born_ns)),
                     bytes_acked: raw.bytes_acked,
                     bytes_received: raw.bytes_received,
@@ -300,8 +300,8 @@ mod tests {
             flags::OWNER_KNOWN,
         ));
         assert_eq!(
-            ev.what,
-            What::State {
+            ev.kind,
+            EventKind::State {
                 old: TcpState(tcp_state::FIN_WAIT2),
                 new: TcpState::TIME_WAIT
             }

@@ -1,12 +1,13 @@
 //! `enetstat -E`: the event pipeline, end to end.
 //!
-//! kernel programs (which apply the user's filter) -> ring buffer -> decoder
-//! -> text/JSON writer.
+//! kernel programs (which apply the user's filter) -> ring buffer (the
+//! session) -> decoder -> text/JSON writer (`EventLog`, the session's sink).
 //! Output is flushed per line when a pipe or terminal reads it, and per
 //! drained batch when it goes to a regular file (so a storm costs one write
 //! per batch, not per event).
 
 use anyhow::Result;
+use netstat_common::Event;
 
 use crate::{
     cli::Cli,
@@ -17,12 +18,12 @@ use crate::{
     netns::Selection,
     output::Output,
     render::{event_json::JsonLog, event_text::TextLog, stop::StopSummary},
-    session::{self, Attached, POLL, attach, block_on, watch},
+    session::{self, Flow, Sink, attach, block_on},
 };
 
 /// What the run saw, for the closing summary line.
 #[derive(Debug, Default)]
-struct Tally {
+struct LogCounts {
     seen: u64,
     written: u64,
     owners_unknown: u64,
@@ -60,87 +61,34 @@ async fn stream(cli: &Cli, namespaces: Selection) -> Result<()> {
         "enetstat: tracing TCP in {} (stop with Ctrl-C)",
         namespaces.describe()
     );
-    let mut ring = watch(attached.probe.take_events()?)?;
-    let mut logger = watch(attached.probe.take_logger()?)?;
-
     let format = if cli.json {
         Format::Json(JsonLog::default())
     } else {
-        let netns_column = attached.namespaces == Selection::All;
+        let netns_column = namespaces == Selection::All;
         Format::Text(TextLog::new(Names::new(cli.numeric()), netns_column))
     };
-    let mut out = Output::stdout();
-    // A write that fails ends the log, but the stop summary is still said
-    // before the failure is.
-    let mut failed = None;
-    let mut open = true;
-    if let Format::Text(log) = &format {
-        let header = format!("{}\n", log.header());
-        match out.write_whole(&header, LOG) {
-            Ok(ok) => open = ok,
-            Err(e) => failed = Some(e),
-        }
-    }
-
-    let stop = crate::stop::requested(cli.duration)?;
-    tokio::pin!(stop);
-
-    let mut tally = Tally::default();
-    let mut writer = EventWriter {
-        out: &mut out,
+    let mut log = EventLog {
+        out: Output::stdout(),
         format,
         line: String::with_capacity(256),
-        attached: &attached,
+        decoder,
+        filter: attached.filter,
+        namespaces,
         limit: cli.count,
-        failed,
+        counts: LogCounts::default(),
+        open: true,
+        failed: None,
+        stop_json: cli.json || cli.stop_json,
     };
-    // The kernel wakes us only when the ring holds 256 KiB; below that we
-    // look every POLL (see netstat-ebpf's `submit`).
-    let mut poll = tokio::time::interval(POLL);
-    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    open &= writer.failed.is_none();
-    while open {
-        tokio::select! {
-            guard = ring.readable_mut() => {
-                let mut guard = guard?;
-                open = writer.drain(guard.get_inner_mut(), &decoder, &mut tally)?;
-                guard.clear_ready();
-            }
-            _ = poll.tick() => {
-                open = writer.drain(ring.get_mut(), &decoder, &mut tally)?;
-            }
-            guard = logger.readable_mut() => {
-                let mut guard = guard?;
-                guard.get_inner_mut().flush();
-                guard.clear_ready();
-            }
-            _ = &mut stop => open = false,
-        }
+    if let Format::Text(text) = &log.format {
+        let header = format!("{}\n", text.header());
+        let written = log.out.write_whole(&header, LOG);
+        log.open = log.written(written);
     }
-    // Events already in the ring when we were told to stop still count.
-    if writer.failed.is_none() && writer.limit.is_none_or(|n| tally.written < n) {
-        writer.drain(ring.get_mut(), &decoder, &mut tally)?;
+    if !log.open {
+        return log.finish(&attached.probe, false);
     }
-    let mut counters = attached.probe.counters()?;
-    if let Selection::One(_) = attached.namespaces {
-        let ends = ends_unseen(&attached.probe)?;
-        counters.gaps += ends;
-        counters.lost += ends;
-    }
-    log::info!("kernel counters: {counters:?}");
-    let filtered =
-        (attached.filter != netstat_common::Filter::default()).then_some(counters.filtered);
-    let stop = StopSummary {
-        events_seen: Some(tally.seen),
-        owners_unknown: Some(tally.owners_unknown),
-        filtered,
-        ..session::stop_summary("events", &counters)
-    };
-    eprintln!("{}", stop.render(cli.json || cli.stop_json));
-    match writer.failed {
-        Some(e) => Err(e),
-        None => Ok(()),
-    }
+    session::run(&mut attached.probe, cli.duration, &mut log).await
 }
 
 /// Gaps not found yet: sockets the kernel side last saw in a state, since
@@ -184,59 +132,25 @@ fn surplus(remembered: &[u64; 16], live: &[u64; 16]) -> u64 {
 /// What errors call the output.
 const LOG: &str = "the event log";
 
-struct EventWriter<'a> {
-    out: &'a mut Output,
+/// The event log: a sink of the session that writes each event as a line.
+struct EventLog {
+    out: Output,
     format: Format,
     /// Reused for every line, so formatting allocates nothing per event.
     line: String,
-    attached: &'a Attached,
+    decoder: Decoder,
+    filter: netstat_common::Filter,
+    namespaces: Selection,
     limit: Option<u64>,
-    /// Why writing stopped, when it failed.
+    counts: LogCounts,
+    /// False once the count is reached or the reader has gone away.
+    open: bool,
+    /// Why writing stopped, when it failed; said after the stop summary.
     failed: Option<anyhow::Error>,
+    stop_json: bool,
 }
 
-impl EventWriter<'_> {
-    /// Writes every event waiting in the ring. Returns false when the run
-    /// should end (count reached, or the reader went away).
-    fn drain(
-        &mut self,
-        ring: &mut aya::maps::RingBuf<aya::maps::MapData>,
-        decoder: &Decoder,
-        tally: &mut Tally,
-    ) -> Result<bool> {
-        let mut open = true;
-        while let Some(record) = ring.next() {
-            let raw = kernel::decode_record(&record)?;
-            drop(record);
-            tally.seen += 1;
-            let ev = decoder.decode(&raw);
-            if !self.attached.owner_wanted(&ev) {
-                continue;
-            }
-            tally.owners_unknown += u64::from(ev.owner.is_none());
-            if !self.write(&ev)? {
-                return Ok(false);
-            }
-            tally.written += 1;
-            if self.limit.is_some_and(|n| tally.written >= n) {
-                open = false;
-                break;
-            }
-        }
-        // One write per batch into a file; a pipe was flushed per line.
-        let flushed = self.out.flush(LOG);
-        Ok(self.written(flushed) && open)
-    }
-
-    /// Returns false when the reader has gone away (EPIPE).
-    fn write(&mut self, ev: &NetEvent) -> Result<bool> {
-        self.line.clear();
-        self.format.write_line(&mut self.line, ev);
-        self.line.push('\n');
-        let written = self.out.write(&self.line, LOG);
-        Ok(self.written(written))
-    }
-
+impl EventLog {
     /// Whether the log goes on after a write: not when the reader went away
     /// or the write failed (kept for after the stop summary).
     fn written(&mut self, result: Result<bool>) -> bool {
@@ -244,6 +158,75 @@ impl EventWriter<'_> {
             self.failed = Some(e);
             false
         })
+    }
+
+    fn flow(&self) -> Flow {
+        if self.open { Flow::Go } else { Flow::End }
+    }
+}
+
+impl Sink for EventLog {
+    fn reads_events(&self) -> bool {
+        true
+    }
+
+    fn event(&mut self, _: &Probe, raw: &Event) -> Result<Flow> {
+        if !self.open {
+            return Ok(Flow::End);
+        }
+        self.counts.seen += 1;
+        let ev = self.decoder.decode(raw);
+        // Events from the kernel can leave the owner to userspace (sockets
+        // older than the programs); those are held to `--pid` here.
+        if !self
+            .filter
+            .pid_matches(Some(ev.owner.as_ref().map_or(0, |o| o.pid)))
+        {
+            return Ok(Flow::Go);
+        }
+        self.counts.owners_unknown += u64::from(ev.owner.is_none());
+        self.line.clear();
+        self.format.write_line(&mut self.line, &ev);
+        self.line.push('\n');
+        let written = self.out.write(&self.line, LOG);
+        self.open = self.written(written);
+        if self.open {
+            self.counts.written += 1;
+            self.open = self.limit.is_none_or(|n| self.counts.written < n);
+        }
+        Ok(self.flow())
+    }
+
+    fn batch_done(&mut self, _: &Probe) -> Result<Flow> {
+        // One write per batch into a file; a pipe was flushed per line.
+        if self.failed.is_none() {
+            let flushed = self.out.flush(LOG);
+            self.open &= self.written(flushed);
+        }
+        Ok(self.flow())
+    }
+
+    fn finish(&mut self, probe: &Probe, _stopped: bool) -> Result<()> {
+        let mut counters = probe.counters()?;
+        if let Selection::One(_) = self.namespaces {
+            let ends = ends_unseen(probe)?;
+            counters.gaps += ends;
+            counters.lost += ends;
+        }
+        log::info!("kernel counters: {counters:?}");
+        let filtered =
+            (self.filter != netstat_common::Filter::default()).then_some(counters.filtered);
+        let stop = StopSummary {
+            events_seen: Some(self.counts.seen),
+            owners_unknown: Some(self.counts.owners_unknown),
+            filtered,
+            ..session::stop_summary("events", &counters)
+        };
+        eprintln!("{}", stop.render(self.stop_json));
+        match self.failed.take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 }
 

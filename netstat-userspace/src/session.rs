@@ -6,11 +6,16 @@
 use std::{io, time::Duration};
 
 use anyhow::{Context as _, Result};
-use tokio::io::unix::AsyncFd;
+use aya::maps::{MapData, RingBuf};
+use netstat_common::Event;
+use tokio::{
+    io::unix::{AsyncFd, AsyncFdReadyMutGuard},
+    time::{Instant, Interval, MissedTickBehavior},
+};
 
 use crate::{
     cli::Cli,
-    decoder::{Decoder, NetEvent},
+    decoder::Decoder,
     fail, filter,
     kernel::{self, Counters, Probe},
     netns::{self, Selection},
@@ -23,7 +28,7 @@ use crate::{
 pub const POLL: Duration = Duration::from_millis(20);
 
 /// Runs one of the event-driven modes (-E, -S, -c) on a single-threaded
-/// runtime: the ring buffer, timers and signals all wait in one loop.
+/// runtime: the ring buffer, timers and signals all wait in `run`.
 pub fn block_on<T>(mode: impl Future<Output = Result<T>>) -> Result<T> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -46,7 +51,6 @@ fn check_ring_size(cli: &Cli) -> Result<()> {
 /// What the kernel programs were attached for.
 pub struct Attached {
     pub probe: Probe,
-    pub namespaces: Selection,
     pub filter: netstat_common::Filter,
 }
 
@@ -68,11 +72,7 @@ pub fn attach(cli: &Cli, namespaces: Selection, counts_only: bool) -> Result<Att
     if let Some(blind_spot) = &probe.blind_spot {
         eprintln!("enetstat: note: {blind_spot}");
     }
-    Ok(Attached {
-        probe,
-        namespaces,
-        filter,
-    })
+    Ok(Attached { probe, filter })
 }
 
 impl Attached {
@@ -84,13 +84,6 @@ impl Attached {
             netns::own()?,
             TcpOwners::scan(),
         ))
-    }
-
-    /// Events from the kernel can leave the owner to userspace (sockets older
-    /// than the programs); those are held to `--pid` here.
-    pub fn owner_wanted(&self, ev: &NetEvent) -> bool {
-        self.filter
-            .pid_matches(Some(ev.owner.as_ref().map_or(0, |o| o.pid)))
     }
 }
 
@@ -110,11 +103,133 @@ fn raise_priority() {
 }
 
 /// Registers a map's fd with the runtime so we sleep until the kernel writes.
-pub fn watch<T: std::os::fd::AsRawFd>(inner: T) -> Result<AsyncFd<T>> {
+fn watch<T: std::os::fd::AsRawFd>(inner: T) -> Result<AsyncFd<T>> {
     // SAFETY: `inner` owns its fd and keeps it open for as long as the AsyncFd
     // holds `inner`.
     unsafe { AsyncFd::register(inner) }
         .map_err(|e| anyhow::anyhow!("watching a BPF map for readiness: {e}"))
+}
+
+/// Whether the session goes on after a sink's step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    Go,
+    End,
+}
+
+/// What a mode plugs into the session: it is handed the ring's events, its
+/// own clock's ticks and the end; the session owns the waiting.
+pub trait Sink {
+    /// Whether the mode reads events (false: the kernel only counts, -S).
+    fn reads_events(&self) -> bool;
+    /// One record of the ring buffer.
+    fn event(&mut self, _probe: &Probe, _raw: &Event) -> Result<Flow> {
+        Ok(Flow::Go)
+    }
+    /// After each read of the ring (at least every `POLL`): a batch ends.
+    fn batch_done(&mut self, _probe: &Probe) -> Result<Flow> {
+        Ok(Flow::Go)
+    }
+    /// How often `tick` is due, if the mode keeps time of its own.
+    fn period(&self) -> Option<Duration> {
+        None
+    }
+    fn tick(&mut self, _probe: &Probe) -> Result<Flow> {
+        Ok(Flow::Go)
+    }
+    /// Once, after the last events were read; `stopped`: by a signal or
+    /// `--duration` rather than by the sink itself.
+    fn finish(&mut self, probe: &Probe, stopped: bool) -> Result<()>;
+}
+
+/// The one event loop of -E, -S and -c: the ring buffer (woken by the kernel
+/// or looked at every `POLL`), the kernel side's log, the sink's clock and
+/// the stop request all wait here.
+pub async fn run(probe: &mut Probe, duration: Option<f64>, sink: &mut impl Sink) -> Result<()> {
+    let mut ring = match sink.reads_events() {
+        true => Some(watch(probe.take_events()?)?),
+        false => None,
+    };
+    let mut logger = watch(probe.take_logger()?)?;
+    let stop = crate::stop::requested(duration)?;
+    tokio::pin!(stop);
+    // The kernel wakes us only when the ring holds 256 KiB; below that we
+    // look every POLL (see netstat-ebpf's `submit`).
+    let mut poll = tokio::time::interval(POLL);
+    poll.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut clock = sink.period().map(|every| {
+        let mut clock = tokio::time::interval_at(Instant::now() + every, every);
+        clock.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        clock
+    });
+    let probe = &*probe;
+    let mut stopped = false;
+    loop {
+        let flow = tokio::select! {
+            guard = readable(&mut ring) => {
+                let mut guard = guard?;
+                let flow = drain(guard.get_inner_mut(), probe, sink)?;
+                guard.clear_ready();
+                flow
+            }
+            _ = poll.tick(), if ring.is_some() => match &mut ring {
+                Some(ring) => drain(ring.get_mut(), probe, sink)?,
+                None => Flow::Go,
+            },
+            guard = logger.readable_mut() => {
+                let mut guard = guard?;
+                guard.get_inner_mut().flush();
+                guard.clear_ready();
+                Flow::Go
+            }
+            _ = next_tick(&mut clock) => sink.tick(probe)?,
+            _ = &mut stop => {
+                stopped = true;
+                Flow::End
+            }
+        };
+        if flow == Flow::End {
+            break;
+        }
+    }
+    // Events already in the ring when we were told to stop still count.
+    if let (true, Some(ring)) = (stopped, &mut ring) {
+        drain(ring.get_mut(), probe, sink)?;
+    }
+    sink.finish(probe, stopped)
+}
+
+/// Hands the sink every record waiting in the ring, then the end of the batch.
+fn drain(ring: &mut RingBuf<MapData>, probe: &Probe, sink: &mut impl Sink) -> Result<Flow> {
+    let mut flow = Flow::Go;
+    while let Some(record) = ring.next() {
+        let raw = kernel::decode_record(&record)?;
+        drop(record);
+        flow = sink.event(probe, &raw)?;
+        if flow == Flow::End {
+            break;
+        }
+    }
+    match sink.batch_done(probe)? {
+        Flow::Go => Ok(flow),
+        Flow::End => Ok(Flow::End),
+    }
+}
+
+async fn readable(
+    ring: &mut Option<AsyncFd<RingBuf<MapData>>>,
+) -> io::Result<AsyncFdReadyMutGuard<'_, RingBuf<MapData>>> {
+    match ring {
+        Some(ring) => ring.readable_mut().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn next_tick(clock: &mut Option<Interval>) {
+    match clock {
+        Some(clock) => _ = clock.tick().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// The loss figures of a stop summary, from the kernel side's counters.

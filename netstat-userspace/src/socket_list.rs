@@ -16,21 +16,20 @@ use crate::{
     procnet::{self, igmp, sockets::InetSocket, unix},
     render::{
         groups,
-        sockets::{ACCEPTING, InetProto, SocketTable},
+        sockets::{ACCEPTING, InetProto, InetRow, SocketTable},
     },
     sock_diag,
 };
 
 /// TCP rows kept elsewhere (the live view's table) rather than read from
-/// the kernel: they write their own rows into the table.
+/// the kernel.
 pub trait TcpRows {
-    /// Writes the rows `wanted` keeps (a socket and its owner's pid) to `out`.
-    fn write(
+    /// Hands `visit` the rows `wanted` keeps (a socket and its owner's pid).
+    fn visit(
         &self,
         plan: &Sockets,
-        table: &SocketTable,
-        out: &mut String,
         wanted: &dyn Fn(&InetSocket, Option<u32>) -> bool,
+        visit: &mut dyn FnMut(&InetRow),
     );
 }
 
@@ -47,63 +46,26 @@ pub fn list(
     out: &mut String,
     live: Option<&dyn TcpRows>,
 ) -> Result<()> {
-    // Live TCP rows carry their owners; only /proc rows need the scan.
-    let proc_rows = live.is_none() || plan.untracked();
-    let owners = ((plan.programs || filter.pid != 0) && proc_rows).then(scan_owners);
-    let wanted = |s: &InetSocket, owner: Option<u32>| socket_matches(filter, s, owner);
-    let owner_pid = |s: &InetSocket| owners.as_ref().and_then(|o| o.pid_of(s.inode));
-    let mut table = SocketTable {
+    let owners = owners_needed(plan, filter, live).then(scan_owners);
+    let table = SocketTable {
         names,
         columns: plan,
         owners: owners.as_ref().filter(|_| plan.programs),
         ticks_per_second: ticks_per_second(),
         live: live.is_some(),
-        netns: (namespaces.len() > 1).then_some(0),
+        netns: namespaces.len() > 1,
     };
-    let protocols = [
-        (plan.tcp, InetProto::Tcp, "tcp"),
-        (plan.udp, InetProto::Udp, "udp"),
-        (plan.udplite, InetProto::UdpLite, "udplite"),
-        (plan.raw, InetProto::Raw, "raw"),
-    ];
-    if protocols.iter().any(|(on, ..)| *on) {
+    if plan.tcp || plan.udp || plan.udplite || plan.raw {
         table.internet_header(out);
     }
-    for (_, proto, file) in protocols.into_iter().filter(|(on, ..)| *on) {
-        if let (InetProto::Tcp, Some(rows)) = (proto, live) {
-            rows.write(plan, &table, out, &wanted);
-            continue;
-        }
-        for (inode, enter) in namespaces {
-            table.netns = table.netns.map(|_| *inode);
-            for (family, path) in [
-                (plan.ipv4, format!("/proc/net/{file}")),
-                (plan.ipv6, format!("/proc/net/{file}6")),
-            ] {
-                if !family {
-                    continue;
-                }
-                let Some(rows) = netns::inside(enter.as_deref(), || read_inet(plan, proto, &path))?
-                else {
-                    // Gone since it was listed: nothing of it to show.
-                    continue;
-                };
-                let Some(rows) = rows else {
-                    // Only the IPv4 file's absence is news (IPv6 may be disabled).
-                    if !path.ends_with('6') {
-                        missing(plan, &format!("AF INET ({file})"))?;
-                    }
-                    continue;
-                };
-                for socket in rows {
-                    if shown(plan, proto, &socket) && wanted(&socket, owner_pid(&socket)) {
-                        table.inet_row(out, proto, &socket);
-                    }
-                }
-            }
-        }
-    }
-    table.netns = None;
+    let rows = Internet {
+        plan,
+        filter,
+        namespaces,
+        live,
+        owners: owners.as_ref(),
+    };
+    rows.visit(&mut |row| table.inet_row(out, row))?;
     if plan.groups {
         groups::header(out);
         if plan.ipv4 {
@@ -133,6 +95,96 @@ pub fn list(
         }
     }
     Ok(())
+}
+
+/// The Internet rows of the listing as data (for the live view's --diff).
+pub fn internet_rows(
+    plan: &Sockets,
+    filter: &Filter,
+    live: Option<&dyn TcpRows>,
+    visit: &mut dyn FnMut(&InetRow),
+) -> Result<()> {
+    let owners = owners_needed(plan, filter, live).then(InodeOwners::scan);
+    Internet {
+        plan,
+        filter,
+        namespaces: &[(netns::own()?, None)],
+        live,
+        owners: owners.as_ref(),
+    }
+    .visit(visit)
+}
+
+/// Whether rows read from /proc need the owner scan: for -p, or to filter by
+/// pid. Live TCP rows carry their owners.
+fn owners_needed(plan: &Sockets, filter: &Filter, live: Option<&dyn TcpRows>) -> bool {
+    let proc_rows = live.is_none() || plan.untracked();
+    (plan.programs || filter.pid != 0) && proc_rows
+}
+
+/// Which Internet rows the listing shows, and where they come from.
+struct Internet<'a> {
+    plan: &'a Sockets,
+    filter: &'a Filter,
+    namespaces: &'a [(u32, Option<PathBuf>)],
+    live: Option<&'a dyn TcpRows>,
+    owners: Option<&'a InodeOwners>,
+}
+
+impl Internet<'_> {
+    fn visit(&self, visit: &mut dyn FnMut(&InetRow)) -> Result<()> {
+        let plan = self.plan;
+        let wanted = |s: &InetSocket, owner: Option<u32>| socket_matches(self.filter, s, owner);
+        let several = self.namespaces.len() > 1;
+        let protocols = [
+            (plan.tcp, InetProto::Tcp, "tcp"),
+            (plan.udp, InetProto::Udp, "udp"),
+            (plan.udplite, InetProto::UdpLite, "udplite"),
+            (plan.raw, InetProto::Raw, "raw"),
+        ];
+        for (_, proto, file) in protocols.into_iter().filter(|(on, ..)| *on) {
+            if let (InetProto::Tcp, Some(rows)) = (proto, self.live) {
+                rows.visit(plan, &wanted, visit);
+                continue;
+            }
+            for (inode, enter) in self.namespaces {
+                for (family, path) in [
+                    (plan.ipv4, format!("/proc/net/{file}")),
+                    (plan.ipv6, format!("/proc/net/{file}6")),
+                ] {
+                    if !family {
+                        continue;
+                    }
+                    let Some(rows) =
+                        netns::inside(enter.as_deref(), || read_inet(plan, proto, &path))?
+                    else {
+                        // Gone since it was listed: nothing of it to show.
+                        continue;
+                    };
+                    let Some(rows) = rows else {
+                        // Only the IPv4 file's absence is news (IPv6 may be disabled).
+                        if !path.ends_with('6') {
+                            missing(plan, &format!("AF INET ({file})"))?;
+                        }
+                        continue;
+                    };
+                    for socket in &rows {
+                        let owner = self.owners.and_then(|o| o.by_inode.get(&socket.inode));
+                        if shown(plan, proto, socket) && wanted(socket, owner.map(|o| o.pid)) {
+                            visit(&InetRow {
+                                proto,
+                                socket,
+                                owner,
+                                in_state: None,
+                                netns: several.then_some(*inode),
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// One protocol's sockets of one family, None when the kernel lacks them.
@@ -216,7 +268,7 @@ fn scan_owners() -> InodeOwners {
     owners
 }
 
-fn ticks_per_second() -> u64 {
+pub fn ticks_per_second() -> u64 {
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
     if hz > 0 { hz as u64 } else { 100 }

@@ -2,7 +2,8 @@
 //!
 //! kernel maps (STATS, REMOTES, SOCKS; counted by the programs, which send
 //! no events in this mode) + /proc (TIME_WAIT count, listen overflows) ->
-//! interval deltas (`Interval`) -> render::summary (text or JSON).
+//! interval deltas (`Interval`, at each tick of the session) ->
+//! render::summary (text or JSON).
 
 use std::{collections::HashMap, net::SocketAddr, time::Duration};
 
@@ -21,7 +22,7 @@ use crate::{
         stop::StopSummary,
         summary::{self as render, Interval, Remote},
     },
-    session,
+    session::{self, Flow, Sink},
 };
 
 pub fn run(cli: &Cli, namespaces: Selection, seconds: f64) -> Result<()> {
@@ -34,55 +35,94 @@ pub fn run(cli: &Cli, namespaces: Selection, seconds: f64) -> Result<()> {
 }
 
 async fn summarise(cli: &Cli, namespaces: Selection, every: Duration) -> Result<()> {
-    let attached = session::attach(cli, namespaces, true)?;
-    let probe = &attached.probe;
-    let clock = WallClock::new();
+    let mut attached = session::attach(cli, namespaces, true)?;
     // The first block counts from here, so read before saying we trace:
     // whatever happens after that line is in the summary.
-    let mut last = Totals::read(probe)?;
-    let mut last_at = kernel::monotonic_ns();
+    let mut summary = Summary {
+        every,
+        last: Cumulative::read(&attached.probe)?,
+        last_at: kernel::monotonic_ns(),
+        clock: WallClock::new(),
+        render: render::Writer::new(cli.json),
+        out: Output::stdout(),
+        closed: false,
+        failed: None,
+        stop_json: cli.json || cli.stop_json,
+    };
     eprintln!(
         "enetstat: tracing TCP in {}, a summary every {:.1} s (stop with Ctrl-C)",
         namespaces.describe(),
         every.as_secs_f64()
     );
-    let mut render = render::Writer::new(cli.json);
-    let mut out = Output::stdout();
-    let stop = crate::stop::requested(cli.duration)?;
-    tokio::pin!(stop);
-    let mut tick = tokio::time::interval(every);
-    tick.tick().await;
-    loop {
-        let stopping = tokio::select! {
-            _ = tick.tick() => false,
-            _ = &mut stop => true,
-        };
+    session::run(&mut attached.probe, cli.duration, &mut summary).await
+}
+
+/// The summary: a sink of the session that writes one block per period.
+struct Summary {
+    every: Duration,
+    last: Cumulative,
+    /// When `last` was read (monotonic ns).
+    last_at: u64,
+    clock: WallClock,
+    render: render::Writer,
+    out: Output,
+    /// The reader has gone away: the run ends quietly.
+    closed: bool,
+    /// Why writing failed; said after the stop summary.
+    failed: Option<anyhow::Error>,
+    stop_json: bool,
+}
+
+impl Summary {
+    /// Writes the block of the interval that ends now.
+    fn block(&mut self, probe: &Probe) -> Result<Flow> {
         let now = kernel::monotonic_ns();
-        let totals = Totals::read(probe)?;
-        let interval = totals.since(&last, probe, now, now - last_at)?;
-        let wall = clock.wall_ns(now);
-        let block = render.render(wall, &interval);
-        let written = out.write_whole(&block, "the summary");
-        (last, last_at) = (totals, now);
-        // A failed write ends the run like a stop, and is told after the
-        // stop summary.
-        match written {
-            Ok(true) if !stopping => continue,
-            Ok(false) => return Ok(()),
-            _ => {}
+        let totals = Cumulative::read(probe)?;
+        let interval = totals.since(&self.last, probe, now, now - self.last_at)?;
+        let block = self.render.render(self.clock.wall_ns(now), &interval);
+        (self.last, self.last_at) = (totals, now);
+        match self.out.write_whole(&block, "the summary") {
+            Ok(true) => return Ok(Flow::Go),
+            Ok(false) => self.closed = true,
+            Err(e) => self.failed = Some(e),
+        }
+        Ok(Flow::End)
+    }
+}
+
+impl Sink for Summary {
+    fn reads_events(&self) -> bool {
+        false
+    }
+
+    fn period(&self) -> Option<Duration> {
+        Some(self.every)
+    }
+
+    fn tick(&mut self, probe: &Probe) -> Result<Flow> {
+        self.block(probe)
+    }
+
+    fn finish(&mut self, probe: &Probe, stopped: bool) -> Result<()> {
+        // A stop ends the interval under way with a block of its own.
+        if stopped {
+            self.block(probe)?;
+        }
+        if self.closed {
+            return Ok(());
         }
         let counters = probe.counters()?;
         let stop = StopSummary {
             filtered: Some(counters.filtered),
             ..session::stop_summary("summary", &counters)
         };
-        eprintln!("{}", stop.render(cli.json || cli.stop_json));
-        return written.map(|_| ());
+        eprintln!("{}", stop.render(self.stop_json));
+        self.failed.take().map_or(Ok(()), Err)
     }
 }
 
 /// Cumulative counts at one instant.
-struct Totals {
+struct Cumulative {
     stats: Vec<u64>,
     remotes: HashMap<RemoteKey, RemoteStats>,
     time_wait: u64,
@@ -92,7 +132,7 @@ struct Totals {
     missed: u64,
 }
 
-impl Totals {
+impl Cumulative {
     fn read(probe: &Probe) -> Result<Self> {
         let sockstat = procnet::read("/proc/net/sockstat").context("reading /proc/net/sockstat")?;
         let netstat = procnet::read("/proc/net/netstat").context("reading /proc/net/netstat")?;

@@ -369,22 +369,45 @@ impl Tracer {
     /// Starts the live view `enetstat -c <args>` in `ns` and waits for its
     /// first table, drawn once its programs are attached.
     pub fn start_live(ns: &Netns, args: &[&str]) -> Self {
+        Self::start_live_until(ns, args, "Proto")
+    }
+
+    /// Starts `enetstat -c <args>` in `ns` and waits until its output holds
+    /// `first` (what its first drawing shows).
+    pub fn start_live_until(ns: &Netns, args: &[&str], first: &str) -> Self {
         let mut full = vec!["-c"];
         full.extend_from_slice(args);
         let tracer = Self::spawn(ns, &full);
         let deadline = Instant::now() + wait_limit();
-        while !tracer.output().contains("Proto") {
+        while !tracer.output().contains(first) {
             if let Ok(line) = tracer.stderr.try_recv() {
                 panic!("enetstat -c: {line}");
             }
             assert!(
                 Instant::now() < deadline,
-                "enetstat -c drew nothing within {:?}",
+                "enetstat -c drew no {first:?} within {:?}",
                 wait_limit()
             );
             std::thread::sleep(Duration::from_millis(50));
         }
         tracer
+    }
+
+    /// Waits (bounded) for a line of output that `wanted` accepts.
+    pub fn wait_for_line(&self, what: &str, wanted: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + wait_limit();
+        loop {
+            if let Some(line) = self.output().lines().find(|l| wanted(l)) {
+                return line.to_string();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {what} within {:?} in\n{}",
+                wait_limit(),
+                self.output()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     fn spawn(ns: &Netns, args: &[&str]) -> Self {

@@ -174,3 +174,45 @@ fn a_connection_held_across_start_up_keeps_its_owner_and_time_in_state() {
         assert!(age >= 1.5, "{f:?}");
     }
 }
+
+/// `-c --diff` prints one line per row that appeared (+), changed state (~)
+/// or vanished (-), stamped with the time of the drawing.
+#[test]
+fn diff_shows_rows_appearing_changing_and_vanishing() {
+    let ns = Netns::new("live-diff");
+    let mut server = serve(&ns, "127.0.0.1:8000", &[]);
+    let listener = " + tcp 127.0.0.1:8000 0.0.0.0:* LISTEN";
+    let view = Tracer::start_live_until(&ns, &["-tan", "--diff", "--interval", "100"], listener);
+    let mut client = connect(&ns, "127.0.0.1:8000", &[]);
+    client.expect("connected");
+    server.expect("accepted");
+    let accepted = view.wait_for_line("accepted row", |l| {
+        l.contains(" + tcp 127.0.0.1:8000 127.0.0.1:") && l.ends_with(" ESTABLISHED")
+    });
+    let client_end = accepted.split_whitespace().nth(4).unwrap().to_string();
+    let connected = format!(" + tcp {client_end} 127.0.0.1:8000 ESTABLISHED");
+    view.wait_for_line("connected row", |l| l.ends_with(&connected));
+    client.tell("close");
+    client.expect("closed");
+    server.expect("closed");
+    assert!(server.wait().success());
+    // The closing end waits in TIME_WAIT; the server's sockets are gone.
+    let closing = format!(" ~ tcp {client_end} 127.0.0.1:8000 ");
+    view.wait_for_line("client in TIME_WAIT", |l| {
+        l.contains(&closing) && l.ends_with(" -> TIME_WAIT")
+    });
+    let gone = format!(" - tcp 127.0.0.1:8000 {client_end} ");
+    view.wait_for_line("server's end gone", |l| l.contains(&gone));
+    view.wait_for_line("listener gone", |l| {
+        l.ends_with(" - tcp 127.0.0.1:8000 0.0.0.0:* LISTEN")
+    });
+    let out = view.stop();
+    assert!(out.status.success(), "{:?}", out.stderr);
+    for line in out.stdout.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        assert!(
+            f.len() >= 5 && ["+", "~", "-"].contains(&f[1]) && f[2] == "tcp",
+            "not a change line: {line:?}"
+        );
+    }
+}

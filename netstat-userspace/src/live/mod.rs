@@ -9,22 +9,24 @@
 mod rows;
 pub mod table;
 
-use std::{collections::BTreeMap, time::Duration};
+use std::time::Duration;
 
 use anyhow::Result;
-use netstat_common::Filter;
+use netstat_common::{Event, Filter};
 
 use crate::{
     cli::Cli,
     clock::{TimeFormat, WallClock},
     decoder::Decoder,
-    kernel,
+    kernel::{self, Counters, Probe},
     names::Names,
     netns::{self, Selection},
     output::Output,
     owners::{InodeOwners, TcpOwners},
     plan::Sockets,
     procnet::{self, sockets::InetSocket},
+    render::live_diff,
+    session::{Flow, Sink},
     socket_list,
 };
 use table::ConnTable;
@@ -37,11 +39,9 @@ pub fn run(cli: &Cli, plan: &Sockets, filter: &Filter) -> Result<()> {
 
 async fn view(cli: &Cli, plan: &Sockets, filter: &Filter) -> Result<()> {
     let own_netns = netns::own()?;
-    let attached = crate::session::attach(cli, Selection::One(own_netns), false)?;
-    let mut probe = attached.probe;
+    let mut attached = crate::session::attach(cli, Selection::One(own_netns), false)?;
+    let probe = &attached.probe;
     let clock = WallClock::new();
-    let names = Names::new(cli.numeric());
-    let mut ring = probe.take_events()?;
     // One read of /proc serves both: the decoder names the owners of events
     // on these sockets, the table starts from them.
     let (sockets, inodes) = read_tcp(plan, filter)?;
@@ -50,96 +50,171 @@ async fn view(cli: &Cli, plan: &Sockets, filter: &Filter) -> Result<()> {
         own_netns,
         TcpOwners::new(&inodes, &sockets),
     );
-    let mut table = start_table(sockets, &inodes, &clock)?;
-    // Events from before the last resynchronisation's /proc read began are
-    // dropped: that read shows them already.
-    let mut read_since_ns = 0;
+    let table = start_table(sockets, &inodes, &clock)?;
     let at_start = probe.counters()?;
-    let mut lost = at_start.lost;
-    let mut notice: Option<String> = None;
-
     let interval = Duration::from_millis(cli.interval);
-    let mut screen = Screen {
-        out: Output::stdout(),
-        first: true,
-        previous: BTreeMap::new(),
+    let mut view = LiveView {
+        plan,
+        filter,
+        own_netns,
+        names: Names::new(cli.numeric()),
+        decoder,
+        table,
+        clock,
+        read_since_ns: 0,
+        at_start,
+        lost: at_start.lost,
+        notice: None,
+        interval,
+        // UDP, raw and unix rows change without events: redraw them each interval.
+        redraw_always: plan.untracked() || (plan.timers && plan.tcp),
+        dirty: true,
+        last_draw: tokio::time::Instant::now() - interval,
+        diff: cli.diff.then(live_diff::Rows::new),
+        ticks_per_second: socket_list::ticks_per_second(),
+        screen: Screen {
+            out: Output::stdout(),
+            first: true,
+        },
     };
-    // UDP, raw and unix rows change without events: redraw them each interval.
-    let untracked = plan.untracked();
-    let mut dirty = true;
-    let stop = crate::stop::requested(cli.duration)?;
-    tokio::pin!(stop);
-    // Events are read every POLL; the table is drawn at most every interval.
-    let mut poll = tokio::time::interval(crate::session::POLL);
-    let mut last_draw = tokio::time::Instant::now() - interval;
-    loop {
-        tokio::select! {
-            _ = poll.tick() => {}
-            _ = &mut stop => return Ok(()),
+    crate::session::run(&mut attached.probe, cli.duration, &mut view).await
+}
+
+/// The live view: a sink of the session. Events move the table's rows; the
+/// table is drawn at most every interval, and only when something changed
+/// (or when rows it does not follow are shown).
+struct LiveView<'a> {
+    plan: &'a Sockets,
+    filter: &'a Filter,
+    own_netns: u32,
+    names: Names,
+    decoder: Decoder,
+    table: ConnTable,
+    clock: WallClock,
+    /// Events from before the last resynchronisation's /proc read began are
+    /// dropped: that read shows them already.
+    read_since_ns: u64,
+    at_start: Counters,
+    /// Events lost so far, as of the last resynchronisation.
+    lost: u64,
+    notice: Option<String>,
+    interval: Duration,
+    redraw_always: bool,
+    dirty: bool,
+    last_draw: tokio::time::Instant,
+    /// With --diff: the rows of the last drawing.
+    diff: Option<live_diff::Rows>,
+    ticks_per_second: u64,
+    screen: Screen,
+}
+
+impl LiveView<'_> {
+    /// Whatever the table missed, /proc has: start again from it.
+    fn resynchronise(&mut self, counters: &Counters, now: i128) -> Result<()> {
+        self.lost = counters.lost;
+        // Applied after this read, an event from before it would take a row
+        // back to an older state.
+        self.read_since_ns = kernel::monotonic_ns();
+        let (sockets, inodes) = read_tcp(self.plan, self.filter)?;
+        self.table = start_table(sockets, &inodes, &self.clock)?;
+        let mut text = format!(
+            "(enetstat: {} events lost in the kernel so far; last resynchronised from /proc at {}",
+            self.lost - self.at_start.lost,
+            local_time(now)
+        );
+        let gaps = counters.gaps - self.at_start.gaps;
+        if gaps > 0 {
+            text += &format!("; {gaps} of them gaps in sockets' histories, see README");
         }
-        while let Some(record) = ring.next() {
-            let raw = kernel::decode_record(&record)?;
-            drop(record);
-            if raw.ts_ns >= read_since_ns {
-                dirty |= table.apply(&decoder.decode(&raw));
-            }
-        }
-        if last_draw.elapsed() < interval {
-            continue;
-        }
-        // Sweeps over the whole table, so once per drawing, not per poll.
-        if filter.states != 0 {
-            // Events leave a wanted state; the kernel sends none after, so
-            // such rows would linger unseen.
-            dirty |= table.retain(|state| filter.state_matches(state));
-        }
-        let now = now_ns(&clock);
-        dirty |= table.expire(now);
-        // Whatever the table missed, /proc has: before drawing, start again
-        // from it (at most once per drawing, however long the loss goes on).
-        let counters = probe.counters()?;
-        if counters.lost > lost {
-            lost = counters.lost;
-            // Applied after this read, an event from before it would take
-            // a row back to an older state.
-            read_since_ns = kernel::monotonic_ns();
-            while ring.next().is_some() {}
-            let (sockets, inodes) = read_tcp(plan, filter)?;
-            table = start_table(sockets, &inodes, &clock)?;
-            let mut text = format!(
-                "(enetstat: {} events lost in the kernel so far; last resynchronised from /proc at {}",
-                lost - at_start.lost,
-                local_time(now)
-            );
-            let gaps = counters.gaps - at_start.gaps;
-            if gaps > 0 {
-                text += &format!("; {gaps} of them gaps in sockets' histories, see README");
-            }
-            text.push(')');
-            notice = Some(text);
-            dirty = true;
-        }
-        if dirty || untracked || (plan.timers && plan.tcp) {
-            let mut out = String::new();
-            if let Some(n) = &notice {
-                out.push_str(n);
+        text.push(')');
+        self.notice = Some(text);
+        self.dirty = true;
+        Ok(())
+    }
+
+    /// Draws the table, or with --diff the rows that changed since the last
+    /// drawing; false when the reader has gone away.
+    fn draw(&mut self, now: i128) -> Result<bool> {
+        let mut out = String::new();
+        let rows = rows::LiveRows {
+            table: &self.table,
+            now,
+            ticks_per_second: self.ticks_per_second,
+        };
+        if let Some(previous) = &mut self.diff {
+            let mut current = live_diff::Rows::new();
+            socket_list::internet_rows(self.plan, self.filter, Some(&rows), &mut |row| {
+                live_diff::add(&mut current, row)
+            })?;
+            // A notice is said once, as it comes.
+            if let Some(n) = self.notice.take() {
+                out.push_str(&n);
                 out.push('\n');
             }
-            let rows = rows::LiveRows { table: &table, now };
-            socket_list::list(
-                plan,
-                filter,
-                &[(own_netns, None)],
-                &names,
-                &mut out,
-                Some(&rows),
-            )?;
-            if !screen.show(&out, cli.diff, now)? {
-                return Ok(());
-            }
-            dirty = false;
-            last_draw = tokio::time::Instant::now();
+            let time = local_time(now);
+            live_diff::changes(previous, &current, &time, &self.names, &mut out);
+            *previous = current;
+            return self.screen.write(&out);
         }
+        if let Some(n) = &self.notice {
+            out.push_str(n);
+            out.push('\n');
+        }
+        socket_list::list(
+            self.plan,
+            self.filter,
+            &[(self.own_netns, None)],
+            &self.names,
+            &mut out,
+            Some(&rows),
+        )?;
+        self.screen.show(&out, now)
+    }
+}
+
+impl Sink for LiveView<'_> {
+    fn reads_events(&self) -> bool {
+        true
+    }
+
+    fn event(&mut self, _: &Probe, raw: &Event) -> Result<Flow> {
+        if raw.ts_ns >= self.read_since_ns {
+            self.dirty |= self.table.apply(&self.decoder.decode(raw));
+        }
+        Ok(Flow::Go)
+    }
+
+    fn batch_done(&mut self, probe: &Probe) -> Result<Flow> {
+        if self.last_draw.elapsed() < self.interval {
+            return Ok(Flow::Go);
+        }
+        // Sweeps over the whole table, so once per drawing, not per batch.
+        if self.filter.states != 0 {
+            // Events leave a wanted state; the kernel sends none after, so
+            // such rows would linger unseen.
+            let filter = self.filter;
+            self.dirty |= self.table.retain(|state| filter.state_matches(state));
+        }
+        let now = now_ns(&self.clock);
+        self.dirty |= self.table.expire(now);
+        // At most once per drawing, however long the loss goes on.
+        let counters = probe.counters()?;
+        if counters.lost > self.lost {
+            self.resynchronise(&counters, now)?;
+        }
+        if !(self.dirty || self.redraw_always) {
+            return Ok(Flow::Go);
+        }
+        if !self.draw(now)? {
+            return Ok(Flow::End);
+        }
+        self.dirty = false;
+        self.last_draw = tokio::time::Instant::now();
+        Ok(Flow::Go)
+    }
+
+    fn finish(&mut self, _: &Probe, _: bool) -> Result<()> {
+        Ok(())
     }
 }
 
@@ -176,86 +251,26 @@ const RFC1337: &str = "/proc/sys/net/ipv4/tcp_rfc1337";
 struct Screen {
     out: Output,
     first: bool,
-    /// For --diff: (proto, local, foreign) -> state, of the last drawing.
-    previous: Rows,
 }
 
 impl Screen {
     /// Shows one table: redrawn in place on a terminal, appended after a
-    /// separator line on a pipe, or as changed rows only (--diff). Returns
-    /// false when the reader has gone away.
-    fn show(&mut self, table: &str, diff: bool, now: i128) -> Result<bool> {
+    /// separator line on a pipe. Returns false when the reader has gone away.
+    fn show(&mut self, table: &str, now: i128) -> Result<bool> {
         let mut text = String::new();
-        let time = local_time(now);
-        if diff {
-            let current = internet_rows(table);
-            changes(&self.previous, &current, &time, &mut text);
-            self.previous = current;
-        } else if self.out.is_terminal() {
+        if self.out.is_terminal() {
             text.push_str("\x1b[H\x1b[2J");
-            text.push_str(table);
-        } else {
-            if !self.first {
-                text.push_str(&format!("--- {time}\n"));
-            }
-            text.push_str(table);
+        } else if !self.first {
+            text.push_str(&format!("--- {}\n", local_time(now)));
         }
+        text.push_str(table);
+        self.write(&text)
+    }
+
+    fn write(&mut self, text: &str) -> Result<bool> {
         self.first = false;
-        self.out.write_whole(&text, VIEW)
+        self.out.write_whole(text, VIEW)
     }
-}
-
-type Rows = BTreeMap<(String, String, String), String>;
-
-/// --diff: one line per row that appeared (+), changed state (~) or
-/// vanished (-) between two drawings.
-fn changes(previous: &Rows, current: &Rows, time: &str, out: &mut String) {
-    use std::fmt::Write as _;
-    for ((proto, local, remote), state) in current {
-        let key = (proto.clone(), local.clone(), remote.clone());
-        match previous.get(&key) {
-            None => _ = writeln!(out, "{time} + {proto} {local} {remote} {state}"),
-            Some(old) if old != state => {
-                _ = writeln!(out, "{time} ~ {proto} {local} {remote} {old} -> {state}");
-            }
-            Some(_) => {}
-        }
-    }
-    for ((proto, local, remote), state) in previous {
-        if !current.contains_key(&(proto.clone(), local.clone(), remote.clone())) {
-            _ = writeln!(out, "{time} - {proto} {local} {remote} {state}");
-        }
-    }
-}
-
-/// The Internet rows of a drawn table, keyed by protocol and endpoints.
-fn internet_rows(table: &str) -> Rows {
-    table
-        .lines()
-        .filter(|l| ["tcp", "udp", "raw"].iter().any(|p| l.starts_with(p)))
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            let state = match f.get(5) {
-                // UDP rows without a state end at the foreign address.
-                Some(s)
-                    if !s.contains('/')
-                        && *s != "-"
-                        && s.chars().any(|c| c.is_ascii_uppercase()) =>
-                {
-                    s.to_string()
-                }
-                _ => String::new(),
-            };
-            Some((
-                (
-                    f.first()?.to_string(),
-                    f.get(3)?.to_string(),
-                    f.get(4)?.to_string(),
-                ),
-                state,
-            ))
-        })
-        .collect()
 }
 
 fn now_ns(clock: &WallClock) -> i128 {
@@ -271,32 +286,3 @@ fn local_time(epoch_ns: i128) -> String {
 
 /// What errors call the output.
 const VIEW: &str = "the live view";
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const BEFORE: &str = "\
-Proto Recv-Q Send-Q Local Address           Foreign Address         State       In-State
-tcp        0      0 127.0.0.1:80            0.0.0.0:*               LISTEN      >3.0s
-tcp        0      0 127.0.0.1:80            127.0.0.1:5000          ESTABLISHED 1.2s
-udp        0      0 0.0.0.0:68              0.0.0.0:*                           -
-";
-    const AFTER: &str = "\
-tcp        0      0 127.0.0.1:80            0.0.0.0:*               LISTEN      >4.0s
-tcp        0      0 127.0.0.1:80            127.0.0.1:5000          FIN_WAIT1   0.1s
-tcp        0      0 127.0.0.1:80            127.0.0.1:5002          SYN_RECV    0.0s
-";
-
-    #[test]
-    fn diff_lists_appeared_changed_and_vanished_rows() {
-        let mut out = String::new();
-        changes(&internet_rows(BEFORE), &internet_rows(AFTER), "T", &mut out);
-        assert_eq!(
-            out,
-            "T ~ tcp 127.0.0.1:80 127.0.0.1:5000 ESTABLISHED -> FIN_WAIT1\n\
-             T + tcp 127.0.0.1:80 127.0.0.1:5002 SYN_RECV\n\
-             T - udp 0.0.0.0:68 0.0.0.0:* \n"
-        );
-    }
-}

@@ -1,11 +1,12 @@
-//! The live table's TCP rows as netstat's socket listing shows them, with
-//! the extra `In-State` column.
+//! The live table's TCP rows as the socket listing takes them, with their
+//! time in the current state.
 
 use crate::{
+    decoder::StateAge,
     live::table::{ConnTable, Since},
     plan::Sockets,
     procnet::sockets::InetSocket,
-    render::sockets::{InetProto, SocketTable},
+    render::sockets::{InetProto, InetRow},
     socket_list::{TcpRows, shown},
     tcp_state::TcpState,
 };
@@ -14,15 +15,16 @@ use crate::{
 pub struct LiveRows<'a> {
     pub table: &'a ConnTable,
     pub now: i128,
+    /// The unit of /proc's TCP timers, for TIME_WAIT rows' -o column.
+    pub ticks_per_second: u64,
 }
 
 impl TcpRows for LiveRows<'_> {
-    fn write(
+    fn visit(
         &self,
         plan: &Sockets,
-        table: &SocketTable,
-        out: &mut String,
         wanted: &dyn Fn(&InetSocket, Option<u32>) -> bool,
+        visit: &mut dyn FnMut(&InetRow),
     ) {
         let now = self.now;
         for row in self.table.rows() {
@@ -41,13 +43,19 @@ impl TcpRows for LiveRows<'_> {
                 // The timewait timer counts down from the entry into TIME_WAIT.
                 s.timer = 3;
                 let left = ConnTable::time_wait_left(row, now).max(0);
-                s.timer_ticks = (left * i128::from(table.ticks_per_second) / 1_000_000_000) as u64;
+                s.timer_ticks = (left * i128::from(self.ticks_per_second) / 1_000_000_000) as u64;
             }
-            let age = match row.since {
-                Since::Exact(t) => format!("{:.1}s", (now - t).max(0) as f64 / 1e9),
-                Since::Before(t) => format!(">{:.1}s", (now - t).max(0) as f64 / 1e9),
+            let in_state = match row.since {
+                Since::Exact(t) => StateAge::Exact((now - t).max(0) as u64),
+                Since::Before(t) => StateAge::AtLeast((now - t).max(0) as u64),
             };
-            table.inet_row_owned(out, InetProto::Tcp, &s, row.owner.as_ref(), Some(&age));
+            visit(&InetRow {
+                proto: InetProto::Tcp,
+                socket: &s,
+                owner: row.owner.as_ref(),
+                in_state: Some(in_state),
+                netns: None,
+            });
         }
     }
 }

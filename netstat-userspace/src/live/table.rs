@@ -4,7 +4,7 @@
 use std::{collections::HashMap, net::SocketAddr};
 
 use crate::{
-    decoder::{NetEvent, What},
+    decoder::{EventKind, NetEvent},
     owners::{InodeOwners, Owner},
     procnet::sockets::InetSocket,
     tcp_state::TcpState,
@@ -114,11 +114,11 @@ impl ConnTable {
     /// Applies one event; returns whether the table changed.
     pub fn apply(&mut self, ev: &NetEvent) -> bool {
         let time_wait = |state: u8| state == TcpState::TIME_WAIT.0;
-        let (old, new) = match ev.what {
-            What::State { old, new } => (old, new),
+        let (old, new) = match ev.kind {
+            EventKind::State { old, new } => (old, new),
             // Sent to a TIME_WAIT socket of this host: the timewait socket
             // goes without a state change the tracepoint would report.
-            What::ResetSent if self.resets_kill_time_wait => {
+            EventKind::ResetSent if self.resets_kill_time_wait => {
                 let Some(killed) = self.find_by_tuple(&(ev.remote, ev.local), time_wait) else {
                     return false;
                 };
@@ -243,7 +243,7 @@ mod tests {
     fn ev(socket: u64, old: u8, new: u8, local: &str, remote: &str, at: i128) -> NetEvent {
         NetEvent {
             wall_ns: at,
-            what: What::State {
+            kind: EventKind::State {
                 old: TcpState(old),
                 new: TcpState(new),
             },
@@ -325,7 +325,7 @@ mod tests {
             };
             t.apply(&ev(2, 5, 6, L, C, 1));
             let mut reset = ev(0, 0, 0, C, L, 2);
-            reset.what = What::ResetSent;
+            reset.kind = EventKind::ResetSent;
             assert_eq!(t.apply(&reset), kills);
             assert_eq!(t.rows().len(), left);
         }

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use crate::{
     clock::TimeFormat,
-    decoder::{NetEvent, StateAge, What},
+    decoder::{EventKind, NetEvent, StateAge},
     render::{Millis, tcp_proto},
 };
 
@@ -20,7 +20,7 @@ impl JsonLog {
     pub fn write_line(&mut self, out: &mut String, ev: &NetEvent) {
         out.push_str("{\"time\":\"");
         self.time.write_utc(out, ev.wall_ns);
-        let _ = write!(out, "\",\"event\":\"{}\"", ev.what.name());
+        let _ = write!(out, "\",\"event\":\"{}\"", ev.kind.name());
         match &ev.owner {
             Some(o) => {
                 let _ = write!(out, ",\"pid\":{},\"program\":", o.pid);
@@ -35,8 +35,8 @@ impl JsonLog {
             ev.local,
             ev.remote
         );
-        let _ = match ev.what {
-            What::State { old, new } => write!(
+        let _ = match ev.kind {
+            EventKind::State { old, new } => write!(
                 out,
                 ",\"old_state\":\"{}\",\"new_state\":\"{}\"",
                 old.name(),

@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use crate::{
     clock::TimeFormat,
-    decoder::{NetEvent, StateAge, Totals, What},
+    decoder::{CloseTotals, EventKind, NetEvent, StateAge},
     names::Names,
     render::{Millis, pad_column, tcp_proto},
 };
@@ -87,7 +87,7 @@ fn write_details(out: &mut String, ev: &NetEvent) {
     if let Some(failure) = ev.failure {
         let _ = write!(out, "{} ", failure.name());
     }
-    if let Some(Totals {
+    if let Some(CloseTotals {
         lifetime_ns,
         bytes_acked,
         bytes_received,
@@ -121,13 +121,13 @@ fn write_owner(out: &mut String, ev: &NetEvent) {
 
 fn write_event(out: &mut String, ev: &NetEvent) {
     let state = ev.state.name();
-    let _ = match ev.what {
-        What::State { old, new } => write!(out, "{} -> {}", old.name(), new.name()),
-        What::Retransmit => write!(out, "RETRANSMIT in {state}"),
-        What::RetransmitSynack => write!(out, "SYNACK RETRANSMIT in {state}"),
-        What::ResetSent if ev.state.0 == 0 => write!(out, "RESET sent (no socket)"),
-        What::ResetSent => write!(out, "RESET sent in {state}"),
-        What::ResetReceived => write!(out, "RESET received in {state}"),
+    let _ = match ev.kind {
+        EventKind::State { old, new } => write!(out, "{} -> {}", old.name(), new.name()),
+        EventKind::Retransmit => write!(out, "RETRANSMIT in {state}"),
+        EventKind::RetransmitSynack => write!(out, "SYNACK RETRANSMIT in {state}"),
+        EventKind::ResetSent if ev.state.0 == 0 => write!(out, "RESET sent (no socket)"),
+        EventKind::ResetSent => write!(out, "RESET sent in {state}"),
+        EventKind::ResetReceived => write!(out, "RESET received in {state}"),
     };
 }
 

@@ -5,6 +5,7 @@ pub mod event_json;
 pub mod event_text;
 pub mod groups;
 pub mod interfaces;
+pub mod live_diff;
 pub mod masquerade;
 pub mod routes;
 pub mod sockets;

@@ -4,6 +4,7 @@
 use std::{fmt::Write as _, net::SocketAddr};
 
 use crate::{
+    decoder::StateAge,
     names::Names,
     owners::{InodeOwners, Owner},
     plan::Sockets,
@@ -13,7 +14,7 @@ use crate::{
 };
 
 /// The IP protocols netstat lists, with the names of their proto column.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum InetProto {
     Tcp,
     Udp,
@@ -36,12 +37,43 @@ impl InetProto {
     }
 
     /// The services table ports are named from (UDP-Lite shares UDP's).
-    fn services(self) -> &'static str {
+    pub fn services(self) -> &'static str {
         match self {
             InetProto::Tcp => "tcp",
             InetProto::Udp | InetProto::UdpLite => "udp",
             InetProto::Raw => "raw",
         }
+    }
+}
+
+/// One Internet socket of the listing, with what the listing found out
+/// about it besides /proc's fields.
+pub struct InetRow<'a> {
+    pub proto: InetProto,
+    pub socket: &'a InetSocket,
+    /// Shown with -p.
+    pub owner: Option<&'a Owner>,
+    /// The live view's time in the current state.
+    pub in_state: Option<StateAge>,
+    /// The socket's network namespace, when rows of several are listed.
+    pub netns: Option<u32>,
+}
+
+/// The State column: TCP's state names; UDP's ESTABLISHED or nothing; raw
+/// sockets' state number.
+pub fn state(out: &mut String, proto: InetProto, state: u8) {
+    match proto {
+        InetProto::Tcp => out.push_str(match state {
+            0 => "",
+            1..=11 => TcpState(state).name(),
+            _ => "UNKNOWN",
+        }),
+        InetProto::Udp | InetProto::UdpLite => out.push_str(match state {
+            1 => "ESTABLISHED",
+            7 => "",
+            _ => "UNKNOWN",
+        }),
+        InetProto::Raw => push_u64(out, u64::from(state)),
     }
 }
 
@@ -58,9 +90,8 @@ pub struct SocketTable<'a> {
     pub ticks_per_second: u64,
     /// The live view (`-c` on events) adds a time-in-state column.
     pub live: bool,
-    /// Rows from several network namespaces: a Netns column, with this
-    /// namespace's inode on the rows being written.
-    pub netns: Option<u32>,
+    /// Rows from several network namespaces: a Netns column.
+    pub netns: bool,
 }
 
 /// "PID/Program name" in its column, `-` when unknown.
@@ -105,29 +136,15 @@ impl SocketTable<'_> {
         if self.live {
             out.push_str(" In-State");
         }
-        if self.netns.is_some() {
+        if self.netns {
             out.push_str(" Netns");
         }
         out.push('\n');
     }
 
-    pub fn inet_row(&self, out: &mut String, proto: InetProto, s: &InetSocket) {
-        let owner = self.owners.and_then(|o| o.by_inode.get(&s.inode));
-        self.inet_row_owned(out, proto, s, owner, None);
-    }
-
-    /// A row whose owner is known some other way (the live view's), with
-    /// the live view's time-in-state column when `age` is given.
-    pub fn inet_row_owned(
-        &self,
-        out: &mut String,
-        proto: InetProto,
-        s: &InetSocket,
-        owner: Option<&Owner>,
-        age: Option<&str>,
-    ) {
+    pub fn inet_row(&self, out: &mut String, row: &InetRow) {
         // Hand-built rather than write!(): this runs once per socket.
-        let udp = matches!(proto, InetProto::Udp | InetProto::UdpLite);
+        let (proto, s) = (row.proto, row.socket);
         let start = out.len();
         out.push_str(proto.column(s.local.is_ipv6()));
         // "%-4s  " for tcp and raw, "%-5s " for udp.
@@ -142,26 +159,14 @@ impl SocketTable<'_> {
         self.address(out, s.remote, proto);
         out.push(' ');
         let start = out.len();
-        match proto {
-            InetProto::Tcp => out.push_str(match s.state {
-                0 => "",
-                1..=11 => TcpState(s.state).name(),
-                _ => "UNKNOWN",
-            }),
-            _ if udp => out.push_str(match s.state {
-                1 => "ESTABLISHED",
-                7 => "",
-                _ => "UNKNOWN",
-            }),
-            _ => push_u64(out, u64::from(s.state)),
-        }
+        state(out, proto, s.state);
         pad_to(out, start, 11);
         if self.columns.extend {
             let _ = write!(out, " {:<10} {:<10}", self.names.user(s.uid), s.inode);
         }
         if self.columns.programs {
             out.push(' ');
-            program(out, owner);
+            program(out, row.owner);
         }
         if self.columns.timers {
             out.push(' ');
@@ -169,9 +174,13 @@ impl SocketTable<'_> {
         }
         if self.live {
             out.push(' ');
-            out.push_str(age.unwrap_or("-"));
+            match row.in_state {
+                Some(StateAge::Exact(ns)) => _ = write!(out, "{:.1}s", ns as f64 / 1e9),
+                Some(StateAge::AtLeast(ns)) => _ = write!(out, ">{:.1}s", ns as f64 / 1e9),
+                None => out.push('-'),
+            }
         }
-        if let Some(inode) = self.netns {
+        if let Some(inode) = row.netns {
             let _ = write!(out, " {inode}");
         }
         out.push('\n');
