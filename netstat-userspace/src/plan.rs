@@ -115,52 +115,10 @@ impl Plan {
             return Ok(Plan::Masquerade);
         }
         if cli.statistics {
-            let ipv6 = match families.as_slice() {
-                [] | [Family::Inet] => false,
-                [Family::Inet6] => true,
-                _ => {
-                    let names: Vec<_> = families.iter().map(|f| f.name()).collect();
-                    return Err(fail::with_code(
-                        1,
-                        format!(
-                            "no statistics support for address family {}; use -s alone, -s -4 or -s -6",
-                            names.join(",")
-                        ),
-                    ));
-                }
-            };
-            return Ok(Plan::Statistics(Statistics {
-                ipv6,
-                raw,
-                tcp,
-                udp,
-            }));
+            return Ok(Plan::Statistics(Statistics::new(&families, raw, tcp, udp)?));
         }
         if cli.route {
-            let families = if families.is_empty() {
-                vec![Family::Inet]
-            } else {
-                families
-            };
-            if families.contains(&Family::Unix) {
-                return Err(fail::with_code(
-                    3,
-                    "no routing for address family unix; use -r with -4 and/or -6",
-                ));
-            }
-            // netstat counts -e from 1, swaps 1 and 2 for routes, and masks
-            // with 3 (so -eee selects no column set at all).
-            let columns = match cli.extend {
-                0 => 2,
-                1 => 1,
-                n => (n + 1) & 3,
-            };
-            return Ok(Plan::Routes(Routes {
-                families,
-                columns,
-                fib: cli.fib || !cli.cache,
-                cache: cli.cache,
-            }));
+            return Ok(Plan::Routes(Routes::new(cli, families)?));
         }
         if cli.interfaces {
             return Ok(Plan::Interfaces {
@@ -188,6 +146,62 @@ impl Plan {
             implied,
             verbose: cli.verbose,
         }))
+    }
+}
+
+impl Statistics {
+    /// -s: one family's tables (IPv4 unless -6 alone), of the protocols named.
+    fn new(families: &[Family], raw: bool, tcp: bool, udp: bool) -> Result<Self> {
+        let ipv6 = match families {
+            [] | [Family::Inet] => false,
+            [Family::Inet6] => true,
+            _ => {
+                let names: Vec<_> = families.iter().map(|f| f.name()).collect();
+                return Err(fail::with_code(
+                    1,
+                    format!(
+                        "no statistics support for address family {}; use -s alone, -s -4 or -s -6",
+                        names.join(",")
+                    ),
+                ));
+            }
+        };
+        Ok(Self {
+            ipv6,
+            raw,
+            tcp,
+            udp,
+        })
+    }
+}
+
+impl Routes {
+    /// -r: IPv4 unless families are named; the column set from -e.
+    fn new(cli: &Cli, families: Vec<Family>) -> Result<Self> {
+        let families = if families.is_empty() {
+            vec![Family::Inet]
+        } else {
+            families
+        };
+        if families.contains(&Family::Unix) {
+            return Err(fail::with_code(
+                3,
+                "no routing for address family unix; use -r with -4 and/or -6",
+            ));
+        }
+        // netstat counts -e from 1, swaps 1 and 2 for routes, and masks
+        // with 3 (so -eee selects no column set at all).
+        let columns = match cli.extend {
+            0 => 2,
+            1 => 1,
+            n => (n + 1) & 3,
+        };
+        Ok(Self {
+            families,
+            columns,
+            fib: cli.fib || !cli.cache,
+            cache: cli.cache,
+        })
     }
 }
 
