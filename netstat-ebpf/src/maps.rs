@@ -92,6 +92,17 @@ pub(crate) fn add_stat(index: u32) {
     }
 }
 
+/// One duration into the histogram at `STATS[histogram]` (see
+/// `stat::CONNECT_DURATION`): its bucket, and the sum.
+#[inline(always)]
+pub(crate) fn add_duration(histogram: u32, ns: u64) {
+    add_stat(histogram + stat::duration_bucket(ns));
+    if let Some(sum) = STATS.get_ptr_mut(histogram + stat::HISTOGRAM_BUCKETS) {
+        // SAFETY: a map value of this CPU, valid while the program runs.
+        unsafe { *sum += ns };
+    }
+}
+
 #[inline(always)]
 pub(crate) fn add_counter(index: u32) {
     if let Some(count) = COUNTERS.get_ptr_mut(index) {

@@ -14,7 +14,7 @@ use netstat_common::{
 
 use crate::{
     config::{CONFIG, filter},
-    maps::{LISTENERS, SOCKS, add_counter, add_stat},
+    maps::{LISTENERS, SOCKS, add_counter, add_duration, add_stat},
     pair::{PairRun, Role, Verdict, program_pair, tp},
     read::{member, sock_ends, tcp_sock},
     report::{copy_owner, count_remote, new_event, submit},
@@ -180,6 +180,7 @@ pub(crate) fn on_transition<C: EbpfContext>(
     let effective = effective_new_state(old, new, info.flags);
     if passes(ev, filter().transition_matches(old, effective)) {
         add_stat(stat::transition(old, effective));
+        add_durations(old, effective, now, &info);
         if ev.failure != failure::NONE {
             add_stat(stat::FAILURES + ev.failure as u32);
             if old == tcp_state::SYN_SENT {
@@ -212,6 +213,23 @@ pub(crate) fn on_transition<C: EbpfContext>(
     if SOCKS.insert(sk, info, 0).is_err() {
         add_counter(counter::SOCK_MAP_FULL);
         warn!(ctx, "SOCKS map full: owner of a socket not remembered");
+    }
+}
+
+/// The handshake's duration when a connect succeeds, and the connection's
+/// lifetime when it ends, where the kernel side saw them begin.
+#[inline(always)]
+fn add_durations(old: u8, effective: u8, now: u64, info: &SockInfo) {
+    if old == tcp_state::SYN_SENT
+        && effective == tcp_state::ESTABLISHED
+        && info.state == tcp_state::SYN_SENT
+    {
+        add_duration(stat::CONNECT_DURATION, now.saturating_sub(info.ts_ns));
+    }
+    let ends = (effective == tcp_state::CLOSE && old != tcp_state::LISTEN)
+        || effective == tcp_state::TIME_WAIT;
+    if ends && info.born_ns != 0 {
+        add_duration(stat::LIFETIME, now.saturating_sub(info.born_ns));
     }
 }
 

@@ -127,6 +127,9 @@ pub struct Cli {
     /// Every SECONDS (default 1), one block of counts: new connections, closes, transitions, failures, retransmits, resets, top remote endpoints (needs root)
     #[arg(short = 'S', long = "summary", value_name = "SECONDS", num_args = 0..=1, default_missing_value = "1")]
     pub summary: Option<f64>,
+    /// Serve Prometheus metrics on http://ADDR/metrics (default 127.0.0.1:9977; :PORT for every interface), alone or beside -E, -S or -c (needs root)
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = crate::metrics_server::DEFAULT_ADDR)]
+    pub metrics: Option<String>,
 
     // ---- filters (every mode) ----
     /// Only connections with this local or remote port (number or service name)

@@ -15,6 +15,8 @@ mod fail;
 mod filter;
 mod kernel;
 mod live;
+mod metrics;
+mod metrics_server;
 mod names;
 mod netns;
 mod output;
@@ -30,6 +32,7 @@ mod stop;
 mod summary;
 mod tcp_state;
 mod textfmt;
+mod traffic;
 
 use clap::Parser as _;
 
@@ -63,7 +66,17 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     if let Some(interval) = cli.summary {
         return summary::run(cli, namespaces, interval);
     }
-    if let Some(sockets) = snapshot::live_tcp(cli)? {
+    // Beside -E and -S the endpoint is theirs; beside -c, the live view's.
+    let live_tcp = snapshot::live_tcp(cli)?;
+    if cli.metrics.is_some() && live_tcp.is_none() {
+        if cli.continuous {
+            return Err(fail::usage(
+                "--metrics beside -c needs the TCP live view: add -t, or leave -c out",
+            ));
+        }
+        return metrics::run(cli, namespaces);
+    }
+    if let Some(sockets) = live_tcp {
         if namespaces == netns::Selection::All {
             return Err(fail::usage(
                 "-c follows one network namespace: use --netns NAME (or none for ours), not all",
@@ -73,7 +86,10 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         match live::run(cli, &sockets, &filter) {
             // Without eBPF (not root, old kernel) -c re-reads /proc, like
             // netstat; a bad flag is an error as in every mode.
-            Err(e) if e.downcast_ref::<Fatal>().is_some_and(|f| f.no_ebpf) => {
+            Err(e)
+                if cli.metrics.is_none()
+                    && e.downcast_ref::<Fatal>().is_some_and(|f| f.no_ebpf) =>
+            {
                 eprintln!("enetstat: no live TCP view ({e}); re-reading /proc every second");
             }
             other => return other,

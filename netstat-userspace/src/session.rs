@@ -18,6 +18,7 @@ use crate::{
     decoder::Decoder,
     fail, filter,
     kernel::{self, Counters, Probe},
+    metrics_server,
     netns::{self, Selection},
     owners::TcpOwners,
     render::stop::StopSummary,
@@ -59,9 +60,16 @@ pub struct Attached {
 /// kernel programs with the user's namespace choice and filter (`counts_only`:
 /// count only, for --summary). Owner snapshots are to be taken after this,
 /// so no socket falls between the two.
+/// With `--metrics`, the endpoint is served beside the mode, from the same
+/// programs.
 pub fn attach(cli: &Cli, namespaces: Selection, counts_only: bool) -> Result<Attached> {
     check_ring_size(cli)?;
     let filter = filter::from_cli(cli)?;
+    let metrics = cli
+        .metrics
+        .as_deref()
+        .map(metrics_server::bind)
+        .transpose()?;
     raise_priority();
     let probe = Probe::load(&kernel::Options {
         netns: namespaces.kernel_filter(),
@@ -71,6 +79,9 @@ pub fn attach(cli: &Cli, namespaces: Selection, counts_only: bool) -> Result<Att
     })?;
     if let Some(blind_spot) = &probe.blind_spot {
         eprintln!("enetstat: note: {blind_spot}");
+    }
+    if let Some(listener) = metrics {
+        metrics_server::start(listener, probe.shared_counts(), namespaces)?;
     }
     Ok(Attached { probe, filter })
 }

@@ -7,8 +7,8 @@
 
 use std::{collections::HashMap, net::SocketAddr, time::Duration};
 
-use anyhow::{Context as _, Result};
-use netstat_common::{RemoteKey, RemoteStats, stat};
+use anyhow::Result;
+use netstat_common::{RemoteKey, RemoteStats};
 
 use crate::{
     cli::Cli,
@@ -17,12 +17,13 @@ use crate::{
     kernel::{self, Probe},
     netns::Selection,
     output::Output,
-    procnet,
+    procnet::sockstat::TcpPressure,
     render::{
         stop::StopSummary,
         summary::{self as render, Interval, Remote},
     },
     session::{self, Flow, Sink},
+    traffic::Traffic,
 };
 
 pub fn run(cli: &Cli, namespaces: Selection, seconds: f64) -> Result<()> {
@@ -125,53 +126,26 @@ impl Sink for Summary {
 struct Cumulative {
     stats: Vec<u64>,
     remotes: HashMap<RemoteKey, RemoteStats>,
-    time_wait: u64,
-    listen_overflows: u64,
-    listen_drops: u64,
+    pressure: TcpPressure,
     /// Kernel-side losses so far (`Counters::unrecovered + unseen`).
     missed: u64,
 }
 
 impl Cumulative {
     fn read(probe: &Probe) -> Result<Self> {
-        let sockstat = procnet::read("/proc/net/sockstat").context("reading /proc/net/sockstat")?;
-        let netstat = procnet::read("/proc/net/netstat").context("reading /proc/net/netstat")?;
-        let tcp_ext = procnet::snmp::parse_tables(&netstat, "/proc/net/netstat")?
-            .into_iter()
-            .find(|t| t.name == "TcpExt")
-            .map(|t| t.fields)
-            .unwrap_or_default();
-        let ext = |name: &str| tcp_ext.iter().find(|(n, _)| n == name).map_or(0, |f| f.1);
         let counters = probe.counters()?;
         Ok(Self {
             missed: counters.unrecovered + counters.gaps,
             stats: probe.stats()?,
             remotes: probe.remotes()?.into_iter().collect(),
-            time_wait: time_wait_count(&sockstat),
-            listen_overflows: ext("ListenOverflows"),
-            listen_drops: ext("ListenDrops"),
+            pressure: TcpPressure::read()?,
         })
     }
 
     /// What happened between `before` and now, `elapsed_ns` apart.
     fn since(&self, before: &Self, probe: &Probe, now: u64, elapsed_ns: u64) -> Result<Interval> {
-        let d = |i: u32| self.stats[i as usize].saturating_sub(before.stats[i as usize]);
-        let transition = |old: u8, new: u8| d(stat::transition(old, new));
-        use netstat_common::{failure, tcp_state as s};
-        let mut transitions = Vec::new();
-        let mut closed = 0;
-        for old in 0..16u8 {
-            for new in 0..16u8 {
-                let n = transition(old, new);
-                if n == 0 {
-                    continue;
-                }
-                transitions.push((old, new, n));
-                if (new == s::CLOSE && old != s::LISTEN) || new == s::TIME_WAIT {
-                    closed += n;
-                }
-            }
-        }
+        let (now_p, was_p) = (&self.pressure, &before.pressure);
+        use netstat_common::tcp_state as s;
         let mut remotes: Vec<Remote> = self
             .remotes
             .iter()
@@ -195,26 +169,16 @@ impl Cumulative {
         remotes.truncate(5);
         Ok(Interval {
             seconds: elapsed_ns as f64 / 1e9,
-            new_active: transition(s::CLOSE, s::SYN_SENT),
-            new_passive: transition(s::SYN_RECV, s::ESTABLISHED),
-            closed,
-            refused: d(stat::FAILURES + u32::from(failure::REFUSED)),
-            timeout: d(stat::FAILURES + u32::from(failure::TIMEOUT)),
-            reset: d(stat::FAILURES + u32::from(failure::RESET)),
-            retransmits: d(stat::RETRANSMITS),
-            synack_retransmits: d(stat::SYNACK_RETRANSMITS),
-            resets_sent: d(stat::RESETS_SENT),
-            resets_received: d(stat::RESETS_RECEIVED),
-            time_wait: self.time_wait,
-            time_wait_growth: self.time_wait as i64 - before.time_wait as i64,
+            traffic: Traffic::since(&self.stats, &before.stats),
+            time_wait: now_p.time_wait,
+            time_wait_growth: now_p.time_wait as i64 - was_p.time_wait as i64,
             syn_sent_over_1s: probe.states_since_before(now.saturating_sub(1_000_000_000))?
                 [usize::from(s::SYN_SENT)],
-            listen_overflows: self
+            listen_overflows: now_p
                 .listen_overflows
-                .saturating_sub(before.listen_overflows),
-            listen_drops: self.listen_drops.saturating_sub(before.listen_drops),
+                .saturating_sub(was_p.listen_overflows),
+            listen_drops: now_p.listen_drops.saturating_sub(was_p.listen_drops),
             missed: self.missed.saturating_sub(before.missed),
-            transitions,
             remotes,
         })
     }
@@ -222,30 +186,4 @@ impl Cumulative {
 
 fn endpoint(key: &RemoteKey) -> SocketAddr {
     decoder::socket_addr(key.family == netstat_common::AF_INET6, &key.addr, key.port)
-}
-
-/// The `tw` figure of /proc/net/sockstat's `TCP:` line (our namespace).
-fn time_wait_count(sockstat: &str) -> u64 {
-    sockstat
-        .lines()
-        .find_map(|l| l.strip_prefix("TCP:"))
-        .and_then(|fields| {
-            let words: Vec<&str> = fields.split_whitespace().collect();
-            words
-                .windows(2)
-                .find(|w| w[0] == "tw")
-                .and_then(|w| w[1].parse().ok())
-        })
-        .unwrap_or(0)
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn time_wait_from_sockstat() {
-        let text =
-            "sockets: used 5\nTCP: inuse 3 orphan 0 tw 1999 alloc 4 mem 1\nUDP: inuse 0 mem 0\n";
-        assert_eq!(super::time_wait_count(text), 1999);
-        assert_eq!(super::time_wait_count("garbage"), 0);
-    }
 }

@@ -147,6 +147,24 @@ impl Netns {
         self.exec_ok(&["sysctl", "-q", "-w", &format!("{key}={value}")]);
     }
 
+    /// Runs `f` on a thread inside the namespace: sockets it makes are the
+    /// namespace's.
+    pub fn inside<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        use std::os::fd::AsRawFd as _;
+        let file = fs::File::open(format!("/run/netns/{}", self.name)).expect("netns file");
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    // SAFETY: setns on an open namespace file, for this thread only.
+                    let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+                    assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+                    f()
+                })
+                .join()
+                .expect("thread inside the namespace")
+        })
+    }
+
     /// The namespace's inode, as events report it.
     pub fn inode(&self) -> u64 {
         use std::os::unix::fs::MetadataExt as _;
@@ -356,13 +374,17 @@ impl Tracer {
     /// attached, so that nothing the test does afterwards is missed.
     pub fn start(ns: &Netns, args: &[&str]) -> Self {
         let tracer = Self::spawn(ns, args);
-        match tracer.stderr.recv_timeout(wait_limit()) {
-            Ok(line) if line.contains("tracing TCP") => tracer,
-            Ok(line) => panic!("enetstat did not start: {line}"),
-            Err(_) => panic!(
-                "enetstat did not report being attached within {:?}",
-                wait_limit()
-            ),
+        loop {
+            match tracer.stderr.recv_timeout(wait_limit()) {
+                Ok(line) if line.contains("tracing TCP") => return tracer,
+                // --metrics says where it serves first.
+                Ok(line) if line.starts_with("enetstat: serving metrics on ") => {}
+                Ok(line) => panic!("enetstat did not start: {line}"),
+                Err(_) => panic!(
+                    "enetstat did not report being attached within {:?}",
+                    wait_limit()
+                ),
+            }
         }
     }
 

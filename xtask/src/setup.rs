@@ -22,6 +22,10 @@ const TEST_TOOLS: &[(&str, &str)] = &[
     ("setpriv", "util-linux"),
     ("unshare", "util-linux"),
     ("bpftool", "bpftool"),
+    ("curl", "curl"),
+    // The metrics tests scrape with a real Prometheus server and check with promtool.
+    ("prometheus", "prometheus"),
+    ("promtool", "prometheus"),
 ];
 const BENCH_TOOLS: &[(&str, &str)] = &[("tcpstates", "libbpf-tools"), ("bpftrace", "bpftrace")];
 /// What the kernel matrix's VMs need: QEMU, and what virtme-ng runs in the

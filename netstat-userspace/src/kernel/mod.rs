@@ -3,16 +3,20 @@
 //! and hands out the ring buffer and counters. Knows nothing about output.
 
 mod btf;
+mod counts;
+
+pub use counts::{Counters, KernelCounts};
+
+use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
 use aya::{
     Ebpf, EbpfError, EbpfLoader,
-    maps::{HashMap as BpfHashMap, MapData, MapError, PerCpuArray, PerCpuHashMap, RingBuf},
+    maps::{HashMap as BpfHashMap, MapData, MapError, PerCpuHashMap, RingBuf},
     programs::{BtfTracePoint, FEntry, ProgramError},
 };
 use netstat_common::{
-    Config, Event, Filter, RESET_FUNCTIONS, RemoteKey, RemoteStats, SockInfo, TRACEPOINTS, counter,
-    maps, stat,
+    Config, Event, Filter, RESET_FUNCTIONS, RemoteKey, RemoteStats, SockInfo, TRACEPOINTS, maps,
 };
 
 use crate::fail;
@@ -37,11 +41,8 @@ pub struct Probe {
     /// CLOCK_MONOTONIC when the programs were attached: events after this are
     /// complete; sockets older than this have an unknown past.
     pub attached_ns: u64,
-    /// `unrecovered()` when everything was attached.
-    unrecovered_at_start: u64,
-    /// The fentry programs of `RESET_FUNCTIONS`, where this kernel needs and
-    /// allows them.
-    reset_programs: Vec<&'static str>,
+    /// The counters and traffic counts, shared with the metrics server.
+    counts: Arc<KernelCounts>,
     /// What this kernel cannot report, for the user (None: nothing).
     pub blind_spot: Option<String>,
 }
@@ -101,17 +102,28 @@ impl Probe {
                 ),
             }
         };
-        let mut probe = Self {
+        let counts = Arc::new(KernelCounts::take(&mut ebpf, &reset_programs)?);
+        Ok(Self {
             ebpf,
             attached_ns: monotonic_ns(),
-            unrecovered_at_start: 0,
-            reset_programs,
+            counts,
             blind_spot,
-        };
-        // Skips before the second programs were all attached are of events
-        // from before we report anything.
-        probe.unrecovered_at_start = probe.unrecovered()?;
-        Ok(probe)
+        })
+    }
+
+    /// Kernel-side counters summed over CPUs.
+    pub fn counters(&self) -> Result<Counters> {
+        self.counts.counters()
+    }
+
+    /// The traffic counts of `netstat_common::stat`, summed over CPUs.
+    pub fn stats(&self) -> Result<Vec<u64>> {
+        self.counts.stats()
+    }
+
+    /// The counts, for a reader on another thread.
+    pub fn shared_counts(&self) -> Arc<KernelCounts> {
+        Arc::clone(&self.counts)
     }
 
     /// Takes the ring buffer of `netstat_common::Event` records (once).
@@ -126,60 +138,6 @@ impl Probe {
     /// Starts forwarding kernel-side log lines (aya-log) to the `log` crate.
     pub fn take_logger(&mut self) -> Result<aya_log::EbpfLogger<&'static dyn log::Log>> {
         Ok(aya_log::EbpfLogger::init(&mut self.ebpf)?)
-    }
-
-    /// Kernel-side counters summed over CPUs.
-    pub fn counters(&self) -> Result<Counters> {
-        let ring_full = self.counter(counter::LOST)?;
-        // Every skipped run of a first program since we were ready is a
-        // lost event, unless the second made up for it.
-        let unrecovered = self
-            .unrecovered()?
-            .saturating_sub(self.unrecovered_at_start);
-        let gaps = self.counter(counter::GAPS)?;
-        Ok(Counters {
-            lost: ring_full + unrecovered + gaps,
-            ring_full,
-            unrecovered,
-            gaps,
-            sock_map_full: self.counter(counter::SOCK_MAP_FULL)?,
-            other_netns: self.counter(counter::OTHER_NETNS)?,
-            filtered: self.counter(counter::FILTERED)?,
-            recovered: self.counter(counter::RECOVERED)?,
-        })
-    }
-
-    /// `COUNTERS[index]` summed over CPUs.
-    fn counter(&self, index: u32) -> Result<u64> {
-        let map = self
-            .ebpf
-            .map(maps::COUNTERS)
-            .context("COUNTERS map missing")?;
-        let array: PerCpuArray<_, u64> = PerCpuArray::try_from(map)?;
-        Ok(array.get(&index, 0)?.iter().sum())
-    }
-
-    /// Runs of the first programs that the kernel skipped and no second
-    /// program made up for.
-    fn unrecovered(&self) -> Result<u64> {
-        let mut skipped = 0;
-        for name in TRACEPOINTS.iter().map(|t| t.name) {
-            skipped += self.recursion_misses(name)?;
-        }
-        // Programs without a second: every skip is a loss.
-        for name in &self.reset_programs {
-            skipped += self.recursion_misses(name)?;
-        }
-        Ok(skipped.saturating_sub(self.counter(counter::RECOVERED)?))
-    }
-
-    /// The traffic counts of `netstat_common::stat`, summed over CPUs.
-    pub fn stats(&self) -> Result<Vec<u64>> {
-        let map = self.ebpf.map(maps::STATS).context("STATS map missing")?;
-        let array: PerCpuArray<_, u64> = PerCpuArray::try_from(map)?;
-        (0..stat::COUNT)
-            .map(|i| Ok(array.get(&i, 0)?.iter().sum()))
-            .collect()
     }
 
     /// Per remote endpoint: failures, resets and retransmits so far, summed
@@ -219,66 +177,6 @@ impl Probe {
         }
         Ok(by_state)
     }
-
-    /// How often the kernel skipped program `name` because it was already
-    /// running on that CPU (`bpf_prog_info.recursion_misses`, 5.12+).
-    fn recursion_misses(&self, name: &str) -> Result<u64> {
-        use std::os::fd::{AsFd as _, AsRawFd as _};
-        let program = self.ebpf.program(name).context("program missing")?;
-        let fd = program.fd()?.as_fd().as_raw_fd();
-        // SAFETY: bpf_prog_info is plain data; zero is a valid value.
-        let mut info: aya_obj::generated::bpf_prog_info = unsafe { std::mem::zeroed() };
-        #[repr(C)]
-        struct InfoByFd {
-            bpf_fd: u32,
-            info_len: u32,
-            info: u64,
-        }
-        let mut attr = InfoByFd {
-            bpf_fd: fd as u32,
-            info_len: size_of_val(&info) as u32,
-            info: (&raw mut info) as u64,
-        };
-        const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
-        // SAFETY: attr points at a live, correctly sized info buffer.
-        let rc = unsafe {
-            libc::syscall(
-                libc::SYS_bpf,
-                BPF_OBJ_GET_INFO_BY_FD,
-                &raw mut attr,
-                size_of::<InfoByFd>(),
-            )
-        };
-        anyhow::ensure!(
-            rc == 0,
-            "BPF_OBJ_GET_INFO_BY_FD: {}",
-            std::io::Error::last_os_error()
-        );
-        Ok(info.recursion_misses)
-    }
-}
-
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Counters {
-    /// Events that never reached the ring buffer: reservations that failed,
-    /// runs the kernel skipped that no second program made up for, and gaps.
-    pub lost: u64,
-    /// Of those: the ring buffer was full.
-    pub ring_full: u64,
-    /// Of those: skipped runs no second program made up for.
-    pub unrecovered: u64,
-    /// Of those: gaps found later in a socket's history, each hiding at
-    /// least one state change that the kernel ran no program of ours for.
-    /// A skipped run no second program made up for leaves a gap too, so the two can
-    /// overlap, and `lost` then counts that change twice.
-    pub gaps: u64,
-    pub sock_map_full: u64,
-    /// Events of other network namespaces.
-    pub other_netns: u64,
-    /// Events the user's filter dropped in the kernel.
-    pub filtered: u64,
-    /// Events the first program was skipped for that the second handled.
-    pub recovered: u64,
 }
 
 /// Decodes one ring-buffer record. Records are written by our own programs,

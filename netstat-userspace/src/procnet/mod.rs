@@ -13,6 +13,7 @@ pub mod igmp;
 pub mod routes;
 pub mod snmp;
 pub mod sockets;
+pub mod sockstat;
 pub mod unix;
 
 use std::{fmt, io, net::Ipv4Addr, net::Ipv6Addr};

@@ -7,6 +7,7 @@ pub mod groups;
 pub mod interfaces;
 pub mod live_diff;
 pub mod masquerade;
+pub mod metrics;
 pub mod routes;
 pub mod sockets;
 pub mod statistics;

@@ -3,25 +3,13 @@
 
 use std::{fmt::Write as _, net::SocketAddr};
 
-use crate::{clock::TimeFormat, tcp_state::TcpState};
+use crate::{clock::TimeFormat, tcp_state::TcpState, traffic::Traffic};
 
 /// What happened in one interval.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Interval {
     pub seconds: f64,
-    /// Connects begun (CLOSE -> SYN_SENT).
-    pub new_active: u64,
-    /// Handshakes completed on a listener (SYN_RECV -> ESTABLISHED).
-    pub new_passive: u64,
-    /// Sockets that closed or entered TIME_WAIT (listeners excepted).
-    pub closed: u64,
-    pub refused: u64,
-    pub timeout: u64,
-    pub reset: u64,
-    pub retransmits: u64,
-    pub synack_retransmits: u64,
-    pub resets_sent: u64,
-    pub resets_received: u64,
+    pub traffic: Traffic,
     /// Sockets in TIME_WAIT now, and the change over the interval.
     pub time_wait: u64,
     pub time_wait_growth: i64,
@@ -33,8 +21,6 @@ pub struct Interval {
     /// fall short by at least this much: skipped runs no second program made up for,
     /// and gaps in sockets' histories (README, Known limits).
     pub missed: u64,
-    /// (old, new, count), TIME_WAIT entries shown as such.
-    pub transitions: Vec<(u8, u8, u64)>,
     /// The 5 remote endpoints with most failed connects + resets + retransmits.
     pub remotes: Vec<Remote>,
 }
@@ -92,26 +78,26 @@ retransmits/s: {:.1} ({:.1} SYN-ACK); resets/s: {:.1} sent, {:.1} received\n\
 TIME_WAIT: {} ({:+}); SYN_SENT over 1 s: {}; listen overflows: {}, drops: {}\n\
 transitions:",
         i.seconds,
-        rate(i.new_active),
-        rate(i.new_passive),
-        rate(i.closed),
-        i.refused,
-        i.timeout,
-        i.reset,
-        rate(i.retransmits),
-        rate(i.synack_retransmits),
-        rate(i.resets_sent),
-        rate(i.resets_received),
+        rate(i.traffic.opened_active),
+        rate(i.traffic.opened_passive),
+        rate(i.traffic.closed),
+        i.traffic.refused,
+        i.traffic.timeout,
+        i.traffic.reset,
+        rate(i.traffic.retransmits),
+        rate(i.traffic.synack_retransmits),
+        rate(i.traffic.resets_sent),
+        rate(i.traffic.resets_received),
         i.time_wait,
         i.time_wait_growth,
         i.syn_sent_over_1s,
         i.listen_overflows,
         i.listen_drops,
     );
-    if i.transitions.is_empty() {
+    if i.traffic.transitions.is_empty() {
         out.push_str(" none");
     }
-    for (old, new, n) in &i.transitions {
+    for (old, new, n) in &i.traffic.transitions {
         let _ = write!(out, " {} {n}", transition_name(*old, *new));
     }
     if i.missed > 0 {
@@ -146,16 +132,16 @@ fn json(out: &mut String, i: &Interval) {
 \"time_wait\":{},\"time_wait_growth\":{},\"syn_sent_over_1s\":{},\
 \"listen_overflows\":{},\"listen_drops\":{},\"missed\":{},\"transitions\":{{",
         i.seconds,
-        i.new_active,
-        i.new_passive,
-        i.closed,
-        i.refused,
-        i.timeout,
-        i.reset,
-        i.retransmits,
-        i.synack_retransmits,
-        i.resets_sent,
-        i.resets_received,
+        i.traffic.opened_active,
+        i.traffic.opened_passive,
+        i.traffic.closed,
+        i.traffic.refused,
+        i.traffic.timeout,
+        i.traffic.reset,
+        i.traffic.retransmits,
+        i.traffic.synack_retransmits,
+        i.traffic.resets_sent,
+        i.traffic.resets_received,
         i.time_wait,
         i.time_wait_growth,
         i.syn_sent_over_1s,
@@ -163,7 +149,7 @@ fn json(out: &mut String, i: &Interval) {
         i.listen_drops,
         i.missed,
     );
-    for (k, (old, new, n)) in i.transitions.iter().enumerate() {
+    for (k, (old, new, n)) in i.traffic.transitions.iter().enumerate() {
         let comma = if k > 0 { "," } else { "" };
         let _ = write!(out, "{comma}\"{}\":{n}", transition_name(*old, *new));
     }
@@ -186,23 +172,26 @@ mod tests {
     fn interval() -> Interval {
         Interval {
             seconds: 2.0,
-            new_active: 10,
-            new_passive: 8,
-            closed: 16,
-            refused: 2,
-            timeout: 0,
-            reset: 1,
-            retransmits: 4,
-            synack_retransmits: 0,
-            resets_sent: 3,
-            resets_received: 3,
+            traffic: Traffic {
+                opened_active: 10,
+                opened_passive: 8,
+                closed: 16,
+                refused: 2,
+                timeout: 0,
+                reset: 1,
+                retransmits: 4,
+                synack_retransmits: 0,
+                resets_sent: 3,
+                resets_received: 3,
+                transitions: vec![(7, 2, 10), (5, 6, 8)],
+                ..Traffic::default()
+            },
             time_wait: 8,
             time_wait_growth: 8,
             syn_sent_over_1s: 0,
             listen_overflows: 0,
             listen_drops: 0,
             missed: 0,
-            transitions: vec![(7, 2, 10), (5, 6, 8)],
             remotes: vec![Remote {
                 endpoint: "127.0.0.1:7001".parse().unwrap(),
                 failed_connects: 2,

@@ -1,0 +1,284 @@
+//! The `--metrics` endpoint: `GET /metrics` answered from the kernel maps on
+//! a thread of its own, so that a scrape never waits for the event loop and
+//! the event loop never waits for a scrape. HTTP/1.1 by hand, one request
+//! per connection: a scrape needs nothing more, and every limit is in view.
+//!
+//! Safe to expose: loopback unless told otherwise; only GET /metrics (404
+//! for other paths, 405 for other methods); a request head of at most
+//! `MAX_REQUEST` bytes that must arrive within `REQUEST_TIME`; at most
+//! `MAX_CLIENTS` connections at once (more are closed at once).
+
+use std::{
+    net::{SocketAddr, TcpListener as StdListener},
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use anyhow::{Context as _, Result};
+use tokio::{
+    io::{AsyncReadExt as _, AsyncWriteExt as _},
+    net::{TcpListener, TcpStream},
+};
+
+use crate::{
+    fail,
+    kernel::KernelCounts,
+    netns::{self, Selection},
+    procnet::sockstat::TcpPressure,
+    render::metrics::{self, Reading},
+    traffic::Traffic,
+};
+
+/// Where `--metrics` without an address listens.
+pub const DEFAULT_ADDR: &str = "127.0.0.1:9977";
+const MAX_REQUEST: usize = 8 * 1024;
+const REQUEST_TIME: Duration = Duration::from_secs(5);
+/// For writing the answer: a client that stops reading is dropped.
+const ANSWER_TIME: Duration = Duration::from_secs(10);
+const MAX_CLIENTS: usize = 32;
+
+/// Binds the endpoint now, so a bad or busy address is said before anything
+/// is loaded. `:PORT` means every interface.
+pub fn bind(addr: &str) -> Result<StdListener> {
+    let wanted: Vec<SocketAddr> = match addr.strip_prefix(':') {
+        Some(port) => {
+            let port: u16 = port.parse().map_err(|_| bad_addr(addr))?;
+            vec![
+                SocketAddr::from(([0u16; 8], port)),
+                SocketAddr::from(([0u8; 4], port)),
+            ]
+        }
+        None => vec![addr.parse().map_err(|_| bad_addr(addr))?],
+    };
+    let mut last = None;
+    // [::] takes IPv4 too where IPv6 is on; 0.0.0.0 where it is off.
+    for at in wanted {
+        match StdListener::bind(at) {
+            Ok(listener) => {
+                listener.set_nonblocking(true)?;
+                return Ok(listener);
+            }
+            Err(e) => last = Some((at, e)),
+        }
+    }
+    let (at, e) = last.expect("at least one address");
+    Err(fail::usage(format!(
+        "cannot listen on {at} for --metrics: {e} (choose another address or port)"
+    )))
+}
+
+fn bad_addr(addr: &str) -> anyhow::Error {
+    fail::usage(format!(
+        "invalid --metrics address '{addr}': use IP:PORT, [IPv6]:PORT or :PORT (default {DEFAULT_ADDR})"
+    ))
+}
+
+/// Serves `listener` until the process ends.
+pub fn start(
+    listener: StdListener,
+    counts: Arc<KernelCounts>,
+    namespaces: Selection,
+) -> Result<()> {
+    let local = listener.local_addr()?;
+    std::thread::Builder::new()
+        .name("metrics".into())
+        .spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
+            match runtime {
+                Ok(runtime) => runtime.block_on(serve(listener, counts, namespaces)),
+                Err(e) => log::error!("metrics endpoint: no runtime: {e}"),
+            }
+        })
+        .context("starting the metrics thread")?;
+    eprintln!("enetstat: serving metrics on http://{local}/metrics");
+    Ok(())
+}
+
+async fn serve(listener: StdListener, counts: Arc<KernelCounts>, namespaces: Selection) {
+    let listener = match TcpListener::from_std(listener) {
+        Ok(listener) => listener,
+        Err(e) => return log::error!("metrics endpoint: {e}"),
+    };
+    let clients = Arc::new(AtomicUsize::new(0));
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        if clients.fetch_add(1, Ordering::Relaxed) >= MAX_CLIENTS {
+            clients.fetch_sub(1, Ordering::Relaxed);
+            continue;
+        }
+        let (counts, clients) = (Arc::clone(&counts), Arc::clone(&clients));
+        tokio::spawn(async move {
+            answer(stream, &counts, namespaces).await;
+            clients.fetch_sub(1, Ordering::Relaxed);
+        });
+    }
+}
+
+async fn answer(mut stream: TcpStream, counts: &KernelCounts, namespaces: Selection) {
+    let head = match tokio::time::timeout(REQUEST_TIME, read_head(&mut stream)).await {
+        Ok(Some(head)) => head,
+        Ok(None) => return respond(&mut stream, "400 Bad Request", "text/plain", "").await,
+        // Too slow: dropped without an answer.
+        Err(_) => return,
+    };
+    let (status, kind, body) = match route(&head) {
+        Route::Metrics { openmetrics } => match scrape(counts, namespaces) {
+            Ok(text) if openmetrics => ("200 OK", metrics::OPENMETRICS, text),
+            Ok(text) => (
+                "200 OK",
+                metrics::PROMETHEUS_TEXT,
+                metrics::prometheus_text(&text),
+            ),
+            Err(e) => (
+                "500 Internal Server Error",
+                "text/plain",
+                format!("{e:#}\n"),
+            ),
+        },
+        Route::NotFound => ("404 Not Found", "text/plain", "only /metrics\n".into()),
+        Route::WrongMethod => ("405 Method Not Allowed", "text/plain", "only GET\n".into()),
+        Route::Bad => ("400 Bad Request", "text/plain", String::new()),
+    };
+    respond(&mut stream, status, kind, &body).await;
+}
+
+/// The request head (up to the blank line), or None when the client sent
+/// more than `MAX_REQUEST` bytes without one, or closed.
+async fn read_head(stream: &mut TcpStream) -> Option<Vec<u8>> {
+    let mut head = Vec::with_capacity(1024);
+    let mut buf = [0u8; 1024];
+    loop {
+        let n = stream.read(&mut buf).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        head.extend_from_slice(&buf[..n]);
+        if head.windows(4).any(|w| w == b"\r\n\r\n") || head.windows(2).any(|w| w == b"\n\n") {
+            return Some(head);
+        }
+        if head.len() > MAX_REQUEST {
+            return None;
+        }
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Route {
+    /// `openmetrics`: the client accepts it (Prometheus does); others get
+    /// the older text format.
+    Metrics {
+        openmetrics: bool,
+    },
+    NotFound,
+    WrongMethod,
+    Bad,
+}
+
+fn route(head: &[u8]) -> Route {
+    let line = head.split(|&b| b == b'\n').next().unwrap_or_default();
+    let Ok(line) = std::str::from_utf8(line) else {
+        return Route::Bad;
+    };
+    let mut words = line.trim_end_matches('\r').split(' ');
+    let (Some(method), Some(target), Some(version), None) =
+        (words.next(), words.next(), words.next(), words.next())
+    else {
+        return Route::Bad;
+    };
+    if !version.starts_with("HTTP/1.") {
+        return Route::Bad;
+    }
+    let path = target.split('?').next().unwrap_or_default();
+    match (path == "/metrics", method == "GET") {
+        (false, _) => Route::NotFound,
+        (true, false) => Route::WrongMethod,
+        (true, true) => Route::Metrics {
+            openmetrics: accepts_openmetrics(head),
+        },
+    }
+}
+
+fn accepts_openmetrics(head: &[u8]) -> bool {
+    String::from_utf8_lossy(head).lines().any(|l| {
+        let l = l.to_ascii_lowercase();
+        l.starts_with("accept:") && l.contains("application/openmetrics-text")
+    })
+}
+
+async fn respond(stream: &mut TcpStream, status: &str, kind: &str, body: &str) {
+    let allow = if status.starts_with("405") {
+        "Allow: GET\r\n"
+    } else {
+        ""
+    };
+    let text = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\n{allow}Connection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let write = async {
+        stream.write_all(text.as_bytes()).await?;
+        stream.shutdown().await
+    };
+    // A client that does not read its answer in time is dropped.
+    let _ = tokio::time::timeout(ANSWER_TIME, write).await;
+}
+
+/// One scrape: the kernel's counts and each watched namespace's /proc figures.
+fn scrape(counts: &KernelCounts, namespaces: Selection) -> Result<String> {
+    let counters = counts.counters()?;
+    let several = namespaces == Selection::All;
+    let mut pressure = Vec::new();
+    for (inode, path) in namespaces.members() {
+        if let Some(p) = netns::inside(path.as_deref(), TcpPressure::read)? {
+            pressure.push((several.then_some(inode), p));
+        }
+    }
+    Ok(metrics::render(Reading {
+        traffic: Traffic::from_stats(&counts.stats()?),
+        lost_ring_full: counters.ring_full,
+        lost_skipped: counters.unrecovered,
+        lost_gaps: counters.gaps,
+        pressure,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_get_of_metrics_is_answered() {
+        let route = |head: &str| route(head.as_bytes());
+        let metrics = |openmetrics| Route::Metrics { openmetrics };
+        assert_eq!(
+            route("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"),
+            metrics(false)
+        );
+        assert_eq!(route("GET /metrics?x=1 HTTP/1.0\r\n\r\n"), metrics(false));
+        assert_eq!(
+            route(
+                "GET /metrics HTTP/1.1\r\nAccept: application/openmetrics-text;version=1.0.0\r\n\r\n"
+            ),
+            metrics(true)
+        );
+        assert_eq!(route("GET / HTTP/1.1\r\n\r\n"), Route::NotFound);
+        assert_eq!(route("POST /metrics HTTP/1.1\r\n\r\n"), Route::WrongMethod);
+        assert_eq!(route("GET /metrics\r\n\r\n"), Route::Bad);
+        assert_eq!(route("\u{1}\u{2} garbage"), Route::Bad);
+    }
+
+    #[test]
+    fn addresses_are_checked() {
+        assert!(bind("127.0.0.1:notaport").is_err());
+        assert!(bind("localhost").is_err());
+        let listener = bind("127.0.0.1:0").unwrap();
+        assert!(listener.local_addr().unwrap().ip().is_loopback());
+    }
+}

@@ -1,0 +1,275 @@
+//! `--metrics`: the Prometheus endpoint, scraped by a real Prometheus server
+//! and by hand, in a namespace of the test's own. The storms go to
+//! 127.0.0.2, and enetstat watches only that address, so that the scrapes'
+//! own connections (127.0.0.1) are not counted.
+
+use std::{
+    io::{Read as _, Write as _},
+    net::TcpStream,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use tests::{Netns, Tracer, storm, wait_limit};
+
+const STORM: &str = "127.0.0.2:7000";
+const WATCHED: &str = "127.0.0.2/32";
+const ENDPOINT: &str = "127.0.0.1:9977";
+
+/// One HTTP exchange with the endpoint from inside `ns`: what the server
+/// answered before it closed (empty when it closed or reset without a word).
+fn exchange(ns: &Netns, request: &[u8]) -> String {
+    ns.inside(|| {
+        let mut stream = TcpStream::connect(ENDPOINT).expect("connect to the endpoint");
+        stream.set_read_timeout(Some(wait_limit())).unwrap();
+        // A server that stops reading may reset the rest of a long request.
+        let _ = stream.write_all(request);
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer);
+        String::from_utf8_lossy(&answer).into_owned()
+    })
+}
+
+/// The body of `GET /metrics` (the Prometheus text format), checked for 200.
+fn scrape(ns: &Netns) -> String {
+    let answer = exchange(ns, b"GET /metrics HTTP/1.1\r\nHost: test\r\n\r\n");
+    let (head, body) = answer.split_once("\r\n\r\n").expect("an HTTP answer");
+    assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
+    assert!(head.contains("Content-Type: text/plain; version=0.0.4"), "{head}");
+    body.to_string()
+}
+
+/// The value of the sample `series` (name and labels as printed) in a scrape.
+fn sample(text: &str, series: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no sample {series} in\n{text}"))
+}
+
+#[test]
+fn a_scrape_during_a_storm_counts_it_exactly_and_passes_promtool() {
+    let ns = Netns::new("metrics-curl");
+    let tracer = Tracer::start(&ns, &["--metrics", ENDPOINT, "--addr", WATCHED, "--stop-json"]);
+    let active = "enetstat_connections_opened_total{direction=\"active\"}";
+    let before = sample(&scrape(&ns), active);
+    storm(&ns, STORM, 2_000, &[]);
+    let after = scrape(&ns);
+    assert_eq!(sample(&after, active) - before, 2_000);
+    assert_eq!(sample(&after, "enetstat_connections_closed_total"), 4_000);
+    assert_eq!(
+        sample(&after, "enetstat_connect_duration_seconds_count"),
+        2_000
+    );
+
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (cargo xtask setup installs prometheus)");
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(after.as_bytes())
+        .unwrap();
+    let checked = promtool.wait_with_output().unwrap();
+    assert!(
+        checked.status.success(),
+        "promtool check metrics: {}{}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    let out = tracer.stop();
+    assert!(out.status.success(), "{:?}", out.stderr);
+    assert_eq!(out.stop_object()["stop"], "metrics");
+}
+
+#[test]
+fn bad_requests_get_their_answer_and_the_next_scrape_still_works() {
+    let ns = Netns::new("metrics-bad");
+    let tracer = Tracer::start(&ns, &["--metrics", ENDPOINT, "--addr", WATCHED, "--stop-json"]);
+    let status = |answer: &str| answer.lines().next().unwrap_or_default().to_string();
+    let wrong_path = exchange(&ns, b"GET /other HTTP/1.1\r\n\r\n");
+    assert_eq!(status(&wrong_path), "HTTP/1.1 404 Not Found");
+    let wrong_method = exchange(&ns, b"POST /metrics HTTP/1.1\r\n\r\n");
+    assert_eq!(status(&wrong_method), "HTTP/1.1 405 Method Not Allowed");
+    assert!(wrong_method.contains("\r\nAllow: GET\r\n"), "{wrong_method}");
+    // 1 MB without a line end: refused after the first 8 KiB.
+    let garbage = exchange(&ns, &vec![b'x'; 1 << 20]);
+    assert!(
+        garbage.is_empty() || status(&garbage) == "HTTP/1.1 400 Bad Request",
+        "{garbage}"
+    );
+    scrape(&ns);
+
+    // A client that never finishes its request neither blocks a scrape nor
+    // stays connected for long.
+    ns.inside(|| {
+        let mut slow = TcpStream::connect(ENDPOINT).unwrap();
+        slow.write_all(b"GET /metrics HTTP/1.1\r\n").unwrap();
+        let started = Instant::now();
+        slow.set_read_timeout(Some(wait_limit())).unwrap();
+        let mut other = TcpStream::connect(ENDPOINT).unwrap();
+        other.write_all(b"GET /metrics HTTP/1.1\r\n\r\n").unwrap();
+        let mut answer = String::new();
+        other.read_to_string(&mut answer).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer}");
+        let mut rest = Vec::new();
+        let closed = slow.read_to_end(&mut rest);
+        assert!(
+            closed.is_ok() && rest.is_empty(),
+            "slow client: {closed:?} {rest:?}"
+        );
+        let waited = started.elapsed();
+        assert!(
+            waited >= Duration::from_secs(4) && waited < wait_limit(),
+            "dropped after {waited:?}"
+        );
+    });
+    scrape(&ns);
+    let out = tracer.stop();
+    assert!(out.status.success(), "{:?}", out.stderr);
+}
+
+#[test]
+fn beside_the_event_log_the_same_programs_feed_both() {
+    let ns = Netns::new("metrics-beside");
+    let tracer = Tracer::start(
+        &ns,
+        &["-E", "--json", "--metrics", ENDPOINT, "--addr", WATCHED],
+    );
+    storm(&ns, STORM, 100, &[]);
+    tracer.wait_quiet();
+    let counted = sample(
+        &scrape(&ns),
+        "enetstat_tcp_transitions_total{old=\"CLOSE\",new=\"SYN_SENT\"}",
+    );
+    let out = tracer.stop();
+    assert!(out.status.success(), "{:?}", out.stderr);
+    let logged = tracer_connects(&out.stdout);
+    assert_eq!((counted, logged), (100, 100));
+}
+
+/// CLOSE -> SYN_SENT lines of an NDJSON event log.
+fn tracer_connects(log: &str) -> u64 {
+    log.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["old_state"] == "CLOSE" && v["new_state"] == "SYN_SENT")
+        .count() as u64
+}
+
+/// A Prometheus server in `ns` scraping the endpoint every second, with its
+/// data in a directory of its own. Killed on drop.
+struct Prometheus {
+    child: Child,
+    dir: std::path::PathBuf,
+}
+
+impl Prometheus {
+    const WEB: &str = "127.0.0.1:9090";
+
+    fn start(ns: &Netns) -> Self {
+        let dir = std::env::temp_dir().join(format!("{}-prometheus", ns.name));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let config = dir.join("prometheus.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
+                 scrape_configs:\n  - job_name: enetstat\n    static_configs:\n      - targets: ['{ENDPOINT}']\n"
+            ),
+        )
+        .unwrap();
+        let child = ns
+            .command("prometheus")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
+            .arg(format!("--web.listen-address={}", Self::WEB))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("log")).unwrap())
+            .spawn()
+            .expect("prometheus (cargo xtask setup installs it)");
+        Self { child, dir }
+    }
+
+    /// The value of an instant query's single result, None while there is none.
+    fn query(&self, ns: &Netns, promql: &str) -> Option<f64> {
+        let url = format!("http://{}/api/v1/query", Self::WEB);
+        let out = ns
+            .command("curl")
+            .args(["-s", "-G", "--data-urlencode"])
+            .arg(format!("query={promql}"))
+            .arg(url)
+            .output()
+            .ok()?;
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        v["data"]["result"][0]["value"][1].as_str()?.parse().ok()
+    }
+
+    /// Waits (bounded) until every query gives its value; the last values
+    /// seen otherwise.
+    fn wait_for(&self, ns: &Netns, want: &[(&str, f64)]) -> Result<(), String> {
+        // Starting Prometheus under emulation takes a while: a wider bound.
+        let deadline = Instant::now() + wait_limit() * 3;
+        loop {
+            let got: Vec<Option<f64>> = want.iter().map(|(q, _)| self.query(ns, q)).collect();
+            if want.iter().zip(&got).all(|((_, w), g)| *g == Some(*w)) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                let log = std::fs::read_to_string(self.dir.join("log")).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(5).collect();
+                return Err(format!("wanted {want:?}, got {got:?}; log ends {tail:?}"));
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[test]
+fn a_real_prometheus_counts_a_storm_of_known_size_exactly() {
+    let ns = Netns::new("metrics-prom");
+    let tracer = Tracer::start(&ns, &["--metrics", ENDPOINT, "--addr", WATCHED, "--stop-json"]);
+    let prometheus = Prometheus::start(&ns);
+    prometheus
+        .wait_for(&ns, &[("up{job=\"enetstat\"}", 1.0)])
+        .expect("Prometheus scrapes enetstat");
+    // 2,000 connections, one in five to a port nobody listens on: 1,600
+    // accepted (two ends each) and 400 refused.
+    storm(&ns, STORM, 2_000, &["--mix"]);
+    let result = prometheus.wait_for(
+        &ns,
+        &[
+            (
+                "enetstat_connections_opened_total{direction=\"active\"}",
+                2_000.0,
+            ),
+            (
+                "enetstat_connections_opened_total{direction=\"passive\"}",
+                1_600.0,
+            ),
+            ("enetstat_connections_closed_total", 3_600.0),
+            (
+                "enetstat_connect_failures_total{reason=\"refused\"}",
+                400.0,
+            ),
+        ],
+    );
+    drop(prometheus);
+    let out = tracer.stop();
+    assert_eq!(result, Ok(()));
+    assert!(out.status.success(), "{:?}", out.stderr);
+    assert_eq!(out.stop_object()["lost"], 0);
+}
