@@ -67,6 +67,8 @@ pub mod maps {
     pub const REMOTES: &str = "REMOTES";
     pub const HANDLED: &str = "HANDLED";
     pub const SCRATCH: &str = "SCRATCH";
+    pub const NETNS_STATS: &str = "NETNS_STATS";
+    pub const ZERO_STATS: &str = "ZERO_STATS";
     /// The read-only global userspace fills in before load.
     pub const CONFIG: &str = "CONFIG";
 }
@@ -373,6 +375,14 @@ pub struct RemoteStats {
     pub retransmits: u64,
 }
 
+/// Value of the `NETNS_STATS` map: `STATS` of one network namespace (per
+/// CPU; userspace sums), kept when every namespace is watched.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NetnsStats {
+    pub counts: [u64; stat::COUNT as usize],
+}
+
 /// Linux TCP states as the kernel numbers them (`include/net/tcp_states.h`).
 pub mod tcp_state {
     pub const ESTABLISHED: u8 = 1;
@@ -501,10 +511,13 @@ pub struct Config {
     pub netns: u32,
     pub kernel: KernelOffsets,
     pub filter: Filter,
-    /// Count (`STATS`, `REMOTES`) but send no events: `--summary`.
-    /// `REMOTES` is filled only then.
+    /// Count (`STATS`) but send no events: `--summary`, `--metrics` alone.
     pub counts_only: u8,
-    pub _pad2: [u8; 3],
+    /// Fill `REMOTES` (`--summary` reads it).
+    pub count_remotes: u8,
+    /// Fill `NETNS_STATS` (`--metrics --netns all` reads it).
+    pub count_per_netns: u8,
+    pub _pad2: u8,
 }
 
 impl Config {
@@ -545,7 +558,9 @@ impl Config {
             families: 0,
         },
         counts_only: 0,
-        _pad2: [0; 3],
+        count_remotes: 0,
+        count_per_netns: 0,
+        _pad2: 0,
     };
 }
 
@@ -610,6 +625,8 @@ mod user {
     unsafe impl aya::Pod for super::RemoteKey {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::RemoteStats {}
+    // SAFETY: an array of u64.
+    unsafe impl aya::Pod for super::NetnsStats {}
 }
 
 #[cfg(test)]

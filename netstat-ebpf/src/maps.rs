@@ -5,10 +5,13 @@ use aya_ebpf::{
     maps::{HashMap, LruPerCpuHashMap, PerCpuArray, RingBuf},
 };
 use netstat_common::{
-    Event, ListenKey, ListenOwner, RemoteKey, RemoteStats, SockInfo, counter, stat,
+    Event, ListenKey, ListenOwner, NetnsStats, RemoteKey, RemoteStats, SockInfo, counter, stat,
 };
 
-use crate::pair::tp;
+use crate::{
+    config::{CONFIG, cfg},
+    pair::tp,
+};
 
 /// Default 16 MiB (~160k events, a 16k-connection burst the consumer has not
 /// caught up with yet); userspace may resize it with `--ring-size`.
@@ -30,6 +33,17 @@ pub(crate) static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(cou
 /// Traffic counts for `--summary` (indices in `netstat_common::stat`).
 #[map]
 pub(crate) static STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(stat::COUNT, 0);
+
+/// `STATS` per network namespace, for `--metrics --netns all`; namespaces
+/// long unseen make room for new ones.
+#[map]
+pub(crate) static NETNS_STATS: LruPerCpuHashMap<u32, NetnsStats> =
+    LruPerCpuHashMap::with_max_entries(1024, 0);
+
+/// One all-zero `NetnsStats`, the value a namespace's entry starts from (too
+/// large for the stack).
+#[map]
+pub(crate) static ZERO_STATS: PerCpuArray<NetnsStats> = PerCpuArray::with_max_entries(1, 0);
 
 /// Failures, resets and retransmits per remote endpoint, for the summary's
 /// top lists; least recently used endpoints make room for new ones.
@@ -84,23 +98,48 @@ pub(crate) struct Marks {
     pub(crate) slots: [(u64, u64, u64); MARK_SLOTS],
 }
 
+/// Counts `n` at `STATS[index]`, and in the namespace's own `NETNS_STATS`
+/// entry when asked (`--metrics --netns all`).
 #[inline(always)]
-pub(crate) fn add_stat(index: u32) {
-    if let Some(n) = STATS.get_ptr_mut(index) {
+pub(crate) fn add_stat(netns: u32, index: u32, n: u64) {
+    if let Some(count) = STATS.get_ptr_mut(index) {
         // SAFETY: a map value of this CPU, valid while the program runs.
-        unsafe { *n += 1 };
+        unsafe { *count += n };
+    }
+    if cfg(&CONFIG.count_per_netns) != 0 {
+        add_netns_stat(netns, index, n);
+    }
+}
+
+/// Not inlined: the lookup and insert would not fit in the callers' stack.
+#[inline(never)]
+fn add_netns_stat(netns: u32, index: u32, n: u64) {
+    let entry = match NETNS_STATS.get_ptr_mut(&netns) {
+        Some(entry) => entry,
+        None => {
+            let Some(zero) = ZERO_STATS.get_ptr(0) else {
+                return;
+            };
+            // SAFETY: a map value, read by the helper while we run.
+            let _ = NETNS_STATS.insert(&netns, unsafe { &*zero }, 0);
+            let Some(entry) = NETNS_STATS.get_ptr_mut(&netns) else {
+                return;
+            };
+            entry
+        }
+    };
+    // SAFETY: this CPU's value of a per-CPU map, valid while we run.
+    if let Some(count) = unsafe { (*entry).counts.get_mut(index as usize) } {
+        *count += n;
     }
 }
 
 /// One duration into the histogram at `STATS[histogram]` (see
 /// `stat::CONNECT_DURATION`): its bucket, and the sum.
 #[inline(always)]
-pub(crate) fn add_duration(histogram: u32, ns: u64) {
-    add_stat(histogram + stat::duration_bucket(ns));
-    if let Some(sum) = STATS.get_ptr_mut(histogram + stat::HISTOGRAM_BUCKETS) {
-        // SAFETY: a map value of this CPU, valid while the program runs.
-        unsafe { *sum += ns };
-    }
+pub(crate) fn add_duration(netns: u32, histogram: u32, ns: u64) {
+    add_stat(netns, histogram + stat::duration_bucket(ns), 1);
+    add_stat(netns, histogram + stat::HISTOGRAM_BUCKETS, ns);
 }
 
 #[inline(always)]

@@ -116,7 +116,6 @@ impl PairRun {
         if let Some(marks) = HANDLED.get_ptr_mut(0) {
             // SAFETY: this CPU's marks; a pair's two programs run one
             // after the other, never at once on a CPU.
-            // SAFETY: as in `leave_mark`.
             let marks = unsafe { &mut *marks };
             let at = marks.next as usize % MARK_SLOTS;
             marks.next = marks.next.wrapping_add(1);
@@ -133,6 +132,7 @@ impl PairRun {
         let Some(marks) = HANDLED.get_ptr_mut(0) else {
             return false;
         };
+        // SAFETY: as in `leave_mark`.
         let marks = unsafe { &mut *marks };
         for slot in marks.slots.iter_mut() {
             if *slot == self.mark {

@@ -56,7 +56,7 @@ pub(crate) fn copy_owner(ev: &mut Event, info: &SockInfo) {
 pub(crate) fn count_remote(ev: &Event, add: impl FnOnce(&mut RemoteStats)) {
     // Only `--summary` reads the map, and a server's remotes are new at
     // every connection: an LRU insert and eviction per event otherwise.
-    if cfg(&CONFIG.counts_only) == 0 {
+    if cfg(&CONFIG.count_remotes) == 0 {
         return;
     }
     let key = RemoteKey {
@@ -160,19 +160,19 @@ pub(crate) fn on_socket_event(
     }
     match event_kind {
         kind::RETRANSMIT => {
-            add_stat(stat::RETRANSMITS);
+            add_stat(netns, stat::RETRANSMITS, 1);
             count_remote(ev, |r| r.retransmits += 1);
         }
         kind::RETRANSMIT_SYNACK => {
-            add_stat(stat::SYNACK_RETRANSMITS);
+            add_stat(netns, stat::SYNACK_RETRANSMITS, 1);
             count_remote(ev, |r| r.retransmits += 1);
         }
         kind::SEND_RESET => {
-            add_stat(stat::RESETS_SENT);
+            add_stat(netns, stat::RESETS_SENT, 1);
             count_remote(ev, |r| r.resets += 1);
         }
         _ => {
-            add_stat(stat::RESETS_RECEIVED);
+            add_stat(netns, stat::RESETS_RECEIVED, 1);
             count_remote(ev, |r| r.resets += 1);
         }
     }

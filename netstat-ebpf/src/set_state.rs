@@ -50,9 +50,13 @@ pub(crate) fn set_state(ctx: &BtfTracePointContext, role: Role) -> i32 {
     if verdict == Verdict::Filtered {
         forget_connect(sk, old);
     }
-    run.finish(verdict, |netns, slot| {
-        on_transition(ctx, sk, old, new, netns, slot)
-    })
+    // Inlined: as a function of its own, its frame would add to the
+    // program's against 6.1's 512-byte limit over the call chain.
+    run.finish(
+        verdict,
+        #[inline(always)]
+        |netns, slot| on_transition(ctx, sk, old, new, netns, slot),
+    )
 }
 
 /// Transitions that only happen inside a system call made by the socket's owner:
@@ -179,10 +183,16 @@ pub(crate) fn on_transition<C: EbpfContext>(
     }
     let effective = effective_new_state(old, new, info.flags);
     if passes(ev, filter().transition_matches(old, effective)) {
-        add_stat(stat::transition(old, effective));
-        add_durations(old, effective, now, &info);
+        add_stat(netns, stat::transition(old, effective), 1);
+        let entered = if info.state == tcp_state::SYN_SENT {
+            info.ts_ns
+        } else {
+            0
+        };
+        let change = u32::from(old) << 8 | u32::from(effective);
+        add_durations(netns, change, now, entered, info.born_ns);
         if ev.failure != failure::NONE {
-            add_stat(stat::FAILURES + ev.failure as u32);
+            add_stat(netns, stat::FAILURES + ev.failure as u32, 1);
             if old == tcp_state::SYN_SENT {
                 count_remote(ev, |r| r.failed_connects += 1);
             }
@@ -217,19 +227,22 @@ pub(crate) fn on_transition<C: EbpfContext>(
 }
 
 /// The handshake's duration when a connect succeeds, and the connection's
-/// lifetime when it ends, where the kernel side saw them begin.
-#[inline(always)]
-fn add_durations(old: u8, effective: u8, now: u64, info: &SockInfo) {
-    if old == tcp_state::SYN_SENT
-        && effective == tcp_state::ESTABLISHED
-        && info.state == tcp_state::SYN_SENT
-    {
-        add_duration(stat::CONNECT_DURATION, now.saturating_sub(info.ts_ns));
+/// lifetime when it ends, where the kernel side saw them begin (`change`:
+/// old << 8 | new; `entered`: when the socket entered `old`, `born`: when
+/// it was made; 0 = unknown).
+/// Not inlined, with plain arguments: in `on_transition` its locals
+/// would push the stack past 6.1's limit of 512 bytes over the call chain.
+#[inline(never)]
+fn add_durations(netns: u32, change: u32, now: u64, entered: u64, born: u64) {
+    // BPF calls take at most five arguments: (old, new) come packed.
+    let (old, effective) = ((change >> 8) as u8, change as u8);
+    if old == tcp_state::SYN_SENT && effective == tcp_state::ESTABLISHED && entered != 0 {
+        add_duration(netns, stat::CONNECT_DURATION, now.saturating_sub(entered));
     }
     let ends = (effective == tcp_state::CLOSE && old != tcp_state::LISTEN)
         || effective == tcp_state::TIME_WAIT;
-    if ends && info.born_ns != 0 {
-        add_duration(stat::LIFETIME, now.saturating_sub(info.born_ns));
+    if ends && born != 0 {
+        add_duration(netns, stat::LIFETIME, now.saturating_sub(born));
     }
 }
 

@@ -7,9 +7,9 @@ use clap::{ArgAction, Parser};
 #[command(
     name = "enetstat",
     version,
-    about = "netstat on eBPF: the classic listing from /proc, plus a live TCP state-change log",
+    about = "netstat on eBPF: the classic listing from /proc, a live TCP state-change log, storm summaries and Prometheus metrics",
     after_help = "Sockets: -t tcp, -u udp, -U udplite, -w raw, -x unix; families: -4, -6, -A inet,inet6,unix.\n\
-Events: `enetstat -E [-n] [--json]` logs every TCP state change; `enetstat -S [SECONDS]` summarises them (both need root).\n\
+Events: `enetstat -E [-n] [--json]` logs every TCP state change; `enetstat -S [SECONDS]` summarises them; `enetstat --metrics [ADDR]` serves them to Prometheus (all need root).\n\
 Filters (every mode; applied in the kernel for -E, -S and -c): --port, --sport, --dport, --addr, --state, --pid, --netns."
 )]
 pub struct Cli {
@@ -130,6 +130,10 @@ pub struct Cli {
     /// Serve Prometheus metrics on http://ADDR/metrics (default 127.0.0.1:9977; :PORT for every interface), alone or beside -E, -S or -c (needs root)
     #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = crate::metrics_server::DEFAULT_ADDR)]
     pub metrics: Option<String>,
+
+    /// For packaging: write the man page (man) or shell completions (bash, zsh, fish) to standard output
+    #[arg(long, value_name = "WHAT", hide = true, value_parser = ["man", "bash", "zsh", "fish"])]
+    pub generate: Option<String>,
 
     // ---- filters (every mode) ----
     /// Only connections with this local or remote port (number or service name)

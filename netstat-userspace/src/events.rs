@@ -18,7 +18,7 @@ use crate::{
     netns::Selection,
     output::Output,
     render::{event_json::JsonLog, event_text::TextLog, stop::StopSummary},
-    session::{self, Flow, Sink, attach, block_on},
+    session::{self, Flow, Needs, Sink, attach, block_on},
 };
 
 /// What the run saw, for the closing summary line.
@@ -55,7 +55,7 @@ pub fn run(cli: &Cli, namespaces: Selection) -> Result<()> {
 }
 
 async fn stream(cli: &Cli, namespaces: Selection) -> Result<()> {
-    let mut attached = attach(cli, namespaces, false)?;
+    let mut attached = attach(cli, namespaces, Needs::Events)?;
     let decoder = attached.decoder()?;
     eprintln!(
         "enetstat: tracing TCP in {} (stop with Ctrl-C)",

@@ -13,6 +13,7 @@ mod decoder;
 mod events;
 mod fail;
 mod filter;
+mod generate;
 mod kernel;
 mod live;
 mod metrics;
@@ -59,6 +60,9 @@ fn main() {
 }
 
 fn run(cli: &Cli) -> anyhow::Result<()> {
+    if let Some(what) = &cli.generate {
+        return generate::run(what);
+    }
     let namespaces = netns::Selection::from_cli(cli.netns.as_deref())?;
     if cli.events {
         return events::run(cli, namespaces);

@@ -9,12 +9,12 @@ use crate::{
     kernel::Probe,
     netns::Selection,
     render::stop::StopSummary,
-    session::{self, Sink},
+    session::{self, Needs, Sink},
 };
 
 pub fn run(cli: &Cli, namespaces: Selection) -> Result<()> {
     session::block_on(async {
-        let mut attached = session::attach(cli, namespaces, true)?;
+        let mut attached = session::attach(cli, namespaces, Needs::Counts)?;
         eprintln!(
             "enetstat: tracing TCP in {} for the metrics endpoint (stop with Ctrl-C)",
             namespaces.describe()

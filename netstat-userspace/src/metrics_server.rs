@@ -9,6 +9,7 @@
 //! `MAX_CLIENTS` connections at once (more are closed at once).
 
 use std::{
+    collections::BTreeMap,
     net::{SocketAddr, TcpListener as StdListener},
     sync::{
         Arc,
@@ -28,7 +29,7 @@ use crate::{
     kernel::KernelCounts,
     netns::{self, Selection},
     procnet::sockstat::TcpPressure,
-    render::metrics::{self, Reading},
+    render::metrics::{self, NetnsReading, Reading},
     traffic::Traffic,
 };
 
@@ -230,22 +231,40 @@ async fn respond(stream: &mut TcpStream, status: &str, kind: &str, body: &str) {
     let _ = tokio::time::timeout(ANSWER_TIME, write).await;
 }
 
-/// One scrape: the kernel's counts and each watched namespace's /proc figures.
+/// One scrape: the kernel's counts and each watched namespace's /proc
+/// figures; with `--netns all`, namespace by namespace.
 fn scrape(counts: &KernelCounts, namespaces: Selection) -> Result<String> {
     let counters = counts.counters()?;
-    let several = namespaces == Selection::All;
-    let mut pressure = Vec::new();
-    for (inode, path) in namespaces.members() {
-        if let Some(p) = netns::inside(path.as_deref(), TcpPressure::read)? {
-            pressure.push((several.then_some(inode), p));
+    let read_pressure = |path: Option<&std::path::Path>| netns::inside(path, TcpPressure::read);
+    let namespaces = match namespaces {
+        Selection::One(_) => vec![NetnsReading {
+            netns: None,
+            traffic: Traffic::from_stats(&counts.stats()?),
+            pressure: read_pressure(None)?,
+        }],
+        Selection::All => {
+            let mut by_inode: BTreeMap<u32, NetnsReading> = BTreeMap::new();
+            for (inode, stats) in counts.stats_by_netns()? {
+                let reading = by_inode.entry(inode).or_default();
+                reading.traffic = Traffic::from_stats(&stats);
+            }
+            for (inode, path) in namespaces.members() {
+                by_inode.entry(inode).or_default().pressure = read_pressure(path.as_deref())?;
+            }
+            by_inode
+                .into_iter()
+                .map(|(inode, reading)| NetnsReading {
+                    netns: Some(inode),
+                    ..reading
+                })
+                .collect()
         }
-    }
+    };
     Ok(metrics::render(Reading {
-        traffic: Traffic::from_stats(&counts.stats()?),
+        namespaces,
         lost_ring_full: counters.ring_full,
         lost_skipped: counters.unrecovered,
         lost_gaps: counters.gaps,
-        pressure,
     }))
 }
 

@@ -55,14 +55,24 @@ pub struct Attached {
     pub filter: netstat_common::Filter,
 }
 
+/// What a mode needs from the kernel programs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Needs {
+    /// Every event, in the ring buffer (-E, -c).
+    Events,
+    /// Counts only (--metrics alone).
+    Counts,
+    /// Counts, and counts per remote endpoint (-S).
+    CountsByRemote,
+}
+
 /// Raises our priority for the storms to come (start-up included: loading
 /// under a storm at an ordinary share took over 10 s) and attaches the
-/// kernel programs with the user's namespace choice and filter (`counts_only`:
-/// count only, for --summary). Owner snapshots are to be taken after this,
-/// so no socket falls between the two.
-/// With `--metrics`, the endpoint is served beside the mode, from the same
-/// programs.
-pub fn attach(cli: &Cli, namespaces: Selection, counts_only: bool) -> Result<Attached> {
+/// kernel programs with the user's namespace choice and filter. Owner
+/// snapshots are to be taken after this, so no socket falls between the
+/// two. With `--metrics`, the endpoint is served beside the mode, from the
+/// same programs.
+pub fn attach(cli: &Cli, namespaces: Selection, needs: Needs) -> Result<Attached> {
     check_ring_size(cli)?;
     let filter = filter::from_cli(cli)?;
     let metrics = cli
@@ -74,7 +84,9 @@ pub fn attach(cli: &Cli, namespaces: Selection, counts_only: bool) -> Result<Att
     let probe = Probe::load(&kernel::Options {
         netns: namespaces.kernel_filter(),
         filter,
-        counts_only,
+        counts_only: needs != Needs::Events,
+        count_remotes: needs == Needs::CountsByRemote,
+        count_per_netns: cli.metrics.is_some() && namespaces == Selection::All,
         ring_bytes: cli.ring_size,
     })?;
     if let Some(blind_spot) = &probe.blind_spot {

@@ -22,7 +22,7 @@ use crate::{
         stop::StopSummary,
         summary::{self as render, Interval, Remote},
     },
-    session::{self, Flow, Sink},
+    session::{self, Flow, Needs, Sink},
     traffic::Traffic,
 };
 
@@ -36,7 +36,7 @@ pub fn run(cli: &Cli, namespaces: Selection, seconds: f64) -> Result<()> {
 }
 
 async fn summarise(cli: &Cli, namespaces: Selection, every: Duration) -> Result<()> {
-    let mut attached = session::attach(cli, namespaces, true)?;
+    let mut attached = session::attach(cli, namespaces, Needs::CountsByRemote)?;
     // The first block counts from here, so read before saying we trace:
     // whatever happens after that line is in the summary.
     let mut summary = Summary {

@@ -7,7 +7,7 @@
 use std::{
     fs,
     io::{BufRead, BufReader, Read},
-    path::PathBuf,
+    path::{Path, PathBuf},
     process::{Child, Command, ExitStatus, Stdio},
     sync::mpsc::{self, Receiver},
     time::{Duration, Instant},
@@ -373,7 +373,12 @@ impl Tracer {
     /// Starts `enetstat <args>` in `ns` and waits until it reports that it is
     /// attached, so that nothing the test does afterwards is missed.
     pub fn start(ns: &Netns, args: &[&str]) -> Self {
-        let tracer = Self::spawn(ns, args);
+        Self::start_program(ns, &enetstat_bin(), args)
+    }
+
+    /// As `start`, for another build of enetstat (the packaged one).
+    pub fn start_program(ns: &Netns, program: &Path, args: &[&str]) -> Self {
+        let tracer = Self::spawn_program(ns, program, args);
         loop {
             match tracer.stderr.recv_timeout(wait_limit()) {
                 Ok(line) if line.contains("tracing TCP") => return tracer,
@@ -433,6 +438,10 @@ impl Tracer {
     }
 
     fn spawn(ns: &Netns, args: &[&str]) -> Self {
+        Self::spawn_program(ns, &enetstat_bin(), args)
+    }
+
+    fn spawn_program(ns: &Netns, program: &Path, args: &[&str]) -> Self {
         let out = std::env::temp_dir().join(format!(
             "{}-{}.out",
             ns.name,
@@ -440,7 +449,7 @@ impl Tracer {
         ));
         let file = fs::File::create(&out).expect("create tracer output");
         let mut child = ns
-            .command(enetstat_bin())
+            .command(program)
             .args(args)
             .stdout(file)
             .stderr(Stdio::piped())

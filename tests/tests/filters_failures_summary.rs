@@ -132,11 +132,14 @@ fn a_closed_connection_reports_its_totals() {
         // received one FIN.
         let client = end["remote"] == "127.0.0.1:7300";
         let acked = if client { 2 } else { 1 };
-        assert_eq!(
-            (&end["bytes_acked"], &end["bytes_received"]),
-            (&acked.into(), &1.into()),
-            "{end}"
-        );
+        assert_eq!(end["bytes_acked"], acked, "{end}");
+        // The client closed first: once orphaned in FIN_WAIT2 the kernel may
+        // hand it to a timewait socket before the server's FIN comes
+        // (tcp_close -> tcp_time_wait(sk, TCP_FIN_WAIT2, ...)), and that FIN
+        // is then never counted on the socket (seen under emulation on 6.12).
+        let received = end["bytes_received"].as_u64();
+        let early = client && end["old_state"] == "FIN_WAIT2" && received == Some(0);
+        assert!(received == Some(1) || early, "{end}");
     }
 }
 

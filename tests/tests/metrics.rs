@@ -35,7 +35,10 @@ fn scrape(ns: &Netns) -> String {
     let answer = exchange(ns, b"GET /metrics HTTP/1.1\r\nHost: test\r\n\r\n");
     let (head, body) = answer.split_once("\r\n\r\n").expect("an HTTP answer");
     assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
-    assert!(head.contains("Content-Type: text/plain; version=0.0.4"), "{head}");
+    assert!(
+        head.contains("Content-Type: text/plain; version=0.0.4"),
+        "{head}"
+    );
     body.to_string()
 }
 
@@ -50,7 +53,10 @@ fn sample(text: &str, series: &str) -> u64 {
 #[test]
 fn a_scrape_during_a_storm_counts_it_exactly_and_passes_promtool() {
     let ns = Netns::new("metrics-curl");
-    let tracer = Tracer::start(&ns, &["--metrics", ENDPOINT, "--addr", WATCHED, "--stop-json"]);
+    let tracer = Tracer::start(
+        &ns,
+        &["--metrics", ENDPOINT, "--addr", WATCHED, "--stop-json"],
+    );
     let active = "enetstat_connections_opened_total{direction=\"active\"}";
     let before = sample(&scrape(&ns), active);
     storm(&ns, STORM, 2_000, &[]);
@@ -90,13 +96,19 @@ fn a_scrape_during_a_storm_counts_it_exactly_and_passes_promtool() {
 #[test]
 fn bad_requests_get_their_answer_and_the_next_scrape_still_works() {
     let ns = Netns::new("metrics-bad");
-    let tracer = Tracer::start(&ns, &["--metrics", ENDPOINT, "--addr", WATCHED, "--stop-json"]);
+    let tracer = Tracer::start(
+        &ns,
+        &["--metrics", ENDPOINT, "--addr", WATCHED, "--stop-json"],
+    );
     let status = |answer: &str| answer.lines().next().unwrap_or_default().to_string();
     let wrong_path = exchange(&ns, b"GET /other HTTP/1.1\r\n\r\n");
     assert_eq!(status(&wrong_path), "HTTP/1.1 404 Not Found");
     let wrong_method = exchange(&ns, b"POST /metrics HTTP/1.1\r\n\r\n");
     assert_eq!(status(&wrong_method), "HTTP/1.1 405 Method Not Allowed");
-    assert!(wrong_method.contains("\r\nAllow: GET\r\n"), "{wrong_method}");
+    assert!(
+        wrong_method.contains("\r\nAllow: GET\r\n"),
+        "{wrong_method}"
+    );
     // 1 MB without a line end: refused after the first 8 KiB.
     let garbage = exchange(&ns, &vec![b'x'; 1 << 20]);
     assert!(
@@ -187,7 +199,10 @@ impl Prometheus {
         let child = ns
             .command("prometheus")
             .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("data").display()
+            ))
             .arg(format!("--web.listen-address={}", Self::WEB))
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(dir.join("log")).unwrap())
@@ -241,7 +256,10 @@ impl Drop for Prometheus {
 #[test]
 fn a_real_prometheus_counts_a_storm_of_known_size_exactly() {
     let ns = Netns::new("metrics-prom");
-    let tracer = Tracer::start(&ns, &["--metrics", ENDPOINT, "--addr", WATCHED, "--stop-json"]);
+    let tracer = Tracer::start(
+        &ns,
+        &["--metrics", ENDPOINT, "--addr", WATCHED, "--stop-json"],
+    );
     let prometheus = Prometheus::start(&ns);
     prometheus
         .wait_for(&ns, &[("up{job=\"enetstat\"}", 1.0)])
@@ -261,10 +279,7 @@ fn a_real_prometheus_counts_a_storm_of_known_size_exactly() {
                 1_600.0,
             ),
             ("enetstat_connections_closed_total", 3_600.0),
-            (
-                "enetstat_connect_failures_total{reason=\"refused\"}",
-                400.0,
-            ),
+            ("enetstat_connect_failures_total{reason=\"refused\"}", 400.0),
         ],
     );
     drop(prometheus);
@@ -272,4 +287,44 @@ fn a_real_prometheus_counts_a_storm_of_known_size_exactly() {
     assert_eq!(result, Ok(()));
     assert!(out.status.success(), "{:?}", out.stderr);
     assert_eq!(out.stop_object()["lost"], 0);
+}
+
+#[test]
+fn with_every_namespace_watched_each_gets_its_own_netns_label() {
+    let (a, b) = (Netns::new("metrics-all-a"), Netns::new("metrics-all-b"));
+    // The endpoint listens in `a`; the programs watch every namespace.
+    let tracer = Tracer::start(
+        &a,
+        &["--netns", "all", "--metrics", ENDPOINT, "--addr", WATCHED],
+    );
+    storm(&a, STORM, 100, &[]);
+    storm(&b, STORM, 50, &[]);
+    let text = scrape(&a);
+    for (ns, connections) in [(&a, 100), (&b, 50)] {
+        let netns = format!("netns=\"{}\"", ns.inode());
+        let series = |rest: &str| format!("{{{netns}{rest}}}");
+        assert_eq!(
+            sample(
+                &text,
+                &format!(
+                    "enetstat_connections_opened_total{}",
+                    series(",direction=\"active\"")
+                )
+            ),
+            connections
+        );
+        assert_eq!(
+            sample(
+                &text,
+                &format!("enetstat_connect_duration_seconds_count{}", series(""))
+            ),
+            connections
+        );
+        // TIME_WAIT is read from the namespace's own /proc (a client port
+        // may be reused from TIME_WAIT on loopback, so up to one per connection).
+        let time_wait = sample(&text, &format!("enetstat_time_wait_sockets{}", series("")));
+        assert!((1..=connections).contains(&time_wait), "{time_wait}");
+    }
+    let out = tracer.stop();
+    assert!(out.status.success(), "{:?}", out.stderr);
 }

@@ -1,4 +1,4 @@
-//! Developer chores: `cargo xtask setup | build | run -- <flags> | test | bench`.
+//! Developer chores: `cargo xtask setup | build | run -- <flags> | test | dist | bench`.
 //!
 //! Every command first runs `setup`, which installs what is missing on a fresh
 //! Debian machine (saying what it does) and prints the commands to run
@@ -7,6 +7,7 @@
 mod alternating;
 mod bench;
 mod bench_kit;
+mod dist;
 mod live_bench;
 mod matrix;
 mod setup;
@@ -50,6 +51,9 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Build target/dist/enetstat_<version>_amd64.deb and a .tar.gz (binary,
+    /// man page, shell completions, systemd unit).
+    Dist,
     /// Run the benchmarks and write bench/RESULTS.md.
     Bench {
         /// Connections per storm (default 100000).
@@ -95,6 +99,8 @@ fn run(task: Task) -> Result<()> {
             }
             require_root("the integration tests load eBPF programs and create network namespaces")?;
             build()?;
+            // The package test installs this build's package.
+            dist::build(VERSION)?;
             let binaries = matrix::build_tests()?;
             let report = matrix::run(&binaries, host, &vms, &args);
             println!("\nxtask: integration tests by kernel\n{}", report.table());
@@ -102,6 +108,11 @@ fn run(task: Task) -> Result<()> {
                 bail!("some tests failed or gave no result (table above)");
             }
             Ok(())
+        }
+        Task::Dist => {
+            setup::ensure(setup::Needs::Build)?;
+            build()?;
+            dist::build(VERSION).map(|_| ())
         }
         Task::Bench {
             connections,
@@ -138,6 +149,9 @@ fn kernels(choice: &str) -> Result<(bool, Vec<&'static matrix::Kernel>)> {
         },
     }
 }
+
+/// enetstat's version (the workspace's; the packages are named after it).
+const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 fn build() -> Result<()> {
     cargo(&["build", "--release"], &[])

@@ -27,6 +27,8 @@ enum Tracer {
     /// `enetstat -E` with a filter that excludes the storm: the kernel
     /// programs run but send nothing.
     EnetstatFiltered,
+    /// `enetstat --metrics`, scraped every second: counts only, no events.
+    Metrics,
     Tcpstates,
     /// bpftrace with empty programs on the classic form of the tracepoints
     /// enetstat uses: what a classic tracepoint costs before any program
@@ -41,6 +43,7 @@ impl Tracer {
             Tracer::EnetstatText => "enetstat -E > file",
             Tracer::EnetstatJson => "enetstat -E --json > file",
             Tracer::EnetstatFiltered => "enetstat -E --port 9 > file (storm filtered out)",
+            Tracer::Metrics => "enetstat --metrics, scraped every 1 s",
             Tracer::Tcpstates => "tcpstates > file",
             Tracer::EmptyPrograms => {
                 "empty classic-tracepoint programs, same tracepoints (bpftrace)"
@@ -50,11 +53,12 @@ impl Tracer {
 }
 
 /// The storm table's rows, in order.
-const TRACERS: [Tracer; 6] = [
+const TRACERS: [Tracer; 7] = [
     Tracer::None,
     Tracer::EnetstatText,
     Tracer::EnetstatJson,
     Tracer::EnetstatFiltered,
+    Tracer::Metrics,
     Tracer::Tcpstates,
     Tracer::EmptyPrograms,
 ];
@@ -180,6 +184,7 @@ fn aggregate(connections: u64, rst: bool, all: Vec<Vec<Sample>>) -> Vec<Row> {
             let cell = |f: &dyn Fn(&Sample) -> f64, digits: usize| format!("{:.digits$}", med(f));
             let (written, lost, cpu) = match tracer {
                 Tracer::None | Tracer::EmptyPrograms => ("-".into(), "-".into(), "-".into()),
+                Tracer::Metrics => ("-".into(), cell(&|s| s.lost as f64, 0), "-".into()),
                 Tracer::EnetstatFiltered => (
                     format!(
                         "{} ({} filtered in the kernel)",
@@ -196,7 +201,7 @@ fn aggregate(connections: u64, rst: bool, all: Vec<Vec<Sample>>) -> Vec<Row> {
                 ),
             };
             let state_events = match tracer {
-                Tracer::None | Tracer::EmptyPrograms => "-".to_string(),
+                Tracer::None | Tracer::EmptyPrograms | Tracer::Metrics => "-".to_string(),
                 Tracer::EnetstatFiltered => format!("{} / 0", cell(&|s| s.state_events as f64, 0)),
                 _ => format!("{} / {expected}", cell(&|s| s.state_events as f64, 0)),
             };
@@ -354,6 +359,11 @@ fn storm(tracer: Tracer, connections: u64, rst: bool) -> Result<Sample> {
             cmd.args(FILTERED_OUT);
             Some(start_tracer(cmd, &out_path, Some("tracing TCP"))?)
         }
+        Tracer::Metrics => {
+            let mut cmd = ns.command(release_bin("enetstat"));
+            cmd.args(["--metrics", METRICS_ADDR, "--stop-json"]);
+            Some(start_tracer(cmd, &out_path, Some("tracing TCP"))?)
+        }
         // tcpstates traces every namespace (the storm is the only traffic)
         // and needs the host's tracefs, which `ip netns exec` would hide.
         Tracer::Tcpstates => {
@@ -368,12 +378,25 @@ fn storm(tracer: Tracer, connections: u64, rst: bool) -> Result<Sample> {
         }
     };
     let cpu_at_start = traced.as_ref().map_or(0.0, |t| cpu_seconds(t.child.id()));
+    let mut scraper = match tracer {
+        Tracer::Metrics => Some(
+            ns.command("sh")
+                .args(["-c", &format!("while :; do curl -s -o /dev/null http://{METRICS_ADDR}/metrics; sleep 1; done")])
+                .spawn()
+                .context("starting the scraper (curl)")?,
+        ),
+        _ => None,
+    };
 
     let rate = storm_rate(
         &storm_command(&ns, connections, rst)
             .output()
             .context("running tcpload storm")?,
     )?;
+    if let Some(scraper) = &mut scraper {
+        let _ = scraper.kill();
+        let _ = scraper.wait();
+    }
 
     let Some(tracer_run) = traced.as_mut() else {
         return Ok(Sample {
@@ -417,6 +440,9 @@ fn storm(tracer: Tracer, connections: u64, rst: bool) -> Result<Sample> {
             .flatten(),
     })
 }
+
+/// Where the metrics row's endpoint listens, in the storm's namespace.
+const METRICS_ADDR: &str = "127.0.0.1:9977";
 
 /// One empty program on the classic form of each tracepoint enetstat uses.
 const EMPTY_PROGRAMS: &str = "tracepoint:sock:inet_sock_set_state {} \

@@ -8,13 +8,15 @@ use std::os::fd::{AsFd as _, AsRawFd as _};
 use anyhow::{Context as _, Result};
 use aya::{
     Ebpf,
-    maps::{MapData, PerCpuArray},
+    maps::{MapData, PerCpuArray, PerCpuHashMap},
     programs::ProgramFd,
 };
-use netstat_common::{TRACEPOINTS, counter, maps, stat};
+use netstat_common::{NetnsStats, TRACEPOINTS, counter, maps, stat};
 
 pub struct KernelCounts {
     stats: PerCpuArray<MapData, u64>,
+    /// `STATS` by network namespace, where the programs keep them.
+    netns_stats: PerCpuHashMap<MapData, u32, NetnsStats>,
     counters: PerCpuArray<MapData, u64>,
     /// Programs whose skipped runs are losses unless a second program made
     /// up for them: the first of each pair, and the fentry programs.
@@ -64,8 +66,12 @@ impl KernelCounts {
                 Ok(program.fd()?.try_clone()?)
             })
             .collect::<Result<_>>()?;
+        let netns_stats = ebpf
+            .take_map(maps::NETNS_STATS)
+            .context("NETNS_STATS map missing")?;
         let mut counts = Self {
             stats: array(ebpf, maps::STATS)?,
+            netns_stats: PerCpuHashMap::try_from(netns_stats)?,
             counters: array(ebpf, maps::COUNTERS)?,
             firsts,
             unrecovered_at_start: 0,
@@ -102,6 +108,21 @@ impl KernelCounts {
         (0..stat::COUNT)
             .map(|i| Ok(self.stats.get(&i, 0)?.iter().sum()))
             .collect()
+    }
+
+    /// `stats()` by network namespace (inode), where the programs were
+    /// asked to keep them (`Options::count_per_netns`).
+    pub fn stats_by_netns(&self) -> Result<Vec<(u32, Vec<u64>)>> {
+        let mut all = Vec::new();
+        for entry in self.netns_stats.iter() {
+            let (netns, per_cpu) = entry?;
+            let mut sum = vec![0u64; stat::COUNT as usize];
+            for cpu in per_cpu.iter() {
+                sum.iter_mut().zip(cpu.counts).for_each(|(s, c)| *s += c);
+            }
+            all.push((netns, sum));
+        }
+        Ok(all)
     }
 
     /// `COUNTERS[index]` summed over CPUs.

@@ -29,8 +29,12 @@ pub struct Options {
     /// Report only this network namespace (inode); 0 = all.
     pub netns: u32,
     pub filter: Filter,
-    /// Count only, send no events (`--summary`).
+    /// Count only, send no events (`--summary`, `--metrics` alone).
     pub counts_only: bool,
+    /// Count per remote endpoint (`--summary`).
+    pub count_remotes: bool,
+    /// Count per network namespace (`--metrics --netns all`).
+    pub count_per_netns: bool,
     /// Ring buffer size in bytes (a power of two multiple of the page size); None = default.
     pub ring_bytes: Option<u32>,
 }
@@ -61,6 +65,8 @@ impl Probe {
         let mut config = build_config(&kernel_btf, opts.netns)?;
         config.filter = opts.filter;
         config.counts_only = u8::from(opts.counts_only);
+        config.count_remotes = u8::from(opts.count_remotes);
+        config.count_per_netns = u8::from(opts.count_per_netns);
         raise_memlock_limit();
 
         let mut loader = EbpfLoader::new();
@@ -317,6 +323,8 @@ mod tests {
             maps::REMOTES,
             maps::HANDLED,
             maps::SCRATCH,
+            maps::NETNS_STATS,
+            maps::ZERO_STATS,
         ] {
             assert!(object.maps.contains_key(map), "no map {map}");
         }

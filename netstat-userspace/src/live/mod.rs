@@ -26,7 +26,7 @@ use crate::{
     plan::Sockets,
     procnet::{self, sockets::InetSocket},
     render::live_diff,
-    session::{Flow, Sink},
+    session::{Flow, Needs, Sink},
     socket_list,
 };
 use table::ConnTable;
@@ -39,7 +39,7 @@ pub fn run(cli: &Cli, plan: &Sockets, filter: &Filter) -> Result<()> {
 
 async fn view(cli: &Cli, plan: &Sockets, filter: &Filter) -> Result<()> {
     let own_netns = netns::own()?;
-    let mut attached = crate::session::attach(cli, Selection::One(own_netns), false)?;
+    let mut attached = crate::session::attach(cli, Selection::One(own_netns), Needs::Events)?;
     let probe = &attached.probe;
     let clock = WallClock::new();
     // One read of /proc serves both: the decoder names the owners of events

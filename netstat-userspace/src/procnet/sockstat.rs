@@ -5,6 +5,11 @@ use anyhow::{Context as _, Result};
 
 use crate::procnet;
 
+/// The calling thread's namespace: /proc/net is the main thread's, and the
+/// metrics thread reads the namespaces of `--netns all` one by one.
+const SOCKSTAT: &str = "/proc/thread-self/net/sockstat";
+const NETSTAT: &str = "/proc/thread-self/net/netstat";
+
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct TcpPressure {
     /// Sockets in TIME_WAIT now.
@@ -17,9 +22,9 @@ pub struct TcpPressure {
 impl TcpPressure {
     /// The figures of the reading thread's network namespace.
     pub fn read() -> Result<Self> {
-        let sockstat = procnet::read("/proc/net/sockstat").context("reading /proc/net/sockstat")?;
-        let netstat = procnet::read("/proc/net/netstat").context("reading /proc/net/netstat")?;
-        let tcp_ext = procnet::snmp::parse_tables(&netstat, "/proc/net/netstat")?
+        let sockstat = procnet::read(SOCKSTAT).context("reading /proc/net/sockstat")?;
+        let netstat = procnet::read(NETSTAT).context("reading /proc/net/netstat")?;
+        let tcp_ext = procnet::snmp::parse_tables(&netstat, NETSTAT)?
             .into_iter()
             .find(|t| t.name == "TcpExt")
             .map(|t| t.fields)

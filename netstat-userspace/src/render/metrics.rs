@@ -19,13 +19,21 @@ use crate::{
 /// What one scrape reports.
 #[derive(Debug, Clone, Default)]
 pub struct Reading {
-    pub traffic: Traffic,
-    /// Events the kernel side lost, by cause.
+    pub namespaces: Vec<NetnsReading>,
+    /// Events the kernel side lost, by cause (all namespaces).
     pub lost_ring_full: u64,
     pub lost_skipped: u64,
     pub lost_gaps: u64,
-    /// Per namespace (its inode when several are watched).
-    pub pressure: Vec<(Option<u32>, TcpPressure)>,
+}
+
+/// One watched namespace's figures.
+#[derive(Debug, Clone, Default)]
+pub struct NetnsReading {
+    /// Its inode, when several are watched (the `netns` label).
+    pub netns: Option<u32>,
+    pub traffic: Traffic,
+    /// None for a namespace gone since its counts were read.
+    pub pressure: Option<TcpPressure>,
 }
 
 /// The OpenMetrics text of `reading`, ending in `# EOF`.
@@ -102,142 +110,150 @@ fn counters(
     Ok(())
 }
 
-fn counter(
+fn histograms<'a>(
     encoder: &mut DescriptorEncoder,
     name: &str,
     help: &str,
-    value: u64,
+    values: impl IntoIterator<Item = (Labels, &'a Histogram)>,
 ) -> Result<(), std::fmt::Error> {
-    let metric = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
-    ConstCounter::new(value).encode(metric)
-}
-
-fn histogram(
-    encoder: &mut DescriptorEncoder,
-    name: &str,
-    help: &str,
-    h: &Histogram,
-) -> Result<(), std::fmt::Error> {
-    let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Histogram)?;
-    let buckets: Vec<(f64, u64)> = h
-        .buckets
-        .iter()
-        .enumerate()
-        .map(|(b, n)| {
-            let bound = Histogram::upper_bound_seconds(b);
-            (if bound.is_finite() { bound } else { f64::MAX }, *n)
-        })
-        .collect();
-    metric.encode_histogram::<NoLabelSet>(h.sum_ns as f64 / 1e9, h.count(), &buckets, None)
+    let mut family = encoder.encode_descriptor(name, help, None, MetricType::Histogram)?;
+    for (labels, h) in values {
+        let buckets: Vec<(f64, u64)> = h
+            .buckets
+            .iter()
+            .enumerate()
+            .map(|(b, n)| {
+                let bound = Histogram::upper_bound_seconds(b);
+                (if bound.is_finite() { bound } else { f64::MAX }, *n)
+            })
+            .collect();
+        let sum = h.sum_ns as f64 / 1e9;
+        if labels.is_empty() {
+            return family.encode_histogram::<NoLabelSet>(sum, h.count(), &buckets, None);
+        }
+        family
+            .encode_family(&labels)?
+            .encode_histogram::<NoLabelSet>(sum, h.count(), &buckets, None)?;
+    }
+    Ok(())
 }
 
 fn label(key: &'static str, value: &str) -> Labels {
     vec![(key, value.to_string())]
 }
 
+/// `labels` after the namespace's label, if it has one.
+fn with_netns(netns: Option<u32>, labels: &[(&'static str, &str)]) -> Labels {
+    let mut all: Labels = netns.map_or_else(Vec::new, |i| vec![("netns", i.to_string())]);
+    all.extend(labels.iter().map(|(k, v)| (*k, v.to_string())));
+    all
+}
+
 impl Collector for Scrape {
     fn encode(&self, mut e: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let r = &self.0;
-        let t = &r.traffic;
+        let ns = &r.namespaces;
+        // Each namespace's samples of one metric, `labels` apart.
+        let each = |f: &dyn Fn(&Traffic) -> u64, labels: &[(&'static str, &str)]| {
+            ns.iter()
+                .map(|n| (with_netns(n.netns, labels), f(&n.traffic)))
+                .collect::<Vec<_>>()
+        };
+        let pressure = |f: &dyn Fn(&TcpPressure) -> u64| {
+            ns.iter()
+                .filter_map(|n| Some((with_netns(n.netns, &[]), f(n.pressure.as_ref()?))))
+                .collect::<Vec<_>>()
+        };
+        let mut opened = each(&|t| t.opened_active, &[("direction", "active")]);
+        opened.extend(each(&|t| t.opened_passive, &[("direction", "passive")]));
         counters(
             &mut e,
             "enetstat_connections_opened",
             "TCP connections opened: connects begun (active), handshakes completed on a listener (passive).",
-            [
-                (label("direction", "active"), t.opened_active),
-                (label("direction", "passive"), t.opened_passive),
-            ],
+            opened,
         )?;
-        counter(
+        counters(
             &mut e,
             "enetstat_connections_closed",
             "TCP connections that closed or entered TIME_WAIT (listeners excepted).",
-            t.closed,
+            each(&|t| t.closed, &[]),
         )?;
+        let transitions = ns.iter().flat_map(|n| {
+            n.traffic.transitions.iter().map(|&(old, new, count)| {
+                let states = [("old", TcpState(old).name()), ("new", TcpState(new).name())];
+                (with_netns(n.netns, &states), count)
+            })
+        });
         counters(
             &mut e,
             "enetstat_tcp_transitions",
             "TCP state changes, by netstat's state names (TIME_WAIT entries as such).",
-            t.transitions.iter().map(|&(old, new, n)| {
-                let labels = vec![
-                    ("old", TcpState(old).name().to_string()),
-                    ("new", TcpState(new).name().to_string()),
-                ];
-                (labels, n)
-            }),
+            transitions,
         )?;
+        let mut failures = each(&|t| t.refused, &[("reason", "refused")]);
+        failures.extend(each(&|t| t.timeout, &[("reason", "timeout")]));
+        failures.extend(each(&|t| t.reset, &[("reason", "reset")]));
         counters(
             &mut e,
             "enetstat_connect_failures",
             "Connections that failed: refused (reset answering the SYN), timeout (SYNs unanswered), reset (by the peer later).",
-            [
-                (label("reason", "refused"), t.refused),
-                (label("reason", "timeout"), t.timeout),
-                (label("reason", "reset"), t.reset),
-            ],
+            failures,
         )?;
+        let mut retransmits = each(&|t| t.retransmits, &[("kind", "data")]);
+        retransmits.extend(each(&|t| t.synack_retransmits, &[("kind", "synack")]));
         counters(
             &mut e,
             "enetstat_retransmits",
             "TCP retransmissions: of data segments, and of SYN-ACKs.",
-            [
-                (label("kind", "data"), t.retransmits),
-                (label("kind", "synack"), t.synack_retransmits),
-            ],
+            retransmits,
         )?;
+        let mut resets = each(&|t| t.resets_sent, &[("direction", "sent")]);
+        resets.extend(each(&|t| t.resets_received, &[("direction", "received")]));
         counters(
             &mut e,
             "enetstat_resets",
             "TCP resets sent and received.",
-            [
-                (label("direction", "sent"), t.resets_sent),
-                (label("direction", "received"), t.resets_received),
-            ],
+            resets,
         )?;
-        let netns = |inode: Option<u32>| -> Labels {
-            inode.map_or_else(Vec::new, |i| label("netns", &i.to_string()))
-        };
         let mut gauge = e.encode_descriptor(
             "enetstat_time_wait_sockets",
             "TCP sockets in TIME_WAIT now.",
             None,
             MetricType::Gauge,
         )?;
-        let time_wait =
-            |p: &TcpPressure| ConstGauge::new(i64::try_from(p.time_wait).unwrap_or(i64::MAX));
-        match r.pressure.as_slice() {
-            [(None, p)] => time_wait(p).encode(gauge)?,
-            several => {
-                for (inode, p) in several {
-                    time_wait(p).encode(gauge.encode_family(&netns(*inode))?)?;
-                }
+        for (labels, n) in pressure(&|p| p.time_wait) {
+            let value = ConstGauge::new(i64::try_from(n).unwrap_or(i64::MAX));
+            if labels.is_empty() {
+                value.encode(gauge)?;
+                break;
             }
+            value.encode(gauge.encode_family(&labels)?)?;
         }
         counters(
             &mut e,
             "enetstat_listen_overflows",
             "Connections a listener could not queue because its accept queue was full (TcpExt ListenOverflows, since boot).",
-            r.pressure
-                .iter()
-                .map(|(i, p)| (netns(*i), p.listen_overflows)),
+            pressure(&|p| p.listen_overflows),
         )?;
         counters(
             &mut e,
             "enetstat_listen_drops",
             "SYNs and handshakes a listener dropped for any reason (TcpExt ListenDrops, since boot).",
-            r.pressure.iter().map(|(i, p)| (netns(*i), p.listen_drops)),
+            pressure(&|p| p.listen_drops),
         )?;
-        histogram(
+        histograms(
             &mut e,
             "enetstat_connect_duration_seconds",
             "Time from connect (SYN_SENT) to ESTABLISHED, from an in-kernel histogram.",
-            &t.connect_duration,
+            ns.iter()
+                .map(|n| (with_netns(n.netns, &[]), &n.traffic.connect_duration)),
         )?;
-        histogram(
+        histograms(
             &mut e,
             "enetstat_connection_lifetime_seconds",
             "Time from connect or accept to the connection's close or TIME_WAIT, from an in-kernel histogram.",
-            &t.lifetime,
+            ns.iter()
+                .map(|n| (with_netns(n.netns, &[]), &n.traffic.lifetime)),
         )?;
         counters(
             &mut e,
@@ -261,8 +277,11 @@ mod tests {
         let mut stats = vec![0; netstat_common::stat::COUNT as usize];
         stats[netstat_common::stat::transition(7, 2) as usize] = 2000;
         let reading = Reading {
-            traffic: Traffic::from_stats(&stats),
-            pressure: vec![(None, TcpPressure::default())],
+            namespaces: vec![NetnsReading {
+                netns: None,
+                traffic: Traffic::from_stats(&stats),
+                pressure: Some(TcpPressure::default()),
+            }],
             ..Reading::default()
         };
         let text = render(reading);

@@ -1,0 +1,155 @@
+//! `cargo xtask dist`: the packages a fleet installs, built from the
+//! release binary (its kernel programs embedded):
+//! `target/dist/enetstat_<version>_amd64.deb` and
+//! `target/dist/enetstat-<version>-x86_64-linux.tar.gz`, each with the man
+//! page and shell completions that `enetstat --generate` makes from the
+//! clap definition, and a systemd unit for the metrics endpoint (installed,
+//! not enabled).
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use anyhow::{Context as _, Result, bail};
+
+use crate::{release_bin, workspace_root};
+
+/// The unit a user enables to serve metrics on every node.
+const UNIT: &str = "\
+[Unit]
+Description=enetstat Prometheus metrics: TCP connections, failures and states from eBPF
+Documentation=man:enetstat(8)
+After=network.target
+
+[Service]
+# Loading eBPF programs needs root. Add filters or --netns here; :9977
+# serves every interface (the default is loopback only).
+ExecStart=/usr/bin/enetstat --metrics 127.0.0.1:9977
+Restart=on-failure
+RestartSec=5
+
+[Install]
+WantedBy=multi-user.target
+";
+
+/// Where each generated file goes, under the package root.
+const FILES: &[(&str, &str)] = &[
+    ("man", "usr/share/man/man8/enetstat.8"),
+    ("bash", "usr/share/bash-completion/completions/enetstat"),
+    ("zsh", "usr/share/zsh/vendor-completions/_enetstat"),
+    ("fish", "usr/share/fish/vendor_completions.d/enetstat.fish"),
+];
+const UNIT_PATH: &str = "lib/systemd/system/enetstat-metrics.service";
+
+/// The packages' directory.
+pub fn dir() -> PathBuf {
+    workspace_root().join("target/dist")
+}
+
+/// Builds both packages; returns the .deb's path.
+pub fn build(version: &str) -> Result<PathBuf> {
+    let root = dir().join(format!("enetstat_{version}_amd64"));
+    let _ = fs::remove_dir_all(&root);
+    println!("xtask: staging the package in {}", root.display());
+    install(&root)?;
+    let deb = dir().join(format!("enetstat_{version}_amd64.deb"));
+    write(&root.join("DEBIAN/control"), &control(version)?)?;
+    run(
+        "dpkg-deb",
+        &[
+            "--root-owner-group".as_ref(),
+            "--build".as_ref(),
+            root.as_os_str(),
+            deb.as_os_str(),
+        ],
+    )?;
+    fs::remove_dir_all(root.join("DEBIAN"))?;
+    let tarball = dir().join(format!("enetstat-{version}-x86_64-linux.tar.gz"));
+    run(
+        "tar",
+        &[
+            "--owner=0".as_ref(),
+            "--group=0".as_ref(),
+            "-czf".as_ref(),
+            tarball.as_os_str(),
+            "-C".as_ref(),
+            root.as_os_str(),
+            ".".as_ref(),
+        ],
+    )?;
+    println!("xtask: wrote {} and {}", deb.display(), tarball.display());
+    Ok(deb)
+}
+
+/// The files of the package, under `root` as they are installed under /.
+fn install(root: &Path) -> Result<()> {
+    let binary = release_bin("enetstat");
+    let to = root.join("usr/bin/enetstat");
+    fs::create_dir_all(to.parent().expect("a directory"))?;
+    fs::copy(&binary, &to).with_context(|| format!("copying {}", binary.display()))?;
+    for (what, path) in FILES {
+        let out = Command::new(&binary)
+            .args(["--generate", what])
+            .output()
+            .context("running enetstat --generate")?;
+        if !out.status.success() {
+            bail!(
+                "enetstat --generate {what} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        write(&root.join(path), &String::from_utf8(out.stdout)?)?;
+    }
+    run("gzip", &["-9n".as_ref(), root.join(FILES[0].1).as_os_str()])?;
+    write(&root.join(UNIT_PATH), UNIT)?;
+    let doc = root.join("usr/share/doc/enetstat");
+    fs::create_dir_all(&doc)?;
+    fs::copy(workspace_root().join("README.md"), doc.join("README.md"))?;
+    Ok(())
+}
+
+fn control(version: &str) -> Result<String> {
+    Ok(format!(
+        "Package: enetstat\n\
+         Version: {version}\n\
+         Architecture: amd64\n\
+         Maintainer: enetstat developers <enetstat@localhost>\n\
+         Depends: libc6 (>= {glibc})\n\
+         Section: net\n\
+         Priority: optional\n\
+         Description: netstat on eBPF, with a live TCP state-change log and Prometheus metrics\n \
+         The netstat listing from /proc, plus kernel programs (Linux 5.12 or later)\n \
+         that log every TCP state change, summarise connection storms and serve\n \
+         Prometheus metrics. Needs root for the eBPF modes.\n",
+        glibc = glibc_version()?
+    ))
+}
+
+/// The C library this machine builds against: the binary needs at least it.
+fn glibc_version() -> Result<String> {
+    let out = Command::new("dpkg-query")
+        .args(["-W", "-f=${Version}", "libc6"])
+        .output()
+        .context("running dpkg-query")?;
+    let version = String::from_utf8(out.stdout)?;
+    // "2.36-9+deb12u4" -> "2.36"
+    Ok(version.split('-').next().unwrap_or("2.36").to_string())
+}
+
+fn write(path: &Path, text: &str) -> Result<()> {
+    fs::create_dir_all(path.parent().expect("a directory"))?;
+    fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+}
+
+fn run(program: &str, args: &[&std::ffi::OsStr]) -> Result<()> {
+    let status = Command::new(program)
+        .args(args)
+        .status()
+        .with_context(|| format!("running {program}"))?;
+    if !status.success() {
+        bail!("{program} failed");
+    }
+    Ok(())
+}
