@@ -150,7 +150,14 @@ pub mod stat {
     /// From connect or accept (CLOSE -> SYN_SENT, LISTEN -> SYN_RECV) to
     /// the connection's end:
     pub const LIFETIME: u32 = CONNECT_DURATION + HISTOGRAM_BUCKETS + 1;
-    pub const COUNT: u32 = LIFETIME + HISTOGRAM_BUCKETS + 1;
+    /// SYN_RECV -> ESTABLISHED (a listener's child, made at the handshake's
+    /// last ACK):
+    pub const ACCEPT_DURATION: u32 = LIFETIME + HISTOGRAM_BUCKETS + 1;
+    /// Resets sent, by the kernel's reason: `RESET_REASONS + enum
+    /// sk_rst_reason`, for the first `RESET_REASON_SLOTS` reasons.
+    pub const RESET_REASONS: u32 = ACCEPT_DURATION + HISTOGRAM_BUCKETS + 1;
+    pub const RESET_REASON_SLOTS: u32 = 64;
+    pub const COUNT: u32 = RESET_REASONS + RESET_REASON_SLOTS;
 
     /// Bucket `b` counts durations under 2^b microseconds; the last one
     /// counts every longer one too.
@@ -380,7 +387,14 @@ pub struct RemoteStats {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct NetnsStats {
-    pub counts: [u64; stat::COUNT as usize],
+    /// `STATS`' indices, in a power of two of slots so that the kernel side
+    /// can bound an index by masking it (the verifier follows a mask where
+    /// it loses a compiler-moved comparison).
+    pub counts: [u64; NetnsStats::SLOTS],
+}
+
+impl NetnsStats {
+    pub const SLOTS: usize = (stat::COUNT as usize).next_power_of_two();
 }
 
 /// Linux TCP states as the kernel numbers them (`include/net/tcp_states.h`).
@@ -433,7 +447,10 @@ pub struct Event {
     pub flags: u8,
     /// For a change to CLOSE: how the connection failed (`failure::*`).
     pub failure: u8,
-    pub _pad: [u8; 2],
+    /// For a reset sent: the kernel's `enum sk_rst_reason` plus one; 0 where
+    /// the kernel gives none (before Linux 6.10).
+    pub reset_reason: u8,
+    pub _pad: u8,
     pub saddr: [u8; 16],
     pub daddr: [u8; 16],
     /// Owner's command name, valid when `flags` has `OWNER_KNOWN`.
@@ -445,6 +462,10 @@ pub struct Event {
     pub bytes_acked: u64,
     /// `tcp_sock.bytes_received`: bytes received in order (as `ss -i`).
     pub bytes_received: u64,
+    /// `tcp_sock.srtt_us >> 3`: smoothed round-trip time in us (as `ss -i`'s rtt).
+    pub srtt_us: u32,
+    /// `tcp_sock.total_retrans`: every retransmission of the connection.
+    pub total_retrans: u32,
 }
 
 /// Sentinel offset for a kernel struct member this kernel does not have.
@@ -497,6 +518,10 @@ pub struct KernelOffsets {
     pub tcp_bytes_acked: u16,
     /// `struct tcp_sock` -> `bytes_received` (u64).
     pub tcp_bytes_received: u16,
+    /// `struct tcp_sock` -> `srtt_us` (u32, the smoothed RTT << 3).
+    pub tcp_srtt_us: u16,
+    /// `struct tcp_sock` -> `total_retrans` (u32).
+    pub tcp_total_retrans: u16,
     /// `struct net` -> `ipv4.ip_local_ports.range` (u32: low | high << 16),
     /// the ports connect() picks from; `NO_FIELD` where the kernel keeps
     /// them otherwise (any port may then be picked).
@@ -517,7 +542,8 @@ pub struct Config {
     pub count_remotes: u8,
     /// Fill `NETNS_STATS` (`--metrics --netns all` reads it).
     pub count_per_netns: u8,
-    pub _pad2: u8,
+    /// `tcp_send_reset` has a third argument, the reset's reason (6.10+).
+    pub reset_reason_arg: u8,
 }
 
 impl Config {
@@ -543,6 +569,8 @@ impl Config {
             skb_transport_header: 0,
             tcp_bytes_acked: 0,
             tcp_bytes_received: 0,
+            tcp_srtt_us: 0,
+            tcp_total_retrans: 0,
             net_port_range: NO_FIELD,
         },
         filter: Filter {
@@ -560,7 +588,7 @@ impl Config {
         counts_only: 0,
         count_remotes: 0,
         count_per_netns: 0,
-        _pad2: 0,
+        reset_reason_arg: 0,
     };
 }
 
@@ -607,10 +635,10 @@ pub struct ListenOwner {
 }
 
 // The kernel and userspace must agree on these sizes; no implicit padding.
-const _: () = assert!(size_of::<Event>() == 120);
+const _: () = assert!(size_of::<Event>() == 128);
 const _: () = assert!(size_of::<Filter>() == 48);
 const _: () = assert!(size_of::<SockInfo>() == 48);
-const _: () = assert!(size_of::<Config>() == 4 + 40 + 48 + 4);
+const _: () = assert!(size_of::<Config>() == 4 + 44 + 48 + 4);
 
 #[cfg(feature = "user")]
 mod user {

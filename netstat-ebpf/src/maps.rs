@@ -111,8 +111,9 @@ pub(crate) fn add_stat(netns: u32, index: u32, n: u64) {
     }
 }
 
-/// Not inlined: the lookup and insert would not fit in the callers' stack.
-#[inline(never)]
+/// Inlined: 6.1's verifier refused it as a function of its own ("reg type
+/// unsupported for arg#0"), the compiler having reshaped its arguments.
+#[inline(always)]
 fn add_netns_stat(netns: u32, index: u32, n: u64) {
     let entry = match NETNS_STATS.get_ptr_mut(&netns) {
         Some(entry) => entry,
@@ -128,10 +129,9 @@ fn add_netns_stat(netns: u32, index: u32, n: u64) {
             entry
         }
     };
-    // SAFETY: this CPU's value of a per-CPU map, valid while we run.
-    if let Some(count) = unsafe { (*entry).counts.get_mut(index as usize) } {
-        *count += n;
-    }
+    // SAFETY: this CPU's value of a per-CPU map, valid while we run; the
+    // mask keeps the index inside the array.
+    unsafe { (*entry).counts[index as usize & (NetnsStats::SLOTS - 1)] += n };
 }
 
 /// One duration into the histogram at `STATS[histogram]` (see

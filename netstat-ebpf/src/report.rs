@@ -169,6 +169,13 @@ pub(crate) fn on_socket_event(
         }
         kind::SEND_RESET => {
             add_stat(netns, stat::RESETS_SENT, 1);
+            if ev.reset_reason != 0 && u32::from(ev.reset_reason) <= stat::RESET_REASON_SLOTS {
+                add_stat(
+                    netns,
+                    stat::RESET_REASONS + u32::from(ev.reset_reason) - 1,
+                    1,
+                );
+            }
             count_remote(ev, |r| r.resets += 1);
         }
         _ => {
@@ -186,8 +193,8 @@ pub(crate) fn full_socket_event(
     ctx: &BtfTracePointContext,
     role: Role,
     sk: u64,
-    what: u64,
-    event_kind: u8,
+    (what, event_kind): (u64, u8),
+    reset_reason: u8,
 ) -> i32 {
     let Some(run) = PairRun::begin(role, ctx, sk, what) else {
         return 0;
@@ -199,7 +206,8 @@ pub(crate) fn full_socket_event(
     };
     run.finish(verdict, |netns, slot| {
         on_socket_event(sk, 0, (netns, slot), event_kind, None, |ev| {
-            write_ends(tsk, ev)
+            write_ends(tsk, ev);
+            ev.reset_reason = reset_reason;
         })
     })
 }

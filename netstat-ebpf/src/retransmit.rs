@@ -20,7 +20,13 @@ program_pair!(
 /// Raw arguments: (const struct sock *sk, const struct sk_buff *skb).
 #[inline(always)]
 pub(crate) fn retransmit_skb(ctx: &BtfTracePointContext, role: Role) -> i32 {
-    full_socket_event(ctx, role, ctx.arg(0), tp::RETRANSMIT_SKB, kind::RETRANSMIT)
+    full_socket_event(
+        ctx,
+        role,
+        ctx.arg(0),
+        (tp::RETRANSMIT_SKB, kind::RETRANSMIT),
+        0,
+    )
 }
 
 program_pair!(

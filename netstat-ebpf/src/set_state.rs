@@ -184,11 +184,7 @@ pub(crate) fn on_transition<C: EbpfContext>(
     let effective = effective_new_state(old, new, info.flags);
     if passes(ev, filter().transition_matches(old, effective)) {
         add_stat(netns, stat::transition(old, effective), 1);
-        let entered = if info.state == tcp_state::SYN_SENT {
-            info.ts_ns
-        } else {
-            0
-        };
+        let entered = if info.state == old { info.ts_ns } else { 0 };
         let change = u32::from(old) << 8 | u32::from(effective);
         add_durations(netns, change, now, entered, info.born_ns);
         if ev.failure != failure::NONE {
@@ -226,7 +222,7 @@ pub(crate) fn on_transition<C: EbpfContext>(
     }
 }
 
-/// The handshake's duration when a connect succeeds, and the connection's
+/// The handshake's duration when a connect or an accept succeeds, and the connection's
 /// lifetime when it ends, where the kernel side saw them begin (`change`:
 /// old << 8 | new; `entered`: when the socket entered `old`, `born`: when
 /// it was made; 0 = unknown).
@@ -236,8 +232,13 @@ pub(crate) fn on_transition<C: EbpfContext>(
 fn add_durations(netns: u32, change: u32, now: u64, entered: u64, born: u64) {
     // BPF calls take at most five arguments: (old, new) come packed.
     let (old, effective) = ((change >> 8) as u8, change as u8);
-    if old == tcp_state::SYN_SENT && effective == tcp_state::ESTABLISHED && entered != 0 {
-        add_duration(netns, stat::CONNECT_DURATION, now.saturating_sub(entered));
+    if effective == tcp_state::ESTABLISHED && entered != 0 {
+        let histogram = match old {
+            tcp_state::SYN_SENT => stat::CONNECT_DURATION,
+            tcp_state::SYN_RECV => stat::ACCEPT_DURATION,
+            _ => return,
+        };
+        add_duration(netns, histogram, now.saturating_sub(entered));
     }
     let ends = (effective == tcp_state::CLOSE && old != tcp_state::LISTEN)
         || effective == tcp_state::TIME_WAIT;
@@ -246,12 +247,14 @@ fn add_durations(netns: u32, change: u32, now: u64, entered: u64, born: u64) {
     }
 }
 
-/// A connection's totals as it closes: lifetime and the byte counters of
-/// `struct tcp_sock`.
+/// A connection's totals as it closes: lifetime, and the byte counters, the
+/// smoothed RTT and the retransmissions of `struct tcp_sock`.
 #[inline(always)]
 pub(crate) fn add_totals(tsk: u64, info: &SockInfo, ev: &mut Event) {
     let k = &CONFIG.kernel;
     ev.born_ns = info.born_ns;
     ev.bytes_acked = member(tsk, &k.tcp_bytes_acked);
     ev.bytes_received = member(tsk, &k.tcp_bytes_received);
+    ev.srtt_us = member::<u32>(tsk, &k.tcp_srtt_us) >> 3;
+    ev.total_retrans = member(tsk, &k.tcp_total_retrans);
 }

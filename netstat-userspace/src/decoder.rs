@@ -78,6 +78,10 @@ pub struct CloseTotals {
     /// kernel counts them for `ss -i` (bytes_acked, bytes_received).
     pub bytes_acked: u64,
     pub bytes_received: u64,
+    /// Smoothed round-trip time (ns) and every retransmission, as the
+    /// kernel counts them for `ss -i` (rtt, retrans).
+    pub srtt_ns: u64,
+    pub total_retransmits: u32,
 }
 
 /// How long the socket spent in its previous state.
@@ -106,6 +110,8 @@ pub struct NetEvent {
     pub after_gap: bool,
     pub retransmits: u32,
     pub failure: Option<Failure>,
+    /// For a reset sent: the kernel's reason for it, where it gives one.
+    pub reset_reason: Option<&'static str>,
     /// For changes to CLOSE and TIME_WAIT: the connection's totals.
     pub totals: Option<CloseTotals>,
     pub netns: u32,
@@ -124,6 +130,8 @@ pub struct Decoder {
     socket_key: u64,
     /// Owners by (pid, comm): events repeat a few owners many times.
     owners: RefCell<HashMap<(u32, [u8; 16]), Owner>>,
+    /// The kernel's reset reasons by value (empty: none named).
+    reset_reasons: &'static [String],
 }
 
 /// Bound on the owner cache; a storm from many short-lived processes clears it.
@@ -140,6 +148,15 @@ impl Decoder {
             snapshot,
             socket_key: random_odd(),
             owners: RefCell::new(HashMap::new()),
+            reset_reasons: &[],
+        }
+    }
+
+    /// Names reset reasons from the kernel's table (`Probe::reset_reasons`).
+    pub fn with_reset_reasons(self, names: &'static [String]) -> Self {
+        Self {
+            reset_reasons: names,
+            ..self
         }
     }
 
@@ -216,9 +233,16 @@ impl Decoder {
                     lifetime_ns: (raw.born_ns != 0).then(|| raw.ts_ns.saturating_sub(raw.born_ns)),
                     bytes_acked: raw.bytes_acked,
                     bytes_received: raw.bytes_received,
+                    srtt_ns: u64::from(raw.srtt_us) * 1000,
+                    total_retransmits: raw.total_retrans,
                 }),
             netns: raw.netns,
             socket: raw.skaddr.wrapping_mul(self.socket_key),
+            reset_reason: raw
+                .reset_reason
+                .checked_sub(1)
+                .and_then(|r| self.reset_reasons.get(usize::from(r)))
+                .map(String::as_str),
         }
     }
 }

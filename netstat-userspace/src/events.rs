@@ -220,7 +220,7 @@ impl Sink for EventLog {
             events_seen: Some(self.counts.seen),
             owners_unknown: Some(self.counts.owners_unknown),
             filtered,
-            ..session::stop_summary("events", &counters)
+            ..session::stop_summary("events", probe, &counters)
         };
         eprintln!("{}", stop.render(self.stop_json));
         match self.failed.take() {

@@ -40,7 +40,7 @@ impl Sink for Serving {
         let counters = probe.counters()?;
         let stop = StopSummary {
             filtered: Some(counters.filtered),
-            ..session::stop_summary("metrics", &counters)
+            ..session::stop_summary("metrics", probe, &counters)
         };
         eprintln!("{}", stop.render(self.stop_json));
         Ok(())

@@ -82,6 +82,7 @@ pub fn start(
     listener: StdListener,
     counts: Arc<KernelCounts>,
     namespaces: Selection,
+    reset_reasons: Option<&'static [String]>,
 ) -> Result<()> {
     let local = listener.local_addr()?;
     std::thread::Builder::new()
@@ -91,7 +92,9 @@ pub fn start(
                 .enable_all()
                 .build();
             match runtime {
-                Ok(runtime) => runtime.block_on(serve(listener, counts, namespaces)),
+                Ok(runtime) => {
+                    runtime.block_on(serve(listener, counts, (namespaces, reset_reasons)))
+                }
                 Err(e) => log::error!("metrics endpoint: no runtime: {e}"),
             }
         })
@@ -100,7 +103,11 @@ pub fn start(
     Ok(())
 }
 
-async fn serve(listener: StdListener, counts: Arc<KernelCounts>, namespaces: Selection) {
+/// What a scrape reads besides the counts: the namespaces watched, and the
+/// kernel's reset reasons.
+type Scope = (Selection, Option<&'static [String]>);
+
+async fn serve(listener: StdListener, counts: Arc<KernelCounts>, scope: Scope) {
     let listener = match TcpListener::from_std(listener) {
         Ok(listener) => listener,
         Err(e) => return log::error!("metrics endpoint: {e}"),
@@ -116,13 +123,13 @@ async fn serve(listener: StdListener, counts: Arc<KernelCounts>, namespaces: Sel
         }
         let (counts, clients) = (Arc::clone(&counts), Arc::clone(&clients));
         tokio::spawn(async move {
-            answer(stream, &counts, namespaces).await;
+            answer(stream, &counts, scope).await;
             clients.fetch_sub(1, Ordering::Relaxed);
         });
     }
 }
 
-async fn answer(mut stream: TcpStream, counts: &KernelCounts, namespaces: Selection) {
+async fn answer(mut stream: TcpStream, counts: &KernelCounts, scope: Scope) {
     let head = match tokio::time::timeout(REQUEST_TIME, read_head(&mut stream)).await {
         Ok(Some(head)) => head,
         Ok(None) => return respond(&mut stream, "400 Bad Request", "text/plain", "").await,
@@ -130,7 +137,7 @@ async fn answer(mut stream: TcpStream, counts: &KernelCounts, namespaces: Select
         Err(_) => return,
     };
     let (status, kind, body) = match route(&head) {
-        Route::Metrics { openmetrics } => match scrape(counts, namespaces) {
+        Route::Metrics { openmetrics } => match scrape(counts, scope) {
             Ok(text) if openmetrics => ("200 OK", metrics::OPENMETRICS, text),
             Ok(text) => (
                 "200 OK",
@@ -233,7 +240,7 @@ async fn respond(stream: &mut TcpStream, status: &str, kind: &str, body: &str) {
 
 /// One scrape: the kernel's counts and each watched namespace's /proc
 /// figures; with `--netns all`, namespace by namespace.
-fn scrape(counts: &KernelCounts, namespaces: Selection) -> Result<String> {
+fn scrape(counts: &KernelCounts, (namespaces, reset_reasons): Scope) -> Result<String> {
     let counters = counts.counters()?;
     let read_pressure = |path: Option<&std::path::Path>| netns::inside(path, TcpPressure::read);
     let namespaces = match namespaces {
@@ -265,6 +272,7 @@ fn scrape(counts: &KernelCounts, namespaces: Selection) -> Result<String> {
         lost_ring_full: counters.ring_full,
         lost_skipped: counters.unrecovered,
         lost_gaps: counters.gaps,
+        reset_reasons,
     }))
 }
 

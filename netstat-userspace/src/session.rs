@@ -93,7 +93,8 @@ pub fn attach(cli: &Cli, namespaces: Selection, needs: Needs) -> Result<Attached
         eprintln!("enetstat: note: {blind_spot}");
     }
     if let Some(listener) = metrics {
-        metrics_server::start(listener, probe.shared_counts(), namespaces)?;
+        let counts = probe.shared_counts();
+        metrics_server::start(listener, counts, namespaces, probe.reset_reasons)?;
     }
     Ok(Attached { probe, filter })
 }
@@ -102,11 +103,8 @@ impl Attached {
     /// A decoder that knows the owners of the sockets in our namespace that
     /// predate us.
     pub fn decoder(&self) -> Result<Decoder> {
-        Ok(Decoder::new(
-            self.probe.attached_ns,
-            netns::own()?,
-            TcpOwners::scan(),
-        ))
+        let decoder = Decoder::new(self.probe.attached_ns, netns::own()?, TcpOwners::scan());
+        Ok(decoder.with_reset_reasons(self.probe.reset_reasons.unwrap_or_default()))
     }
 }
 
@@ -256,8 +254,9 @@ async fn next_tick(clock: &mut Option<Interval>) {
 }
 
 /// The loss figures of a stop summary, from the kernel side's counters.
-pub fn stop_summary(mode: &'static str, c: &Counters) -> StopSummary {
+pub fn stop_summary(mode: &'static str, probe: &Probe, c: &Counters) -> StopSummary {
     StopSummary {
+        no_reset_reasons: probe.reset_reasons.is_none(),
         mode,
         lost: c.lost,
         lost_ring_full: c.ring_full,

@@ -34,6 +34,12 @@ const RECORD: usize = 72;
 /// and uid columns excepted, see the module notes). An error means this
 /// kernel offers no TCP sock_diag (e.g. `tcp_diag` not loaded).
 pub fn tcp_sockets(family: u8) -> io::Result<Vec<InetSocket>> {
+    tcp_sockets_in(family, u32::MAX)
+}
+
+/// As `tcp_sockets`, for the states in the bit mask `states` only (bit
+/// `1 << state`): the kernel leaves the others out.
+pub fn tcp_sockets_in(family: u8, states: u32) -> io::Result<Vec<InetSocket>> {
     // SAFETY: plain socket(2); the fd is owned below.
     let fd = unsafe {
         libc::socket(
@@ -47,7 +53,7 @@ pub fn tcp_sockets(family: u8) -> io::Result<Vec<InetSocket>> {
     }
     // SAFETY: a fresh fd nobody else owns.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    let request = dump_request(family);
+    let request = dump_request(family, states);
     // SAFETY: sending our own buffer to the kernel (nl_pid 0) on our socket.
     let sent = unsafe {
         let mut kernel: libc::sockaddr_nl = std::mem::zeroed();
@@ -83,8 +89,8 @@ pub fn tcp_sockets(family: u8) -> io::Result<Vec<InetSocket>> {
     }
 }
 
-/// SOCK_DIAG_BY_FAMILY dump of every TCP socket of `family`, in any state.
-fn dump_request(family: u8) -> [u8; NLMSG_HEADER + REQUEST] {
+/// SOCK_DIAG_BY_FAMILY dump of the TCP sockets of `family` in `states`.
+fn dump_request(family: u8, states: u32) -> [u8; NLMSG_HEADER + REQUEST] {
     let mut req = [0u8; NLMSG_HEADER + REQUEST];
     let flags = (libc::NLM_F_REQUEST | libc::NLM_F_DUMP) as u16;
     req[0..4].copy_from_slice(&((NLMSG_HEADER + REQUEST) as u32).to_ne_bytes());
@@ -93,8 +99,8 @@ fn dump_request(family: u8) -> [u8; NLMSG_HEADER + REQUEST] {
     req[8..12].copy_from_slice(&1u32.to_ne_bytes());
     req[16] = family;
     req[17] = libc::IPPROTO_TCP as u8;
-    // idiag_states: all, request sockets (NEW_SYN_RECV) included.
-    req[20..24].copy_from_slice(&u32::MAX.to_ne_bytes());
+    // idiag_states (all: request sockets, NEW_SYN_RECV, included).
+    req[20..24].copy_from_slice(&states.to_ne_bytes());
     req
 }
 

@@ -115,7 +115,7 @@ impl Sink for Summary {
         let counters = probe.counters()?;
         let stop = StopSummary {
             filtered: Some(counters.filtered),
-            ..session::stop_summary("summary", &counters)
+            ..session::stop_summary("summary", probe, &counters)
         };
         eprintln!("{}", stop.render(self.stop_json));
         self.failed.take().map_or(Ok(()), Err)
@@ -145,6 +145,8 @@ impl Cumulative {
     /// What happened between `before` and now, `elapsed_ns` apart.
     fn since(&self, before: &Self, probe: &Probe, now: u64, elapsed_ns: u64) -> Result<Interval> {
         let (now_p, was_p) = (&self.pressure, &before.pressure);
+        let traffic = Traffic::since(&self.stats, &before.stats);
+        let reset_reasons = probe.reset_reasons;
         use netstat_common::tcp_state as s;
         let mut remotes: Vec<Remote> = self
             .remotes
@@ -169,7 +171,14 @@ impl Cumulative {
         remotes.truncate(5);
         Ok(Interval {
             seconds: elapsed_ns as f64 / 1e9,
-            traffic: Traffic::since(&self.stats, &before.stats),
+            resets_by_reason: reset_reasons.map(|names| {
+                traffic
+                    .reset_reasons
+                    .iter()
+                    .map(|&(r, n)| (names.get(usize::from(r)).map_or("?", String::as_str), n))
+                    .collect()
+            }),
+            traffic,
             time_wait: now_p.time_wait,
             time_wait_growth: now_p.time_wait as i64 - was_p.time_wait as i64,
             syn_sent_over_1s: probe.states_since_before(now.saturating_sub(1_000_000_000))?

@@ -30,6 +30,11 @@ pub struct Traffic {
     pub connect_duration: Histogram,
     /// From connect or accept to the end.
     pub lifetime: Histogram,
+    /// SYN_RECV -> ESTABLISHED.
+    pub accept_duration: Histogram,
+    /// Resets sent by the kernel's reason (`enum sk_rst_reason` value,
+    /// count), where counted; kernels before 6.10 give none.
+    pub reset_reasons: Vec<(u8, u64)>,
 }
 
 /// Durations by power of two of microseconds (`stat::duration_bucket`).
@@ -52,6 +57,22 @@ impl Histogram {
 
     pub fn count(&self) -> u64 {
         self.buckets.iter().sum()
+    }
+
+    /// The duration under which a share `q` (0..=1) of the samples fall, in
+    /// seconds: the upper bound of the bucket where that share is reached
+    /// (None without samples; infinite in the open last bucket).
+    pub fn quantile(&self, q: f64) -> Option<f64> {
+        let total = self.count();
+        if total == 0 {
+            return None;
+        }
+        let rank = ((q * total as f64).ceil() as u64).max(1);
+        let mut seen = 0;
+        self.buckets.iter().enumerate().find_map(|(b, n)| {
+            seen += n;
+            (seen >= rank).then(|| Self::upper_bound_seconds(b))
+        })
     }
 
     /// The upper bound of bucket `b` in seconds; infinite for the last.
@@ -97,6 +118,11 @@ impl Traffic {
             transitions,
             connect_duration: Histogram::from_stats(stats, stat::CONNECT_DURATION),
             lifetime: Histogram::from_stats(stats, stat::LIFETIME),
+            accept_duration: Histogram::from_stats(stats, stat::ACCEPT_DURATION),
+            reset_reasons: (0..stat::RESET_REASON_SLOTS as u8)
+                .map(|r| (r, at(stat::RESET_REASONS + u32::from(r))))
+                .filter(|(_, n)| *n > 0)
+                .collect(),
         }
     }
 

@@ -143,6 +143,29 @@ impl Netns {
         ]);
     }
 
+    /// Drops the first SYN of each connect to `port` (nftables remembers
+    /// the source port), so every handshake takes one SYN retransmit, about
+    /// a second.
+    pub fn drop_first_syn_to(&self, port: u16) {
+        self.exec_ok(&["nft", "add table inet enetstat_first_syn"]);
+        self.exec_ok(&[
+            "nft",
+            "add chain inet enetstat_first_syn input { type filter hook input priority 0 ; }",
+        ]);
+        self.exec_ok(&[
+            "nft",
+            "add set inet enetstat_first_syn seen { type inet_service ; timeout 60s ; }",
+        ]);
+        self.exec_ok(&[
+            "nft",
+            &format!("add rule inet enetstat_first_syn input tcp dport {port} tcp flags syn tcp sport @seen accept"),
+        ]);
+        self.exec_ok(&[
+            "nft",
+            &format!("add rule inet enetstat_first_syn input tcp dport {port} tcp flags syn add @seen {{ tcp sport }} drop"),
+        ]);
+    }
+
     pub fn sysctl(&self, key: &str, value: &str) {
         self.exec_ok(&["sysctl", "-q", "-w", &format!("{key}={value}")]);
     }

@@ -503,3 +503,40 @@ fn a_rewritten_socket_record_makes_a_gap_or_a_duplicate() {
     assert_eq!(gap["prev_state_ms"], Value::Null, "{gap}");
     assert_eq!(gap["prev_state_ms_at_least"], Value::Null, "{gap}");
 }
+
+/// Whether the running kernel names its reset reasons (BTF's
+/// `enum sk_rst_reason`, Linux 6.10 and later).
+fn kernel_names_reset_reasons() -> bool {
+    let btf = std::fs::read("/sys/kernel/btf/vmlinux").expect("the kernel's BTF");
+    btf.windows(23).any(|w| w == b"SK_RST_REASON_NO_SOCKET")
+}
+
+#[test]
+fn a_reset_sent_for_no_socket_carries_the_kernels_reason() {
+    let ns = Netns::new("reset-reason");
+    let tracer = Tracer::start(&ns, &["-E", "-n", "--json"]);
+    let mut refused = connect(&ns, "127.0.0.1:9", &[]);
+    refused.expect("failed ConnectionRefused");
+    tracer.wait_quiet();
+    let out = tracer.stop();
+    let events = out.events();
+    let reset = events
+        .iter()
+        .find(|e| e["event"] == "send_reset" && e["local"] == "127.0.0.1:9")
+        .unwrap_or_else(|| panic!("no reset sent from port 9 in\n{}", out.stdout));
+    let named = kernel_names_reset_reasons();
+    let want = if named {
+        "no_socket".into()
+    } else {
+        Value::Null
+    };
+    assert_eq!(reset["reset_reason"], want, "{reset}");
+    assert_eq!(out.stop_object()["reset_reasons"], named);
+    // No other event claims a reason.
+    assert!(
+        events
+            .iter()
+            .filter(|e| e["event"] != "send_reset")
+            .all(|e| e["reset_reason"].is_null())
+    );
+}

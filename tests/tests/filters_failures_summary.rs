@@ -107,13 +107,28 @@ fn each_failure_label_comes_from_a_real_failure() {
     ] {
         assert_eq!(failures_of(&events, pid), [label], "{}", out.stdout);
     }
+    // The timed-out connect's SYN retransmits, as the kernel counts them at
+    // close, are the retransmit events logged for it.
+    let retransmits_logged = events
+        .iter()
+        .filter(|e| e["pid"] == timeout.pid() && e["event"] == "retransmit")
+        .count() as u64;
+    let closed = events
+        .iter()
+        .find(|e| e["pid"] == timeout.pid() && e["failure"] == "timeout")
+        .unwrap();
+    assert!(retransmits_logged >= 1, "{}", out.stdout);
+    assert_eq!(closed["total_retransmits"], retransmits_logged, "{closed}");
 }
 
 #[test]
 fn a_closed_connection_reports_its_totals() {
     let ns = Netns::new("totals");
     let tracer = Tracer::start(&ns, &["-E", "-n", "--json"]);
-    close(held_connection(&ns, "127.0.0.1:7300"));
+    let pair = held_connection(&ns, "127.0.0.1:7300");
+    // What `ss -ti` says of each end just before the close: rtt:SRTT/VAR ms.
+    let ss = ns.exec_ok(&["ss", "-tinH", "state", "established"]);
+    close(pair);
     tracer.wait_quiet();
     let out = tracer.stop();
     let events = out.events();
@@ -140,6 +155,16 @@ fn a_closed_connection_reports_its_totals() {
         let received = end["bytes_received"].as_u64();
         let early = client && end["old_state"] == "FIN_WAIT2" && received == Some(0);
         assert!(received == Some(1) || early, "{end}");
+        // The close's FIN and its ACK give the RTT at most one more sample,
+        // weighing an eighth: no less than 7/8 of what ss showed, and (the
+        // sample, however slow, not dominating) within a few times of it.
+        let srtt = end["srtt_ms"].as_f64().expect("srtt_ms");
+        let shown = ss_rtt(&ss, end["local"].as_str().unwrap());
+        assert!(
+            srtt >= shown * 0.875 - 0.002 && srtt <= shown * 4.0 + 0.1,
+            "{srtt} vs ss {shown}: {ss}"
+        );
+        assert_eq!(end["total_retransmits"], 0, "{end}");
     }
 }
 
@@ -332,4 +357,56 @@ fn filters_and_namespace_choice_narrow_the_listing_and_the_live_view() {
         out.stdout
     );
     assert!(fresh.contains("TIME_WAIT"), "{fresh}");
+}
+
+/// The smoothed RTT (ms) `ss -tin` shows for the connection whose local
+/// address is `local`.
+fn ss_rtt(ss: &str, local: &str) -> f64 {
+    let mut lines = ss.lines();
+    while let Some(line) = lines.next() {
+        let info = lines.next().unwrap_or_default();
+        if line.split_whitespace().nth(2) == Some(local) {
+            return info
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix("rtt:"))
+                .and_then(|r| r.split('/').next()?.parse().ok())
+                .unwrap_or_else(|| panic!("no rtt in {info:?}"));
+        }
+    }
+    panic!("no connection from {local} in\n{ss}")
+}
+
+#[test]
+fn the_summary_gives_handshake_latencies_from_the_kernel() {
+    let ns = Netns::new("latency");
+    ns.drop_first_syn_to(7400);
+    // One block for the whole test: the one written when it is stopped.
+    let tracer = Tracer::start(&ns, &["-S", "300", "--json"]);
+    let mut server = serve(&ns, "127.0.0.1:7400", &["--accept", "20"]);
+    let mut clients: Vec<Proc> = (0..20)
+        .map(|_| connect(&ns, "127.0.0.1:7400", &[]))
+        .collect();
+    for client in &mut clients {
+        client.expect("connected");
+    }
+    for client in &mut clients {
+        client.tell("close");
+        client.expect("closed");
+    }
+    assert!(server.wait().success());
+    let out = tracer.stop();
+    assert!(out.status.success(), "{:?}", out.stderr);
+    let block: Value = serde_json::from_str(out.stdout.lines().last().unwrap()).unwrap();
+    let connect = &block["connect_latency_ms"];
+    // The SYN is sent again after about 1 s (the initial RTO).
+    let p50 = connect["p50"].as_f64().expect("a connect latency");
+    assert!(p50 >= 900.0, "{block}");
+    assert!(connect["max"].as_f64().unwrap() >= p50, "{block}");
+    // The server's side: from the child's making at the last ACK to
+    // ESTABLISHED, well under the client's wait.
+    let accept = block["accept_latency_ms"]["p99"]
+        .as_f64()
+        .expect("an accept latency");
+    assert!(accept < 900.0, "{block}");
+    assert_eq!(block["new_active"], 20, "{block}");
 }

@@ -216,3 +216,45 @@ fn diff_shows_rows_appearing_changing_and_vanishing() {
         );
     }
 }
+
+/// A listener born after the view started, with connections waiting in its
+/// accept queue: the view shows the queue as netstat does.
+#[test]
+fn a_listeners_accept_queue_is_shown_as_netstat_shows_it() {
+    let ns = Netns::new("live-queue");
+    let view = Tracer::start_live(&ns, &["-tan", "--interval", "100"]);
+    let mut cmd = ns.command(tests::tcpload_bin());
+    cmd.args(["listen", "--listen", "127.0.0.1:7500", "--backlog", "10"]);
+    let mut listener = tests::Proc::spawn(cmd);
+    listener.expect("listening");
+    let mut clients: Vec<tests::Proc> = (0..3)
+        .map(|_| connect(&ns, "127.0.0.1:7500", &[]))
+        .collect();
+    for client in &mut clients {
+        client.expect("connected");
+    }
+    let listening = |table: &str| -> Option<(String, String)> {
+        table.lines().find_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() >= 6 && f[3] == "127.0.0.1:7500" && f[5] == "LISTEN")
+                .then(|| (f[1].to_string(), f[2].to_string()))
+        })
+    };
+    let netstat = ns.exec_ok(&["netstat", "-tan"]);
+    assert_eq!(
+        listening(&netstat),
+        Some(("3".into(), "0".into())),
+        "{netstat}"
+    );
+    let row = view.wait_for_line("the listener with 3 queued", |l| {
+        listening(l) == Some(("3".into(), "0".into()))
+    });
+    assert!(
+        row.starts_with("tcp        3      0 127.0.0.1:7500"),
+        "{row}"
+    );
+    listener.tell("close");
+    listener.expect("closed");
+    let out = view.stop();
+    assert!(out.status.success(), "{:?}", out.stderr);
+}

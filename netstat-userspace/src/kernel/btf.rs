@@ -83,6 +83,28 @@ pub fn require_facilities(btf: &Btf) -> Result<()> {
     Ok(())
 }
 
+/// The kernel's reset reasons (`enum sk_rst_reason`, Linux 6.10+) by value,
+/// named as BTF spells them, lower-cased without the `SK_RST_REASON_`
+/// prefix (`no_socket`); None when the kernel has no such enum.
+pub fn reset_reasons(btf: &Btf) -> Option<Vec<String>> {
+    let types = btf.resolve_types_by_name("sk_rst_reason").ok()?;
+    let Type::Enum(e) = types.into_iter().find(|t| matches!(t, Type::Enum(_)))? else {
+        return None;
+    };
+    let mut names = Vec::new();
+    for m in &e.members {
+        let name = btf.resolve_name(m).ok()?;
+        let value = m.val() as usize;
+        if value >= names.len() {
+            names.resize(value + 1, String::new());
+        }
+        names[value] = name
+            .trim_start_matches("SK_RST_REASON_")
+            .to_ascii_lowercase();
+    }
+    Some(names)
+}
+
 fn has_enumerator(btf: &Btf, ty: &str, name: &str) -> bool {
     let Ok(types) = btf.resolve_types_by_name(ty) else {
         return false;
@@ -125,6 +147,8 @@ pub fn kernel_offsets(btf: &Btf) -> Result<KernelOffsets> {
         skb_transport_header: at(&["sk_buff", "transport_header"])?,
         tcp_bytes_acked: at(&["tcp_sock", "bytes_acked"])?,
         tcp_bytes_received: at(&["tcp_sock", "bytes_received"])?,
+        tcp_srtt_us: at(&["tcp_sock", "srtt_us"])?,
+        tcp_total_retrans: at(&["tcp_sock", "total_retrans"])?,
         net_port_range: packed_port_range(btf).unwrap_or(NO_FIELD),
     })
 }

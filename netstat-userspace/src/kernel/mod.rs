@@ -49,6 +49,9 @@ pub struct Probe {
     counts: Arc<KernelCounts>,
     /// What this kernel cannot report, for the user (None: nothing).
     pub blind_spot: Option<String>,
+    /// The names of the kernel's reset reasons, by value; None where
+    /// `tcp_send_reset` gives none (before Linux 6.10).
+    pub reset_reasons: Option<&'static [String]>,
 }
 
 fn program<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut BtfTracePoint> {
@@ -67,6 +70,14 @@ impl Probe {
         config.counts_only = u8::from(opts.counts_only);
         config.count_remotes = u8::from(opts.count_remotes);
         config.count_per_netns = u8::from(opts.count_per_netns);
+        // Read once per run and kept for its whole length.
+        let reset_reasons: Option<&'static [String]> =
+            btf::tracepoint_args(&kernel_btf, "tcp_send_reset")
+                .is_some_and(|args| args.len() >= 3)
+                .then(|| btf::reset_reasons(&kernel_btf))
+                .flatten()
+                .map(|names| &*Box::leak(names.into_boxed_slice()));
+        config.reset_reason_arg = u8::from(reset_reasons.is_some());
         raise_memlock_limit();
 
         let mut loader = EbpfLoader::new();
@@ -114,6 +125,7 @@ impl Probe {
             attached_ns: monotonic_ns(),
             counts,
             blind_spot,
+            reset_reasons,
         })
     }
 

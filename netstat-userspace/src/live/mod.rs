@@ -12,7 +12,7 @@ pub mod table;
 use std::time::Duration;
 
 use anyhow::Result;
-use netstat_common::{Event, Filter};
+use netstat_common::{AF_INET, AF_INET6, Event, Filter};
 
 use crate::{
     cli::Cli,
@@ -197,12 +197,18 @@ impl Sink for LiveView<'_> {
         }
         let now = now_ns(&self.clock);
         self.dirty |= self.table.expire(now);
+        // Listeners' queues change without events: read them, and only
+        // them, from the kernel at each drawing.
+        self.dirty |= self
+            .table
+            .refresh_listener_queues(&read_listeners(self.plan));
         // At most once per drawing, however long the loss goes on.
         let counters = probe.counters()?;
         if counters.lost > self.lost {
             self.resynchronise(&counters, now)?;
         }
-        if !(self.dirty || self.redraw_always) {
+        // On a terminal In-State advances at every interval.
+        if !(self.dirty || self.redraw_always || self.screen.out.is_terminal()) {
             return Ok(Flow::Go);
         }
         if !self.draw(now)? {
@@ -216,6 +222,18 @@ impl Sink for LiveView<'_> {
     fn finish(&mut self, _: &Probe, _: bool) -> Result<()> {
         Ok(())
     }
+}
+
+/// The listening TCP sockets of the plan's families, from sock_diag (none
+/// where the kernel offers no TCP sock_diag: queues then stay as read).
+fn read_listeners(plan: &Sockets) -> Vec<InetSocket> {
+    let listen = 1 << netstat_common::tcp_state::LISTEN;
+    [(plan.ipv4, AF_INET), (plan.ipv6, AF_INET6)]
+        .into_iter()
+        .filter(|(wanted, _)| *wanted)
+        .filter_map(|(_, family)| crate::sock_diag::tcp_sockets_in(family, listen).ok())
+        .flatten()
+        .collect()
 }
 
 /// The TCP sockets of the plan's families and the socket owners, from /proc.

@@ -218,6 +218,31 @@ impl ConnTable {
         }
     }
 
+    /// Sets the listeners' queues (accept queue, and its maximum) from a
+    /// fresh read of the kernel's listeners (`listeners`, as sock_diag gives
+    /// them); returns whether any row changed.
+    pub fn refresh_listener_queues(&mut self, listeners: &[InetSocket]) -> bool {
+        let mut queues: HashMap<SocketAddr, Vec<(u64, u64)>> = HashMap::new();
+        for l in listeners {
+            queues
+                .entry(l.local)
+                .or_default()
+                .push((l.rx_queue, l.tx_queue));
+        }
+        let mut changed = false;
+        for row in self.rows.values_mut() {
+            if row.socket.state != TcpState::LISTEN.0 {
+                continue;
+            }
+            // Listeners sharing an address (SO_REUSEPORT) take theirs in turn.
+            if let Some((rx, tx)) = queues.get_mut(&row.socket.local).and_then(Vec::pop) {
+                changed |= (row.socket.rx_queue, row.socket.tx_queue) != (rx, tx);
+                (row.socket.rx_queue, row.socket.tx_queue) = (rx, tx);
+            }
+        }
+        changed
+    }
+
     /// Rows in display order: IPv4 before IPv6, then by endpoints.
     pub fn rows(&self) -> Vec<&Row> {
         let mut rows: Vec<&Row> = self.rows.values().collect();
@@ -259,6 +284,7 @@ mod tests {
             after_gap: false,
             retransmits: 0,
             failure: None,
+            reset_reason: None,
             totals: None,
             netns: 1,
             socket,

@@ -72,6 +72,12 @@ impl JsonLog {
             }
             None => out.push_str(",\"failure\":null"),
         }
+        match ev.reset_reason {
+            Some(r) => {
+                let _ = write!(out, ",\"reset_reason\":\"{r}\"");
+            }
+            None => out.push_str(",\"reset_reason\":null"),
+        }
         match ev.totals {
             Some(t) => {
                 match t.lifetime_ns {
@@ -82,13 +88,16 @@ impl JsonLog {
                 }
                 let _ = write!(
                     out,
-                    ",\"bytes_acked\":{},\"bytes_received\":{}}}",
-                    t.bytes_acked, t.bytes_received
+                    ",\"bytes_acked\":{},\"bytes_received\":{},\"srtt_ms\":{},\"total_retransmits\":{}}}",
+                    t.bytes_acked,
+                    t.bytes_received,
+                    Millis(t.srtt_ns),
+                    t.total_retransmits
                 );
             }
-            None => {
-                out.push_str(",\"lifetime_ms\":null,\"bytes_acked\":null,\"bytes_received\":null}")
-            }
+            None => out.push_str(
+                ",\"lifetime_ms\":null,\"bytes_acked\":null,\"bytes_received\":null,\"srtt_ms\":null,\"total_retransmits\":null}",
+            ),
         }
     }
 }

@@ -77,8 +77,8 @@ impl TextLog {
     }
 }
 
-/// The Details column: a gap before the change, how a connection failed
-/// and, as it ends, its totals.
+/// The Details column: a gap before the change, how a connection failed,
+/// why a reset was sent and, as a connection ends, its totals.
 fn write_details(out: &mut String, ev: &NetEvent) {
     out.push(' ');
     if ev.after_gap {
@@ -87,10 +87,15 @@ fn write_details(out: &mut String, ev: &NetEvent) {
     if let Some(failure) = ev.failure {
         let _ = write!(out, "{} ", failure.name());
     }
+    if let Some(reason) = ev.reset_reason {
+        let _ = write!(out, "reason {reason} ");
+    }
     if let Some(CloseTotals {
         lifetime_ns,
         bytes_acked,
         bytes_received,
+        srtt_ns,
+        total_retransmits,
     }) = ev.totals
     {
         match lifetime_ns {
@@ -99,7 +104,11 @@ fn write_details(out: &mut String, ev: &NetEvent) {
             }
             None => out.push_str("lifetime ?"),
         }
-        let _ = write!(out, " acked {bytes_acked}B received {bytes_received}B");
+        let _ = write!(
+            out,
+            " acked {bytes_acked}B received {bytes_received}B srtt {}ms retrans {total_retransmits}",
+            Millis(srtt_ns)
+        );
     }
 }
 
@@ -165,7 +174,7 @@ mod tests {
         let mut text = String::new();
         TextLog::new(Names::new(numeric), false).write_line(&mut text, &ev);
         assert!(
-            text.ends_with("FIN_WAIT2 -> TIME_WAIT             -       0 after-gap lifetime ? acked 0B received 0B"),
+            text.ends_with("FIN_WAIT2 -> TIME_WAIT             -       0 after-gap lifetime ? acked 0B received 0B srtt 0.000ms retrans 0"),
             "{text}"
         );
         let mut json = String::new();

@@ -24,6 +24,8 @@ pub struct Reading {
     pub lost_ring_full: u64,
     pub lost_skipped: u64,
     pub lost_gaps: u64,
+    /// The kernel's reset reasons by value; None where it gives none.
+    pub reset_reasons: Option<&'static [String]>,
 }
 
 /// One watched namespace's figures.
@@ -207,12 +209,37 @@ impl Collector for Scrape {
             "TCP retransmissions: of data segments, and of SYN-ACKs.",
             retransmits,
         )?;
-        let mut resets = each(&|t| t.resets_sent, &[("direction", "sent")]);
-        resets.extend(each(&|t| t.resets_received, &[("direction", "received")]));
+        let mut resets = Vec::new();
+        for n in ns {
+            let t = &n.traffic;
+            match r.reset_reasons {
+                // Sent resets by the kernel's reason; any counted without one
+                // (beyond the reasons kept) as `unknown`.
+                Some(names) => {
+                    let mut named = 0;
+                    for &(reason, count) in &t.reset_reasons {
+                        let name = names
+                            .get(usize::from(reason))
+                            .map_or("unknown", String::as_str);
+                        let labels = [("direction", "sent"), ("reason", name)];
+                        resets.push((with_netns(n.netns, &labels), count));
+                        named += count;
+                    }
+                    let rest = t.resets_sent.saturating_sub(named);
+                    if rest > 0 {
+                        let labels = [("direction", "sent"), ("reason", "unknown")];
+                        resets.push((with_netns(n.netns, &labels), rest));
+                    }
+                }
+                None => resets.push((with_netns(n.netns, &[("direction", "sent")]), t.resets_sent)),
+            }
+            let received = with_netns(n.netns, &[("direction", "received")]);
+            resets.push((received, t.resets_received));
+        }
         counters(
             &mut e,
             "enetstat_resets",
-            "TCP resets sent and received.",
+            "TCP resets sent (by the kernel's reason, on Linux 6.10 and later) and received.",
             resets,
         )?;
         let mut gauge = e.encode_descriptor(

@@ -25,6 +25,9 @@ pub struct StopSummary {
     pub filtered: Option<u64>,
     /// Sockets not tracked because the kernel-side socket map was full.
     pub sockets_untracked: u64,
+    /// The running kernel names no reasons for the resets it sends (before
+    /// Linux 6.10), so every `reset_reason` was null.
+    pub no_reset_reasons: bool,
 }
 
 impl StopSummary {
@@ -57,6 +60,9 @@ impl StopSummary {
                 self.sockets_untracked
             );
         }
+        if self.no_reset_reasons {
+            s.push_str("; this kernel gives no reset reasons (Linux 6.10 and later do)");
+        }
         if self.lost > 0 && self.events_seen.is_some() {
             let _ = write!(
                 s,
@@ -72,7 +78,7 @@ impl StopSummary {
     pub fn json(&self) -> String {
         let opt = |v: Option<u64>| v.map_or("null".to_string(), |n| n.to_string());
         format!(
-            "{{\"stop\":\"{}\",\"events_seen\":{},\"lost\":{},\"lost_ring_full\":{},\"lost_skipped\":{},\"gaps\":{},\"owners_unknown\":{},\"filtered\":{},\"sockets_untracked\":{}}}",
+            "{{\"stop\":\"{}\",\"events_seen\":{},\"lost\":{},\"lost_ring_full\":{},\"lost_skipped\":{},\"gaps\":{},\"owners_unknown\":{},\"filtered\":{},\"sockets_untracked\":{},\"reset_reasons\":{}}}",
             self.mode,
             opt(self.events_seen),
             self.lost,
@@ -81,7 +87,8 @@ impl StopSummary {
             self.gaps,
             opt(self.owners_unknown),
             opt(self.filtered),
-            self.sockets_untracked
+            self.sockets_untracked,
+            !self.no_reset_reasons
         )
     }
 
@@ -133,13 +140,21 @@ mod tests {
             summary.text(),
             "enetstat: 7 events filtered out in the kernel"
         );
+        let old_kernel = StopSummary {
+            no_reset_reasons: true,
+            ..summary
+        };
+        assert_eq!(
+            old_kernel.text(),
+            "enetstat: 7 events filtered out in the kernel; this kernel gives no reset reasons (Linux 6.10 and later do)"
+        );
     }
 
     #[test]
     fn json_has_every_field() {
         assert_eq!(
             events().json(),
-            r#"{"stop":"events","events_seen":12,"lost":0,"lost_ring_full":0,"lost_skipped":0,"gaps":0,"owners_unknown":1,"filtered":null,"sockets_untracked":0}"#
+            r#"{"stop":"events","events_seen":12,"lost":0,"lost_ring_full":0,"lost_skipped":0,"gaps":0,"owners_unknown":1,"filtered":null,"sockets_untracked":0,"reset_reasons":true}"#
         );
     }
 }

@@ -3,7 +3,11 @@
 
 use std::{fmt::Write as _, net::SocketAddr};
 
-use crate::{clock::TimeFormat, tcp_state::TcpState, traffic::Traffic};
+use crate::{
+    clock::TimeFormat,
+    tcp_state::TcpState,
+    traffic::{Histogram, Traffic},
+};
 
 /// What happened in one interval.
 #[derive(Debug, Clone, PartialEq)]
@@ -21,6 +25,8 @@ pub struct Interval {
     /// fall short by at least this much: skipped runs no second program made up for,
     /// and gaps in sockets' histories (README, Known limits).
     pub missed: u64,
+    /// Resets sent by reason (the kernel's names), None where it gives none.
+    pub resets_by_reason: Option<Vec<(&'static str, u64)>>,
     /// The 5 remote endpoints with most failed connects + resets + retransmits.
     pub remotes: Vec<Remote>,
 }
@@ -64,6 +70,41 @@ impl Writer {
     }
 }
 
+/// A handshake histogram's quantiles in ms: `p50/p90/p99/max` in text, an
+/// object in JSON (`{:#}`); `-` or `null` without samples.
+struct Latency<'a>(&'a Histogram);
+
+impl std::fmt::Display for Latency<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ms = |q: f64| {
+            self.0
+                .quantile(q)
+                .filter(|s| s.is_finite())
+                .map(|s| format!("{:.3}", s * 1e3))
+        };
+        let values = [ms(0.5), ms(0.9), ms(0.99), ms(1.0)];
+        match (f.alternate(), &values) {
+            (false, [None, ..]) => f.write_str("-"),
+            (false, _) => {
+                let text: Vec<String> = values.map(|v| v.unwrap_or_else(|| "?".into())).into();
+                f.write_str(&text.join("/"))
+            }
+            (true, [None, ..]) => f.write_str("null"),
+            (true, [p50, p90, p99, max]) => {
+                let v = |v: &Option<String>| v.clone().unwrap_or_else(|| "null".into());
+                write!(
+                    f,
+                    "{{\"p50\":{},\"p90\":{},\"p99\":{},\"max\":{}}}",
+                    v(p50),
+                    v(p90),
+                    v(p99),
+                    v(max)
+                )
+            }
+        }
+    }
+}
+
 fn transition_name(old: u8, new: u8) -> String {
     format!("{}->{}", TcpState(old).name(), TcpState(new).name())
 }
@@ -76,6 +117,7 @@ fn block(out: &mut String, i: &Interval) {
 failed connects: {} refused, {} timeout; resets on established: {}\n\
 retransmits/s: {:.1} ({:.1} SYN-ACK); resets/s: {:.1} sent, {:.1} received\n\
 TIME_WAIT: {} ({:+}); SYN_SENT over 1 s: {}; listen overflows: {}, drops: {}\n\
+handshake ms (p50/p90/p99/max, bucket bounds): connect {}; accept {}\n\
 transitions:",
         i.seconds,
         rate(i.traffic.opened_active),
@@ -93,12 +135,23 @@ transitions:",
         i.syn_sent_over_1s,
         i.listen_overflows,
         i.listen_drops,
+        Latency(&i.traffic.connect_duration),
+        Latency(&i.traffic.accept_duration),
     );
     if i.traffic.transitions.is_empty() {
         out.push_str(" none");
     }
     for (old, new, n) in &i.traffic.transitions {
         let _ = write!(out, " {} {n}", transition_name(*old, *new));
+    }
+    if let Some(reasons) = &i.resets_by_reason {
+        out.push_str("\nresets sent by reason:");
+        if reasons.is_empty() {
+            out.push_str(" none");
+        }
+        for (reason, n) in reasons {
+            let _ = write!(out, " {reason} {n}");
+        }
     }
     if i.missed > 0 {
         let _ = write!(
@@ -130,7 +183,7 @@ fn json(out: &mut String, i: &Interval) {
 \"failures\":{{\"refused\":{},\"timeout\":{},\"reset\":{}}},\
 \"retransmits\":{},\"synack_retransmits\":{},\"resets_sent\":{},\"resets_received\":{},\
 \"time_wait\":{},\"time_wait_growth\":{},\"syn_sent_over_1s\":{},\
-\"listen_overflows\":{},\"listen_drops\":{},\"missed\":{},\"transitions\":{{",
+\"listen_overflows\":{},\"listen_drops\":{},\"connect_latency_ms\":{:#},\"accept_latency_ms\":{:#},\"missed\":{},\"transitions\":{{",
         i.seconds,
         i.traffic.opened_active,
         i.traffic.opened_passive,
@@ -147,13 +200,27 @@ fn json(out: &mut String, i: &Interval) {
         i.syn_sent_over_1s,
         i.listen_overflows,
         i.listen_drops,
+        Latency(&i.traffic.connect_duration),
+        Latency(&i.traffic.accept_duration),
         i.missed,
     );
     for (k, (old, new, n)) in i.traffic.transitions.iter().enumerate() {
         let comma = if k > 0 { "," } else { "" };
         let _ = write!(out, "{comma}\"{}\":{n}", transition_name(*old, *new));
     }
-    out.push_str("},\"top_remotes\":[");
+    out.push('}');
+    match &i.resets_by_reason {
+        Some(reasons) => {
+            out.push_str(",\"resets_by_reason\":{");
+            for (k, (reason, n)) in reasons.iter().enumerate() {
+                let comma = if k > 0 { "," } else { "" };
+                let _ = write!(out, "{comma}\"{reason}\":{n}");
+            }
+            out.push('}');
+        }
+        None => out.push_str(",\"resets_by_reason\":null"),
+    }
+    out.push_str(",\"top_remotes\":[");
     for (k, r) in i.remotes.iter().enumerate() {
         let comma = if k > 0 { "," } else { "" };
         let _ = write!(
@@ -184,6 +251,17 @@ mod tests {
                 resets_sent: 3,
                 resets_received: 3,
                 transitions: vec![(7, 2, 10), (5, 6, 8)],
+                // 6 handshakes under 128 us, 4 under 1.024 ms.
+                connect_duration: Histogram {
+                    buckets: (0..40)
+                        .map(|b| [0, 6, 4][(b == 7) as usize + 2 * (b == 10) as usize])
+                        .collect(),
+                    sum_ns: 2_000_000,
+                },
+                accept_duration: Histogram {
+                    buckets: vec![0; 40],
+                    sum_ns: 0,
+                },
                 ..Traffic::default()
             },
             time_wait: 8,
@@ -192,6 +270,7 @@ mod tests {
             listen_overflows: 0,
             listen_drops: 0,
             missed: 0,
+            resets_by_reason: Some(vec![("no_socket", 3)]),
             remotes: vec![Remote {
                 endpoint: "127.0.0.1:7001".parse().unwrap(),
                 failed_connects: 2,
@@ -212,7 +291,9 @@ connections/s: 5.0 new active, 4.0 new passive, 8.0 closed\n\
 failed connects: 2 refused, 0 timeout; resets on established: 1\n\
 retransmits/s: 2.0 (0.0 SYN-ACK); resets/s: 1.5 sent, 1.5 received\n\
 TIME_WAIT: 8 (+8); SYN_SENT over 1 s: 0; listen overflows: 0, drops: 0\n\
+handshake ms (p50/p90/p99/max, bucket bounds): connect 0.128/1.024/1.024/1.024; accept -\n\
 transitions: CLOSE->SYN_SENT 10 FIN_WAIT2->TIME_WAIT 8\n\
+resets sent by reason: no_socket 3\n\
 top remotes (failed connects/resets/retransmits):\n  127.0.0.1:7001                                  2/2/0"
         );
     }
@@ -226,6 +307,10 @@ top remotes (failed connects/resets/retransmits):\n  127.0.0.1:7001             
         assert_eq!(v["failures"]["refused"], 2);
         assert_eq!(v["top_remotes"][0]["remote"], "127.0.0.1:7001");
         assert_eq!(v["missed"], 0);
+        assert_eq!(v["connect_latency_ms"]["p50"], 0.128);
+        assert_eq!(v["connect_latency_ms"]["max"], 1.024);
+        assert_eq!(v["accept_latency_ms"], serde_json::Value::Null);
+        assert_eq!(v["resets_by_reason"]["no_socket"], 3);
     }
 
     #[test]

@@ -53,6 +53,14 @@ enum Role {
         #[arg(long, default_value_t = 5000)]
         timeout_ms: u64,
     },
+    /// Listens with this backlog and never accepts, until stdin closes or
+    /// says anything: connections wait in the accept queue.
+    Listen {
+        #[arg(long)]
+        listen: SocketAddr,
+        #[arg(long, default_value_t = 128)]
+        backlog: i32,
+    },
     StrayAck {
         #[arg(long)]
         from: std::net::SocketAddrV4,
@@ -126,6 +134,7 @@ fn main() -> Result<()> {
             rst,
             timeout_ms,
         } => connect(to, rst, Duration::from_millis(timeout_ms)),
+        Role::Listen { listen, backlog } => listen_only(listen, backlog),
         Role::StrayAck { from, to } => stray_ack(from, to),
         Role::Storm {
             listen,
@@ -157,6 +166,20 @@ fn set_timeout(listener: &TcpListener, timeout: Duration) -> Result<()> {
         tv_usec: timeout.subsec_micros() as libc::suseconds_t,
     };
     set_socket_option(listener, libc::SO_RCVTIMEO, &tv, "SO_RCVTIMEO")
+}
+
+fn listen_only(listen: SocketAddr, backlog: i32) -> Result<()> {
+    let listener = TcpListener::bind(listen).with_context(|| format!("bind {listen}"))?;
+    // SAFETY: valid listening socket.
+    if unsafe { libc::listen(listener.as_raw_fd(), backlog) } != 0 {
+        bail!("listen: {}", std::io::Error::last_os_error());
+    }
+    say("listening");
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    drop(listener);
+    say("closed");
+    Ok(())
 }
 
 fn serve(listen: SocketAddr, accept: u64, rst: bool) -> Result<()> {
