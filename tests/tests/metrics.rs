@@ -42,6 +42,14 @@ fn scrape(ns: &Netns) -> String {
     body.to_string()
 }
 
+/// `enetstat --metrics` alone in `ns`, watching the storms' address.
+fn serve_metrics(ns: &Netns) -> Tracer {
+    Tracer::start(
+        ns,
+        &["--metrics", ENDPOINT, "--addr", WATCHED, "--stop-json"],
+    )
+}
+
 /// The value of the sample `series` (name and labels as printed) in a scrape.
 fn sample(text: &str, series: &str) -> u64 {
     text.lines()
@@ -53,10 +61,7 @@ fn sample(text: &str, series: &str) -> u64 {
 #[test]
 fn a_scrape_during_a_storm_counts_it_exactly_and_passes_promtool() {
     let ns = Netns::new("metrics-curl");
-    let tracer = Tracer::start(
-        &ns,
-        &["--metrics", ENDPOINT, "--addr", WATCHED, "--stop-json"],
-    );
+    let tracer = serve_metrics(&ns);
     let active = "enetstat_connections_opened_total{direction=\"active\"}";
     let before = sample(&scrape(&ns), active);
     storm(&ns, STORM, 2_000, &[]);
@@ -96,10 +101,7 @@ fn a_scrape_during_a_storm_counts_it_exactly_and_passes_promtool() {
 #[test]
 fn bad_requests_get_their_answer_and_the_next_scrape_still_works() {
     let ns = Netns::new("metrics-bad");
-    let tracer = Tracer::start(
-        &ns,
-        &["--metrics", ENDPOINT, "--addr", WATCHED, "--stop-json"],
-    );
+    let tracer = serve_metrics(&ns);
     let status = |answer: &str| answer.lines().next().unwrap_or_default().to_string();
     let wrong_path = exchange(&ns, b"GET /other HTTP/1.1\r\n\r\n");
     assert_eq!(status(&wrong_path), "HTTP/1.1 404 Not Found");
@@ -256,10 +258,7 @@ impl Drop for Prometheus {
 #[test]
 fn a_real_prometheus_counts_a_storm_of_known_size_exactly() {
     let ns = Netns::new("metrics-prom");
-    let tracer = Tracer::start(
-        &ns,
-        &["--metrics", ENDPOINT, "--addr", WATCHED, "--stop-json"],
-    );
+    let tracer = serve_metrics(&ns);
     let prometheus = Prometheus::start(&ns);
     prometheus
         .wait_for(&ns, &[("up{job=\"enetstat\"}", 1.0)])
