@@ -130,6 +130,11 @@ pub const TRACEPOINTS: [Tracepoint; 6] = [
 /// and by TIME_WAIT and SYN_RECV sockets.
 pub const RESET_FUNCTIONS: [&str; 2] = ["tcp_v4_send_reset", "tcp_v6_send_reset"];
 
+/// The program on `skb:kfree_skb` (raw arguments `skb, location, reason` on
+/// every kernel of the matrix) that counts TCP packets dropped, by reason;
+/// attached for `--summary` only (it runs for every packet freed as dropped).
+pub const DROP_PROGRAM: &str = "kfree_skb";
+
 /// Indices of the per-CPU `STATS` array: traffic counted in the kernel for
 /// `--summary`, so that the figures do not depend on events reaching
 /// userspace. Only events that pass the `Filter` count.
@@ -157,7 +162,11 @@ pub mod stat {
     /// sk_rst_reason`, for the first `RESET_REASON_SLOTS` reasons.
     pub const RESET_REASONS: u32 = ACCEPT_DURATION + HISTOGRAM_BUCKETS + 1;
     pub const RESET_REASON_SLOTS: u32 = 64;
-    pub const COUNT: u32 = RESET_REASONS + RESET_REASON_SLOTS;
+    /// TCP packets dropped, by the kernel's `enum skb_drop_reason`:
+    /// `DROPS + reason`, for the first `DROP_REASON_SLOTS` reasons.
+    pub const DROPS: u32 = RESET_REASONS + RESET_REASON_SLOTS;
+    pub const DROP_REASON_SLOTS: u32 = 128;
+    pub const COUNT: u32 = DROPS + DROP_REASON_SLOTS;
 
     /// Bucket `b` counts durations under 2^b microseconds; the last one
     /// counts every longer one too.
@@ -380,6 +389,8 @@ pub struct RemoteStats {
     pub failed_connects: u64,
     pub resets: u64,
     pub retransmits: u64,
+    /// TCP packets from this endpoint the kernel dropped.
+    pub drops: u64,
 }
 
 /// Value of the `NETNS_STATS` map: `STATS` of one network namespace (per

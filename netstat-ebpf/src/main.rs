@@ -16,7 +16,7 @@
 //! at offsets userspace takes from that same BTF.
 //!
 //! The data flows through the modules in this order: a hook module
-//! (`set_state`, `destroy_sock`, `retransmit`, `reset`, one per tracepoint
+//! (`set_state`, `destroy_sock`, `retransmit`, `reset`, `drop`, one per tracepoint
 //! family, each naming the kernel function or tracepoint it reads) starts a
 //! `pair::Run`, `read` takes what it needs from the kernel's structs,
 //! `verdict` applies the namespace and the user's filter, and `report`
@@ -26,6 +26,7 @@
 
 mod config;
 mod destroy_sock;
+mod drop;
 mod maps;
 mod pair;
 mod read;

@@ -129,9 +129,14 @@ fn add_netns_stat(netns: u32, index: u32, n: u64) {
             entry
         }
     };
-    // SAFETY: this CPU's value of a per-CPU map, valid while we run; the
-    // mask keeps the index inside the array.
-    unsafe { (*entry).counts[index as usize & (NetnsStats::SLOTS - 1)] += n };
+    // The mask keeps the index inside the array for the verifier. Read
+    // volatile, or the compiler, knowing the index small, drops the mask
+    // and 6.1's verifier (which lost the bound in a spill) refuses the
+    // access.
+    // SAFETY: a read of a local.
+    let index = unsafe { core::ptr::read_volatile(&index) } as usize & (NetnsStats::SLOTS - 1);
+    // SAFETY: this CPU's value of a per-CPU map, valid while we run.
+    unsafe { (*entry).counts[index] += n };
 }
 
 /// One duration into the histogram at `STATS[histogram]` (see

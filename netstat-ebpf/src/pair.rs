@@ -18,8 +18,10 @@ pub(crate) mod tp {
     /// The fentry programs on tcp_v4_send_reset and tcp_v6_send_reset.
     pub const SEND_RESET_V4: u64 = 7 << 16;
     pub const SEND_RESET_V6: u64 = 8 << 16;
+    /// The drop counter on skb:kfree_skb (no mark; a scratch slot only).
+    pub const KFREE_SKB: u64 = 9 << 16;
     /// Slots of `SCRATCH`: two per id (`PairRun::slot`).
-    pub const PROGRAMS: u32 = 2 * 9;
+    pub const PROGRAMS: u32 = 2 * 10;
 
     pub fn set_state(old: u8, new: u8) -> u64 {
         SET_STATE | (old as u64) << 8 | new as u64

@@ -179,6 +179,23 @@ pub(crate) fn port_and_family(sk: u64) -> (u16, u8) {
     (u16::from_be(dport), member::<u16>(sk, &k.sock_family) as u8)
 }
 
+/// Whether `skb` holds an IPv4 or IPv6 packet whose next header is TCP
+/// (IPv6 extension headers are not followed).
+#[inline(always)]
+pub(crate) fn is_tcp_packet(skb: u64) -> bool {
+    let k = &CONFIG.kernel;
+    let Some(head) = kread::<u64>(skb + cfg(&k.skb_head) as u64) else {
+        return false;
+    };
+    let network = head + kread::<u16>(skb + cfg(&k.skb_network_header) as u64).unwrap_or(0) as u64;
+    let protocol = match kread::<u8>(network).map(|b| b >> 4) {
+        Some(4) => kread::<u8>(network + 9),
+        Some(6) => kread::<u8>(network + 6),
+        _ => None,
+    };
+    protocol == Some(6)
+}
+
 /// Endpoints of the connection a reply to `skb` (an incoming TCP segment)
 /// belongs to: local is the packet's destination, remote its source.
 #[inline(always)]

@@ -204,10 +204,16 @@ pub(crate) fn full_socket_event(
         Some(tsk) => sock_verdict(tsk, false),
         None => Verdict::Ignore,
     };
-    run.finish(verdict, |netns, slot| {
-        on_socket_event(sk, 0, (netns, slot), event_kind, None, |ev| {
-            write_ends(tsk, ev);
-            ev.reset_reason = reset_reason;
-        })
-    })
+    // Inlined, as in `set_state`: one frame costs less of 6.1's 512 bytes
+    // over the call chain than two.
+    run.finish(
+        verdict,
+        #[inline(always)]
+        |netns, slot| {
+            on_socket_event(sk, 0, (netns, slot), event_kind, None, |ev| {
+                write_ends(tsk, ev);
+                ev.reset_reason = reset_reason;
+            })
+        },
+    )
 }

@@ -87,6 +87,7 @@ pub fn attach(cli: &Cli, namespaces: Selection, needs: Needs) -> Result<Attached
         counts_only: needs != Needs::Events,
         count_remotes: needs == Needs::CountsByRemote,
         count_per_netns: cli.metrics.is_some() && namespaces == Selection::All,
+        count_drops: needs == Needs::CountsByRemote,
         ring_bytes: cli.ring_size,
     })?;
     if let Some(blind_spot) = &probe.blind_spot {

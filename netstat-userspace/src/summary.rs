@@ -146,7 +146,6 @@ impl Cumulative {
     fn since(&self, before: &Self, probe: &Probe, now: u64, elapsed_ns: u64) -> Result<Interval> {
         let (now_p, was_p) = (&self.pressure, &before.pressure);
         let traffic = Traffic::since(&self.stats, &before.stats);
-        let reset_reasons = probe.reset_reasons;
         use netstat_common::tcp_state as s;
         let mut remotes: Vec<Remote> = self
             .remotes
@@ -158,26 +157,19 @@ impl Cumulative {
                     failed_connects: now.failed_connects.saturating_sub(was.failed_connects),
                     resets: now.resets.saturating_sub(was.resets),
                     retransmits: now.retransmits.saturating_sub(was.retransmits),
+                    drops: now.drops.saturating_sub(was.drops),
                 };
-                (r.failed_connects + r.resets + r.retransmits > 0).then_some(r)
+                (r.total() > 0).then_some(r)
             })
             .collect();
-        remotes.sort_by_key(|r| {
-            (
-                std::cmp::Reverse(r.failed_connects + r.resets + r.retransmits),
-                r.endpoint,
-            )
-        });
+        remotes.sort_by_key(|r| (std::cmp::Reverse(r.total()), r.endpoint));
         remotes.truncate(5);
         Ok(Interval {
             seconds: elapsed_ns as f64 / 1e9,
-            resets_by_reason: reset_reasons.map(|names| {
-                traffic
-                    .reset_reasons
-                    .iter()
-                    .map(|&(r, n)| (names.get(usize::from(r)).map_or("?", String::as_str), n))
-                    .collect()
-            }),
+            resets_by_reason: probe
+                .reset_reasons
+                .map(|names| named(names, &traffic.reset_reasons)),
+            drops: probe.drop_reasons.map(|names| named(names, &traffic.drops)),
             traffic,
             time_wait: now_p.time_wait,
             time_wait_growth: now_p.time_wait as i64 - was_p.time_wait as i64,
@@ -191,6 +183,14 @@ impl Cumulative {
             remotes,
         })
     }
+}
+
+/// Counts by a kernel enum's value, with the kernel's names for them.
+fn named(names: &'static [String], counts: &[(u8, u64)]) -> Vec<(&'static str, u64)> {
+    counts
+        .iter()
+        .map(|&(r, n)| (names.get(usize::from(r)).map_or("?", String::as_str), n))
+        .collect()
 }
 
 fn endpoint(key: &RemoteKey) -> SocketAddr {

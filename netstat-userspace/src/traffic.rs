@@ -35,6 +35,9 @@ pub struct Traffic {
     /// Resets sent by the kernel's reason (`enum sk_rst_reason` value,
     /// count), where counted; kernels before 6.10 give none.
     pub reset_reasons: Vec<(u8, u64)>,
+    /// TCP packets dropped by the kernel's reason (`enum skb_drop_reason`
+    /// value, count), where drops are counted.
+    pub drops: Vec<(u8, u64)>,
 }
 
 /// Durations by power of two of microseconds (`stat::duration_bucket`).
@@ -85,6 +88,14 @@ impl Histogram {
     }
 }
 
+/// The nonzero counts of a block of `STATS` indexed by a kernel enum.
+fn by_reason(stats: &[u64], at: u32, slots: u32) -> Vec<(u8, u64)> {
+    (0..slots as u8)
+        .map(|r| (r, stats[(at + u32::from(r)) as usize]))
+        .filter(|(_, n)| *n > 0)
+        .collect()
+}
+
 impl Traffic {
     /// `stats` as `KernelCounts::stats` reads them.
     pub fn from_stats(stats: &[u64]) -> Self {
@@ -119,10 +130,8 @@ impl Traffic {
             connect_duration: Histogram::from_stats(stats, stat::CONNECT_DURATION),
             lifetime: Histogram::from_stats(stats, stat::LIFETIME),
             accept_duration: Histogram::from_stats(stats, stat::ACCEPT_DURATION),
-            reset_reasons: (0..stat::RESET_REASON_SLOTS as u8)
-                .map(|r| (r, at(stat::RESET_REASONS + u32::from(r))))
-                .filter(|(_, n)| *n > 0)
-                .collect(),
+            reset_reasons: by_reason(stats, stat::RESET_REASONS, stat::RESET_REASON_SLOTS),
+            drops: by_reason(stats, stat::DROPS, stat::DROP_REASON_SLOTS),
         }
     }
 

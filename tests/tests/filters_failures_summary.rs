@@ -409,4 +409,6 @@ fn the_summary_gives_handshake_latencies_from_the_kernel() {
         .expect("an accept latency");
     assert!(accept < 900.0, "{block}");
     assert_eq!(block["new_active"], 20, "{block}");
+    // The 20 first SYNs, dropped by the nftables rule, by the kernel's name.
+    assert_eq!(block["drops"]["netfilter_drop"], 20, "{block}");
 }

@@ -29,6 +29,9 @@ enum Tracer {
     EnetstatFiltered,
     /// `enetstat --metrics`, scraped every second: counts only, no events.
     Metrics,
+    /// `enetstat -S`: counts, per remote endpoint, and drops by reason on
+    /// skb:kfree_skb (which runs for every packet freed as dropped).
+    Summary,
     Tcpstates,
     /// bpftrace with empty programs on the classic form of the tracepoints
     /// enetstat uses: what a classic tracepoint costs before any program
@@ -44,6 +47,7 @@ impl Tracer {
             Tracer::EnetstatJson => "enetstat -E --json > file",
             Tracer::EnetstatFiltered => "enetstat -E --port 9 > file (storm filtered out)",
             Tracer::Metrics => "enetstat --metrics, scraped every 1 s",
+            Tracer::Summary => "enetstat -S > file (drops counted too)",
             Tracer::Tcpstates => "tcpstates > file",
             Tracer::EmptyPrograms => {
                 "empty classic-tracepoint programs, same tracepoints (bpftrace)"
@@ -53,12 +57,13 @@ impl Tracer {
 }
 
 /// The storm table's rows, in order.
-const TRACERS: [Tracer; 7] = [
+const TRACERS: [Tracer; 8] = [
     Tracer::None,
     Tracer::EnetstatText,
     Tracer::EnetstatJson,
     Tracer::EnetstatFiltered,
     Tracer::Metrics,
+    Tracer::Summary,
     Tracer::Tcpstates,
     Tracer::EmptyPrograms,
 ];
@@ -184,7 +189,9 @@ fn aggregate(connections: u64, rst: bool, all: Vec<Vec<Sample>>) -> Vec<Row> {
             let cell = |f: &dyn Fn(&Sample) -> f64, digits: usize| format!("{:.digits$}", med(f));
             let (written, lost, cpu) = match tracer {
                 Tracer::None | Tracer::EmptyPrograms => ("-".into(), "-".into(), "-".into()),
-                Tracer::Metrics => ("-".into(), cell(&|s| s.lost as f64, 0), "-".into()),
+                Tracer::Metrics | Tracer::Summary => {
+                    ("-".into(), cell(&|s| s.lost as f64, 0), "-".into())
+                }
                 Tracer::EnetstatFiltered => (
                     format!(
                         "{} ({} filtered in the kernel)",
@@ -201,7 +208,9 @@ fn aggregate(connections: u64, rst: bool, all: Vec<Vec<Sample>>) -> Vec<Row> {
                 ),
             };
             let state_events = match tracer {
-                Tracer::None | Tracer::EmptyPrograms | Tracer::Metrics => "-".to_string(),
+                Tracer::None | Tracer::EmptyPrograms | Tracer::Metrics | Tracer::Summary => {
+                    "-".to_string()
+                }
                 Tracer::EnetstatFiltered => format!("{} / 0", cell(&|s| s.state_events as f64, 0)),
                 _ => format!("{} / {expected}", cell(&|s| s.state_events as f64, 0)),
             };
@@ -364,6 +373,11 @@ fn storm(tracer: Tracer, connections: u64, rst: bool) -> Result<Sample> {
             cmd.args(["--metrics", METRICS_ADDR, "--stop-json"]);
             Some(start_tracer(cmd, &out_path, Some("tracing TCP"))?)
         }
+        Tracer::Summary => {
+            let mut cmd = ns.command(release_bin("enetstat"));
+            cmd.args(["-S", "1", "--stop-json"]);
+            Some(start_tracer(cmd, &out_path, Some("tracing TCP"))?)
+        }
         // tcpstates traces every namespace (the storm is the only traffic)
         // and needs the host's tracefs, which `ip netns exec` would hide.
         Tracer::Tcpstates => {
@@ -409,7 +423,10 @@ fn storm(tracer: Tracer, connections: u64, rst: bool) -> Result<Sample> {
             loss_report: None,
         });
     };
-    wait_quiet(&out_path);
+    // -S writes a block every second: its output never goes quiet.
+    if tracer != Tracer::Summary {
+        wait_quiet(&out_path);
+    }
     let cpu = cpu_seconds(tracer_run.child.id()) - cpu_at_start;
     let stderr = tracer_run.stop()?;
     let (written, state_events) = count_events(&out_path, tracer)?;

@@ -87,7 +87,18 @@ pub fn require_facilities(btf: &Btf) -> Result<()> {
 /// named as BTF spells them, lower-cased without the `SK_RST_REASON_`
 /// prefix (`no_socket`); None when the kernel has no such enum.
 pub fn reset_reasons(btf: &Btf) -> Option<Vec<String>> {
-    let types = btf.resolve_types_by_name("sk_rst_reason").ok()?;
+    enum_names(btf, "sk_rst_reason", "SK_RST_REASON_")
+}
+
+/// The kernel's drop reasons (`enum skb_drop_reason`), named as
+/// `reset_reasons` names its reasons (`netfilter_drop`).
+pub fn drop_reasons(btf: &Btf) -> Option<Vec<String>> {
+    enum_names(btf, "skb_drop_reason", "SKB_DROP_REASON_")
+}
+
+/// The members of `enum name` by value, without `prefix`, lower-cased.
+fn enum_names(btf: &Btf, name: &str, prefix: &str) -> Option<Vec<String>> {
+    let types = btf.resolve_types_by_name(name).ok()?;
     let Type::Enum(e) = types.into_iter().find(|t| matches!(t, Type::Enum(_)))? else {
         return None;
     };
@@ -95,12 +106,14 @@ pub fn reset_reasons(btf: &Btf) -> Option<Vec<String>> {
     for m in &e.members {
         let name = btf.resolve_name(m).ok()?;
         let value = m.val() as usize;
+        // Subsystem reasons of skb_drop_reason live in the high bits.
+        if value >= 1 << 16 {
+            continue;
+        }
         if value >= names.len() {
             names.resize(value + 1, String::new());
         }
-        names[value] = name
-            .trim_start_matches("SK_RST_REASON_")
-            .to_ascii_lowercase();
+        names[value] = name.trim_start_matches(prefix).to_ascii_lowercase();
     }
     Some(names)
 }

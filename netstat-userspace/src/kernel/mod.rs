@@ -16,7 +16,8 @@ use aya::{
     programs::{BtfTracePoint, FEntry, ProgramError},
 };
 use netstat_common::{
-    Config, Event, Filter, RESET_FUNCTIONS, RemoteKey, RemoteStats, SockInfo, TRACEPOINTS, maps,
+    Config, DROP_PROGRAM, Event, Filter, RESET_FUNCTIONS, RemoteKey, RemoteStats, SockInfo,
+    TRACEPOINTS, maps,
 };
 
 use crate::fail;
@@ -35,6 +36,8 @@ pub struct Options {
     pub count_remotes: bool,
     /// Count per network namespace (`--metrics --netns all`).
     pub count_per_netns: bool,
+    /// Count TCP packets dropped, by reason (`--summary`).
+    pub count_drops: bool,
     /// Ring buffer size in bytes (a power of two multiple of the page size); None = default.
     pub ring_bytes: Option<u32>,
 }
@@ -52,6 +55,9 @@ pub struct Probe {
     /// The names of the kernel's reset reasons, by value; None where
     /// `tcp_send_reset` gives none (before Linux 6.10).
     pub reset_reasons: Option<&'static [String]>,
+    /// The names of the kernel's drop reasons, by value, where drops are
+    /// counted (`Options::count_drops` and a `kfree_skb` to attach to).
+    pub drop_reasons: Option<&'static [String]>,
 }
 
 fn program<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut BtfTracePoint> {
@@ -119,6 +125,14 @@ impl Probe {
                 ),
             }
         };
+        let (drop_reasons, drops_note) = match opts.count_drops {
+            true => attach_drop_counter(&mut ebpf, &btf, &kernel_btf),
+            false => (None, None),
+        };
+        let blind_spot = match (blind_spot, drops_note) {
+            (Some(a), Some(b)) => Some(format!("{a}; {b}")),
+            (a, b) => a.or(b),
+        };
         let counts = Arc::new(KernelCounts::take(&mut ebpf, &reset_programs)?);
         Ok(Self {
             ebpf,
@@ -126,6 +140,7 @@ impl Probe {
             counts,
             blind_spot,
             reset_reasons,
+            drop_reasons,
         })
     }
 
@@ -172,6 +187,7 @@ impl Probe {
             let mut total = RemoteStats::default();
             for cpu in per_cpu.iter() {
                 total.failed_connects += cpu.failed_connects;
+                total.drops += cpu.drops;
                 total.resets += cpu.resets;
                 total.retransmits += cpu.retransmits;
             }
@@ -219,6 +235,40 @@ pub fn monotonic_ns() -> u64 {
     // SAFETY: valid out-pointer.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// Loads and attaches the drop counter on `skb:kfree_skb`: the names of
+/// the drop reasons it counts, or why drops are not counted.
+fn attach_drop_counter(
+    ebpf: &mut Ebpf,
+    btf: &aya::Btf,
+    kernel_btf: &btf_rs::Btf,
+) -> (Option<&'static [String]>, Option<String>) {
+    let expected = ["struct sk_buff *", "void *", "enum skb_drop_reason"];
+    let args = btf::tracepoint_args(kernel_btf, DROP_PROGRAM).unwrap_or_default();
+    let names = btf::drop_reasons(kernel_btf);
+    let (true, Some(names)) = (args.starts_with(&expected.map(String::from)), names) else {
+        return (
+            None,
+            Some(format!(
+                "drops are not counted: this kernel's skb:kfree_skb takes ({})",
+                args.join(", ")
+            )),
+        );
+    };
+    let attached = program(ebpf, DROP_PROGRAM).and_then(|p| {
+        Ok(p.load(DROP_PROGRAM, btf)
+            .and_then(|()| p.attach().map(|_| ()))?)
+    });
+    match attached {
+        Ok(()) => (Some(&*Box::leak(names.into_boxed_slice())), None),
+        Err(e) => (
+            None,
+            Some(format!(
+                "drops are not counted: attaching to skb:kfree_skb failed ({e:#})"
+            )),
+        ),
+    }
 }
 
 /// Loads and attaches the fentry programs of `RESET_FUNCTIONS`.
@@ -343,7 +393,8 @@ mod tests {
         let programs = TRACEPOINTS
             .iter()
             .flat_map(|t| [t.name, t.second])
-            .chain(RESET_FUNCTIONS);
+            .chain(RESET_FUNCTIONS)
+            .chain([DROP_PROGRAM]);
         for program in programs {
             assert!(
                 object.programs.contains_key(program),

@@ -27,7 +27,11 @@ pub struct Interval {
     pub missed: u64,
     /// Resets sent by reason (the kernel's names), None where it gives none.
     pub resets_by_reason: Option<Vec<(&'static str, u64)>>,
-    /// The 5 remote endpoints with most failed connects + resets + retransmits.
+    /// TCP packets dropped by reason (the kernel's names), None where drops
+    /// are not counted.
+    pub drops: Option<Vec<(&'static str, u64)>>,
+    /// The 5 remote endpoints with most failed connects + resets +
+    /// retransmits + drops.
     pub remotes: Vec<Remote>,
 }
 
@@ -35,8 +39,16 @@ pub struct Interval {
 pub struct Remote {
     pub endpoint: SocketAddr,
     pub failed_connects: u64,
+    pub drops: u64,
     pub resets: u64,
     pub retransmits: u64,
+}
+
+impl Remote {
+    /// What ranks an endpoint in the top list.
+    pub fn total(&self) -> u64 {
+        self.failed_connects + self.resets + self.retransmits + self.drops
+    }
 }
 
 pub struct Writer {
@@ -144,12 +156,16 @@ transitions:",
     for (old, new, n) in &i.traffic.transitions {
         let _ = write!(out, " {} {n}", transition_name(*old, *new));
     }
-    if let Some(reasons) = &i.resets_by_reason {
-        out.push_str("\nresets sent by reason:");
-        if reasons.is_empty() {
+    for (label, counts) in [
+        ("resets sent by reason", &i.resets_by_reason),
+        ("TCP drops by reason", &i.drops),
+    ] {
+        let Some(counts) = counts else { continue };
+        let _ = write!(out, "\n{label}:");
+        if counts.is_empty() {
             out.push_str(" none");
         }
-        for (reason, n) in reasons {
+        for (reason, n) in counts {
             let _ = write!(out, " {reason} {n}");
         }
     }
@@ -160,18 +176,19 @@ transitions:",
             i.missed
         );
     }
-    out.push_str("\ntop remotes (failed connects/resets/retransmits):");
+    out.push_str("\ntop remotes (failed connects/resets/retransmits/drops):");
     if i.remotes.is_empty() {
         out.push_str(" none");
     }
     for r in &i.remotes {
         let _ = write!(
             out,
-            "\n  {:<47} {}/{}/{}",
+            "\n  {:<47} {}/{}/{}/{}",
             r.endpoint.to_string(),
             r.failed_connects,
             r.resets,
-            r.retransmits
+            r.retransmits,
+            r.drops
         );
     }
 }
@@ -209,24 +226,28 @@ fn json(out: &mut String, i: &Interval) {
         let _ = write!(out, "{comma}\"{}\":{n}", transition_name(*old, *new));
     }
     out.push('}');
-    match &i.resets_by_reason {
-        Some(reasons) => {
-            out.push_str(",\"resets_by_reason\":{");
-            for (k, (reason, n)) in reasons.iter().enumerate() {
-                let comma = if k > 0 { "," } else { "" };
-                let _ = write!(out, "{comma}\"{reason}\":{n}");
-            }
-            out.push('}');
+    for (key, counts) in [
+        ("resets_by_reason", &i.resets_by_reason),
+        ("drops", &i.drops),
+    ] {
+        let Some(counts) = counts else {
+            let _ = write!(out, ",\"{key}\":null");
+            continue;
+        };
+        let _ = write!(out, ",\"{key}\":{{");
+        for (k, (reason, n)) in counts.iter().enumerate() {
+            let comma = if k > 0 { "," } else { "" };
+            let _ = write!(out, "{comma}\"{reason}\":{n}");
         }
-        None => out.push_str(",\"resets_by_reason\":null"),
+        out.push('}');
     }
     out.push_str(",\"top_remotes\":[");
     for (k, r) in i.remotes.iter().enumerate() {
         let comma = if k > 0 { "," } else { "" };
         let _ = write!(
             out,
-            "{comma}{{\"remote\":\"{}\",\"failed_connects\":{},\"resets\":{},\"retransmits\":{}}}",
-            r.endpoint, r.failed_connects, r.resets, r.retransmits
+            "{comma}{{\"remote\":\"{}\",\"failed_connects\":{},\"resets\":{},\"retransmits\":{},\"drops\":{}}}",
+            r.endpoint, r.failed_connects, r.resets, r.retransmits, r.drops
         );
     }
     out.push_str("]}");
@@ -271,9 +292,11 @@ mod tests {
             listen_drops: 0,
             missed: 0,
             resets_by_reason: Some(vec![("no_socket", 3)]),
+            drops: Some(vec![("netfilter_drop", 2)]),
             remotes: vec![Remote {
                 endpoint: "127.0.0.1:7001".parse().unwrap(),
                 failed_connects: 2,
+                drops: 1,
                 resets: 2,
                 retransmits: 0,
             }],
@@ -294,7 +317,8 @@ TIME_WAIT: 8 (+8); SYN_SENT over 1 s: 0; listen overflows: 0, drops: 0\n\
 handshake ms (p50/p90/p99/max, bucket bounds): connect 0.128/1.024/1.024/1.024; accept -\n\
 transitions: CLOSE->SYN_SENT 10 FIN_WAIT2->TIME_WAIT 8\n\
 resets sent by reason: no_socket 3\n\
-top remotes (failed connects/resets/retransmits):\n  127.0.0.1:7001                                  2/2/0"
+TCP drops by reason: netfilter_drop 2\n\
+top remotes (failed connects/resets/retransmits/drops):\n  127.0.0.1:7001                                  2/2/0/1"
         );
     }
 
@@ -311,6 +335,7 @@ top remotes (failed connects/resets/retransmits):\n  127.0.0.1:7001             
         assert_eq!(v["connect_latency_ms"]["max"], 1.024);
         assert_eq!(v["accept_latency_ms"], serde_json::Value::Null);
         assert_eq!(v["resets_by_reason"]["no_socket"], 3);
+        assert_eq!(v["drops"]["netfilter_drop"], 2);
     }
 
     #[test]
