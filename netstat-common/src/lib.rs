@@ -16,6 +16,8 @@ pub mod kind {
     pub const SEND_RESET: u8 = 4;
     /// `tcp/tcp_receive_reset`: this host received a reset.
     pub const RECEIVE_RESET: u8 = 5;
+    /// `skb:kfree_skb`: the kernel dropped a TCP packet (`-E --drops`).
+    pub const DROP: u8 = 6;
 }
 
 /// Bits of [`Event::flags`] and [`SockInfo::flags`].
@@ -461,7 +463,8 @@ pub struct Event {
     /// For a reset sent: the kernel's `enum sk_rst_reason` plus one; 0 where
     /// the kernel gives none (before Linux 6.10).
     pub reset_reason: u8,
-    pub _pad: u8,
+    /// For a drop: the kernel's `enum skb_drop_reason` (below 128).
+    pub drop_reason: u8,
     pub saddr: [u8; 16],
     pub daddr: [u8; 16],
     /// Owner's command name, valid when `flags` has `OWNER_KNOWN`.
@@ -555,6 +558,9 @@ pub struct Config {
     pub count_per_netns: u8,
     /// `tcp_send_reset` has a third argument, the reset's reason (6.10+).
     pub reset_reason_arg: u8,
+    /// Send an event for each TCP packet dropped (`-E --drops`).
+    pub log_drops: u8,
+    pub _pad3: [u8; 3],
 }
 
 impl Config {
@@ -600,6 +606,8 @@ impl Config {
         count_remotes: 0,
         count_per_netns: 0,
         reset_reason_arg: 0,
+        log_drops: 0,
+        _pad3: [0; 3],
     };
 }
 
@@ -649,7 +657,7 @@ pub struct ListenOwner {
 const _: () = assert!(size_of::<Event>() == 128);
 const _: () = assert!(size_of::<Filter>() == 48);
 const _: () = assert!(size_of::<SockInfo>() == 48);
-const _: () = assert!(size_of::<Config>() == 4 + 44 + 48 + 4);
+const _: () = assert!(size_of::<Config>() == 4 + 44 + 48 + 8);
 
 #[cfg(feature = "user")]
 mod user {

@@ -3,16 +3,18 @@
 //! summary. Raw arguments: (struct sk_buff *skb, void *location, enum
 //! skb_drop_reason reason) on 6.1, 6.12 and later (6.12 adds a fourth).
 //! It runs for every packet freed as dropped, TCP or not: it gives up after
-//! as few reads as it can.
+//! as few reads as it can. With `-E --drops` it also sends each drop that
+//! passes the filter as an event.
 
-use aya_ebpf::{macros::btf_tracepoint, programs::BtfTracePointContext};
-use netstat_common::stat;
+use aya_ebpf::{helpers::bpf_ktime_get_ns, macros::btf_tracepoint, programs::BtfTracePointContext};
+use netstat_common::{kind, stat};
 
 use crate::{
+    config::{CONFIG, cfg},
     maps::add_stat,
     pair::{Verdict, tp},
     read::{endpoints_from_packet, is_tcp_packet, netns_of},
-    report::{count_remote, new_event},
+    report::{count_remote, new_event, submit},
     verdict::{excluded, netns_verdict},
 };
 
@@ -38,5 +40,13 @@ pub fn kfree_skb(ctx: BtfTracePointContext) -> i32 {
     add_stat(netns, stat::DROPS + reason as u32, 1);
     // As an incoming packet's: the remote end is the packet's source.
     count_remote(ev, |r| r.drops += 1);
+    if cfg(&CONFIG.log_drops) != 0 {
+        // SAFETY: no arguments, no memory touched.
+        ev.ts_ns = unsafe { bpf_ktime_get_ns() };
+        ev.netns = netns;
+        ev.kind = kind::DROP;
+        ev.drop_reason = reason as u8;
+        submit(ev);
+    }
     0
 }

@@ -118,6 +118,9 @@ pub struct Cli {
     /// Log TCP state changes, retransmits and resets as they happen (needs root)
     #[arg(short = 'E', long = "events")]
     pub events: bool,
+    /// With -E: also log each TCP packet the kernel drops (its reason, from skb:kfree_skb)
+    #[arg(long)]
+    pub drops: bool,
     /// With -E or -S: one JSON object per line instead of text, and the stop object on stderr
     #[arg(long)]
     pub json: bool,

@@ -33,6 +33,8 @@ pub enum EventKind {
     RetransmitSynack,
     ResetSent,
     ResetReceived,
+    /// The kernel dropped a TCP packet of the connection (`-E --drops`).
+    Drop,
 }
 
 impl EventKind {
@@ -44,6 +46,7 @@ impl EventKind {
             EventKind::RetransmitSynack => "retransmit_synack",
             EventKind::ResetSent => "send_reset",
             EventKind::ResetReceived => "receive_reset",
+            EventKind::Drop => "drop",
         }
     }
 }
@@ -112,6 +115,8 @@ pub struct NetEvent {
     pub failure: Option<Failure>,
     /// For a reset sent: the kernel's reason for it, where it gives one.
     pub reset_reason: Option<&'static str>,
+    /// For a drop: the kernel's reason for it.
+    pub drop_reason: Option<&'static str>,
     /// For changes to CLOSE and TIME_WAIT: the connection's totals.
     pub totals: Option<CloseTotals>,
     pub netns: u32,
@@ -130,8 +135,9 @@ pub struct Decoder {
     socket_key: u64,
     /// Owners by (pid, comm): events repeat a few owners many times.
     owners: RefCell<HashMap<(u32, [u8; 16]), Owner>>,
-    /// The kernel's reset reasons by value (empty: none named).
+    /// The kernel's reset and drop reasons by value (empty: none named).
     reset_reasons: &'static [String],
+    drop_reasons: &'static [String],
 }
 
 /// Bound on the owner cache; a storm from many short-lived processes clears it.
@@ -149,13 +155,16 @@ impl Decoder {
             socket_key: random_odd(),
             owners: RefCell::new(HashMap::new()),
             reset_reasons: &[],
+            drop_reasons: &[],
         }
     }
 
-    /// Names reset reasons from the kernel's table (`Probe::reset_reasons`).
-    pub fn with_reset_reasons(self, names: &'static [String]) -> Self {
+    /// Names reset and drop reasons from the kernel's tables
+    /// (`Probe::reset_reasons`, `Probe::drop_reasons`).
+    pub fn with_reasons(self, resets: &'static [String], drops: &'static [String]) -> Self {
         Self {
-            reset_reasons: names,
+            reset_reasons: resets,
+            drop_reasons: drops,
             ..self
         }
     }
@@ -176,6 +185,7 @@ impl Decoder {
             kind::RETRANSMIT => EventKind::Retransmit,
             kind::RETRANSMIT_SYNACK => EventKind::RetransmitSynack,
             kind::SEND_RESET => EventKind::ResetSent,
+            kind::DROP => EventKind::Drop,
             _ => EventKind::ResetReceived,
         };
         let state = match kind {
@@ -242,6 +252,10 @@ impl Decoder {
                 .reset_reason
                 .checked_sub(1)
                 .and_then(|r| self.reset_reasons.get(usize::from(r)))
+                .map(String::as_str),
+            drop_reason: (raw.kind == kind::DROP)
+                .then(|| self.drop_reasons.get(usize::from(raw.drop_reason)))
+                .flatten()
                 .map(String::as_str),
         }
     }

@@ -63,6 +63,9 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     if let Some(what) = &cli.generate {
         return generate::run(what);
     }
+    if cli.drops && !cli.events {
+        return Err(fail::usage("--drops goes with -E (the event log)"));
+    }
     let namespaces = netns::Selection::from_cli(cli.netns.as_deref())?;
     if cli.events {
         return events::run(cli, namespaces);

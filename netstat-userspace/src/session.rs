@@ -88,6 +88,7 @@ pub fn attach(cli: &Cli, namespaces: Selection, needs: Needs) -> Result<Attached
         count_remotes: needs == Needs::CountsByRemote,
         count_per_netns: cli.metrics.is_some() && namespaces == Selection::All,
         count_drops: needs == Needs::CountsByRemote,
+        log_drops: cli.drops && needs == Needs::Events,
         ring_bytes: cli.ring_size,
     })?;
     if let Some(blind_spot) = &probe.blind_spot {
@@ -105,7 +106,10 @@ impl Attached {
     /// predate us.
     pub fn decoder(&self) -> Result<Decoder> {
         let decoder = Decoder::new(self.probe.attached_ns, netns::own()?, TcpOwners::scan());
-        Ok(decoder.with_reset_reasons(self.probe.reset_reasons.unwrap_or_default()))
+        Ok(decoder.with_reasons(
+            self.probe.reset_reasons.unwrap_or_default(),
+            self.probe.drop_reasons.unwrap_or_default(),
+        ))
     }
 }
 

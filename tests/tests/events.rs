@@ -540,3 +540,32 @@ fn a_reset_sent_for_no_socket_carries_the_kernels_reason() {
             .all(|e| e["reset_reason"].is_null())
     );
 }
+
+#[test]
+fn with_drops_the_log_names_the_dropped_syn_by_the_kernels_reason() {
+    let ns = Netns::new("drops");
+    ns.drop_first_syn_to(7600);
+    let tracer = Tracer::start(&ns, &["-E", "-n", "--json", "--drops", "--port", "7600"]);
+    let mut server = serve(&ns, "127.0.0.1:7600", &[]);
+    let mut client = connect(&ns, "127.0.0.1:7600", &[]);
+    client.expect("connected");
+    server.expect("accepted");
+    client.tell("close");
+    client.expect("closed");
+    server.expect("closed");
+    tracer.wait_quiet();
+    let out = tracer.stop();
+    let events = out.events();
+    let dropped: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["event"] == "drop" && e["drop_reason"] == "netfilter_drop")
+        .collect();
+    assert_eq!(dropped.len(), 1, "{}", out.stdout);
+    // The dropped SYN is the client's: from its port, to the listener.
+    let connected = events
+        .iter()
+        .find(|e| e["old_state"] == "SYN_SENT" && e["new_state"] == "ESTABLISHED")
+        .expect("the connect");
+    assert_eq!(dropped[0]["local"], "127.0.0.1:7600", "{}", dropped[0]);
+    assert_eq!(dropped[0]["remote"], connected["local"], "{}", dropped[0]);
+}

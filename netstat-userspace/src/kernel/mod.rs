@@ -38,6 +38,8 @@ pub struct Options {
     pub count_per_netns: bool,
     /// Count TCP packets dropped, by reason (`--summary`).
     pub count_drops: bool,
+    /// Send an event for each TCP packet dropped (`-E --drops`).
+    pub log_drops: bool,
     /// Ring buffer size in bytes (a power of two multiple of the page size); None = default.
     pub ring_bytes: Option<u32>,
 }
@@ -76,6 +78,7 @@ impl Probe {
         config.counts_only = u8::from(opts.counts_only);
         config.count_remotes = u8::from(opts.count_remotes);
         config.count_per_netns = u8::from(opts.count_per_netns);
+        config.log_drops = u8::from(opts.log_drops);
         // Read once per run and kept for its whole length.
         let reset_reasons: Option<&'static [String]> =
             btf::tracepoint_args(&kernel_btf, "tcp_send_reset")
@@ -125,7 +128,7 @@ impl Probe {
                 ),
             }
         };
-        let (drop_reasons, drops_note) = match opts.count_drops {
+        let (drop_reasons, drops_note) = match opts.count_drops || opts.log_drops {
             true => attach_drop_counter(&mut ebpf, &btf, &kernel_btf),
             false => (None, None),
         };

@@ -285,6 +285,7 @@ mod tests {
             retransmits: 0,
             failure: None,
             reset_reason: None,
+            drop_reason: None,
             totals: None,
             netns: 1,
             socket,

@@ -78,6 +78,12 @@ impl JsonLog {
             }
             None => out.push_str(",\"reset_reason\":null"),
         }
+        match ev.drop_reason {
+            Some(r) => {
+                let _ = write!(out, ",\"drop_reason\":\"{r}\"");
+            }
+            None => out.push_str(",\"drop_reason\":null"),
+        }
         match ev.totals {
             Some(t) => {
                 match t.lifetime_ns {

@@ -87,7 +87,7 @@ fn write_details(out: &mut String, ev: &NetEvent) {
     if let Some(failure) = ev.failure {
         let _ = write!(out, "{} ", failure.name());
     }
-    if let Some(reason) = ev.reset_reason {
+    if let Some(reason) = ev.reset_reason.or(ev.drop_reason) {
         let _ = write!(out, "reason {reason} ");
     }
     if let Some(CloseTotals {
@@ -137,6 +137,7 @@ fn write_event(out: &mut String, ev: &NetEvent) {
         EventKind::ResetSent if ev.state.0 == 0 => write!(out, "RESET sent (no socket)"),
         EventKind::ResetSent => write!(out, "RESET sent in {state}"),
         EventKind::ResetReceived => write!(out, "RESET received in {state}"),
+        EventKind::Drop => write!(out, "DROPPED by the kernel"),
     };
 }
 
