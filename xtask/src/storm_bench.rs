@@ -353,29 +353,13 @@ fn storm(tracer: Tracer, connections: u64, rst: bool) -> Result<Sample> {
     let out_path = std::env::temp_dir().join(format!("enetstat-bench-{}.out", std::process::id()));
     let mut traced = match tracer {
         Tracer::None => None,
-        Tracer::EnetstatText => {
+        Tracer::EnetstatText
+        | Tracer::EnetstatJson
+        | Tracer::EnetstatFiltered
+        | Tracer::Metrics
+        | Tracer::Summary => {
             let mut cmd = ns.command(release_bin("enetstat"));
-            cmd.args(["-E", "-n", "--stop-json"]);
-            Some(start_tracer(cmd, &out_path, Some("tracing TCP"))?)
-        }
-        Tracer::EnetstatJson => {
-            let mut cmd = ns.command(release_bin("enetstat"));
-            cmd.args(["-E", "-n", "--json"]);
-            Some(start_tracer(cmd, &out_path, Some("tracing TCP"))?)
-        }
-        Tracer::EnetstatFiltered => {
-            let mut cmd = ns.command(release_bin("enetstat"));
-            cmd.args(FILTERED_OUT);
-            Some(start_tracer(cmd, &out_path, Some("tracing TCP"))?)
-        }
-        Tracer::Metrics => {
-            let mut cmd = ns.command(release_bin("enetstat"));
-            cmd.args(["--metrics", METRICS_ADDR, "--stop-json"]);
-            Some(start_tracer(cmd, &out_path, Some("tracing TCP"))?)
-        }
-        Tracer::Summary => {
-            let mut cmd = ns.command(release_bin("enetstat"));
-            cmd.args(["-S", "1", "--stop-json"]);
+            cmd.args(enetstat_args(tracer));
             Some(start_tracer(cmd, &out_path, Some("tracing TCP"))?)
         }
         // tcpstates traces every namespace (the storm is the only traffic)
@@ -456,6 +440,18 @@ fn storm(tracer: Tracer, connections: u64, rst: bool) -> Result<Sample> {
             .then(|| stderr.last().cloned())
             .flatten(),
     })
+}
+
+/// The flags of the enetstat rows (each ends stderr with the stop object).
+fn enetstat_args(tracer: Tracer) -> &'static [&'static str] {
+    match tracer {
+        Tracer::EnetstatText => &["-E", "-n", "--stop-json"],
+        Tracer::EnetstatJson => &["-E", "-n", "--json"],
+        Tracer::EnetstatFiltered => &FILTERED_OUT,
+        Tracer::Metrics => &["--metrics", METRICS_ADDR, "--stop-json"],
+        Tracer::Summary => &["-S", "1", "--stop-json"],
+        Tracer::None | Tracer::Tcpstates | Tracer::EmptyPrograms => &[],
+    }
 }
 
 /// Where the metrics row's endpoint listens, in the storm's namespace.
