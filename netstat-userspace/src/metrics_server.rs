@@ -30,6 +30,7 @@ use crate::{
     netns::{self, Selection},
     procnet::sockstat::TcpPressure,
     render::metrics::{self, NetnsReading, Reading},
+    sock_diag::{self, ListenerLoad},
     traffic::Traffic,
 };
 
@@ -238,17 +239,38 @@ async fn respond(stream: &mut TcpStream, status: &str, kind: &str, body: &str) {
     let _ = tokio::time::timeout(ANSWER_TIME, write).await;
 }
 
+/// Listeners' drops by local address: the sockets of one SO_REUSEPORT
+/// group are one listener to whoever connects.
+fn by_listener(listeners: &[ListenerLoad]) -> Vec<(String, u64)> {
+    let mut drops: BTreeMap<String, u64> = BTreeMap::new();
+    for l in listeners {
+        *drops.entry(l.local.to_string()).or_default() += l.drops;
+    }
+    drops.into_iter().collect()
+}
+
 /// One scrape: the kernel's counts and each watched namespace's /proc
 /// figures; with `--netns all`, namespace by namespace.
 fn scrape(counts: &KernelCounts, (namespaces, reset_reasons): Scope) -> Result<String> {
     let counters = counts.counters()?;
-    let read_pressure = |path: Option<&std::path::Path>| netns::inside(path, TcpPressure::read);
+    // The namespace's /proc figures and its listeners' drop counters (none
+    // where the kernel offers no TCP sock_diag).
+    let read_pressure = |path: Option<&std::path::Path>| {
+        netns::inside(path, || {
+            let listeners = sock_diag::tcp_listeners().unwrap_or_default();
+            Ok((TcpPressure::read()?, listeners))
+        })
+    };
     let namespaces = match namespaces {
-        Selection::One(_) => vec![NetnsReading {
-            netns: None,
-            traffic: Traffic::from_stats(&counts.stats()?),
-            pressure: read_pressure(None)?,
-        }],
+        Selection::One(_) => {
+            let read = read_pressure(None)?;
+            vec![NetnsReading {
+                netns: None,
+                traffic: Traffic::from_stats(&counts.stats()?),
+                listeners: read.as_ref().map(|r| by_listener(&r.1)).unwrap_or_default(),
+                pressure: read.map(|r| r.0),
+            }]
+        }
         Selection::All => {
             let mut by_inode: BTreeMap<u32, NetnsReading> = BTreeMap::new();
             for (inode, stats) in counts.stats_by_netns()? {
@@ -256,7 +278,10 @@ fn scrape(counts: &KernelCounts, (namespaces, reset_reasons): Scope) -> Result<S
                 reading.traffic = Traffic::from_stats(&stats);
             }
             for (inode, path) in namespaces.members() {
-                by_inode.entry(inode).or_default().pressure = read_pressure(path.as_deref())?;
+                let read = read_pressure(path.as_deref())?;
+                let reading = by_inode.entry(inode).or_default();
+                reading.listeners = read.as_ref().map(|r| by_listener(&r.1)).unwrap_or_default();
+                reading.pressure = read.map(|r| r.0);
             }
             by_inode
                 .into_iter()

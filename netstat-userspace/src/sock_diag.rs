@@ -15,7 +15,7 @@ use std::{
     os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd},
 };
 
-use netstat_common::{AF_INET6, tcp_state};
+use netstat_common::{AF_INET, AF_INET6, tcp_state};
 
 use crate::procnet::sockets::InetSocket;
 
@@ -28,6 +28,9 @@ const NLMSG_HEADER: usize = 16;
 const REQUEST: usize = 56;
 /// `struct inet_diag_msg`, which each record starts with (attributes follow).
 const RECORD: usize = 72;
+/// The attribute holding `sk_meminfo`'s u32 array, and the array's drop slot.
+const INET_DIAG_SKMEMINFO: u16 = 7;
+const SK_MEMINFO_DROPS: usize = 8;
 
 /// Every TCP socket of `family` (AF_INET or AF_INET6) in the calling
 /// thread's network namespace, as /proc/net/tcp{,6} would list them (timer
@@ -40,6 +43,67 @@ pub fn tcp_sockets(family: u8) -> io::Result<Vec<InetSocket>> {
 /// As `tcp_sockets`, for the states in the bit mask `states` only (bit
 /// `1 << state`): the kernel leaves the others out.
 pub fn tcp_sockets_in(family: u8, states: u32) -> io::Result<Vec<InetSocket>> {
+    let mut sockets = Vec::new();
+    exchange(&dump_request(family, states), |batch| {
+        parse_batch(batch, &mut sockets, record)
+    })?;
+    Ok(sockets)
+}
+
+/// A listening socket's accept queue and what the kernel dropped for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListenerLoad {
+    pub local: SocketAddr,
+    pub inode: u64,
+    /// Connections waiting to be accepted, and the most it holds (the backlog).
+    pub accept_queue: u64,
+    pub accept_queue_max: u64,
+    /// Its drop counter (`sk_drops`) since it was created: tcp_listendrop
+    /// adds one for each SYN or handshake refused because its accept queue
+    /// or SYN queue was full, the namespace's ListenDrops counting the same.
+    pub drops: u64,
+}
+
+/// Every listening TCP socket (IPv4 and IPv6) in the calling thread's
+/// network namespace, with its queue and drop counter (errors as
+/// `tcp_sockets`).
+pub fn tcp_listeners() -> io::Result<Vec<ListenerLoad>> {
+    let mut all = tcp_listeners_of(AF_INET)?;
+    all.extend(tcp_listeners_of(AF_INET6)?);
+    Ok(all)
+}
+
+fn tcp_listeners_of(family: u8) -> io::Result<Vec<ListenerLoad>> {
+    let mut req = request(family, 1 << tcp_state::LISTEN, libc::NLM_F_DUMP);
+    // idiag_ext: ask for INET_DIAG_SKMEMINFO, which holds sk_drops.
+    req[NLMSG_HEADER + 2] = 1u8 << (INET_DIAG_SKMEMINFO - 1);
+    let mut listeners = Vec::new();
+    exchange(&req, |batch| parse_batch(batch, &mut listeners, listener))?;
+    Ok(listeners)
+}
+
+/// The TCP socket with exactly these endpoints, TIME_WAIT ones included,
+/// in the calling thread's network namespace; None when the kernel holds
+/// none. Only meaningful where `tcp_sockets_in` works: a kernel without TCP
+/// sock_diag answers "none" too.
+pub fn tcp_socket(local: SocketAddr, remote: SocketAddr) -> io::Result<Option<InetSocket>> {
+    let mut found = None;
+    let asked = exchange(&lookup_request(local, remote), |batch| {
+        let mut records = Vec::new();
+        parse_batch(batch, &mut records, record)?;
+        found = records.pop();
+        // A lookup's answer is one message, with no end-of-dump after it.
+        Ok(true)
+    });
+    match asked {
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
+        other => other.map(|()| found),
+    }
+}
+
+/// Sends `request` on a new sock_diag socket and hands each read to
+/// `batch` until it returns true.
+fn exchange(request: &[u8], mut batch: impl FnMut(&[u8]) -> io::Result<bool>) -> io::Result<()> {
     // SAFETY: plain socket(2); the fd is owned below.
     let fd = unsafe {
         libc::socket(
@@ -53,7 +117,6 @@ pub fn tcp_sockets_in(family: u8, states: u32) -> io::Result<Vec<InetSocket>> {
     }
     // SAFETY: a fresh fd nobody else owns.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    let request = dump_request(family, states);
     // SAFETY: sending our own buffer to the kernel (nl_pid 0) on our socket.
     let sent = unsafe {
         let mut kernel: libc::sockaddr_nl = std::mem::zeroed();
@@ -70,7 +133,6 @@ pub fn tcp_sockets_in(family: u8, states: u32) -> io::Result<Vec<InetSocket>> {
     if sent < 0 {
         return Err(io::Error::last_os_error());
     }
-    let mut sockets = Vec::new();
     // The kernel fills each read with as many records as fit.
     let mut buf = vec![0u8; 1 << 17];
     loop {
@@ -83,29 +145,67 @@ pub fn tcp_sockets_in(family: u8, states: u32) -> io::Result<Vec<InetSocket>> {
             }
             return Err(err);
         }
-        if parse_batch(&buf[..n as usize], &mut sockets)? {
-            return Ok(sockets);
+        if batch(&buf[..n as usize])? {
+            return Ok(());
         }
     }
 }
 
 /// SOCK_DIAG_BY_FAMILY dump of the TCP sockets of `family` in `states`.
 fn dump_request(family: u8, states: u32) -> [u8; NLMSG_HEADER + REQUEST] {
+    // idiag_states (all: request sockets, NEW_SYN_RECV, included).
+    request(family, states, libc::NLM_F_DUMP)
+}
+
+/// SOCK_DIAG_BY_FAMILY lookup of the one TCP socket `local` -> `remote`.
+fn lookup_request(local: SocketAddr, remote: SocketAddr) -> [u8; NLMSG_HEADER + REQUEST] {
+    let both_v4 = local.is_ipv4() && remote.is_ipv4();
+    let family = if both_v4 { AF_INET } else { AF_INET6 };
+    let mut req = request(family, u32::MAX, 0);
+    // struct inet_diag_sockid: ports big-endian, addresses in network order.
+    let id = NLMSG_HEADER + 8;
+    req[id..id + 2].copy_from_slice(&local.port().to_be_bytes());
+    req[id + 2..id + 4].copy_from_slice(&remote.port().to_be_bytes());
+    for (at, addr) in [(id + 4, local.ip()), (id + 20, remote.ip())] {
+        match addr {
+            IpAddr::V4(a) if both_v4 => req[at..at + 4].copy_from_slice(&a.octets()),
+            a => req[at..at + 16].copy_from_slice(&ipv6(a).octets()),
+        }
+    }
+    // idiag_cookie: INET_DIAG_NOCOOKIE, any socket with these endpoints.
+    req[id + 40..id + 48].fill(0xff);
+    req
+}
+
+/// An address as IPv6 (IPv4 ones mapped), as the IPv6 tables hold them.
+fn ipv6(addr: IpAddr) -> Ipv6Addr {
+    match addr {
+        IpAddr::V4(a) => a.to_ipv6_mapped(),
+        IpAddr::V6(a) => a,
+    }
+}
+
+/// A SOCK_DIAG_BY_FAMILY request for TCP sockets of `family` in `states`,
+/// its socket id zero (filled in by lookups).
+fn request(family: u8, states: u32, flags: i32) -> [u8; NLMSG_HEADER + REQUEST] {
     let mut req = [0u8; NLMSG_HEADER + REQUEST];
-    let flags = (libc::NLM_F_REQUEST | libc::NLM_F_DUMP) as u16;
+    let flags = (libc::NLM_F_REQUEST | flags) as u16;
     req[0..4].copy_from_slice(&((NLMSG_HEADER + REQUEST) as u32).to_ne_bytes());
     req[4..6].copy_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
     req[6..8].copy_from_slice(&flags.to_ne_bytes());
     req[8..12].copy_from_slice(&1u32.to_ne_bytes());
     req[16] = family;
     req[17] = libc::IPPROTO_TCP as u8;
-    // idiag_states (all: request sockets, NEW_SYN_RECV, included).
     req[20..24].copy_from_slice(&states.to_ne_bytes());
     req
 }
 
 /// Appends the records of one read to `out`; true once the dump is done.
-fn parse_batch(mut batch: &[u8], out: &mut Vec<InetSocket>) -> io::Result<bool> {
+fn parse_batch<T>(
+    mut batch: &[u8],
+    out: &mut Vec<T>,
+    record: impl Fn(&[u8]) -> Option<T>,
+) -> io::Result<bool> {
     let bad = |why: &str| io::Error::new(io::ErrorKind::InvalidData, format!("sock_diag: {why}"));
     while batch.len() >= NLMSG_HEADER {
         let len = u32::from_ne_bytes(batch[0..4].try_into().unwrap()) as usize;
@@ -168,6 +268,36 @@ fn record(body: &[u8]) -> Option<InetSocket> {
     })
 }
 
+/// One listener's record and its INET_DIAG_SKMEMINFO attribute.
+fn listener(body: &[u8]) -> Option<ListenerLoad> {
+    let socket = record(body)?;
+    let r = &body[..RECORD];
+    let mut attrs = &body[RECORD..];
+    let mut drops = None;
+    // struct rtattr: u16 length (header included), u16 type, 4-byte aligned.
+    while attrs.len() >= 4 {
+        let len = usize::from(u16::from_ne_bytes([attrs[0], attrs[1]]));
+        let kind = u16::from_ne_bytes([attrs[2], attrs[3]]);
+        if len < 4 {
+            return None;
+        }
+        let value = attrs.get(4..len)?;
+        if kind == INET_DIAG_SKMEMINFO {
+            let at = 4 * SK_MEMINFO_DROPS;
+            drops = Some(u32::from_ne_bytes(value.get(at..at + 4)?.try_into().ok()?));
+        }
+        attrs = attrs.get(len.next_multiple_of(4).min(attrs.len())..)?;
+    }
+    Some(ListenerLoad {
+        local: socket.local,
+        inode: socket.inode,
+        accept_queue: socket.rx_queue,
+        // For a listener the kernel's "write queue" is its backlog limit.
+        accept_queue_max: u64::from(u32::from_ne_bytes(r[60..64].try_into().ok()?)),
+        drops: u64::from(drops?),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -211,8 +341,8 @@ mod tests {
             &diag_record(AF_INET6, tcp_state::LISTEN, &v6, &[0; 16]),
         ));
         let mut out = Vec::new();
-        assert!(!parse_batch(&batch, &mut out).unwrap());
-        assert!(parse_batch(&message(NLMSG_DONE, &[0; 4]), &mut out).unwrap());
+        assert!(!parse_batch(&batch, &mut out, record).unwrap());
+        assert!(parse_batch(&message(NLMSG_DONE, &[0; 4]), &mut out, record).unwrap());
         assert_eq!(out.len(), 2);
         assert_eq!(out[0].local, "127.0.0.1:8080".parse().unwrap());
         assert_eq!(out[0].remote, "127.0.0.2:40000".parse().unwrap());
@@ -226,15 +356,33 @@ mod tests {
     }
 
     #[test]
+    fn a_listeners_record_gives_its_queue_and_drops() {
+        let mut body = diag_record(2, tcp_state::LISTEN, &[127, 0, 0, 1], &[0; 4]);
+        let mut meminfo = vec![0u8; 4 * 9];
+        meminfo[4 * SK_MEMINFO_DROPS..].copy_from_slice(&57u32.to_ne_bytes());
+        body.extend_from_slice(&((4 + meminfo.len()) as u16).to_ne_bytes());
+        body.extend_from_slice(&INET_DIAG_SKMEMINFO.to_ne_bytes());
+        body.extend_from_slice(&meminfo);
+        let l = listener(&body).unwrap();
+        assert_eq!(l.local, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!((l.accept_queue, l.accept_queue_max, l.drops), (3, 128, 57));
+        // Without the attribute, or with a broken one, there is no figure.
+        assert!(listener(&body[..RECORD + 8]).is_none());
+        let mut broken = body.clone();
+        broken[RECORD + 8..RECORD + 10].copy_from_slice(&2u16.to_ne_bytes());
+        assert!(listener(&broken).is_none());
+    }
+
+    #[test]
     fn errors_and_truncation_are_errors() {
         let mut out = Vec::new();
         let enoent = message(NLMSG_ERROR, &(-libc::ENOENT).to_ne_bytes());
-        let err = parse_batch(&enoent, &mut out).unwrap_err();
+        let err = parse_batch(&enoent, &mut out, record).unwrap_err();
         assert_eq!(err.raw_os_error(), Some(libc::ENOENT));
         let mut cut = message(SOCK_DIAG_BY_FAMILY, &[0; RECORD]);
         cut.truncate(40);
-        assert!(parse_batch(&cut, &mut out).is_err());
+        assert!(parse_batch(&cut, &mut out, record).is_err());
         let short = message(SOCK_DIAG_BY_FAMILY, &[0; 20]);
-        assert!(parse_batch(&short, &mut out).is_err());
+        assert!(parse_batch(&short, &mut out, record).is_err());
     }
 }

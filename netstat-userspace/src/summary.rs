@@ -1,7 +1,8 @@
 //! `enetstat -S`: one block of counts per interval for a connection storm.
 //!
 //! kernel maps (STATS, REMOTES, SOCKS; counted by the programs, which send
-//! no events in this mode) + /proc (TIME_WAIT count, listen overflows) ->
+//! no events in this mode) + /proc (TIME_WAIT count, listen overflows) +
+//! sock_diag (each listener's queue and drop counter) ->
 //! interval deltas (`Interval`, at each tick of the session) ->
 //! render::summary (text or JSON).
 
@@ -15,14 +16,15 @@ use crate::{
     clock::WallClock,
     decoder, fail,
     kernel::{self, Probe},
-    netns::Selection,
+    netns::{self, Selection},
     output::Output,
     procnet::sockstat::TcpPressure,
     render::{
         stop::StopSummary,
-        summary::{self as render, Interval, Remote},
+        summary::{self as render, Interval, Listener, Remote},
     },
     session::{self, Flow, Needs, Sink},
+    sock_diag::{self, ListenerLoad},
     traffic::Traffic,
 };
 
@@ -41,7 +43,8 @@ async fn summarise(cli: &Cli, namespaces: Selection, every: Duration) -> Result<
     // whatever happens after that line is in the summary.
     let mut summary = Summary {
         every,
-        last: Cumulative::read(&attached.probe)?,
+        namespaces,
+        last: Cumulative::read(&attached.probe, namespaces)?,
         last_at: kernel::monotonic_ns(),
         clock: WallClock::new(),
         render: render::Writer::new(cli.json),
@@ -61,6 +64,7 @@ async fn summarise(cli: &Cli, namespaces: Selection, every: Duration) -> Result<
 /// The summary: a sink of the session that writes one block per period.
 struct Summary {
     every: Duration,
+    namespaces: Selection,
     last: Cumulative,
     /// When `last` was read (monotonic ns).
     last_at: u64,
@@ -78,7 +82,7 @@ impl Summary {
     /// Writes the block of the interval that ends now.
     fn block(&mut self, probe: &Probe) -> Result<Flow> {
         let now = kernel::monotonic_ns();
-        let totals = Cumulative::read(probe)?;
+        let totals = Cumulative::read(probe, self.namespaces)?;
         let interval = totals.since(&self.last, probe, now, now - self.last_at)?;
         let block = self.render.render(self.clock.wall_ns(now), &interval);
         (self.last, self.last_at) = (totals, now);
@@ -126,20 +130,69 @@ impl Sink for Summary {
 struct Cumulative {
     stats: Vec<u64>,
     remotes: HashMap<RemoteKey, RemoteStats>,
+    /// Summed over the watched namespaces.
     pressure: TcpPressure,
+    /// Listeners by (netns, local address, inode); None without sock_diag.
+    listeners: Option<HashMap<(u32, SocketAddr, u64), ListenerLoad>>,
     /// Kernel-side losses so far (`Counters::unrecovered + unseen`).
     missed: u64,
 }
 
 impl Cumulative {
-    fn read(probe: &Probe) -> Result<Self> {
+    fn read(probe: &Probe, namespaces: Selection) -> Result<Self> {
         let counters = probe.counters()?;
+        let mut pressure = TcpPressure::default();
+        let mut listeners = Some(HashMap::new());
+        for (inode, path) in namespaces.members() {
+            let read = || Ok((TcpPressure::read()?, sock_diag::tcp_listeners().ok()));
+            // A namespace gone since it was listed has nothing left to count.
+            let Some((p, found)) = netns::inside(path.as_deref(), read)? else {
+                continue;
+            };
+            pressure.add(&p);
+            match (found, &mut listeners) {
+                (Some(found), Some(all)) => {
+                    all.extend(found.into_iter().map(|l| ((inode, l.local, l.inode), l)));
+                }
+                _ => listeners = None,
+            }
+        }
         Ok(Self {
             missed: counters.unrecovered + counters.gaps,
             stats: probe.stats()?,
             remotes: probe.remotes()?.into_iter().collect(),
-            pressure: TcpPressure::read()?,
+            pressure,
+            listeners,
         })
+    }
+
+    /// Each listener's overflows since `before` (all of its drops for one
+    /// born since), and its queue now; most overflows first.
+    fn listeners_since(&self, before: &Self) -> Option<Vec<Listener>> {
+        let mut listeners: Vec<Listener> = self
+            .listeners
+            .as_ref()?
+            .iter()
+            .map(|(key, now)| {
+                let was = before.listeners.as_ref().and_then(|b| b.get(key));
+                Listener {
+                    netns: key.0,
+                    local: now.local,
+                    overflows: now.drops.saturating_sub(was.map_or(0, |w| w.drops)),
+                    accept_queue: now.accept_queue,
+                    accept_queue_max: now.accept_queue_max,
+                }
+            })
+            .collect();
+        listeners.sort_by_key(|l| {
+            (
+                std::cmp::Reverse(l.overflows),
+                std::cmp::Reverse(l.accept_queue),
+                l.netns,
+                l.local,
+            )
+        });
+        Some(listeners)
     }
 
     /// What happened between `before` and now, `elapsed_ns` apart.
@@ -181,6 +234,7 @@ impl Cumulative {
             listen_drops: now_p.listen_drops.saturating_sub(was_p.listen_drops),
             missed: self.missed.saturating_sub(before.missed),
             remotes,
+            listeners: self.listeners_since(before),
         })
     }
 }

@@ -123,6 +123,20 @@ impl Netns {
     }
 
     /// Runs `args` inside the namespace to completion; panics on failure.
+    /// A `TcpExt` counter of the namespace (/proc/net/netstat).
+    pub fn tcp_ext(&self, name: &str) -> u64 {
+        let text = self.exec_ok(&["cat", "/proc/net/netstat"]);
+        let mut lines = text.lines().filter(|l| l.starts_with("TcpExt:"));
+        let (names, values) = (lines.next().unwrap(), lines.next().unwrap());
+        let index = names.split_whitespace().position(|n| n == name).unwrap();
+        values
+            .split_whitespace()
+            .nth(index)
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
+
     pub fn exec_ok(&self, args: &[&str]) -> String {
         let mut full = vec!["netns", "exec", &self.name];
         full.extend_from_slice(args);

@@ -429,3 +429,57 @@ fn the_summary_gives_handshake_latencies_from_the_kernel() {
     // The 20 first SYNs, dropped by the nftables rule, by the kernel's name.
     assert_eq!(block["drops"]["netfilter_drop"], 20, "{block}");
 }
+
+#[test]
+fn the_summary_names_the_listener_that_overflows() {
+    let ns = Netns::new("overflow");
+    let before = (ns.tcp_ext("ListenOverflows"), ns.tcp_ext("ListenDrops"));
+    let metrics = "127.0.0.1:9977";
+    let args = ["-S", "0.5", "--json", "-n", "--metrics", metrics];
+    let tracer = Tracer::start(&ns, &args);
+    let mut cmd = ns.command(tests::tcpload_bin());
+    cmd.args(["listen", "--listen", "127.0.0.1:7600", "--backlog", "1"]);
+    let mut listener = Proc::spawn(cmd);
+    listener.expect("listening");
+    let mut cmd = ns.command(tests::tcpload_bin());
+    cmd.args(["flood", "--to", "127.0.0.1:7600", "--count", "200"]);
+    let mut flood = Proc::spawn(cmd);
+    flood.expect("flooded");
+    // Past the SYNs' first retransmission (after about 1 s).
+    std::thread::sleep(tests::slowed(std::time::Duration::from_millis(1500)));
+    // Closed connects send no more SYNs: the counts stop here.
+    flood.tell("close");
+    flood.expect("closed");
+    let after = (ns.tcp_ext("ListenOverflows"), ns.tcp_ext("ListenDrops"));
+    let scrape = ns.exec_ok(&["curl", "-sS", &format!("http://{metrics}/metrics")]);
+    let out = tracer.stop();
+    listener.tell("close");
+    listener.expect("closed");
+    assert!(out.status.success(), "{:?}", out.stderr);
+    let entries: Vec<Value> = out
+        .events()
+        .iter()
+        .flat_map(|b| b["listeners"].as_array().expect("listeners").clone())
+        .filter(|l| l["local"] == "127.0.0.1:7600")
+        .collect();
+    let overflows: u64 = entries
+        .iter()
+        .map(|l| l["overflows"].as_u64().unwrap())
+        .sum();
+    let delta = (after.0 - before.0, after.1 - before.1);
+    // The 198 connects that found the queue full, and at least some of
+    // their retransmitted SYNs.
+    assert!(delta.0 >= 198, "{delta:?}");
+    assert_eq!((overflows, overflows), delta, "{}", out.stdout);
+    let series = "enetstat_listen_overflows_total{listener=\"127.0.0.1:7600\"} ";
+    let scraped = scrape.lines().find_map(|l| l.strip_prefix(series));
+    assert_eq!(scraped, Some(delta.0.to_string().as_str()), "{scrape}");
+    assert!(
+        entries.iter().all(|l| l["accept_queue_max"] == 1),
+        "{}",
+        out.stdout
+    );
+    // A backlog of 1 holds two connections (the kernel's test is "more than").
+    let last = entries.last().unwrap();
+    assert_eq!(last["accept_queue"], 2, "{}", out.stdout);
+}

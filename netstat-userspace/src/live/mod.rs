@@ -12,7 +12,7 @@ pub mod table;
 use std::time::Duration;
 
 use anyhow::Result;
-use netstat_common::{AF_INET, AF_INET6, Event, Filter};
+use netstat_common::{AF_INET, AF_INET6, Event, Filter, tcp_state};
 
 use crate::{
     cli::Cli,
@@ -72,6 +72,7 @@ async fn view(cli: &Cli, plan: &Sockets, filter: &Filter) -> Result<()> {
         last_draw: tokio::time::Instant::now() - interval,
         diff: cli.diff.then(live_diff::Rows::new),
         ticks_per_second: socket_list::ticks_per_second(),
+        sock_diag: crate::sock_diag::tcp_sockets_in(AF_INET, 1 << tcp_state::LISTEN).is_ok(),
         screen: Screen {
             out: Output::stdout(),
             first: true,
@@ -105,6 +106,8 @@ struct LiveView<'a> {
     /// With --diff: the rows of the last drawing.
     diff: Option<live_diff::Rows>,
     ticks_per_second: u64,
+    /// Whether this kernel answers TCP sock_diag lookups.
+    sock_diag: bool,
     screen: Screen,
 }
 
@@ -197,6 +200,11 @@ impl Sink for LiveView<'_> {
         }
         let now = now_ns(&self.clock);
         self.dirty |= self.table.expire(now);
+        let sock_diag = self.sock_diag;
+        self.dirty |= self.table.settle_resets(now, |local, remote| {
+            let found = crate::sock_diag::tcp_socket(local, remote).ok()?;
+            sock_diag.then(|| found.is_some_and(|s| s.state == tcp_state::TIME_WAIT))
+        });
         // Listeners' queues change without events: read them, and only
         // them, from the kernel at each drawing.
         self.dirty |= self
@@ -227,7 +235,7 @@ impl Sink for LiveView<'_> {
 /// The listening TCP sockets of the plan's families, from sock_diag (none
 /// where the kernel offers no TCP sock_diag: queues then stay as read).
 fn read_listeners(plan: &Sockets) -> Vec<InetSocket> {
-    let listen = 1 << netstat_common::tcp_state::LISTEN;
+    let listen = 1 << tcp_state::LISTEN;
     [(plan.ipv4, AF_INET), (plan.ipv6, AF_INET6)]
         .into_iter()
         .filter(|(wanted, _)| *wanted)

@@ -49,7 +49,15 @@ pub struct ConnTable {
     /// A reset that reaches a TIME_WAIT socket kills it unless RFC 1337
     /// protection is on (sysctl net.ipv4.tcp_rfc1337).
     pub resets_kill_time_wait: bool,
+    /// TIME_WAIT rows a reset was sent to, and when: the kernel kills one
+    /// only if the reset's sequence number is in its window (a reset
+    /// answering a stale packet is not), which no event says.
+    doubted: Vec<(u64, i128)>,
 }
+
+/// How long after a reset a TIME_WAIT row it was sent to is looked up: the
+/// reset reaches a socket of this host within the softirq that sent it.
+pub const RESET_SETTLE_NS: i128 = 20_000_000;
 
 impl ConnTable {
     /// A table holding the TCP sockets of a /proc snapshot taken at `now_ns`.
@@ -117,13 +125,12 @@ impl ConnTable {
         let (old, new) = match ev.kind {
             EventKind::State { old, new } => (old, new),
             // Sent to a TIME_WAIT socket of this host: the timewait socket
-            // goes without a state change the tracepoint would report.
+            // may go without a state change the tracepoint would report.
             EventKind::ResetSent if self.resets_kill_time_wait => {
-                let Some(killed) = self.find_by_tuple(&(ev.remote, ev.local), time_wait) else {
-                    return false;
-                };
-                self.remove(killed);
-                return true;
+                if let Some(hit) = self.find_by_tuple(&(ev.remote, ev.local), time_wait) {
+                    self.doubted.push((hit, ev.wall_ns));
+                }
+                return false;
             }
             _ => return false,
         };
@@ -180,6 +187,35 @@ impl ConnTable {
         }
         self.insert(row);
         true
+    }
+
+    /// Settles the TIME_WAIT rows resets were sent to at least
+    /// `RESET_SETTLE_NS` before `now_ns`: `kernel_has(local, remote)` says
+    /// whether the kernel still holds that timewait socket (None: it cannot
+    /// tell, and the reset is taken to have killed it). Returns whether any
+    /// row went.
+    pub fn settle_resets(
+        &mut self,
+        now_ns: i128,
+        kernel_has: impl Fn(SocketAddr, SocketAddr) -> Option<bool>,
+    ) -> bool {
+        let (due, later) = std::mem::take(&mut self.doubted)
+            .into_iter()
+            .partition(|(_, sent)| now_ns - sent >= RESET_SETTLE_NS);
+        self.doubted = later;
+        let mut changed = false;
+        for (key, _) in due {
+            let Some(row) = self.rows.get(&key) else {
+                continue;
+            };
+            if row.socket.state == TcpState::TIME_WAIT.0
+                && kernel_has(row.socket.local, row.socket.remote) != Some(true)
+            {
+                self.remove(key);
+                changed = true;
+            }
+        }
+        changed
     }
 
     /// Keeps only rows whose state satisfies `wanted`; returns whether any went.
@@ -344,17 +380,35 @@ mod tests {
     }
 
     #[test]
-    fn a_reset_sent_to_time_wait_kills_it_unless_rfc1337() {
-        for (kills, left) in [(true, 0), (false, 1)] {
+    fn a_reset_sent_to_time_wait_kills_it_if_the_kernel_says_so() {
+        // (RFC 1337 on, the kernel's answer, rows left after settling)
+        let cases = [
+            (false, Some(false), 0),
+            (false, None, 0),
+            (false, Some(true), 1),
+            (true, Some(false), 1),
+        ];
+        for (rfc1337, kernel_has, left) in cases {
             let mut t = ConnTable {
-                resets_kill_time_wait: kills,
+                resets_kill_time_wait: !rfc1337,
                 ..ConnTable::default()
             };
             t.apply(&ev(2, 5, 6, L, C, 1));
             let mut reset = ev(0, 0, 0, C, L, 2);
             reset.kind = EventKind::ResetSent;
-            assert_eq!(t.apply(&reset), kills);
+            assert!(!t.apply(&reset));
+            // Too soon: the reset may not have arrived yet.
+            assert!(!t.settle_resets(2 + RESET_SETTLE_NS - 1, |_, _| Some(false)));
+            let asked = std::cell::Cell::new(None);
+            let settled = t.settle_resets(2 + RESET_SETTLE_NS, |local, remote| {
+                asked.set(Some((local.to_string(), remote.to_string())));
+                kernel_has
+            });
+            assert_eq!(settled, left == 0);
             assert_eq!(t.rows().len(), left);
+            if !rfc1337 {
+                assert_eq!(asked.take(), Some((L.to_string(), C.to_string())));
+            }
         }
     }
 

@@ -20,6 +20,13 @@ pub struct TcpPressure {
 }
 
 impl TcpPressure {
+    /// Adds another namespace's figures to these.
+    pub fn add(&mut self, other: &Self) {
+        self.time_wait += other.time_wait;
+        self.listen_overflows += other.listen_overflows;
+        self.listen_drops += other.listen_drops;
+    }
+
     /// The figures of the reading thread's network namespace.
     pub fn read() -> Result<Self> {
         let sockstat = procnet::read(SOCKSTAT).context("reading /proc/net/sockstat")?;

@@ -36,6 +36,9 @@ pub struct NetnsReading {
     pub traffic: Traffic,
     /// None for a namespace gone since its counts were read.
     pub pressure: Option<TcpPressure>,
+    /// Each listener's drop counter by local address (`listener` labels:
+    /// listeners are few, unlike remote endpoints).
+    pub listeners: Vec<(String, u64)>,
 }
 
 /// The OpenMetrics text of `reading`, ending in `# EOF`.
@@ -100,16 +103,17 @@ fn counters(
     values: impl IntoIterator<Item = (Labels, u64)>,
 ) -> Result<(), std::fmt::Error> {
     let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
-    let mut values: Vec<(Labels, u64)> = values.into_iter().collect();
-    if let [(labels, value)] = values.as_slice()
-        && labels.is_empty()
-    {
-        return ConstCounter::new(*value).encode(family);
-    }
-    for (labels, value) in values.drain(..) {
+    // A sample without labels uses up the family's encoder: it goes last.
+    let (bare, labelled): (Vec<_>, Vec<_>) = values
+        .into_iter()
+        .partition(|(labels, _)| labels.is_empty());
+    for (labels, value) in labelled {
         ConstCounter::new(value).encode(family.encode_family(&labels)?)?;
     }
-    Ok(())
+    match bare.first() {
+        Some((_, value)) => ConstCounter::new(*value).encode(family),
+        None => Ok(()),
+    }
 }
 
 fn histograms<'a>(
@@ -256,11 +260,17 @@ impl Collector for Scrape {
             }
             value.encode(gauge.encode_family(&labels)?)?;
         }
+        let mut overflows = pressure(&|p| p.listen_overflows);
+        for n in ns {
+            for (listener, drops) in &n.listeners {
+                overflows.push((with_netns(n.netns, &[("listener", listener)]), *drops));
+            }
+        }
         counters(
             &mut e,
             "enetstat_listen_overflows",
-            "Connections a listener could not queue because its accept queue was full (TcpExt ListenOverflows, since boot).",
-            pressure(&|p| p.listen_overflows),
+            "Without a listener label: connections the namespace's listeners could not queue because an accept queue was full (TcpExt ListenOverflows, since boot). With one: the SYNs and handshakes that listener dropped because its accept or SYN queue was full (its drop counter, since it was created).",
+            overflows,
         )?;
         counters(
             &mut e,
@@ -308,6 +318,7 @@ mod tests {
                 netns: None,
                 traffic: Traffic::from_stats(&stats),
                 pressure: Some(TcpPressure::default()),
+                listeners: vec![("127.0.0.1:7600".into(), 396)],
             }],
             ..Reading::default()
         };
@@ -340,6 +351,14 @@ mod tests {
         assert!(text.contains("\nenetstat_time_wait_sockets 0\n"), "{text}");
         assert!(
             text.contains("\nenetstat_connections_closed_total 0\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\nenetstat_listen_overflows_total 0\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\nenetstat_listen_overflows_total{listener=\"127.0.0.1:7600\"} 396\n"),
             "{text}"
         );
         assert!(text.ends_with("# EOF\n"), "{text}");

@@ -33,6 +33,21 @@ pub struct Interval {
     /// The 5 remote endpoints with most failed connects + resets +
     /// retransmits + drops.
     pub remotes: Vec<Remote>,
+    /// Every listener, most overflows first; None where the kernel offers
+    /// no TCP sock_diag to read them from.
+    pub listeners: Option<Vec<Listener>>,
+}
+
+/// One listening socket's pressure in an interval.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listener {
+    pub netns: u32,
+    pub local: SocketAddr,
+    /// Connection attempts it dropped because its accept or SYN queue was full.
+    pub overflows: u64,
+    /// Its accept queue at the interval's end, and the queue's limit.
+    pub accept_queue: u64,
+    pub accept_queue_max: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -176,6 +191,27 @@ transitions:",
             i.missed
         );
     }
+    if let Some(listeners) = &i.listeners {
+        out.push_str("\ntop listeners (overflows, accept queue/limit):");
+        let busy: Vec<&Listener> = listeners
+            .iter()
+            .filter(|l| l.overflows > 0 || l.accept_queue > 0)
+            .take(5)
+            .collect();
+        if busy.is_empty() {
+            out.push_str(" none");
+        }
+        for l in busy {
+            let _ = write!(
+                out,
+                "\n  {:<47} {}, {}/{}",
+                l.local.to_string(),
+                l.overflows,
+                l.accept_queue,
+                l.accept_queue_max
+            );
+        }
+    }
     out.push_str("\ntop remotes (failed connects/resets/retransmits/drops):");
     if i.remotes.is_empty() {
         out.push_str(" none");
@@ -250,7 +286,23 @@ fn json(out: &mut String, i: &Interval) {
             r.endpoint, r.failed_connects, r.resets, r.retransmits, r.drops
         );
     }
-    out.push_str("]}");
+    out.push(']');
+    match &i.listeners {
+        None => out.push_str(",\"listeners\":null"),
+        Some(listeners) => {
+            out.push_str(",\"listeners\":[");
+            for (k, l) in listeners.iter().enumerate() {
+                let comma = if k > 0 { "," } else { "" };
+                let _ = write!(
+                    out,
+                    "{comma}{{\"netns\":{},\"local\":\"{}\",\"overflows\":{},\"accept_queue\":{},\"accept_queue_max\":{}}}",
+                    l.netns, l.local, l.overflows, l.accept_queue, l.accept_queue_max
+                );
+            }
+            out.push(']');
+        }
+    }
+    out.push('}');
 }
 
 #[cfg(test)]
@@ -300,6 +352,22 @@ mod tests {
                 resets: 2,
                 retransmits: 0,
             }],
+            listeners: Some(vec![
+                Listener {
+                    netns: 1,
+                    local: "127.0.0.1:7000".parse().unwrap(),
+                    overflows: 12,
+                    accept_queue: 2,
+                    accept_queue_max: 1,
+                },
+                Listener {
+                    netns: 1,
+                    local: "[::]:22".parse().unwrap(),
+                    overflows: 0,
+                    accept_queue: 0,
+                    accept_queue_max: 128,
+                },
+            ]),
         }
     }
 
@@ -318,6 +386,7 @@ handshake ms (p50/p90/p99/max, bucket bounds): connect 0.128/1.024/1.024/1.024; 
 transitions: CLOSE->SYN_SENT 10 FIN_WAIT2->TIME_WAIT 8\n\
 resets sent by reason: no_socket 3\n\
 TCP drops by reason: netfilter_drop 2\n\
+top listeners (overflows, accept queue/limit):\n  127.0.0.1:7000                                  12, 2/1\n\
 top remotes (failed connects/resets/retransmits/drops):\n  127.0.0.1:7001                                  2/2/0/1"
         );
     }
@@ -336,6 +405,11 @@ top remotes (failed connects/resets/retransmits/drops):\n  127.0.0.1:7001       
         assert_eq!(v["accept_latency_ms"], serde_json::Value::Null);
         assert_eq!(v["resets_by_reason"]["no_socket"], 3);
         assert_eq!(v["drops"]["netfilter_drop"], 2);
+        assert_eq!(v["listeners"][0]["local"], "127.0.0.1:7000");
+        assert_eq!(v["listeners"][0]["overflows"], 12);
+        assert_eq!(v["listeners"][0]["accept_queue"], 2);
+        assert_eq!(v["listeners"][0]["accept_queue_max"], 1);
+        assert_eq!(v["listeners"][1]["accept_queue_max"], 128);
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! - `connect`: connect, report, wait for a line on stdin, close.
 //! - `storm`: a listener plus worker threads making N short connections,
 //!   ended by client close, or with `--mix` every way a connection can end.
+//! - `flood`: N non-blocking connects, held until stdin says anything.
 //! - `stray-ack`: one bare TCP ACK (IPv4, raw socket) that belongs to no
 //!   connection, which the receiving listener answers with a reset.
 //!
@@ -60,6 +61,14 @@ enum Role {
         listen: SocketAddr,
         #[arg(long, default_value_t = 128)]
         backlog: i32,
+    },
+    /// Starts `count` non-blocking connects to `to` without waiting for
+    /// them, holds the sockets until stdin closes or says anything.
+    Flood {
+        #[arg(long)]
+        to: std::net::SocketAddrV4,
+        #[arg(long)]
+        count: u32,
     },
     StrayAck {
         #[arg(long)]
@@ -135,6 +144,7 @@ fn main() -> Result<()> {
             timeout_ms,
         } => connect(to, rst, Duration::from_millis(timeout_ms)),
         Role::Listen { listen, backlog } => listen_only(listen, backlog),
+        Role::Flood { to, count } => flood(to, count),
         Role::StrayAck { from, to } => stray_ack(from, to),
         Role::Storm {
             listen,
@@ -178,6 +188,42 @@ fn listen_only(listen: SocketAddr, backlog: i32) -> Result<()> {
     let mut line = String::new();
     std::io::stdin().lock().read_line(&mut line)?;
     drop(listener);
+    say("closed");
+    Ok(())
+}
+
+fn flood(to: std::net::SocketAddrV4, count: u32) -> Result<()> {
+    // SAFETY: a zeroed sockaddr_in, then filled in.
+    let mut addr: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+    addr.sin_family = libc::AF_INET as u16;
+    addr.sin_port = to.port().to_be();
+    addr.sin_addr.s_addr = u32::from(*to.ip()).to_be();
+    let mut sockets = Vec::new();
+    for _ in 0..count {
+        // SAFETY: plain socket(2); the fd is owned right after.
+        let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_NONBLOCK, 0) };
+        if fd < 0 {
+            bail!("socket: {}", std::io::Error::last_os_error());
+        }
+        // SAFETY: a fresh fd nobody else owns.
+        sockets.push(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) });
+        // SAFETY: connect(2) with a valid address of its size.
+        let rc = unsafe {
+            libc::connect(
+                fd,
+                (&raw const addr).cast(),
+                size_of::<libc::sockaddr_in>() as u32,
+            )
+        };
+        let err = std::io::Error::last_os_error();
+        if rc != 0 && err.raw_os_error() != Some(libc::EINPROGRESS) {
+            bail!("connect {to}: {err}");
+        }
+    }
+    say("flooded");
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    drop(sockets);
     say("closed");
     Ok(())
 }
