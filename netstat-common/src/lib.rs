@@ -54,7 +54,14 @@ pub mod counter {
     /// never saw. Each hides at least one state change that the kernel ran
     /// none of our programs for, and counted nowhere else.
     pub const GAPS: u32 = 5;
-    pub const COUNT: u32 = 6;
+    /// Entries made in `SOCKS` and `LISTENERS` and entries removed from
+    /// them. Both are LRU maps: what a full map evicted is added - removed -
+    /// the entries still there.
+    pub const SOCKS_ADDED: u32 = 6;
+    pub const SOCKS_REMOVED: u32 = 7;
+    pub const LISTENERS_ADDED: u32 = 8;
+    pub const LISTENERS_REMOVED: u32 = 9;
+    pub const COUNT: u32 = 10;
 }
 
 /// Names of the maps, as the kernel object spells them (the kernel side's
@@ -467,6 +474,8 @@ pub struct ListenOwner {
 // The kernel and userspace must agree on these sizes; no implicit padding.
 const _: () = assert!(size_of::<Event>() == 128);
 const _: () = assert!(size_of::<Filter>() == 48);
+const _: () = assert!(size_of::<ListenKey>() == 8);
+const _: () = assert!(size_of::<ListenOwner>() == 32);
 const _: () = assert!(size_of::<SockInfo>() == 48);
 const _: () = assert!(size_of::<Config>() == 4 + 44 + 48 + 8);
 
@@ -485,4 +494,8 @@ mod user {
     unsafe impl aya::Pod for super::RemoteStats {}
     // SAFETY: an array of u64.
     unsafe impl aya::Pod for super::NetnsStats {}
+    // SAFETY: as for Event (sizes asserted above).
+    unsafe impl aya::Pod for super::ListenKey {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::ListenOwner {}
 }

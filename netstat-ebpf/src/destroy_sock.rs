@@ -3,7 +3,7 @@
 use aya_ebpf::{macros::btf_tracepoint, programs::BtfTracePointContext};
 
 use crate::{
-    maps::SOCKS,
+    maps::forget_sock,
     pair::{PairRun, Role, Verdict, program_pair, tp},
 };
 
@@ -17,17 +17,13 @@ program_pair!(
 );
 
 /// The socket is being freed: forget it. Emits nothing (the second
-/// program frees the entry only where the first was skipped). Most sockets
-/// of a filtered-out storm never had an entry, and a lookup costs less than
-/// a failed delete.
+/// program frees the entry only where the first was skipped).
 #[inline(always)]
 pub(crate) fn destroy_sock(ctx: &BtfTracePointContext, role: Role) -> i32 {
     let sk: u64 = ctx.arg(0);
     let Some(run) = PairRun::begin(role, ctx, sk, tp::DESTROY_SOCK) else {
         return 0;
     };
-    if SOCKS.get_ptr(sk).is_some() {
-        let _ = SOCKS.remove(sk);
-    }
+    forget_sock(sk);
     run.finish(Verdict::Ignore, |_, _| {})
 }

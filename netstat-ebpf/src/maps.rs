@@ -1,8 +1,9 @@
 //! The maps the programs share with userspace, and the counters in them.
 
 use aya_ebpf::{
+    bindings::BPF_NOEXIST,
     macros::map,
-    maps::{HashMap, LruPerCpuHashMap, PerCpuArray, RingBuf},
+    maps::{LruHashMap, LruPerCpuHashMap, PerCpuArray, RingBuf},
 };
 use netstat_common::{
     Event, ListenKey, ListenOwner, NetnsStats, RemoteKey, RemoteStats, SockInfo, counter, stat,
@@ -18,14 +19,18 @@ use crate::{
 #[map]
 pub(crate) static EVENTS: RingBuf = RingBuf::with_byte_size(16 << 20, 0);
 
-/// Live sockets the kernel side has seen, keyed by socket address. Bounded: a
-/// failed insert is counted in `COUNTERS[SOCK_MAP_FULL]`, never silent.
+/// Live sockets the kernel side has seen, keyed by socket address. Bounded
+/// (userspace sizes it, `--max-sockets`) and least-recently-used: a flood of
+/// idle sockets cannot keep a new one out; what it evicts is counted
+/// (`counter::SOCKS_ADDED`, `SOCKS_REMOVED`).
 #[map]
-pub(crate) static SOCKS: HashMap<u64, SockInfo> = HashMap::with_max_entries(131_072, 0);
+pub(crate) static SOCKS: LruHashMap<u64, SockInfo> = LruHashMap::with_max_entries(131_072, 0);
 
-/// Owners of listening ports, so that accepted children inherit them.
+/// Owners of listening ports, so that accepted children inherit them (LRU
+/// as `SOCKS`, an eighth of its size).
 #[map]
-pub(crate) static LISTENERS: HashMap<ListenKey, ListenOwner> = HashMap::with_max_entries(16_384, 0);
+pub(crate) static LISTENERS: LruHashMap<ListenKey, ListenOwner> =
+    LruHashMap::with_max_entries(16_384, 0);
 
 #[map]
 pub(crate) static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counter::COUNT, 0);
@@ -145,6 +150,27 @@ fn add_netns_stat(netns: u32, index: u32, n: u64) {
 pub(crate) fn add_duration(netns: u32, histogram: u32, ns: u64) {
     add_stat(netns, histogram + stat::duration_bucket(ns), 1);
     add_stat(netns, histogram + stat::HISTOGRAM_BUCKETS, ns);
+}
+
+/// Stores socket `sk`'s record; `fresh`: it had none, so the entry is
+/// counted as added (unless another CPU added it first). False when the
+/// kernel refused the entry.
+#[inline(always)]
+pub(crate) fn remember_sock(sk: u64, info: &SockInfo, fresh: bool) -> bool {
+    if fresh && SOCKS.insert(sk, info, u64::from(BPF_NOEXIST)).is_ok() {
+        add_counter(counter::SOCKS_ADDED);
+        return true;
+    }
+    SOCKS.insert(sk, info, 0).is_ok()
+}
+
+/// Frees socket `sk`'s record, if it has one. A lookup costs less than a
+/// failed delete, and most sockets of a filtered-out storm have none.
+#[inline(always)]
+pub(crate) fn forget_sock(sk: u64) {
+    if SOCKS.get_ptr(sk).is_some() && SOCKS.remove(sk).is_ok() {
+        add_counter(counter::SOCKS_REMOVED);
+    }
 }
 
 #[inline(always)]

@@ -11,7 +11,7 @@ use netstat_common::{
 
 use crate::{
     config::{CONFIG, cfg, filter},
-    maps::{EVENTS, REMOTES, SCRATCH, SOCKS, add_counter, add_stat},
+    maps::{EVENTS, REMOTES, SCRATCH, SOCKS, add_counter, add_stat, remember_sock},
     pair::{PairRun, Role, Verdict},
     read::{endpoints_from_packet, sock_state, tcp_sock, write_ends},
     verdict::{excluded, passes, sock_verdict},
@@ -134,10 +134,10 @@ pub(crate) fn on_socket_event(
     // Only full sockets are remembered (they are sure to be destroyed, which
     // frees the entry); a reset may be sent for a timewait socket.
     if sk != 0 && (event_kind == kind::RETRANSMIT || event_kind == kind::RECEIVE_RESET) {
-        let mut info = match SOCKS.get_ptr(sk) {
+        let (mut info, fresh) = match SOCKS.get_ptr(sk) {
             // SAFETY: a map value, copied at once.
-            Some(known) => unsafe { *known },
-            None => SockInfo::default(),
+            Some(known) => (unsafe { *known }, false),
+            None => (SockInfo::default(), true),
         };
         if event_kind == kind::RETRANSMIT {
             info.retransmits += 1;
@@ -146,7 +146,7 @@ pub(crate) fn on_socket_event(
         }
         ev.prev_ts_ns = info.ts_ns;
         copy_owner(ev, &info);
-        if SOCKS.insert(sk, info, 0).is_err() {
+        if !remember_sock(sk, &info, fresh) {
             add_counter(counter::SOCK_MAP_FULL);
         }
     } else if sk != 0

@@ -14,7 +14,7 @@ use netstat_common::{
 
 use crate::{
     config::{CONFIG, filter},
-    maps::{LISTENERS, SOCKS, add_counter, add_duration, add_stat},
+    maps::{LISTENERS, SOCKS, add_counter, add_duration, add_stat, forget_sock, remember_sock},
     pair::{PairRun, Role, Verdict, program_pair, tp},
     read::{member, sock_ends, tcp_sock},
     report::{copy_owner, count_remote, new_event, submit},
@@ -78,8 +78,8 @@ pub(crate) fn in_owner_syscall(old: u8, new: u8) -> bool {
 /// record up to date.
 #[inline(always)]
 pub(crate) fn forget_connect(sk: u64, old: u8) {
-    if old == tcp_state::SYN_SENT && SOCKS.get_ptr(sk).is_some() {
-        let _ = SOCKS.remove(sk);
+    if old == tcp_state::SYN_SENT {
+        forget_sock(sk);
     }
 }
 
@@ -119,10 +119,10 @@ pub(crate) fn on_transition<C: EbpfContext>(
 
     let born = (old == tcp_state::CLOSE && new == tcp_state::SYN_SENT)
         || (old == tcp_state::LISTEN && new == tcp_state::SYN_RECV);
-    let mut info = match SOCKS.get_ptr(sk) {
+    let (mut info, fresh) = match SOCKS.get_ptr(sk) {
         // SAFETY: a map value, copied at once.
-        Some(known) => unsafe { *known },
-        None => SockInfo::default(),
+        Some(known) => (unsafe { *known }, false),
+        None => (SockInfo::default(), true),
     };
     let mut gap = false;
     // State 0: an entry made by a retransmit or reset, history unknown.
@@ -203,12 +203,17 @@ pub(crate) fn on_transition<C: EbpfContext>(
             _pad: 0,
             comm: info.comm,
         };
-        let _ = LISTENERS.insert(&listen_key, &owner, 0);
+        // Another listener on the port (SO_REUSEPORT) already has the entry.
+        let fresh = LISTENERS.get_ptr(&listen_key).is_none();
+        if LISTENERS.insert(&listen_key, &owner, 0).is_ok() && fresh {
+            add_counter(counter::LISTENERS_ADDED);
+        }
     } else if old == tcp_state::LISTEN
         // SAFETY: the value is read at once, before the remove below.
         && unsafe { LISTENERS.get(&listen_key) }.is_some_and(|l| l.skaddr == sk)
+        && LISTENERS.remove(&listen_key).is_ok()
     {
-        let _ = LISTENERS.remove(&listen_key);
+        add_counter(counter::LISTENERS_REMOVED);
     }
 
     // Kept through CLOSE: a closed socket may still send a reset or connect
@@ -216,9 +221,12 @@ pub(crate) fn on_transition<C: EbpfContext>(
     info.ts_ns = now;
     info.state = new;
     info.prev_state = old;
-    if SOCKS.insert(sk, info, 0).is_err() {
+    if !remember_sock(sk, &info, fresh) {
         add_counter(counter::SOCK_MAP_FULL);
-        warn!(ctx, "SOCKS map full: owner of a socket not remembered");
+        warn!(
+            ctx,
+            "SOCKS refused an entry: owner of a socket not remembered"
+        );
     }
 }
 

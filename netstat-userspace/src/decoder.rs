@@ -295,9 +295,9 @@ pub fn socket_addr(ipv6: bool, bytes: &[u8; 16], port: u16) -> SocketAddr {
     SocketAddr::new(ip, port)
 }
 
-fn comm_str(comm: &[u8]) -> &str {
+fn comm_str(comm: &[u8]) -> String {
     let end = comm.iter().position(|&b| b == 0).unwrap_or(comm.len());
-    std::str::from_utf8(&comm[..end]).unwrap_or("?")
+    crate::textfmt::lossy_utf8(&comm[..end])
 }
 
 #[cfg(test)]

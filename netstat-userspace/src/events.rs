@@ -27,6 +27,7 @@ struct LogCounts {
     seen: u64,
     written: u64,
     owners_unknown: u64,
+    no_socket: u64,
 }
 
 enum Format {
@@ -184,7 +185,11 @@ impl Sink for EventLog {
         {
             return Ok(Flow::Go);
         }
-        self.counts.owners_unknown += u64::from(ev.owner.is_none());
+        // An event of no socket (a reset sent for none) has no owner to find.
+        match ev.socket {
+            0 => self.counts.no_socket += 1,
+            _ => self.counts.owners_unknown += u64::from(ev.owner.is_none()),
+        }
         self.line.clear();
         self.format.write_line(&mut self.line, &ev);
         self.line.push('\n');
@@ -219,6 +224,7 @@ impl Sink for EventLog {
         let stop = StopSummary {
             events_seen: Some(self.counts.seen),
             owners_unknown: Some(self.counts.owners_unknown),
+            no_socket: Some(self.counts.no_socket),
             filtered,
             ..session::stop_summary("events", probe, &counters)
         };

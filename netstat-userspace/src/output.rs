@@ -4,8 +4,15 @@
 //! file (a storm then costs one write per batch, not per event), and turns
 //! a closed pipe (`enetstat -E | head`) into a quiet end. Modes hand it
 //! finished text; renderers never touch it.
+//!
+//! The text holds strings any local process chooses (program names, unix
+//! socket paths, resolved names), so this is also where control characters
+//! other than the newline become `.`, as netstat shows them: nothing written
+//! can move the cursor or recolour the reader's terminal. JSON escapes its
+//! own and so passes through unchanged.
 
 use std::{
+    borrow::Cow,
     io::{self, BufWriter, StdoutLock, Write as _},
     os::fd::AsRawFd as _,
 };
@@ -39,7 +46,7 @@ impl Output {
     /// when the reader has gone away; `what` names the output in errors
     /// ("writing the event log: No space left on device").
     pub fn write(&mut self, text: &str, what: &str) -> Result<bool> {
-        let written = self.out.write_all(text.as_bytes());
+        let written = self.out.write_all(printable(text).as_bytes());
         if self.per_write && written.is_ok() {
             return open(self.out.flush(), what);
         }
@@ -52,10 +59,34 @@ impl Output {
         Ok(self.write(text, what)? && self.flush(what)?)
     }
 
+    /// Clears a terminal before a drawing (the next write flushes it).
+    pub fn clear_screen(&mut self, what: &str) -> Result<bool> {
+        open(self.out.write_all(b"\x1b[H\x1b[2J"), what)
+    }
+
     /// Flushes what is buffered (the end of a batch, or of the run).
     pub fn flush(&mut self, what: &str) -> Result<bool> {
         open(self.out.flush(), what)
     }
+}
+
+/// `text` with every control character but the newline (C0, DEL and C1,
+/// which some terminals obey too) shown as `.`.
+fn printable(text: &str) -> Cow<'_, str> {
+    let unsafe_char = |c: char| c.is_control() && c != '\n';
+    // C1 controls are U+0080..U+009F, encoded 0xC2 0x80..0x9F: a byte scan
+    // finds every candidate without decoding.
+    let maybe = text
+        .bytes()
+        .any(|b| (b < 0x20 && b != b'\n') || b == 0x7f || b == 0xc2);
+    if !maybe || !text.chars().any(unsafe_char) {
+        return Cow::Borrowed(text);
+    }
+    Cow::Owned(
+        text.chars()
+            .map(|c| if unsafe_char(c) { '.' } else { c })
+            .collect(),
+    )
 }
 
 /// A closed pipe is the reader's way of saying it has enough.
@@ -77,4 +108,21 @@ fn is_regular_file(fd: i32) -> bool {
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
     // SAFETY: a valid pointer to our stat buffer.
     unsafe { libc::fstat(fd, &mut st) == 0 && (st.st_mode & libc::S_IFMT) == libc::S_IFREG }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::printable;
+
+    #[test]
+    fn control_characters_become_dots_and_the_rest_stays() {
+        assert_eq!(printable("tcp  1/sshd\n"), "tcp  1/sshd\n");
+        assert_eq!(printable("\x1b[2J\x1b[31mEVIL\n"), ".[2J.[31mEVIL\n");
+        assert_eq!(printable("a\tb\rc\x7fd\u{9b}e\n"), "a.b.c.d.e\n");
+        // Printable characters above U+007F, U+FFFD for invalid bytes included.
+        assert_eq!(
+            printable("caf\u{e9} \u{a0}ok\u{fffd}"),
+            "caf\u{e9} \u{a0}ok\u{fffd}"
+        );
+    }
 }

@@ -38,7 +38,7 @@ pub fn block_on<T>(mode: impl Future<Output = Result<T>>) -> Result<T> {
         .block_on(mode)
 }
 
-fn check_ring_size(cli: &Cli) -> Result<()> {
+fn check_map_sizes(cli: &Cli) -> Result<()> {
     if let Some(bytes) = cli.ring_size
         && (!bytes.is_power_of_two() || bytes < 4096)
     {
@@ -46,8 +46,20 @@ fn check_ring_size(cli: &Cli) -> Result<()> {
             "invalid --ring-size {bytes}: use a power of two of at least 4096 bytes"
         )));
     }
+    if let Some(n) = cli.max_sockets
+        && !(MIN_SOCKETS..=MAX_SOCKETS).contains(&n)
+    {
+        return Err(fail::usage(format!(
+            "invalid --max-sockets {n}: use {MIN_SOCKETS} to {MAX_SOCKETS}"
+        )));
+    }
     Ok(())
 }
+
+/// `--max-sockets` bounds: the listener map is an eighth of the socket
+/// map, and each socket entry costs about 120 bytes of locked kernel memory.
+const MIN_SOCKETS: u32 = 512;
+const MAX_SOCKETS: u32 = 1 << 24;
 
 /// What the kernel programs were attached for.
 pub struct Attached {
@@ -73,7 +85,7 @@ pub enum Needs {
 /// two. With `--metrics`, the endpoint is served beside the mode, from the
 /// same programs.
 pub fn attach(cli: &Cli, namespaces: Selection, needs: Needs) -> Result<Attached> {
-    check_ring_size(cli)?;
+    check_map_sizes(cli)?;
     let filter = filter::from_cli(cli)?;
     let metrics = cli
         .metrics
@@ -90,6 +102,7 @@ pub fn attach(cli: &Cli, namespaces: Selection, needs: Needs) -> Result<Attached
         count_drops: needs == Needs::CountsByRemote,
         log_drops: cli.drops && needs == Needs::Events,
         ring_bytes: cli.ring_size,
+        max_sockets: cli.max_sockets,
     })?;
     if let Some(blind_spot) = &probe.blind_spot {
         eprintln!("enetstat: note: {blind_spot}");
@@ -260,6 +273,7 @@ async fn next_tick(clock: &mut Option<Interval>) {
 
 /// The loss figures of a stop summary, from the kernel side's counters.
 pub fn stop_summary(mode: &'static str, probe: &Probe, c: &Counters) -> StopSummary {
+    let evicted = probe.evicted(c).ok();
     StopSummary {
         no_reset_reasons: probe.reset_reasons.is_none(),
         mode,
@@ -268,6 +282,9 @@ pub fn stop_summary(mode: &'static str, probe: &Probe, c: &Counters) -> StopSumm
         lost_skipped: c.unrecovered,
         gaps: c.gaps,
         sockets_untracked: c.sock_map_full,
+        // Counting what the maps hold walks them: only at the end.
+        sockets_evicted: evicted.map(|e| e.sockets),
+        listeners_evicted: evicted.map(|e| e.listeners),
         ..StopSummary::default()
     }
 }

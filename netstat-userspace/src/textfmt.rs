@@ -1,6 +1,28 @@
 //! Allocation-free text helpers for the hot paths (a 40,000-socket listing
 //! spends more time in `core::fmt` than in parsing otherwise).
 
+/// `bytes` as text, each byte that is not part of valid UTF-8 replaced by
+/// U+FFFD: an outside string (a program name, a socket path) keeps its
+/// valid part, and each bad byte is seen (`from_utf8_lossy` folds a run).
+pub fn lossy_utf8(mut bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    loop {
+        match std::str::from_utf8(bytes) {
+            Ok(valid) => {
+                out.push_str(valid);
+                return out;
+            }
+            Err(e) => {
+                let (valid, rest) = bytes.split_at(e.valid_up_to());
+                out.push_str(std::str::from_utf8(valid).unwrap_or_default());
+                let bad = e.error_len().unwrap_or(rest.len());
+                out.extend(std::iter::repeat_n('\u{fffd}', bad));
+                bytes = &rest[bad..];
+            }
+        }
+    }
+}
+
 /// Appends a decimal number.
 pub fn push_u64(out: &mut String, mut v: u64) {
     let mut buf = [0u8; 20];
@@ -51,5 +73,14 @@ mod tests {
         pad_to(&mut s, at, 4);
         s.push('|');
         assert_eq!(s, "x    42ab  |");
+    }
+
+    #[test]
+    fn invalid_utf8_is_replaced_byte_by_byte() {
+        assert_eq!(lossy_utf8(b"tcpload"), "tcpload");
+        // A cut-off euro sign: two bytes, two replacements.
+        assert_eq!(lossy_utf8(b"ok\xe2\x82"), "ok\u{fffd}\u{fffd}");
+        assert_eq!(lossy_utf8(b"a\xffb\xfe"), "a\u{fffd}b\u{fffd}");
+        assert_eq!(lossy_utf8("caf\u{e9}".as_bytes()), "caf\u{e9}");
     }
 }

@@ -92,6 +92,19 @@ fn graceful_close(tag: &str, addr: &str) {
     tracer.wait_quiet();
     let out = tracer.stop();
     assert!(out.status.success(), "{:?}", out.stderr);
+    assert_eq!(
+        sorted(per_socket(&out.events())),
+        graceful_sequences(server, client),
+        "{}",
+        out.stdout
+    );
+    let (seen, lost, unknown) = out.summary();
+    assert_eq!((seen, lost, unknown), (12, 0, 0));
+}
+
+/// The 12 state changes of `connect_accept_close` without a reset, each
+/// socket's in order with its owner, sorted.
+fn graceful_sequences(server: u32, client: u32) -> Vec<Vec<(String, Option<u64>)>> {
     let expected = vec![
         seq(server, &["CLOSE->LISTEN", "LISTEN->CLOSE"]),
         seq(
@@ -115,14 +128,57 @@ fn graceful_close(tag: &str, addr: &str) {
             ],
         ),
     ];
+    sorted(expected)
+}
+
+#[test]
+fn a_flood_past_the_socket_map_leaves_later_connections_exact() {
+    let ns = Netns::new("map-flood");
+    let tracer = Tracer::start(&ns, &["-E", "-n", "--json", "--max-sockets", "1024"]);
+    // An unprivileged user's listener that never accepts, and 700 connects
+    // to it: 1,400 sockets for a map of 1,024.
+    let as_nobody = |args: &[&str]| {
+        let mut cmd = ns.command("setpriv");
+        cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(tcpload_bin())
+            .args(args);
+        Proc::spawn(cmd)
+    };
+    let mut listener = as_nobody(&["listen", "--listen", "127.0.0.1:7700", "--backlog", "1024"]);
+    listener.expect("listening");
+    let mut flood = as_nobody(&["flood", "--to", "127.0.0.1:7700", "--count", "700"]);
+    flood.expect("flooded");
+    let (server, client) = connect_accept_close(&ns, "127.0.0.1:8080", false);
+    tracer.wait_quiet();
+    let out = tracer.stop();
+    flood.tell("close");
+    flood.expect("closed");
+    listener.tell("close");
+    listener.expect("closed");
+    assert!(out.status.success(), "{:?}", out.stderr);
+    let on_8080: Vec<Value> = out
+        .events()
+        .into_iter()
+        .filter(|e| {
+            [&e["local"], &e["remote"]]
+                .iter()
+                .any(|a| a.as_str().is_some_and(|a| a.ends_with(":8080")))
+        })
+        .collect();
     assert_eq!(
-        sorted(per_socket(&out.events())),
-        sorted(expected),
+        sorted(per_socket(&on_8080)),
+        graceful_sequences(server, client),
         "{}",
         out.stdout
     );
-    let (seen, lost, unknown) = out.summary();
-    assert_eq!((seen, lost, unknown), (12, 0, 0));
+    // Added: the flood's 1,401 sockets and our 3; removed: our 3 (freed);
+    // held: at most 1,024.
+    let stop = out.stop_object();
+    let evicted = stop["sockets_evicted"].as_u64().unwrap();
+    assert!(evicted >= 1_401 - 1_024, "{stop}");
+    assert!(evicted <= 1_401, "{stop}");
+    assert_eq!(stop["sockets_untracked"], 0, "{stop}");
+    assert_eq!(stop["listeners_evicted"], 0, "{stop}");
 }
 
 #[test]

@@ -269,8 +269,9 @@ fn a_listeners_accept_queue_is_shown_as_netstat_shows_it() {
     cmd.args(["listen", "--listen", "127.0.0.1:7500", "--backlog", "10"]);
     let mut listener = tests::Proc::spawn(cmd);
     listener.expect("listening");
+    // Each sends 100 bytes, which wait unread in its queued child.
     let mut clients: Vec<tests::Proc> = (0..3)
-        .map(|_| connect(&ns, "127.0.0.1:7500", &[]))
+        .map(|_| connect(&ns, "127.0.0.1:7500", &["--send", "100"]))
         .collect();
     for client in &mut clients {
         client.expect("connected");
@@ -295,6 +296,30 @@ fn a_listeners_accept_queue_is_shown_as_netstat_shows_it() {
         row.starts_with("tcp        3      0 127.0.0.1:7500"),
         "{row}"
     );
+    // The children's rows, born after start-up, with netstat's queues.
+    let children = |table: &str| -> Vec<String> {
+        let mut rows: Vec<String> = table
+            .lines()
+            .map(|l| l.split_whitespace().take(6).collect::<Vec<_>>())
+            .filter(|f| f.len() == 6 && f[3] == "127.0.0.1:7500" && f[5] == "ESTABLISHED")
+            .map(|f| f.join(" "))
+            .collect();
+        rows.sort();
+        rows
+    };
+    let want = children(&netstat);
+    assert_eq!(want.len(), 3, "{netstat}");
+    assert!(want.iter().all(|r| r.starts_with("tcp 100 0 ")), "{want:?}");
+    let deadline = Instant::now() + wait_limit();
+    loop {
+        let out = view.output();
+        let got = children(last_table(&out));
+        if got == want {
+            break;
+        }
+        assert!(Instant::now() < deadline, "view {got:?}, netstat {want:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     listener.tell("close");
     listener.expect("closed");
     let out = view.stop();

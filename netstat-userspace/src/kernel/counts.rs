@@ -46,6 +46,18 @@ pub struct Counters {
     pub filtered: u64,
     /// Events the first program was skipped for that the second handled.
     pub recovered: u64,
+    /// Entries made in and removed from the socket and listener maps.
+    pub socks_added: u64,
+    pub socks_removed: u64,
+    pub listeners_added: u64,
+    pub listeners_removed: u64,
+}
+
+/// Entries the socket and listener maps evicted, full (`Probe::evicted`).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Evicted {
+    pub sockets: u64,
+    pub listeners: u64,
 }
 
 impl KernelCounts {
@@ -100,6 +112,10 @@ impl KernelCounts {
             other_netns: self.counter(counter::OTHER_NETNS)?,
             filtered: self.counter(counter::FILTERED)?,
             recovered: self.counter(counter::RECOVERED)?,
+            socks_added: self.counter(counter::SOCKS_ADDED)?,
+            socks_removed: self.counter(counter::SOCKS_REMOVED)?,
+            listeners_added: self.counter(counter::LISTENERS_ADDED)?,
+            listeners_removed: self.counter(counter::LISTENERS_REMOVED)?,
         })
     }
 

@@ -5,7 +5,7 @@
 mod btf;
 mod counts;
 
-pub use counts::{Counters, KernelCounts};
+pub use counts::{Counters, Evicted, KernelCounts};
 
 use std::sync::Arc;
 
@@ -16,8 +16,8 @@ use aya::{
     programs::{BtfTracePoint, FEntry, ProgramError},
 };
 use netstat_common::{
-    Config, DROP_PROGRAM, Event, Filter, RESET_FUNCTIONS, RemoteKey, RemoteStats, SockInfo,
-    TRACEPOINTS, maps,
+    Config, DROP_PROGRAM, Event, Filter, ListenKey, ListenOwner, RESET_FUNCTIONS, RemoteKey,
+    RemoteStats, SockInfo, TRACEPOINTS, maps,
 };
 
 use crate::fail;
@@ -42,6 +42,8 @@ pub struct Options {
     pub log_drops: bool,
     /// Ring buffer size in bytes (a power of two multiple of the page size); None = default.
     pub ring_bytes: Option<u32>,
+    /// Size of the socket map (the listener map gets an eighth); None = default.
+    pub max_sockets: Option<u32>,
 }
 
 /// Loaded and attached programs. Dropping it detaches everything.
@@ -93,6 +95,10 @@ impl Probe {
         loader.override_global(maps::CONFIG, &config, true);
         if let Some(bytes) = opts.ring_bytes {
             loader.map_max_entries(maps::EVENTS, bytes);
+        }
+        if let Some(n) = opts.max_sockets {
+            loader.map_max_entries(maps::SOCKS, n);
+            loader.map_max_entries(maps::LISTENERS, n / 8);
         }
         let mut ebpf = loader.load(PROGRAMS).map_err(explain_load_error)?;
         // Everything is verified (seconds under load) before anything is
@@ -197,6 +203,33 @@ impl Probe {
             all.push((key, total));
         }
         Ok(all)
+    }
+
+    /// What the full LRU maps evicted so far: entries added, less those
+    /// removed and those still there.
+    pub fn evicted(&self, c: &Counters) -> Result<Evicted> {
+        let held = |name: &str| -> Result<u64> {
+            let map = self
+                .ebpf
+                .map(name)
+                .with_context(|| format!("{name} map missing"))?;
+            Ok(match name {
+                maps::SOCKS => BpfHashMap::<_, u64, SockInfo>::try_from(map)?
+                    .keys()
+                    .count(),
+                _ => BpfHashMap::<_, ListenKey, ListenOwner>::try_from(map)?
+                    .keys()
+                    .count(),
+            } as u64)
+        };
+        Ok(Evicted {
+            sockets: c
+                .socks_added
+                .saturating_sub(c.socks_removed + held(maps::SOCKS)?),
+            listeners: c
+                .listeners_added
+                .saturating_sub(c.listeners_removed + held(maps::LISTENERS)?),
+        })
     }
 
     /// Remembered sockets by the state they have been in since before

@@ -205,11 +205,11 @@ impl Sink for LiveView<'_> {
             let found = crate::sock_diag::tcp_socket(local, remote).ok()?;
             sock_diag.then(|| found.is_some_and(|s| s.state == tcp_state::TIME_WAIT))
         });
-        // Listeners' queues change without events: read them, and only
-        // them, from the kernel at each drawing.
+        // Queues change without events: read them from the kernel at each
+        // drawing, for the drawn states that have any.
         self.dirty |= self
             .table
-            .refresh_listener_queues(&read_listeners(self.plan));
+            .refresh_queues(&read_queued(self.plan, self.filter));
         // At most once per drawing, however long the loss goes on.
         let counters = probe.counters()?;
         if counters.lost > self.lost {
@@ -232,14 +232,34 @@ impl Sink for LiveView<'_> {
     }
 }
 
-/// The listening TCP sockets of the plan's families, from sock_diag (none
+/// The TCP sockets of the plan's families in the states the view draws
+/// that have queues (not TIME_WAIT, not SYN_RECV), from sock_diag (none
 /// where the kernel offers no TCP sock_diag: queues then stay as read).
-fn read_listeners(plan: &Sockets) -> Vec<InetSocket> {
-    let listen = 1 << tcp_state::LISTEN;
+fn read_queued(plan: &Sockets, filter: &Filter) -> Vec<InetSocket> {
+    use tcp_state::{
+        CLOSE_WAIT, CLOSING, ESTABLISHED, FIN_WAIT1, FIN_WAIT2, LAST_ACK, LISTEN, SYN_SENT,
+    };
+    let with_queues = [
+        ESTABLISHED,
+        SYN_SENT,
+        FIN_WAIT1,
+        FIN_WAIT2,
+        CLOSE_WAIT,
+        LAST_ACK,
+        LISTEN,
+        CLOSING,
+    ];
+    let states = with_queues
+        .into_iter()
+        .filter(|&s| filter.state_matches(s))
+        .fold(0u32, |mask, s| mask | 1 << s);
+    if states == 0 {
+        return Vec::new();
+    }
     [(plan.ipv4, AF_INET), (plan.ipv6, AF_INET6)]
         .into_iter()
         .filter(|(wanted, _)| *wanted)
-        .filter_map(|(_, family)| crate::sock_diag::tcp_sockets_in(family, listen).ok())
+        .filter_map(|(_, family)| crate::sock_diag::tcp_sockets_in(family, states).ok())
         .flatten()
         .collect()
 }
@@ -285,7 +305,9 @@ impl Screen {
     fn show(&mut self, table: &str, now: i128) -> Result<bool> {
         let mut text = String::new();
         if self.out.is_terminal() {
-            text.push_str("\x1b[H\x1b[2J");
+            if !self.out.clear_screen(VIEW)? {
+                return Ok(false);
+            }
         } else if !self.first {
             text.push_str(&format!("--- {}\n", local_time(now)));
         }

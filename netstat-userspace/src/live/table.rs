@@ -254,26 +254,35 @@ impl ConnTable {
         }
     }
 
-    /// Sets the listeners' queues (accept queue, and its maximum) from a
-    /// fresh read of the kernel's listeners (`listeners`, as sock_diag gives
-    /// them); returns whether any row changed.
-    pub fn refresh_listener_queues(&mut self, listeners: &[InetSocket]) -> bool {
-        let mut queues: HashMap<SocketAddr, Vec<(u64, u64)>> = HashMap::new();
-        for l in listeners {
-            queues
-                .entry(l.local)
-                .or_default()
-                .push((l.rx_queue, l.tx_queue));
+    /// Sets the queues of listeners (accept queue and its limit) and of
+    /// connections from a fresh read of the kernel's sockets (`sockets`, as
+    /// sock_diag gives them); returns whether any row changed. TIME_WAIT
+    /// and SYN_RECV rows have no queues to refresh.
+    pub fn refresh_queues(&mut self, sockets: &[InetSocket]) -> bool {
+        let mut listeners: HashMap<SocketAddr, Vec<(u64, u64)>> = HashMap::new();
+        let mut connections: HashMap<Tuple, (u64, u64)> = HashMap::new();
+        for s in sockets {
+            let queues = (s.rx_queue, s.tx_queue);
+            if s.state == TcpState::LISTEN.0 {
+                listeners.entry(s.local).or_default().push(queues);
+            } else {
+                connections.insert((s.local, s.remote), queues);
+            }
         }
         let mut changed = false;
         for row in self.rows.values_mut() {
-            if row.socket.state != TcpState::LISTEN.0 {
-                continue;
-            }
-            // Listeners sharing an address (SO_REUSEPORT) take theirs in turn.
-            if let Some((rx, tx)) = queues.get_mut(&row.socket.local).and_then(Vec::pop) {
-                changed |= (row.socket.rx_queue, row.socket.tx_queue) != (rx, tx);
-                (row.socket.rx_queue, row.socket.tx_queue) = (rx, tx);
+            let s = &mut row.socket;
+            let fresh = if s.state == TcpState::LISTEN.0 {
+                // Listeners sharing an address (SO_REUSEPORT) take theirs in turn.
+                listeners.get_mut(&s.local).and_then(Vec::pop)
+            } else if s.state == TcpState::TIME_WAIT.0 || s.state == TcpState::SYN_RECV.0 {
+                None
+            } else {
+                connections.get(&(s.local, s.remote)).copied()
+            };
+            if let Some(queues) = fresh {
+                changed |= (s.rx_queue, s.tx_queue) != queues;
+                (s.rx_queue, s.tx_queue) = queues;
             }
         }
         changed
@@ -377,6 +386,32 @@ mod tests {
         assert_eq!(states(&t), vec![(C.to_string(), 1)]);
         t.apply(&ev(9, 1, 7, C, L, 4)); // reset
         assert!(t.rows().is_empty());
+    }
+
+    #[test]
+    fn queues_come_from_the_kernels_sockets_by_endpoints() {
+        let mut t = ConnTable::default();
+        t.apply(&ev(1, 7, 10, L, "0.0.0.0:0", 1)); // listener
+        t.apply(&ev(2, 2, 1, C, L, 2)); // a connection
+        t.apply(&ev(3, 5, 6, "127.0.0.1:9", C, 3)); // TIME_WAIT: none to set
+        let queued = |local: &str, remote: &str, state: u8, rx: u64, tx: u64| InetSocket {
+            rx_queue: rx,
+            tx_queue: tx,
+            ..snapshot_row(local, remote, state)
+        };
+        let fresh = [
+            queued(L, "0.0.0.0:0", 10, 3, 128),
+            queued(C, L, 1, 100, 7),
+            queued("127.0.0.1:9", C, 1, 9, 9),
+        ];
+        assert!(t.refresh_queues(&fresh));
+        let queues: Vec<(u8, u64, u64)> = t
+            .rows()
+            .iter()
+            .map(|r| (r.socket.state, r.socket.rx_queue, r.socket.tx_queue))
+            .collect();
+        assert_eq!(queues, vec![(6, 0, 0), (10, 3, 128), (1, 100, 7)]);
+        assert!(!t.refresh_queues(&fresh));
     }
 
     #[test]

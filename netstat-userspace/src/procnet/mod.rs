@@ -82,8 +82,8 @@ pub fn read(path: &str) -> io::Result<String> {
             n => buf.extend_from_slice(&chunk[..n]),
         }
     }
-    String::from_utf8(buf)
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{path}: {e}")))
+    // Unix socket paths in /proc/net/unix are whatever bytes their process chose.
+    Ok(String::from_utf8(buf).unwrap_or_else(|e| crate::textfmt::lossy_utf8(e.as_bytes())))
 }
 
 /// Parses a hexadecimal field.

@@ -115,7 +115,8 @@ fn write_json_string(out: &mut String, s: &str) {
         match c {
             '"' => out.push_str("\\\""),
             '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => {
+            // C0, DEL and C1: a terminal showing the log obeys them raw.
+            c if c.is_control() => {
                 let _ = write!(out, "\\u{:04x}", c as u32);
             }
             c => out.push(c),
@@ -131,9 +132,9 @@ mod tests {
     #[test]
     fn escapes_program_names() {
         let mut s = String::new();
-        write_json_string(&mut s, "a\"b\\c\nd");
-        assert_eq!(s, r#""a\"b\\c\u000ad""#);
+        write_json_string(&mut s, "a\"b\\c\nd\x1b\u{9b}\u{fffd}");
+        assert_eq!(s, r#""a\"b\\c\u000ad\u001b\u009b�""#);
         let v: serde_json::Value = serde_json::from_str(&s).unwrap();
-        assert_eq!(v, "a\"b\\c\nd");
+        assert_eq!(v, "a\"b\\c\nd\x1b\u{9b}\u{fffd}");
     }
 }

@@ -19,12 +19,19 @@ pub struct StopSummary {
     pub lost_skipped: u64,
     /// Of those: gaps found in sockets' histories.
     pub gaps: u64,
-    /// Events whose owner the tool could not name (`-E`).
+    /// Events of sockets whose owner the tool could not name (`-E`).
     pub owners_unknown: Option<u64>,
+    /// Events of no socket (resets sent for no socket, packets dropped
+    /// before one was found), which have no owner to name (`-E`).
+    pub no_socket: Option<u64>,
     /// Events the filter dropped in the kernel, when a filter is set.
     pub filtered: Option<u64>,
-    /// Sockets not tracked because the kernel-side socket map was full.
+    /// Sockets not tracked because the kernel refused a socket map entry.
     pub sockets_untracked: u64,
+    /// Sockets and listeners the kernel side's full maps evicted, their
+    /// owners forgotten (None: not known).
+    pub sockets_evicted: Option<u64>,
+    pub listeners_evicted: Option<u64>,
     /// The running kernel names no reasons for the resets it sends (before
     /// Linux 6.10), so every `reset_reason` was null.
     pub no_reset_reasons: bool,
@@ -41,6 +48,9 @@ impl StopSummary {
                     "{seen} events seen, {} lost in the kernel, {unknown} owners unknown",
                     self.lost
                 );
+                if let Some(n) = self.no_socket.filter(|&n| n > 0) {
+                    let _ = write!(s, " ({n} events of no socket apart)");
+                }
                 if let Some(filtered) = self.filtered {
                     let _ = write!(s, ", {filtered} filtered out in the kernel");
                 }
@@ -52,6 +62,14 @@ impl StopSummary {
                     self.filtered.unwrap_or(0)
                 );
             }
+        }
+        if let (Some(sockets), Some(listeners)) = (self.sockets_evicted, self.listeners_evicted)
+            && sockets + listeners > 0
+        {
+            let _ = write!(
+                s,
+                ", {sockets} sockets and {listeners} listeners evicted from the kernel side's full maps, their owners forgotten (see --max-sockets)"
+            );
         }
         if self.sockets_untracked > 0 {
             let _ = write!(
@@ -78,7 +96,7 @@ impl StopSummary {
     pub fn json(&self) -> String {
         let opt = |v: Option<u64>| v.map_or("null".to_string(), |n| n.to_string());
         format!(
-            "{{\"stop\":\"{}\",\"events_seen\":{},\"lost\":{},\"lost_ring_full\":{},\"lost_skipped\":{},\"gaps\":{},\"owners_unknown\":{},\"filtered\":{},\"sockets_untracked\":{},\"reset_reasons\":{}}}",
+            "{{\"stop\":\"{}\",\"events_seen\":{},\"lost\":{},\"lost_ring_full\":{},\"lost_skipped\":{},\"gaps\":{},\"owners_unknown\":{},\"no_socket\":{},\"filtered\":{},\"sockets_untracked\":{},\"sockets_evicted\":{},\"listeners_evicted\":{},\"reset_reasons\":{}}}",
             self.mode,
             opt(self.events_seen),
             self.lost,
@@ -86,8 +104,11 @@ impl StopSummary {
             self.lost_skipped,
             self.gaps,
             opt(self.owners_unknown),
+            opt(self.no_socket),
             opt(self.filtered),
             self.sockets_untracked,
+            opt(self.sockets_evicted),
+            opt(self.listeners_evicted),
             !self.no_reset_reasons
         )
     }
@@ -107,6 +128,7 @@ mod tests {
             mode: "events",
             events_seen: Some(12),
             owners_unknown: Some(1),
+            no_socket: Some(0),
             ..StopSummary::default()
         }
     }
@@ -123,11 +145,12 @@ mod tests {
             lost_skipped: 1,
             gaps: 1,
             filtered: Some(5),
+            no_socket: Some(4),
             ..events()
         };
         assert_eq!(
             lossy.text(),
-            "enetstat: 12 events seen, 3 lost in the kernel, 1 owners unknown, 5 filtered out in the kernel; \
+            "enetstat: 12 events seen, 3 lost in the kernel, 1 owners unknown (4 events of no socket apart), 5 filtered out in the kernel; \
              lost: 1 with the ring buffer full (try a larger --ring-size), 1 skipped by the kernel, \
              1 gaps in sockets' histories (see README, Known limits)"
         );
@@ -154,7 +177,7 @@ mod tests {
     fn json_has_every_field() {
         assert_eq!(
             events().json(),
-            r#"{"stop":"events","events_seen":12,"lost":0,"lost_ring_full":0,"lost_skipped":0,"gaps":0,"owners_unknown":1,"filtered":null,"sockets_untracked":0,"reset_reasons":true}"#
+            r#"{"stop":"events","events_seen":12,"lost":0,"lost_ring_full":0,"lost_skipped":0,"gaps":0,"owners_unknown":1,"no_socket":0,"filtered":null,"sockets_untracked":0,"sockets_evicted":null,"listeners_evicted":null,"reset_reasons":true}"#
         );
     }
 }

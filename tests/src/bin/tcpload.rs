@@ -53,6 +53,9 @@ enum Role {
         rst: bool,
         #[arg(long, default_value_t = 5000)]
         timeout_ms: u64,
+        /// Bytes to send once connected.
+        #[arg(long, default_value_t = 0)]
+        send: usize,
     },
     /// Listens with this backlog and never accepts, until stdin closes or
     /// says anything: connections wait in the accept queue.
@@ -142,7 +145,8 @@ fn main() -> Result<()> {
             to,
             rst,
             timeout_ms,
-        } => connect(to, rst, Duration::from_millis(timeout_ms)),
+            send,
+        } => connect(to, rst, Duration::from_millis(timeout_ms), send),
         Role::Listen { listen, backlog } => listen_only(listen, backlog),
         Role::Flood { to, count } => flood(to, count),
         Role::StrayAck { from, to } => stray_ack(from, to),
@@ -300,14 +304,15 @@ fn stray_ack(from: std::net::SocketAddrV4, to: std::net::SocketAddrV4) -> Result
     Ok(())
 }
 
-fn connect(to: SocketAddr, rst: bool, timeout: Duration) -> Result<()> {
-    let stream = match TcpStream::connect_timeout(&to, timeout) {
+fn connect(to: SocketAddr, rst: bool, timeout: Duration, send: usize) -> Result<()> {
+    let mut stream = match TcpStream::connect_timeout(&to, timeout) {
         Ok(stream) => stream,
         Err(e) => {
             say(&format!("failed {:?}", e.kind()));
             return Ok(());
         }
     };
+    stream.write_all(&vec![b'x'; send]).context("send")?;
     say("connected");
     let mut line = String::new();
     std::io::stdin().lock().read_line(&mut line)?;
