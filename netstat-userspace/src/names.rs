@@ -190,7 +190,7 @@ pub fn ntop6(ip: Ipv6Addr) -> String {
 /// front of the list, so for a repeated port the *last* line wins, and
 /// protocol names outrank raw services.
 #[derive(Default)]
-struct Services {
+pub(crate) struct Services {
     by_port: HashMap<(u16, &'static str), String>,
 }
 
@@ -201,7 +201,7 @@ impl Services {
         Self::parse(&services, &protocols)
     }
 
-    fn parse(services: &str, protocols: &str) -> Self {
+    pub(crate) fn parse(services: &str, protocols: &str) -> Self {
         let mut by_port = HashMap::new();
         for (name, port, proto) in entries(services) {
             let Some((port, proto)) = port.parse::<u16>().ok().zip(proto) else {

@@ -104,6 +104,10 @@ pub fn attach(cli: &Cli, namespaces: Selection, needs: Needs) -> Result<Attached
         ring_bytes: cli.ring_size,
         max_sockets: cli.max_sockets,
     })?;
+    // Loading parsed the kernel's whole BTF (tens of MB, freed since): give
+    // it back, so that a long-running mode's memory is its own data's.
+    // SAFETY: malloc_trim only returns free heap pages to the system.
+    unsafe { libc::malloc_trim(0) };
     if let Some(blind_spot) = &probe.blind_spot {
         eprintln!("enetstat: note: {blind_spot}");
     }

@@ -201,7 +201,7 @@ fn request(family: u8, states: u32, flags: i32) -> [u8; NLMSG_HEADER + REQUEST] 
 }
 
 /// Appends the records of one read to `out`; true once the dump is done.
-fn parse_batch<T>(
+pub(crate) fn parse_batch<T>(
     mut batch: &[u8],
     out: &mut Vec<T>,
     record: impl Fn(&[u8]) -> Option<T>,
@@ -221,7 +221,9 @@ fn parse_batch<T>(
                     .get(0..4)
                     .map(|b| i32::from_ne_bytes(b.try_into().unwrap()))
                     .ok_or_else(|| bad("short error message"))?;
-                return Err(io::Error::from_raw_os_error(-errno));
+                // The kernel sends -errno; a hostile or broken peer may
+                // send i32::MIN, whose negation overflows.
+                return Err(io::Error::from_raw_os_error(errno.saturating_neg()));
             }
             SOCK_DIAG_BY_FAMILY => out.push(record(body).ok_or_else(|| bad("short record"))?),
             _ => {}
@@ -233,7 +235,7 @@ fn parse_batch<T>(
 }
 
 /// One `struct inet_diag_msg`, as the /proc/net/tcp row it stands for.
-fn record(body: &[u8]) -> Option<InetSocket> {
+pub(crate) fn record(body: &[u8]) -> Option<InetSocket> {
     let r = body.get(..RECORD)?;
     let u32_at = |at: usize| u32::from_ne_bytes(r[at..at + 4].try_into().unwrap());
     let port_at = |at: usize| u16::from_be_bytes([r[at], r[at + 1]]);
@@ -269,7 +271,7 @@ fn record(body: &[u8]) -> Option<InetSocket> {
 }
 
 /// One listener's record and its INET_DIAG_SKMEMINFO attribute.
-fn listener(body: &[u8]) -> Option<ListenerLoad> {
+pub(crate) fn listener(body: &[u8]) -> Option<ListenerLoad> {
     let socket = record(body)?;
     let r = &body[..RECORD];
     let mut attrs = &body[RECORD..];
@@ -382,6 +384,9 @@ mod tests {
         let mut cut = message(SOCK_DIAG_BY_FAMILY, &[0; RECORD]);
         cut.truncate(40);
         assert!(parse_batch(&cut, &mut out, record).is_err());
+        // Found by the sock_diag fuzz target: a negation that overflowed.
+        let min = message(NLMSG_ERROR, &i32::MIN.to_ne_bytes());
+        assert!(parse_batch(&min, &mut out, record).is_err());
         let short = message(SOCK_DIAG_BY_FAMILY, &[0; 20]);
         assert!(parse_batch(&short, &mut out, record).is_err());
     }

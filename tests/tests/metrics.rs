@@ -10,7 +10,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use tests::{Netns, Tracer, storm, wait_limit};
+use tests::{Netns, STORM_ATTEMPTS, Tracer, storm, wait_limit};
 
 const STORM: &str = "127.0.0.2:7000";
 const WATCHED: &str = "127.0.0.2/32";
@@ -60,27 +60,51 @@ fn sample(text: &str, series: &str) -> u64 {
 
 #[test]
 fn a_scrape_during_a_storm_counts_it_exactly_and_passes_promtool() {
-    let ns = Netns::new("metrics-curl");
-    let tracer = serve_metrics(&ns);
+    for attempt in 1..=STORM_ATTEMPTS {
+        let ns = Netns::new("metrics-curl");
+        let tracer = serve_metrics(&ns);
+        let (opened, after) = scrape_a_storm(&ns);
+        let counted = (
+            opened,
+            sample(&after, "enetstat_connections_closed_total"),
+            sample(&after, "enetstat_connect_duration_seconds_count"),
+        );
+        let gaps = sample(&after, "enetstat_events_lost_total{cause=\"gap\"}");
+        // Changes no program saw (the blind spot, README) are counted as
+        // gaps: only such a run may fall short, and is run again.
+        if counted != (2_000, 4_000, 2_000) && gaps > 0 && attempt < STORM_ATTEMPTS {
+            eprintln!("storm {attempt}: {counted:?} counted, {gaps} gaps; again");
+            continue;
+        }
+        assert_eq!(counted, (2_000, 4_000, 2_000), "{after}");
+        check_with_promtool(&after);
+        let out = tracer.stop();
+        assert!(out.status.success(), "{:?}", out.stderr);
+        assert_eq!(out.stop_object()["stop"], "metrics");
+        return;
+    }
+}
+
+/// A 2,000-connection storm in `ns`: the connects counted during it, and
+/// the scrape once its 4,000 closes are in (or the wait is up).
+fn scrape_a_storm(ns: &Netns) -> (u64, String) {
     let active = "enetstat_connections_opened_total{direction=\"active\"}";
-    let before = sample(&scrape(&ns), active);
-    storm(&ns, STORM, 2_000, &[]);
-    let after = scrape(&ns);
-    assert_eq!(sample(&after, active) - before, 2_000);
+    let before = sample(&scrape(ns), active);
+    storm(ns, STORM, 2_000, &[]);
+    let mut after = scrape(ns);
+    let opened = sample(&after, active) - before;
     // The storm's last server sockets may still be closing as it returns.
     let closed = "enetstat_connections_closed_total";
     let deadline = Instant::now() + wait_limit();
-    let mut after = after;
     while sample(&after, closed) < 4_000 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
-        after = scrape(&ns);
+        after = scrape(ns);
     }
-    assert_eq!(sample(&after, closed), 4_000);
-    assert_eq!(
-        sample(&after, "enetstat_connect_duration_seconds_count"),
-        2_000
-    );
+    (opened, after)
+}
 
+/// `promtool check metrics` accepts the scrape.
+fn check_with_promtool(after: &str) {
     let mut promtool = Command::new("promtool")
         .args(["check", "metrics"])
         .stdin(Stdio::piped())
@@ -101,9 +125,6 @@ fn a_scrape_during_a_storm_counts_it_exactly_and_passes_promtool() {
         String::from_utf8_lossy(&checked.stdout),
         String::from_utf8_lossy(&checked.stderr)
     );
-    let out = tracer.stop();
-    assert!(out.status.success(), "{:?}", out.stderr);
-    assert_eq!(out.stop_object()["stop"], "metrics");
 }
 
 #[test]

@@ -1,4 +1,4 @@
-//! Developer chores: `cargo xtask setup | build | run -- <flags> | test | dist | bench`.
+//! Developer chores: `cargo xtask setup | build | run -- <flags> | test | fuzz | dist | bench`.
 //!
 //! Every command first runs `setup`, which installs what is missing on a fresh
 //! Debian machine (saying what it does) and prints the commands to run
@@ -8,6 +8,7 @@ mod alternating;
 mod bench;
 mod bench_kit;
 mod dist;
+mod fuzz;
 mod live_bench;
 mod matrix;
 mod setup;
@@ -47,9 +48,18 @@ enum Task {
         /// (`6.1`, `6.12`), or `all`.
         #[arg(long, default_value = "all")]
         kernel: String,
+        /// Seconds of fuzzing per fuzz target after the tests (0: none).
+        #[arg(long, default_value_t = 60)]
+        fuzz_seconds: u64,
         /// Extra arguments for every test binary (e.g. a test name filter).
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
+    },
+    /// Run each fuzz target (cargo-fuzz, libFuzzer) for a bounded time.
+    Fuzz {
+        /// Seconds per target.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
     },
     /// Build target/dist/enetstat_<version>_amd64.deb and a .tar.gz (binary,
     /// man page, shell completions, systemd unit).
@@ -91,7 +101,11 @@ fn run(task: Task) -> Result<()> {
                 .context("running enetstat")?;
             std::process::exit(status.code().unwrap_or(1));
         }
-        Task::Test { kernel, args } => {
+        Task::Test {
+            kernel,
+            fuzz_seconds,
+            args,
+        } => {
             let (host, vms) = kernels(&kernel)?;
             setup::ensure(setup::Needs::Test)?;
             if !vms.is_empty() {
@@ -103,9 +117,28 @@ fn run(task: Task) -> Result<()> {
             dist::build(VERSION)?;
             let binaries = matrix::build_tests()?;
             let report = matrix::run(&binaries, host, &vms, &args);
+            let fuzzed = match fuzz_seconds {
+                0 => Vec::new(),
+                seconds => fuzz::run(&setup::ensure_fuzzing()?, seconds)?,
+            };
             println!("\nxtask: integration tests by kernel\n{}", report.table());
+            for outcome in &fuzzed {
+                println!("{}", outcome.line());
+            }
             if !report.all_passed() {
                 bail!("some tests failed or gave no result (table above)");
+            }
+            if fuzzed.iter().any(|o| !o.passed) {
+                bail!("a fuzz target found a failing input (above)");
+            }
+            Ok(())
+        }
+        Task::Fuzz { seconds } => {
+            let toolchain = setup::ensure_fuzzing()?;
+            setup::ensure(setup::Needs::Build)?;
+            let outcomes = fuzz::run(&toolchain, seconds)?;
+            if outcomes.iter().any(|o| !o.passed) {
+                bail!("a fuzz target found a failing input (above)");
             }
             Ok(())
         }

@@ -53,6 +53,27 @@ pub fn ensure(needs: Needs) -> Result<()> {
     Ok(())
 }
 
+/// cargo-fuzz (libFuzzer's driver), pinned so that CI runs what was tried.
+const CARGO_FUZZ_VERSION: &str = "0.13.2";
+
+/// What fuzzing needs: cargo-fuzz, and the pinned nightly (which the eBPF
+/// build already installs). Returns that nightly's name.
+pub fn ensure_fuzzing() -> Result<String> {
+    let toolchain = ebpf_toolchain()?;
+    if !succeeds("cargo", &["fuzz", "--version"]) {
+        say("cargo-fuzz is missing; it runs the fuzz targets");
+        let install = [
+            "install",
+            "--locked",
+            "cargo-fuzz",
+            "--version",
+            CARGO_FUZZ_VERSION,
+        ];
+        run("cargo", &install, &[])?;
+    }
+    Ok(toolchain)
+}
+
 /// What `cargo xtask test` needs to boot the matrix's kernels.
 pub fn ensure_vm_tools() -> Result<()> {
     ensure_commands(VM_TOOLS)?;

@@ -2,7 +2,7 @@
 //! can run the programs, fills in their configuration, loads and attaches them,
 //! and hands out the ring buffer and counters. Knows nothing about output.
 
-mod btf;
+pub(crate) mod btf;
 mod counts;
 
 pub use counts::{Counters, Evicted, KernelCounts};

@@ -192,40 +192,40 @@ transitions:",
         );
     }
     if let Some(listeners) = &i.listeners {
-        out.push_str("\ntop listeners (overflows, accept queue/limit):");
-        let busy: Vec<&Listener> = listeners
+        let busy = listeners
             .iter()
             .filter(|l| l.overflows > 0 || l.accept_queue > 0)
             .take(5)
-            .collect();
-        if busy.is_empty() {
-            out.push_str(" none");
-        }
-        for l in busy {
-            let _ = write!(
-                out,
-                "\n  {:<47} {}, {}/{}",
-                l.local.to_string(),
-                l.overflows,
-                l.accept_queue,
-                l.accept_queue_max
-            );
-        }
+            .map(|l| {
+                let figures = format!("{}, {}/{}", l.overflows, l.accept_queue, l.accept_queue_max);
+                (l.local, figures)
+            });
+        text_list(out, "top listeners (overflows, accept queue/limit)", busy);
     }
-    out.push_str("\ntop remotes (failed connects/resets/retransmits/drops):");
-    if i.remotes.is_empty() {
-        out.push_str(" none");
-    }
-    for r in &i.remotes {
-        let _ = write!(
-            out,
-            "\n  {:<47} {}/{}/{}/{}",
-            r.endpoint.to_string(),
-            r.failed_connects,
-            r.resets,
-            r.retransmits,
-            r.drops
+    let remotes = i.remotes.iter().map(|r| {
+        let figures = format!(
+            "{}/{}/{}/{}",
+            r.failed_connects, r.resets, r.retransmits, r.drops
         );
+        (r.endpoint, figures)
+    });
+    text_list(
+        out,
+        "top remotes (failed connects/resets/retransmits/drops)",
+        remotes,
+    );
+}
+
+/// `\nTITLE:` and a line per endpoint with its figures, or ` none`.
+fn text_list(out: &mut String, title: &str, lines: impl Iterator<Item = (SocketAddr, String)>) {
+    let _ = write!(out, "\n{title}:");
+    let mut none = true;
+    for (endpoint, figures) in lines {
+        none = false;
+        let _ = write!(out, "\n  {:<47} {figures}", endpoint.to_string());
+    }
+    if none {
+        out.push_str(" none");
     }
 }
 
@@ -277,32 +277,36 @@ fn json(out: &mut String, i: &Interval) {
         }
         out.push('}');
     }
-    out.push_str(",\"top_remotes\":[");
-    for (k, r) in i.remotes.iter().enumerate() {
-        let comma = if k > 0 { "," } else { "" };
+    json_array(out, "top_remotes", &i.remotes, |out, r| {
         let _ = write!(
             out,
-            "{comma}{{\"remote\":\"{}\",\"failed_connects\":{},\"resets\":{},\"retransmits\":{},\"drops\":{}}}",
+            "{{\"remote\":\"{}\",\"failed_connects\":{},\"resets\":{},\"retransmits\":{},\"drops\":{}}}",
             r.endpoint, r.failed_connects, r.resets, r.retransmits, r.drops
         );
-    }
-    out.push(']');
+    });
     match &i.listeners {
         None => out.push_str(",\"listeners\":null"),
-        Some(listeners) => {
-            out.push_str(",\"listeners\":[");
-            for (k, l) in listeners.iter().enumerate() {
-                let comma = if k > 0 { "," } else { "" };
-                let _ = write!(
-                    out,
-                    "{comma}{{\"netns\":{},\"local\":\"{}\",\"overflows\":{},\"accept_queue\":{},\"accept_queue_max\":{}}}",
-                    l.netns, l.local, l.overflows, l.accept_queue, l.accept_queue_max
-                );
-            }
-            out.push(']');
-        }
+        Some(listeners) => json_array(out, "listeners", listeners, |out, l| {
+            let _ = write!(
+                out,
+                "{{\"netns\":{},\"local\":\"{}\",\"overflows\":{},\"accept_queue\":{},\"accept_queue_max\":{}}}",
+                l.netns, l.local, l.overflows, l.accept_queue, l.accept_queue_max
+            );
+        }),
     }
     out.push('}');
+}
+
+/// `,"key":[...]`, each item written by `object`.
+fn json_array<T>(out: &mut String, key: &str, items: &[T], object: impl Fn(&mut String, &T)) {
+    let _ = write!(out, ",\"{key}\":[");
+    for (k, item) in items.iter().enumerate() {
+        if k > 0 {
+            out.push(',');
+        }
+        object(out, item);
+    }
+    out.push(']');
 }
 
 #[cfg(test)]
