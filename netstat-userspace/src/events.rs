@@ -78,6 +78,7 @@ async fn stream(cli: &Cli, namespaces: Selection) -> Result<()> {
         limit: cli.count,
         counts: LogCounts::default(),
         open: true,
+        closed: false,
         failed: None,
         stop_json: cli.json || cli.stop_json,
     };
@@ -146,6 +147,8 @@ struct EventLog {
     counts: LogCounts,
     /// False once the count is reached or the reader has gone away.
     open: bool,
+    /// The reader has gone away: the run ends quietly, as `-S` does.
+    closed: bool,
     /// Why writing stopped, when it failed; said after the stop summary.
     failed: Option<anyhow::Error>,
     stop_json: bool,
@@ -155,10 +158,16 @@ impl EventLog {
     /// Whether the log goes on after a write: not when the reader went away
     /// or the write failed (kept for after the stop summary).
     fn written(&mut self, result: Result<bool>) -> bool {
-        result.unwrap_or_else(|e| {
-            self.failed = Some(e);
-            false
-        })
+        match result {
+            Ok(open) => {
+                self.closed |= !open;
+                open
+            }
+            Err(e) => {
+                self.failed = Some(e);
+                false
+            }
+        }
     }
 
     fn flow(&self) -> Flow {
@@ -212,6 +221,9 @@ impl Sink for EventLog {
     }
 
     fn finish(&mut self, probe: &Probe, _stopped: bool) -> Result<()> {
+        if self.closed {
+            return Ok(());
+        }
         let mut counters = probe.counters()?;
         if let Selection::One(_) = self.namespaces {
             let ends = ends_unseen(probe)?;

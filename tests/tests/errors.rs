@@ -237,3 +237,35 @@ fn a_full_disk_is_named_after_the_stop_summary() {
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
 }
+
+/// `enetstat -E | head`: once the reader has gone, the next event ends the
+/// log quietly, exit 0, as head users expect.
+#[test]
+fn a_closed_pipe_ends_the_log_quietly() {
+    let ns = tests::Netns::new("pipe");
+    let script = format!(
+        "'{}' -E -n --duration 60 | head -c 10 > /dev/null; echo \"exit ${{PIPESTATUS[0]}}\" >&2",
+        enetstat_bin().display()
+    );
+    let mut cmd = ns.command("bash");
+    cmd.args(["-c", &script])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let log = cmd.spawn().expect("bash");
+    // Events after head has read its 10 bytes of the header and gone.
+    std::thread::sleep(tests::slowed(std::time::Duration::from_secs(3)));
+    for _ in 0..5 {
+        let mut refused = tests::connect(&ns, "127.0.0.1:9", &[]);
+        refused.expect("failed");
+    }
+    let out = log.wait_with_output().expect("bash");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.last(), Some(&"exit 0"), "{stderr}");
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.starts_with("enetstat: tracing") || *l == "exit 0"),
+        "{stderr}"
+    );
+}

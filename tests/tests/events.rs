@@ -270,6 +270,11 @@ fn refused_connect() {
         "{}",
         out.stdout
     );
+    // The reset for no socket has no owner by nature: it is counted apart,
+    // not as an owner enetstat failed to find.
+    let stop = out.stop_object();
+    let counted = (stop["owners_unknown"].as_u64(), stop["no_socket"].as_u64());
+    assert_eq!(counted, (Some(0), Some(1)), "{stop}");
 }
 
 /// A reset sent by a listener (here for an ACK of no connection) names the

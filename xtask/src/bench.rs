@@ -45,7 +45,56 @@ pub fn run(opts: &Options) -> Result<()> {
     println!("\n{report}");
     let dir = workspace_root().join("bench");
     fs::create_dir_all(&dir)?;
-    fs::write(dir.join("RESULTS.md"), report)?;
+    let path = dir.join("RESULTS.md");
+    // One scenario replaces its own section and keeps the others' figures.
+    if opts.only.is_some()
+        && let Ok(old) = fs::read_to_string(&path)
+    {
+        report = splice(&old, &report);
+    }
+    fs::write(&path, report)?;
     println!("bench: wrote bench/RESULTS.md");
     Ok(())
+}
+
+/// `old` with each `## ` section of `new` in place of the section of the
+/// same title (up to its colon), and `new`'s header line for the machine.
+fn splice(old: &str, new: &str) -> String {
+    let sections = |text: &str| -> Vec<String> {
+        let mut parts: Vec<String> = Vec::new();
+        for line in text.split_inclusive('\n') {
+            match (line.starts_with("## "), parts.last_mut()) {
+                (false, Some(last)) => last.push_str(line),
+                _ => parts.push(line.to_string()),
+            }
+        }
+        parts
+    };
+    let title = |section: &str| section.split(':').next().unwrap_or_default().to_string();
+    let new_sections = sections(new);
+    let mut out = sections(old);
+    if let (Some(head), Some(new_head)) = (out.first_mut(), new_sections.first()) {
+        *head = new_head.clone();
+    }
+    for section in new_sections.iter().skip(1) {
+        match out.iter_mut().skip(1).find(|s| title(s) == title(section)) {
+            Some(slot) => *slot = section.clone(),
+            None => out.push(section.clone()),
+        }
+    }
+    out.concat()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn one_scenario_replaces_only_its_section() {
+        let old =
+            "# Benchmark results\n\nMachine: old.\n\n## Storm: a\n\n1\n\n## Live view: b\n\n2\n";
+        let new = "# Benchmark results\n\nMachine: new.\n\n## Live view: c\n\n3\n";
+        assert_eq!(
+            super::splice(old, new),
+            "# Benchmark results\n\nMachine: new.\n\n## Storm: a\n\n1\n\n## Live view: c\n\n3\n"
+        );
+    }
 }

@@ -1,6 +1,7 @@
 //! The live-view benchmark: CPU time of `enetstat -c -tan` (events) against
 //! net-tools `netstat -c -tan` (a /proc re-read every second) while a storm
-//! runs beside idle sockets, per 1,000 storm connections.
+//! runs beside idle sockets, per 1,000 storm connections; and the memory
+//! each TIME_WAIT row the storm leaves costs the viewer.
 
 use std::{fmt::Write as _, process::Stdio, time::Duration};
 
@@ -21,8 +22,8 @@ const SETTLE: Duration = Duration::from_secs(2);
 pub fn table(runs: usize) -> Result<String> {
     let mut table = format!(
         "## Live view: CPU during a {STORM}-connection storm beside {} idle sockets\n\n\
-Output to /dev/null; CPU (user + system) of the viewer from the storm's start until {} s after its end. {runs} runs per row; median (min-max).\n\n\
-| viewer | storm conn/s | viewer CPU s | CPU ms per 1,000 connections |\n|---|---|---|---|\n",
+Output to /dev/null; CPU (user + system) of the viewer from the storm's start until {} s after its end; memory: the growth of the viewer's resident memory outside the kernel's ring buffer mapping, over the storm, per TIME_WAIT socket at its end (netstat keeps no table). {runs} runs per row; median (min-max).\n\n\
+| viewer | storm conn/s | viewer CPU s | CPU ms per 1,000 connections | bytes per TIME_WAIT row |\n|---|---|---|---|---|\n",
         2 * IDLE_CONNECTIONS,
         SETTLE.as_secs()
     );
@@ -33,15 +34,20 @@ Output to /dev/null; CPU (user + system) of the viewer from the storm's start un
     for viewer in [enetstat, "netstat"] {
         let name = viewer.rsplit('/').next().unwrap_or(viewer);
         println!("bench: live view: {name} -c -tan");
-        let (mut rates, mut cpus) = (Vec::new(), Vec::new());
+        let (mut rates, mut cpus, mut per_row) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..runs {
-            let (rate, cpu) = sample(&ns, viewer)?;
-            rates.push(rate);
-            cpus.push(cpu);
+            let run = sample(&ns, viewer)?;
+            rates.push(run.rate);
+            cpus.push(run.cpu);
+            per_row.push(run.bytes_per_time_wait);
         }
+        let memory = match viewer == enetstat {
+            true => spread(&per_row, 1.0),
+            false => "-".to_string(),
+        };
         writeln!(
             table,
-            "| {name} -c -tan | {:.0} | {:.2} | {} |",
+            "| {name} -c -tan | {:.0} | {:.2} | {} | {memory} |",
             median(&rates),
             median(&cpus),
             spread(&cpus, 1000.0 / (STORM as f64 / 1000.0)),
@@ -51,8 +57,14 @@ Output to /dev/null; CPU (user + system) of the viewer from the storm's start un
     Ok(table)
 }
 
-/// One storm under one viewer: (storm conn/s, viewer CPU seconds).
-fn sample(ns: &Netns, viewer: &str) -> Result<(f64, f64)> {
+/// One storm under one viewer.
+struct Sample {
+    rate: f64,
+    cpu: f64,
+    bytes_per_time_wait: f64,
+}
+
+fn sample(ns: &Netns, viewer: &str) -> Result<Sample> {
     let mut child = ns
         .command(viewer)
         .args(["-c", "-tan"])
@@ -67,6 +79,7 @@ fn sample(ns: &Netns, viewer: &str) -> Result<(f64, f64)> {
         bail!("{viewer} -c exited early");
     }
     let before = cpu_seconds(child.id());
+    let memory_before = resident_outside_maps(child.id());
     let out = ns
         .command(release_bin("tcpload"))
         .args([
@@ -80,8 +93,44 @@ fn sample(ns: &Netns, viewer: &str) -> Result<(f64, f64)> {
         .context("running tcpload storm");
     std::thread::sleep(SETTLE);
     let cpu = cpu_seconds(child.id()) - before;
+    let grown = resident_outside_maps(child.id()).saturating_sub(memory_before);
+    let time_waits = ns
+        .command("ss")
+        .args(["-Htan", "state", "time-wait"])
+        .output()
+        .map(|o| {
+            o.stdout
+                .split(|&b| b == b'\n')
+                .filter(|l| !l.is_empty())
+                .count()
+        })
+        .unwrap_or(0);
     let _ = child.kill();
     let _ = child.wait();
-    let rate = storm_rate(&out?)?;
-    Ok((rate, cpu))
+    Ok(Sample {
+        rate: storm_rate(&out?)?,
+        cpu,
+        bytes_per_time_wait: grown as f64 / time_waits.max(1) as f64,
+    })
+}
+
+/// Resident bytes of `pid` outside BPF map mappings (the ring buffer's
+/// pages are the kernel's, mapped twice), from /proc/PID/smaps.
+fn resident_outside_maps(pid: u32) -> u64 {
+    let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap_or_default();
+    let mut bpf = false;
+    let mut kib = 0;
+    for line in smaps.lines() {
+        let first = line.split_whitespace().next().unwrap_or_default();
+        if let Some(rss) = line.strip_prefix("Rss:") {
+            if !bpf {
+                let rss = rss.trim().trim_end_matches("kB").trim();
+                kib += rss.parse::<u64>().unwrap_or(0);
+            }
+        } else if !first.ends_with(':') {
+            // A mapping's header line: "START-END PERMS OFFSET DEV INODE NAME".
+            bpf = line.contains("bpf");
+        }
+    }
+    kib * 1024
 }

@@ -72,6 +72,7 @@ async fn view(cli: &Cli, plan: &Sockets, filter: &Filter) -> Result<()> {
         last_draw: tokio::time::Instant::now() - interval,
         diff: cli.diff.then(live_diff::Rows::new),
         ticks_per_second: socket_list::ticks_per_second(),
+        text: String::new(),
         sock_diag: crate::sock_diag::tcp_sockets_in(AF_INET, 1 << tcp_state::LISTEN).is_ok(),
         screen: Screen {
             out: Output::stdout(),
@@ -106,6 +107,8 @@ struct LiveView<'a> {
     /// With --diff: the rows of the last drawing.
     diff: Option<live_diff::Rows>,
     ticks_per_second: u64,
+    /// The text of the last drawing, its buffer reused.
+    text: String,
     /// Whether this kernel answers TCP sock_diag lookups.
     sock_diag: bool,
     screen: Screen,
@@ -138,7 +141,18 @@ impl LiveView<'_> {
     /// Draws the table, or with --diff the rows that changed since the last
     /// drawing; false when the reader has gone away.
     fn draw(&mut self, now: i128) -> Result<bool> {
-        let mut out = String::new();
+        // The last drawing's buffer: a large table costs its text once, and
+        // sized for it (a netstat line is under 100 bytes without -p), not
+        // grown by doubling.
+        let mut out = std::mem::take(&mut self.text);
+        out.clear();
+        out.reserve(self.table.row_count() * 100);
+        let shown = self.draw_into(&mut out, now);
+        self.text = out;
+        shown
+    }
+
+    fn draw_into(&mut self, out: &mut String, now: i128) -> Result<bool> {
         let rows = rows::LiveRows {
             table: &self.table,
             now,
@@ -155,9 +169,9 @@ impl LiveView<'_> {
                 out.push('\n');
             }
             let time = local_time(now);
-            live_diff::changes(previous, &current, &time, &self.names, &mut out);
+            live_diff::changes(previous, &current, &time, &self.names, out);
             *previous = current;
-            return self.screen.write(&out);
+            return self.screen.write(out);
         }
         if let Some(n) = &self.notice {
             out.push_str(n);
@@ -168,10 +182,10 @@ impl LiveView<'_> {
             self.filter,
             &[(self.own_netns, None)],
             &self.names,
-            &mut out,
+            out,
             Some(&rows),
         )?;
-        self.screen.show(&out, now)
+        self.screen.show(out, now)
     }
 }
 
@@ -303,16 +317,15 @@ impl Screen {
     /// Shows one table: redrawn in place on a terminal, appended after a
     /// separator line on a pipe. Returns false when the reader has gone away.
     fn show(&mut self, table: &str, now: i128) -> Result<bool> {
-        let mut text = String::new();
-        if self.out.is_terminal() {
-            if !self.out.clear_screen(VIEW)? {
-                return Ok(false);
-            }
+        let open = if self.out.is_terminal() {
+            self.out.clear_screen(VIEW)?
         } else if !self.first {
-            text.push_str(&format!("--- {}\n", local_time(now)));
-        }
-        text.push_str(table);
-        self.write(&text)
+            self.out
+                .write(&format!("--- {}\n", local_time(now)), VIEW)?
+        } else {
+            true
+        };
+        Ok(open && self.write(table)?)
     }
 
     fn write(&mut self, text: &str) -> Result<bool> {

@@ -3,7 +3,7 @@
 
 use crate::{
     decoder::StateAge,
-    live::table::{ConnTable, Since},
+    live::table::{ConnTable, Entry, Since},
     plan::Sockets,
     procnet::sockets::InetSocket,
     render::sockets::{InetProto, InetRow},
@@ -27,32 +27,46 @@ impl TcpRows for LiveRows<'_> {
         visit: &mut dyn FnMut(&InetRow),
     ) {
         let now = self.now;
-        for row in self.table.rows() {
-            let s = &row.socket;
-            let family = if s.local.is_ipv6() {
+        for entry in self.table.entries() {
+            let (socket, owner, since);
+            let time_wait_socket;
+            match entry {
+                Entry::Row(row) => {
+                    (socket, owner, since) = (&row.socket, row.owner.as_ref(), row.since)
+                }
+                Entry::TimeWait(packed, tw) => {
+                    let (local, remote) = packed.tuple();
+                    // The timewait timer counts down to the kernel's end of it.
+                    let left = tw.left(now).max(0);
+                    time_wait_socket = InetSocket {
+                        timer: 3,
+                        timer_ticks: (left * i128::from(self.ticks_per_second) / 1_000_000_000)
+                            as u64,
+                        ..InetSocket::from_endpoints(local, remote, TcpState::TIME_WAIT.0)
+                    };
+                    (socket, owner, since) =
+                        (&time_wait_socket, None, self.table.time_wait_since(tw));
+                }
+            }
+            let family = if socket.local.is_ipv6() {
                 plan.ipv6
             } else {
                 plan.ipv4
             };
-            let owner = row.owner.as_ref().map(|o| o.pid);
-            if !family || !shown(plan, InetProto::Tcp, s) || !wanted(s, owner) {
+            if !family
+                || !shown(plan, InetProto::Tcp, socket)
+                || !wanted(socket, owner.map(|o| o.pid))
+            {
                 continue;
             }
-            let mut s = s.clone();
-            if s.state == TcpState::TIME_WAIT.0 {
-                // The timewait timer counts down from the entry into TIME_WAIT.
-                s.timer = 3;
-                let left = ConnTable::time_wait_left(row, now).max(0);
-                s.timer_ticks = (left * i128::from(self.ticks_per_second) / 1_000_000_000) as u64;
-            }
-            let in_state = match row.since {
+            let in_state = match since {
                 Since::Exact(t) => StateAge::Exact((now - t).max(0) as u64),
                 Since::Before(t) => StateAge::AtLeast((now - t).max(0) as u64),
             };
             visit(&InetRow {
                 proto: InetProto::Tcp,
-                socket: &s,
-                owner: row.owner.as_ref(),
+                socket,
+                owner,
                 in_state: Some(in_state),
                 netns: None,
             });
