@@ -104,10 +104,8 @@ pub fn attach(cli: &Cli, namespaces: Selection, needs: Needs) -> Result<Attached
         ring_bytes: cli.ring_size,
         max_sockets: cli.max_sockets,
     })?;
-    // Loading parsed the kernel's whole BTF (tens of MB, freed since): give
-    // it back, so that a long-running mode's memory is its own data's.
-    // SAFETY: malloc_trim only returns free heap pages to the system.
-    unsafe { libc::malloc_trim(0) };
+    // Loading parsed the kernel's whole BTF (tens of MB, freed since).
+    give_back_freed_memory();
     if let Some(blind_spot) = &probe.blind_spot {
         eprintln!("enetstat: note: {blind_spot}");
     }
@@ -273,6 +271,14 @@ async fn next_tick(clock: &mut Option<Interval>) {
         Some(clock) => _ = clock.tick().await,
         None => std::future::pending().await,
     }
+}
+
+/// Returns the heap's free pages to the system after a large parse (the
+/// kernel's BTF, a big /proc table), so that a long-running mode's memory
+/// is its own data's.
+pub fn give_back_freed_memory() {
+    // SAFETY: malloc_trim only returns free heap pages to the system.
+    unsafe { libc::malloc_trim(0) };
 }
 
 /// The loss figures of a stop summary, from the kernel side's counters.

@@ -9,7 +9,7 @@
 mod rows;
 pub mod table;
 
-use std::time::Duration;
+use std::{fmt::Write as _, time::Duration};
 
 use anyhow::Result;
 use netstat_common::{AF_INET, AF_INET6, Event, Filter, tcp_state};
@@ -51,6 +51,7 @@ async fn view(cli: &Cli, plan: &Sockets, filter: &Filter) -> Result<()> {
         TcpOwners::new(&inodes, &sockets),
     );
     let table = start_table(sockets, &inodes, &clock)?;
+    crate::session::give_back_freed_memory();
     let at_start = probe.counters()?;
     let interval = Duration::from_millis(cli.interval);
     let mut view = LiveView {
@@ -73,6 +74,7 @@ async fn view(cli: &Cli, plan: &Sockets, filter: &Filter) -> Result<()> {
         diff: cli.diff.then(live_diff::Rows::new),
         ticks_per_second: socket_list::ticks_per_second(),
         text: String::new(),
+        queues_stale: false,
         sock_diag: crate::sock_diag::tcp_sockets_in(AF_INET, 1 << tcp_state::LISTEN).is_ok(),
         screen: Screen {
             out: Output::stdout(),
@@ -109,6 +111,8 @@ struct LiveView<'a> {
     ticks_per_second: u64,
     /// The text of the last drawing, its buffer reused.
     text: String,
+    /// Too many connections to read their queues at each drawing.
+    queues_stale: bool,
     /// Whether this kernel answers TCP sock_diag lookups.
     sock_diag: bool,
     screen: Screen,
@@ -123,6 +127,7 @@ impl LiveView<'_> {
         self.read_since_ns = kernel::monotonic_ns();
         let (sockets, inodes) = read_tcp(self.plan, self.filter)?;
         self.table = start_table(sockets, &inodes, &self.clock)?;
+        crate::session::give_back_freed_memory();
         let mut text = format!(
             "(enetstat: {} events lost in the kernel so far; last resynchronised from /proc at {}",
             self.lost - self.at_start.lost,
@@ -177,6 +182,12 @@ impl LiveView<'_> {
             out.push_str(n);
             out.push('\n');
         }
+        if self.queues_stale {
+            let _ = writeln!(
+                out,
+                "(enetstat: over {QUEUE_LOOKUPS} connections: their Recv-Q and Send-Q are as first read, 0 for newer ones; listeners' are current)"
+            );
+        }
         socket_list::list(
             self.plan,
             self.filter,
@@ -220,10 +231,16 @@ impl Sink for LiveView<'_> {
             sock_diag.then(|| found.is_some_and(|s| s.state == tcp_state::TIME_WAIT))
         });
         // Queues change without events: read them from the kernel at each
-        // drawing, for the drawn states that have any.
-        self.dirty |= self
-            .table
-            .refresh_queues(&read_queued(self.plan, self.filter));
+        // drawing, the listeners' in one dump, the connections' one by one
+        // while few (a dump of a large idle table would cost what netstat's
+        // re-read does).
+        let mut fresh = read_listeners(self.plan, self.filter);
+        self.queues_stale = self.table.connections().nth(QUEUE_LOOKUPS).is_some();
+        if self.sock_diag && !self.queues_stale {
+            let lookup = |(local, remote)| crate::sock_diag::tcp_socket(local, remote).ok()?;
+            fresh.extend(self.table.connections().filter_map(lookup));
+        }
+        self.dirty |= self.table.refresh_queues(&fresh);
         // At most once per drawing, however long the loss goes on.
         let counters = probe.counters()?;
         if counters.lost > self.lost {
@@ -246,37 +263,25 @@ impl Sink for LiveView<'_> {
     }
 }
 
-/// The TCP sockets of the plan's families in the states the view draws
-/// that have queues (not TIME_WAIT, not SYN_RECV), from sock_diag (none
-/// where the kernel offers no TCP sock_diag: queues then stay as read).
-fn read_queued(plan: &Sockets, filter: &Filter) -> Vec<InetSocket> {
-    use tcp_state::{
-        CLOSE_WAIT, CLOSING, ESTABLISHED, FIN_WAIT1, FIN_WAIT2, LAST_ACK, LISTEN, SYN_SENT,
-    };
-    let with_queues = [
-        ESTABLISHED,
-        SYN_SENT,
-        FIN_WAIT1,
-        FIN_WAIT2,
-        CLOSE_WAIT,
-        LAST_ACK,
-        LISTEN,
-        CLOSING,
-    ];
-    let states = with_queues
-        .into_iter()
-        .filter(|&s| filter.state_matches(s))
-        .fold(0u32, |mask, s| mask | 1 << s);
-    if states == 0 {
+/// The listening TCP sockets of the plan's families, from sock_diag (none
+/// where the kernel offers no TCP sock_diag, or the filter wants no
+/// listener: queues then stay as read).
+fn read_listeners(plan: &Sockets, filter: &Filter) -> Vec<InetSocket> {
+    if !filter.state_matches(tcp_state::LISTEN) {
         return Vec::new();
     }
+    let listen = 1 << tcp_state::LISTEN;
     [(plan.ipv4, AF_INET), (plan.ipv6, AF_INET6)]
         .into_iter()
         .filter(|(wanted, _)| *wanted)
-        .filter_map(|(_, family)| crate::sock_diag::tcp_sockets_in(family, states).ok())
+        .filter_map(|(_, family)| crate::sock_diag::tcp_sockets_in(family, listen).ok())
         .flatten()
         .collect()
 }
+
+/// Connections whose queues a drawing reads one by one; above this many
+/// they keep the queues they were read or born with, and the view says so.
+const QUEUE_LOOKUPS: usize = 512;
 
 /// The TCP sockets of the plan's families and the socket owners, from /proc.
 fn read_tcp(plan: &Sockets, filter: &Filter) -> Result<(Vec<InetSocket>, InodeOwners)> {

@@ -363,6 +363,16 @@ impl ConnTable {
         changed
     }
 
+    /// The endpoints of the rows with queues to refresh: not listeners (one
+    /// dump reads those), not SYN_RECV children, not TIME_WAIT.
+    pub fn connections(&self) -> impl Iterator<Item = Tuple> + '_ {
+        let no_queue = [TcpState::LISTEN.0, TcpState::SYN_RECV.0];
+        self.rows
+            .values()
+            .filter(move |r| !no_queue.contains(&r.socket.state))
+            .map(|r| (r.socket.local, r.socket.remote))
+    }
+
     /// How many rows there are.
     pub fn row_count(&self) -> usize {
         self.rows.len() + self.time_wait.len()
