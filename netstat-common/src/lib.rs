@@ -80,6 +80,10 @@ pub mod maps {
     pub const ZERO_STATS: &str = "ZERO_STATS";
     /// The read-only global userspace fills in before load.
     pub const CONFIG: &str = "CONFIG";
+    /// `SOCKS`'s size unless `--max-sockets` says otherwise; `LISTENERS`
+    /// holds an eighth as many.
+    pub const SOCKS_ENTRIES: u32 = 131_072;
+    pub const LISTENERS_PER_SOCKS: u32 = 8;
 }
 
 /// A tracepoint the kernel programs sit on: its pair of programs (the

@@ -24,13 +24,16 @@ pub(crate) static EVENTS: RingBuf = RingBuf::with_byte_size(16 << 20, 0);
 /// idle sockets cannot keep a new one out; what it evicts is counted
 /// (`counter::SOCKS_ADDED`, `SOCKS_REMOVED`).
 #[map]
-pub(crate) static SOCKS: LruHashMap<u64, SockInfo> = LruHashMap::with_max_entries(131_072, 0);
+pub(crate) static SOCKS: LruHashMap<u64, SockInfo> =
+    LruHashMap::with_max_entries(netstat_common::maps::SOCKS_ENTRIES, 0);
 
 /// Owners of listening ports, so that accepted children inherit them (LRU
 /// as `SOCKS`, an eighth of its size).
 #[map]
-pub(crate) static LISTENERS: LruHashMap<ListenKey, ListenOwner> =
-    LruHashMap::with_max_entries(16_384, 0);
+pub(crate) static LISTENERS: LruHashMap<ListenKey, ListenOwner> = LruHashMap::with_max_entries(
+    netstat_common::maps::SOCKS_ENTRIES / netstat_common::maps::LISTENERS_PER_SOCKS,
+    0,
+);
 
 #[map]
 pub(crate) static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counter::COUNT, 0);

@@ -239,37 +239,34 @@ async fn respond(stream: &mut TcpStream, status: &str, kind: &str, body: &str) {
     let _ = tokio::time::timeout(ANSWER_TIME, write).await;
 }
 
-/// Listeners' drops by local address: the sockets of one SO_REUSEPORT
-/// group are one listener to whoever connects.
-fn by_listener(listeners: &[ListenerLoad]) -> Vec<(String, u64)> {
+/// Fills in `reading` from a namespace's `sock_diag::namespace_load` (None:
+/// the namespace went away). Listeners' drops go by local address: the
+/// sockets of one SO_REUSEPORT group are one listener to whoever connects.
+fn add_load(reading: &mut NetnsReading, load: Option<(TcpPressure, Option<Vec<ListenerLoad>>)>) {
+    let Some((pressure, listeners)) = load else {
+        return;
+    };
     let mut drops: BTreeMap<String, u64> = BTreeMap::new();
-    for l in listeners {
+    for l in listeners.iter().flatten() {
         *drops.entry(l.local.to_string()).or_default() += l.drops;
     }
-    drops.into_iter().collect()
+    reading.pressure = Some(pressure);
+    reading.listeners = drops.into_iter().collect();
 }
 
 /// One scrape: the kernel's counts and each watched namespace's /proc
 /// figures; with `--netns all`, namespace by namespace.
 fn scrape(counts: &KernelCounts, (namespaces, reset_reasons): Scope) -> Result<String> {
     let counters = counts.counters()?;
-    // The namespace's /proc figures and its listeners' drop counters (none
-    // where the kernel offers no TCP sock_diag).
-    let read_pressure = |path: Option<&std::path::Path>| {
-        netns::inside(path, || {
-            let listeners = sock_diag::tcp_listeners().unwrap_or_default();
-            Ok((TcpPressure::read()?, listeners))
-        })
-    };
+    let load = |path: Option<&std::path::Path>| netns::inside(path, sock_diag::namespace_load);
     let namespaces = match namespaces {
         Selection::One(_) => {
-            let read = read_pressure(None)?;
-            vec![NetnsReading {
-                netns: None,
+            let mut reading = NetnsReading {
                 traffic: Traffic::from_stats(&counts.stats()?),
-                listeners: read.as_ref().map(|r| by_listener(&r.1)).unwrap_or_default(),
-                pressure: read.map(|r| r.0),
-            }]
+                ..NetnsReading::default()
+            };
+            add_load(&mut reading, load(None)?);
+            vec![reading]
         }
         Selection::All => {
             let mut by_inode: BTreeMap<u32, NetnsReading> = BTreeMap::new();
@@ -278,10 +275,7 @@ fn scrape(counts: &KernelCounts, (namespaces, reset_reasons): Scope) -> Result<S
                 reading.traffic = Traffic::from_stats(&stats);
             }
             for (inode, path) in namespaces.members() {
-                let read = read_pressure(path.as_deref())?;
-                let reading = by_inode.entry(inode).or_default();
-                reading.listeners = read.as_ref().map(|r| by_listener(&r.1)).unwrap_or_default();
-                reading.pressure = read.map(|r| r.0);
+                add_load(by_inode.entry(inode).or_default(), load(path.as_deref())?);
             }
             by_inode
                 .into_iter()

@@ -46,9 +46,8 @@ fn check_map_sizes(cli: &Cli) -> Result<()> {
             "invalid --ring-size {bytes}: use a power of two of at least 4096 bytes"
         )));
     }
-    if let Some(n) = cli.max_sockets
-        && !(MIN_SOCKETS..=MAX_SOCKETS).contains(&n)
-    {
+    let n = cli.max_sockets;
+    if !(MIN_SOCKETS..=MAX_SOCKETS).contains(&n) {
         return Err(fail::usage(format!(
             "invalid --max-sockets {n}: use {MIN_SOCKETS} to {MAX_SOCKETS}"
         )));

@@ -17,7 +17,7 @@ use std::{
 
 use netstat_common::{AF_INET, AF_INET6, tcp_state};
 
-use crate::procnet::sockets::InetSocket;
+use crate::procnet::{sockets::InetSocket, sockstat::TcpPressure};
 
 const SOCK_DIAG_BY_FAMILY: u16 = 20;
 const NLMSG_ERROR: u16 = 2;
@@ -71,6 +71,12 @@ pub fn tcp_listeners() -> io::Result<Vec<ListenerLoad>> {
     let mut all = tcp_listeners_of(AF_INET)?;
     all.extend(tcp_listeners_of(AF_INET6)?);
     Ok(all)
+}
+
+/// What `-S` and `--metrics` read of the calling thread's namespace: its
+/// TCP pressure (/proc) and its listeners (None without TCP sock_diag).
+pub fn namespace_load() -> anyhow::Result<(TcpPressure, Option<Vec<ListenerLoad>>)> {
+    Ok((TcpPressure::read()?, tcp_listeners().ok()))
 }
 
 fn tcp_listeners_of(family: u8) -> io::Result<Vec<ListenerLoad>> {

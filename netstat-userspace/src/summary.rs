@@ -144,9 +144,9 @@ impl Cumulative {
         let mut pressure = TcpPressure::default();
         let mut listeners = Some(HashMap::new());
         for (inode, path) in namespaces.members() {
-            let read = || Ok((TcpPressure::read()?, sock_diag::tcp_listeners().ok()));
             // A namespace gone since it was listed has nothing left to count.
-            let Some((p, found)) = netns::inside(path.as_deref(), read)? else {
+            let Some((p, found)) = netns::inside(path.as_deref(), sock_diag::namespace_load)?
+            else {
                 continue;
             };
             pressure.add(&p);

@@ -274,6 +274,13 @@ impl Proc {
         }
     }
 
+    /// Tells the process (tcpload `connect`, `listen`, `flood`) to close,
+    /// and waits (bounded) until it says it has.
+    pub fn close(&mut self) {
+        self.tell("close");
+        self.expect("closed");
+    }
+
     /// Sends a line to the process's stdin.
     pub fn tell(&mut self, line: &str) {
         use std::io::Write as _;
@@ -367,6 +374,32 @@ pub fn serve(ns: &Netns, listen: &str, extra: &[&str]) -> Proc {
     let mut server = Proc::spawn(cmd);
     server.expect("listening");
     server
+}
+
+/// `tcpload listen` in `ns`: a listener on `addr` with `backlog` that
+/// never accepts, until told to close.
+pub fn listen(ns: &Netns, addr: &str, backlog: u32) -> Proc {
+    let mut cmd = ns.command(tcpload_bin());
+    cmd.args([
+        "listen",
+        "--listen",
+        addr,
+        "--backlog",
+        &backlog.to_string(),
+    ]);
+    let mut listener = Proc::spawn(cmd);
+    listener.expect("listening");
+    listener
+}
+
+/// `tcpload flood` in `ns`: `count` non-blocking connects to `to`, held
+/// until told to close.
+pub fn flood(ns: &Netns, to: &str, count: u32) -> Proc {
+    let mut cmd = ns.command(tcpload_bin());
+    cmd.args(["flood", "--to", to, "--count", &count.to_string()]);
+    let mut flood = Proc::spawn(cmd);
+    flood.expect("flooded");
+    flood
 }
 
 /// `tcpload storm` in `ns`: `count` connections to a server of its own on

@@ -77,8 +77,7 @@ fn connect_accept_close(ns: &Netns, addr: &str, client_rst: bool) -> (u32, u32) 
     let mut client = connect(ns, addr, if client_rst { &["--rst"] } else { &[] });
     client.expect("connected");
     server.expect("accepted");
-    client.tell("close");
-    client.expect("closed");
+    client.close();
     server.expect("closed");
     assert!(client.wait().success());
     assert!(server.wait().success());
@@ -151,10 +150,8 @@ fn a_flood_past_the_socket_map_leaves_later_connections_exact() {
     let (server, client) = connect_accept_close(&ns, "127.0.0.1:8080", false);
     tracer.wait_quiet();
     let out = tracer.stop();
-    flood.tell("close");
-    flood.expect("closed");
-    listener.tell("close");
-    listener.expect("closed");
+    flood.close();
+    listener.close();
     assert!(out.status.success(), "{:?}", out.stderr);
     let on_8080: Vec<Value> = out
         .events()
@@ -564,8 +561,7 @@ fn a_rewritten_socket_record_makes_a_gap_or_a_duplicate() {
     }
     assert!(rewrote_client && rewrote_child, "{dump}");
 
-    client.tell("close");
-    client.expect("closed");
+    client.close();
     server.expect("closed");
     tracer.wait_quiet();
     let out = tracer.stop();
@@ -656,8 +652,7 @@ fn with_drops_the_log_names_the_dropped_syn_by_the_kernels_reason() {
     let mut client = connect(&ns, "127.0.0.1:7600", &[]);
     client.expect("connected");
     server.expect("accepted");
-    client.tell("close");
-    client.expect("closed");
+    client.close();
     server.expect("closed");
     tracer.wait_quiet();
     let out = tracer.stop();

@@ -18,8 +18,7 @@ fn held_connection(ns: &Netns, to: &str) -> (Proc, Proc) {
 }
 
 fn close(mut pair: (Proc, Proc)) {
-    pair.1.tell("close");
-    pair.1.expect("closed");
+    pair.1.close();
     pair.0.expect("closed");
 }
 
@@ -92,8 +91,7 @@ fn each_failure_label_comes_from_a_real_failure() {
     let mut resetter = connect(&ns, "127.0.0.1:7200", &["--rst"]);
     resetter.expect("connected");
     server.expect("accepted");
-    resetter.tell("close");
-    resetter.expect("closed");
+    resetter.close();
     server.expect("closed");
     tracer.wait_quiet();
     let out = tracer.stop();
@@ -358,8 +356,7 @@ fn the_rtt_at_close_is_the_one_ss_showed() {
     client.expect("connected");
     server.expect("accepted");
     let ss = ns.exec_ok(&["ss", "-tinH", "state", "established"]);
-    client.tell("close");
-    client.expect("closed");
+    client.close();
     server.expect("closed");
     tracer.wait_quiet();
     let out = tracer.stop();
@@ -407,8 +404,7 @@ fn the_summary_gives_handshake_latencies_from_the_kernel() {
         client.expect("connected");
     }
     for client in &mut clients {
-        client.tell("close");
-        client.expect("closed");
+        client.close();
     }
     assert!(server.wait().success());
     let out = tracer.stop();
@@ -437,24 +433,16 @@ fn the_summary_names_the_listener_that_overflows() {
     let metrics = "127.0.0.1:9977";
     let args = ["-S", "0.5", "--json", "-n", "--metrics", metrics];
     let tracer = Tracer::start(&ns, &args);
-    let mut cmd = ns.command(tests::tcpload_bin());
-    cmd.args(["listen", "--listen", "127.0.0.1:7600", "--backlog", "1"]);
-    let mut listener = Proc::spawn(cmd);
-    listener.expect("listening");
-    let mut cmd = ns.command(tests::tcpload_bin());
-    cmd.args(["flood", "--to", "127.0.0.1:7600", "--count", "200"]);
-    let mut flood = Proc::spawn(cmd);
-    flood.expect("flooded");
+    let mut listener = tests::listen(&ns, "127.0.0.1:7600", 1);
+    let mut flood = tests::flood(&ns, "127.0.0.1:7600", 200);
     // Past the SYNs' first retransmission (after about 1 s).
     std::thread::sleep(tests::slowed(std::time::Duration::from_millis(1500)));
     // Closed connects send no more SYNs: the counts stop here.
-    flood.tell("close");
-    flood.expect("closed");
+    flood.close();
     let after = (ns.tcp_ext("ListenOverflows"), ns.tcp_ext("ListenDrops"));
     let scrape = ns.exec_ok(&["curl", "-sS", &format!("http://{metrics}/metrics")]);
     let out = tracer.stop();
-    listener.tell("close");
-    listener.expect("closed");
+    listener.close();
     assert!(out.status.success(), "{:?}", out.stderr);
     let entries: Vec<Value> = out
         .events()

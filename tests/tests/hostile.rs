@@ -42,10 +42,7 @@ fn hostile_program_names_reach_no_terminal_raw() {
     let ns = Netns::new("hostile");
     let dir = tempdir();
     // A listener that never accepts: each connect completes into its queue.
-    let mut cmd = ns.command(tcpload_bin());
-    cmd.args(["listen", "--listen", "127.0.0.1:8000"]);
-    let mut listener = Proc::spawn(cmd);
-    listener.expect("listening");
+    let mut listener = tests::listen(&ns, "127.0.0.1:8000", 128);
     let log = Tracer::start(&ns, &["-E", "-n"]);
     let json = Tracer::start(&ns, &["-E", "-n", "--json"]);
     let view = Tracer::start_live(&ns, &["-tanp", "--interval", "100"]);
@@ -66,11 +63,9 @@ fn hostile_program_names_reach_no_terminal_raw() {
     let (escapes, cut) = (".[2J.[31mE", "ok\u{fffd}\u{fffd}");
     view.wait_for_line("the second client's row", |l| l.contains(cut));
     for mut client in clients {
-        client.tell("close");
-        client.expect("closed");
+        client.close();
     }
-    listener.tell("close");
-    listener.expect("closed");
+    listener.close();
     log.wait_quiet();
     json.wait_quiet();
     let view = view.stop();

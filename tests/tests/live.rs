@@ -234,8 +234,7 @@ fn diff_shows_rows_appearing_changing_and_vanishing() {
     let client_end = accepted.split_whitespace().nth(4).unwrap().to_string();
     let connected = format!(" + tcp {client_end} 127.0.0.1:8000 ESTABLISHED");
     view.wait_for_line("connected row", |l| l.ends_with(&connected));
-    client.tell("close");
-    client.expect("closed");
+    client.close();
     server.expect("closed");
     assert!(server.wait().success());
     // The closing end waits in TIME_WAIT; the server's sockets are gone.
@@ -265,10 +264,7 @@ fn diff_shows_rows_appearing_changing_and_vanishing() {
 fn a_listeners_accept_queue_is_shown_as_netstat_shows_it() {
     let ns = Netns::new("live-queue");
     let view = Tracer::start_live(&ns, &["-tan", "--interval", "100"]);
-    let mut cmd = ns.command(tests::tcpload_bin());
-    cmd.args(["listen", "--listen", "127.0.0.1:7500", "--backlog", "10"]);
-    let mut listener = tests::Proc::spawn(cmd);
-    listener.expect("listening");
+    let mut listener = tests::listen(&ns, "127.0.0.1:7500", 10);
     // Each sends 100 bytes, which wait unread in its queued child.
     let mut clients: Vec<tests::Proc> = (0..3)
         .map(|_| connect(&ns, "127.0.0.1:7500", &["--send", "100"]))
@@ -320,8 +316,7 @@ fn a_listeners_accept_queue_is_shown_as_netstat_shows_it() {
         assert!(Instant::now() < deadline, "view {got:?}, netstat {want:?}");
         std::thread::sleep(Duration::from_millis(50));
     }
-    listener.tell("close");
-    listener.expect("closed");
+    listener.close();
     let out = view.stop();
     assert!(out.status.success(), "{:?}", out.stderr);
 }

@@ -82,6 +82,14 @@ pub fn run(toolchain: &str, seconds: u64) -> Result<Vec<Outcome>> {
 }
 
 /// `cargo +TOOLCHAIN fuzz SUBCOMMAND --fuzz-dir FUZZ_DIR`.
+/// An error if any target found a failing input.
+pub fn no_finding(outcomes: &[Outcome]) -> Result<()> {
+    match outcomes.iter().find(|o| !o.passed) {
+        Some(o) => anyhow::bail!("fuzz target {} found a failing input (above)", o.target),
+        None => Ok(()),
+    }
+}
+
 fn cargo_fuzz(toolchain: &str, subcommand: &str, fuzz_dir: &Path) -> Command {
     let mut cmd = Command::new("cargo");
     cmd.arg(format!("+{toolchain}"))

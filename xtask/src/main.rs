@@ -128,19 +128,12 @@ fn run(task: Task) -> Result<()> {
             if !report.all_passed() {
                 bail!("some tests failed or gave no result (table above)");
             }
-            if fuzzed.iter().any(|o| !o.passed) {
-                bail!("a fuzz target found a failing input (above)");
-            }
-            Ok(())
+            fuzz::no_finding(&fuzzed)
         }
         Task::Fuzz { seconds } => {
             let toolchain = setup::ensure_fuzzing()?;
             setup::ensure(setup::Needs::Build)?;
-            let outcomes = fuzz::run(&toolchain, seconds)?;
-            if outcomes.iter().any(|o| !o.passed) {
-                bail!("a fuzz target found a failing input (above)");
-            }
-            Ok(())
+            fuzz::no_finding(&fuzz::run(&toolchain, seconds)?)
         }
         Task::Dist => {
             setup::ensure(setup::Needs::Build)?;

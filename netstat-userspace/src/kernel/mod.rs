@@ -42,8 +42,8 @@ pub struct Options {
     pub log_drops: bool,
     /// Ring buffer size in bytes (a power of two multiple of the page size); None = default.
     pub ring_bytes: Option<u32>,
-    /// Size of the socket map (the listener map gets an eighth); None = default.
-    pub max_sockets: Option<u32>,
+    /// Size of the socket map (the listener map gets an eighth).
+    pub max_sockets: u32,
 }
 
 /// Loaded and attached programs. Dropping it detaches everything.
@@ -96,10 +96,9 @@ impl Probe {
         if let Some(bytes) = opts.ring_bytes {
             loader.map_max_entries(maps::EVENTS, bytes);
         }
-        if let Some(n) = opts.max_sockets {
-            loader.map_max_entries(maps::SOCKS, n);
-            loader.map_max_entries(maps::LISTENERS, n / 8);
-        }
+        loader.map_max_entries(maps::SOCKS, opts.max_sockets);
+        let listeners = opts.max_sockets / maps::LISTENERS_PER_SOCKS;
+        loader.map_max_entries(maps::LISTENERS, listeners);
         let mut ebpf = loader.load(PROGRAMS).map_err(explain_load_error)?;
         // Everything is verified (seconds under load) before anything is
         // attached, so that the first programs run without their seconds
@@ -185,11 +184,8 @@ impl Probe {
     /// Per remote endpoint: failures, resets and retransmits so far, summed
     /// over CPUs.
     pub fn remotes(&self) -> Result<Vec<(RemoteKey, RemoteStats)>> {
-        let map = self
-            .ebpf
-            .map(maps::REMOTES)
-            .context("REMOTES map missing")?;
-        let remotes: PerCpuHashMap<_, RemoteKey, RemoteStats> = PerCpuHashMap::try_from(map)?;
+        let remotes: PerCpuHashMap<_, RemoteKey, RemoteStats> =
+            PerCpuHashMap::try_from(self.map(maps::REMOTES)?)?;
         let mut all = Vec::new();
         for entry in remotes.iter() {
             let (key, per_cpu) = entry?;
@@ -208,35 +204,29 @@ impl Probe {
     /// What the full LRU maps evicted so far: entries added, less those
     /// removed and those still there.
     pub fn evicted(&self, c: &Counters) -> Result<Evicted> {
-        let held = |name: &str| -> Result<u64> {
-            let map = self
-                .ebpf
-                .map(name)
-                .with_context(|| format!("{name} map missing"))?;
-            Ok(match name {
-                maps::SOCKS => BpfHashMap::<_, u64, SockInfo>::try_from(map)?
-                    .keys()
-                    .count(),
-                _ => BpfHashMap::<_, ListenKey, ListenOwner>::try_from(map)?
-                    .keys()
-                    .count(),
-            } as u64)
-        };
+        let socks = BpfHashMap::<_, u64, SockInfo>::try_from(self.map(maps::SOCKS)?)?;
+        let listeners =
+            BpfHashMap::<_, ListenKey, ListenOwner>::try_from(self.map(maps::LISTENERS)?)?;
+        let held = (socks.keys().count() as u64, listeners.keys().count() as u64);
         Ok(Evicted {
-            sockets: c
-                .socks_added
-                .saturating_sub(c.socks_removed + held(maps::SOCKS)?),
+            sockets: c.socks_added.saturating_sub(c.socks_removed + held.0),
             listeners: c
                 .listeners_added
-                .saturating_sub(c.listeners_removed + held(maps::LISTENERS)?),
+                .saturating_sub(c.listeners_removed + held.1),
         })
+    }
+
+    /// One of the loaded object's maps, by name.
+    fn map(&self, name: &str) -> Result<&aya::maps::Map> {
+        self.ebpf
+            .map(name)
+            .with_context(|| format!("{name} map missing"))
     }
 
     /// Remembered sockets by the state they have been in since before
     /// `before_ns` (CLOCK_MONOTONIC), indexed by state number.
     pub fn states_since_before(&self, before_ns: u64) -> Result<[u64; 16]> {
-        let map = self.ebpf.map(maps::SOCKS).context("SOCKS map missing")?;
-        let socks: BpfHashMap<_, u64, SockInfo> = BpfHashMap::try_from(map)?;
+        let socks: BpfHashMap<_, u64, SockInfo> = BpfHashMap::try_from(self.map(maps::SOCKS)?)?;
         let mut by_state = [0; 16];
         for entry in socks.iter() {
             // An entry may go between listing its key and reading it.

@@ -75,7 +75,6 @@ async fn view(cli: &Cli, plan: &Sockets, filter: &Filter) -> Result<()> {
         ticks_per_second: socket_list::ticks_per_second(),
         text: String::new(),
         queues_stale: false,
-        sock_diag: crate::sock_diag::tcp_sockets_in(AF_INET, 1 << tcp_state::LISTEN).is_ok(),
         screen: Screen {
             out: Output::stdout(),
             first: true,
@@ -113,8 +112,6 @@ struct LiveView<'a> {
     text: String,
     /// Too many connections to read their queues at each drawing.
     queues_stale: bool,
-    /// Whether this kernel answers TCP sock_diag lookups.
-    sock_diag: bool,
     screen: Screen,
 }
 
@@ -225,22 +222,24 @@ impl Sink for LiveView<'_> {
         }
         let now = now_ns(&self.clock);
         self.dirty |= self.table.expire(now);
-        let sock_diag = self.sock_diag;
+        // A kernel without TCP sock_diag answers "none", as for a killed
+        // socket: the reset is then taken to have killed it.
         self.dirty |= self.table.settle_resets(now, |local, remote| {
             let found = crate::sock_diag::tcp_socket(local, remote).ok()?;
-            sock_diag.then(|| found.is_some_and(|s| s.state == tcp_state::TIME_WAIT))
+            Some(found.is_some_and(|s| s.state == tcp_state::TIME_WAIT))
         });
         // Queues change without events: read them from the kernel at each
         // drawing, the listeners' in one dump, the connections' one by one
         // while few (a dump of a large idle table would cost what netstat's
         // re-read does).
-        let mut fresh = read_listeners(self.plan, self.filter);
         self.queues_stale = self.table.connections().nth(QUEUE_LOOKUPS).is_some();
-        if self.sock_diag && !self.queues_stale {
-            let lookup = |(local, remote)| crate::sock_diag::tcp_socket(local, remote).ok()?;
-            fresh.extend(self.table.connections().filter_map(lookup));
+        if let Some(mut fresh) = read_listeners(self.plan) {
+            if !self.queues_stale {
+                let lookup = |(local, remote)| crate::sock_diag::tcp_socket(local, remote).ok()?;
+                fresh.extend(self.table.connections().filter_map(lookup));
+            }
+            self.dirty |= self.table.refresh_queues(&fresh);
         }
-        self.dirty |= self.table.refresh_queues(&fresh);
         // At most once per drawing, however long the loss goes on.
         let counters = probe.counters()?;
         if counters.lost > self.lost {
@@ -263,20 +262,17 @@ impl Sink for LiveView<'_> {
     }
 }
 
-/// The listening TCP sockets of the plan's families, from sock_diag (none
-/// where the kernel offers no TCP sock_diag, or the filter wants no
-/// listener: queues then stay as read).
-fn read_listeners(plan: &Sockets, filter: &Filter) -> Vec<InetSocket> {
-    if !filter.state_matches(tcp_state::LISTEN) {
-        return Vec::new();
-    }
+/// The listening TCP sockets of the plan's families, from sock_diag; None
+/// where the kernel offers no TCP sock_diag (queues then stay as read).
+fn read_listeners(plan: &Sockets) -> Option<Vec<InetSocket>> {
     let listen = 1 << tcp_state::LISTEN;
-    [(plan.ipv4, AF_INET), (plan.ipv6, AF_INET6)]
-        .into_iter()
-        .filter(|(wanted, _)| *wanted)
-        .filter_map(|(_, family)| crate::sock_diag::tcp_sockets_in(family, listen).ok())
-        .flatten()
-        .collect()
+    let mut all = Vec::new();
+    for (wanted, family) in [(plan.ipv4, AF_INET), (plan.ipv6, AF_INET6)] {
+        if wanted {
+            all.extend(crate::sock_diag::tcp_sockets_in(family, listen).ok()?);
+        }
+    }
+    Some(all)
 }
 
 /// Connections whose queues a drawing reads one by one; above this many

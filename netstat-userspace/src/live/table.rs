@@ -3,8 +3,8 @@
 //!
 //! A storm leaves most rows in TIME_WAIT, and the kernel's timewait socket
 //! has no owner, queues or inode: those rows are kept apart, as packed
-//! endpoints and two times (under 100 bytes each, where a full row costs
-//! several hundred).
+//! endpoints and the time the kernel frees them (under 100 bytes each,
+//! where a full row costs several hundred).
 
 use std::{
     collections::HashMap,
@@ -103,8 +103,8 @@ pub enum Entry<'a> {
 }
 
 /// Where a row is shown: IPv4 before IPv6, then by endpoints and state.
-fn order(ipv6: bool, (local, remote): Tuple, state: u8) -> (bool, SocketAddr, SocketAddr, u8) {
-    (ipv6, local, remote, state)
+fn order((local, remote): Tuple, state: u8) -> (bool, SocketAddr, SocketAddr, u8) {
+    (local.is_ipv6(), local, remote, state)
 }
 
 #[derive(Default)]
@@ -252,7 +252,6 @@ impl ConnTable {
         }
         if new == TcpState::TIME_WAIT {
             // The kernel's timewait object: no owner, queues or inode.
-            let tuple = (ev.local, ev.remote);
             let entry = TimeWait {
                 ends_ns: (ev.wall_ns + TIME_WAIT_NS) as i64,
                 from_snapshot: false,
@@ -389,10 +388,7 @@ impl ConnTable {
     /// Rows in display order: IPv4 before IPv6, then by endpoints. The
     /// TIME_WAIT rows sort by their packed bytes and are merged in.
     pub fn entries(&self) -> Vec<Entry<'_>> {
-        let row_order = |r: &Row| {
-            let s = &r.socket;
-            order(s.local.is_ipv6(), (s.local, s.remote), s.state)
-        };
+        let row_order = |r: &Row| order((r.socket.local, r.socket.remote), r.socket.state);
         let mut rows: Vec<&Row> = self.rows.values().collect();
         rows.sort_by_key(|r| row_order(r));
         let mut time_waits: Vec<(&Packed, &TimeWait)> = self.time_wait.iter().collect();
@@ -400,9 +396,9 @@ impl ConnTable {
         let mut entries = Vec::with_capacity(rows.len() + time_waits.len());
         let mut time_waits = time_waits.into_iter().peekable();
         for row in rows {
-            while let Some((packed, tw)) = time_waits.next_if(|(p, _)| {
-                order(p.0[0] == 1, p.tuple(), TcpState::TIME_WAIT.0) < row_order(row)
-            }) {
+            while let Some((packed, tw)) = time_waits
+                .next_if(|(p, _)| order(p.tuple(), TcpState::TIME_WAIT.0) < row_order(row))
+            {
                 entries.push(Entry::TimeWait(packed, tw));
             }
             entries.push(Entry::Row(row));

@@ -189,10 +189,16 @@ fn listen_only(listen: SocketAddr, backlog: i32) -> Result<()> {
         bail!("listen: {}", std::io::Error::last_os_error());
     }
     say("listening");
-    let mut line = String::new();
-    std::io::stdin().lock().read_line(&mut line)?;
+    until_told()?;
     drop(listener);
     say("closed");
+    Ok(())
+}
+
+/// Waits until stdin closes or says anything (the test's `close`).
+fn until_told() -> Result<()> {
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
     Ok(())
 }
 
@@ -225,8 +231,7 @@ fn flood(to: std::net::SocketAddrV4, count: u32) -> Result<()> {
         }
     }
     say("flooded");
-    let mut line = String::new();
-    std::io::stdin().lock().read_line(&mut line)?;
+    until_told()?;
     drop(sockets);
     say("closed");
     Ok(())
@@ -314,8 +319,7 @@ fn connect(to: SocketAddr, rst: bool, timeout: Duration, send: usize) -> Result<
     };
     stream.write_all(&vec![b'x'; send]).context("send")?;
     say("connected");
-    let mut line = String::new();
-    std::io::stdin().lock().read_line(&mut line)?;
+    until_told()?;
     if rst {
         set_linger_zero(&stream)?;
     }
