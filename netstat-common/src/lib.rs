@@ -76,6 +76,7 @@ pub mod maps {
     pub const REMOTES: &str = "REMOTES";
     pub const HANDLED: &str = "HANDLED";
     pub const SCRATCH: &str = "SCRATCH";
+    pub const NESTING: &str = "NESTING";
     pub const NETNS_STATS: &str = "NETNS_STATS";
     pub const ZERO_STATS: &str = "ZERO_STATS";
     /// The read-only global userspace fills in before load.

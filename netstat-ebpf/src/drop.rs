@@ -1,7 +1,8 @@
 //! `skb:kfree_skb`: TCP packets the kernel drops, counted by the kernel's
 //! drop reason (`enum skb_drop_reason`) in `STATS[DROPS + reason]`, for the
 //! summary. Raw arguments: (struct sk_buff *skb, void *location, enum
-//! skb_drop_reason reason) on 6.1, 6.12 and later (6.12 adds a fourth).
+//! skb_drop_reason reason) from 5.17 (6.12 adds a fourth); before that
+//! it has no reason and this program is not attached.
 //! It runs for every packet freed as dropped, TCP or not: it gives up after
 //! as few reads as it can. With `-E --drops` it also sends each drop that
 //! passes the filter as an event.

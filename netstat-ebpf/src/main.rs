@@ -28,6 +28,7 @@ mod config;
 mod destroy_sock;
 mod drop;
 mod maps;
+mod mem;
 mod pair;
 mod read;
 mod report;

@@ -89,13 +89,24 @@ pub(crate) static HANDLED: PerCpuArray<Marks> = PerCpuArray::with_max_entries(1,
 
 pub(crate) const MARK_SLOTS: usize = 16;
 
-/// Per CPU, one slot per program: the event that program is putting
-/// together. On the stack it would take 120 of the 512 bytes that a whole
-/// call chain may use on 6.1's verifier. A program never runs nested in
-/// itself on a CPU (the kernel skips such a run, see `HANDLED`), so while it
-/// runs its slot is its own.
+/// Per CPU, one slot per program and nesting level: the event that program
+/// is putting together. On the stack it would take 120 of the 512 bytes
+/// that a whole call chain may use on 6.1's verifier. Since 5.12 the kernel
+/// never runs a program nested in itself on a CPU (it skips such a run, see
+/// `HANDLED`); 5.10 runs it, a softirq's change inside a system call's, so
+/// a run takes the next level's slot while the program's own is in use
+/// (`NESTING`).
 #[map]
-pub(crate) static SCRATCH: PerCpuArray<Event> = PerCpuArray::with_max_entries(tp::PROGRAMS, 0);
+pub(crate) static SCRATCH: PerCpuArray<Event> =
+    PerCpuArray::with_max_entries(tp::PROGRAMS * NESTING_LEVELS, 0);
+
+/// Levels of `SCRATCH`: a system call's run and a softirq's inside it (TCP
+/// changes state in no other context, and softirqs do not nest).
+pub(crate) const NESTING_LEVELS: u32 = 2;
+
+/// Per CPU and program: how many of its runs are under way (`PairRun`).
+#[map]
+pub(crate) static NESTING: PerCpuArray<u32> = PerCpuArray::with_max_entries(tp::PROGRAMS, 0);
 
 #[derive(Clone, Copy)]
 #[repr(C)]

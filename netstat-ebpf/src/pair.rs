@@ -4,7 +4,7 @@
 use aya_ebpf::EbpfContext;
 use netstat_common::counter;
 
-use crate::maps::{HANDLED, MARK_SLOTS, add_counter};
+use crate::maps::{HANDLED, MARK_SLOTS, NESTING, NESTING_LEVELS, add_counter};
 
 /// What a mark names: tracepoint id << 16 | old state << 8 | new state
 /// (states for inet_sock_set_state only).
@@ -20,7 +20,8 @@ pub(crate) mod tp {
     pub const SEND_RESET_V6: u64 = 8 << 16;
     /// The drop counter on skb:kfree_skb (no mark; a scratch slot only).
     pub const KFREE_SKB: u64 = 9 << 16;
-    /// Slots of `SCRATCH`: two per id (`PairRun::slot`).
+    /// Programs, two per id (`PairRun::slot`): the slots of `NESTING`, and
+    /// of each level of `SCRATCH`.
     pub const PROGRAMS: u32 = 2 * 10;
 
     pub fn set_state(old: u8, new: u8) -> u64 {
@@ -62,6 +63,9 @@ pub(crate) struct PairRun {
     role: Role,
     /// (socket, what, invocation): see `HANDLED`.
     mark: (u64, u64, u64),
+    /// This program's runs under way on this CPU before this one (0 but
+    /// on 5.10, see `SCRATCH`): the level of its scratch slot.
+    level: u32,
 }
 
 impl PairRun {
@@ -74,9 +78,10 @@ impl PairRun {
         key: u64,
         what: u64,
     ) -> Option<PairRun> {
-        let run = PairRun {
+        let mut run = PairRun {
             role,
             mark: (key, what, ctx.as_ptr() as u64),
+            level: 0,
         };
         if role == Role::Second {
             if run.take_mark() {
@@ -84,13 +89,28 @@ impl PairRun {
             }
             add_counter(counter::RECOVERED);
         }
-        Some(run)
+        let nesting = NESTING.get_ptr_mut(run.program())?;
+        // SAFETY: this CPU's count of this program's runs; a nested run
+        // restores it (`Drop`) before the run it interrupted goes on.
+        unsafe {
+            run.level = *nesting;
+            *nesting += 1;
+        }
+        // A third level cannot happen (see `NESTING_LEVELS`); were it to,
+        // the change shows up as a gap rather than as a corrupted event.
+        (run.level < NESTING_LEVELS).then_some(run)
     }
 
-    /// This program's slot in `SCRATCH`.
+    /// This program's index among all programs (`tp::PROGRAMS`).
+    #[inline(always)]
+    fn program(&self) -> u32 {
+        (self.mark.1 >> 16) as u32 * 2 + (self.role == Role::Second) as u32
+    }
+
+    /// This run's slot in `SCRATCH`.
     #[inline(always)]
     pub(crate) fn slot(&self) -> u32 {
-        (self.mark.1 >> 16) as u32 * 2 + (self.role == Role::Second) as u32
+        self.level * tp::PROGRAMS + self.program()
     }
 
     /// Acts on the verdict and ends the run; `report` gets the namespace and
@@ -109,7 +129,7 @@ impl PairRun {
         0
     }
 
-    /// Endpoints the first program's run: leaves its mark for the second.
+    /// Ends the first program's run: leaves its mark for the second.
     #[inline(always)]
     fn leave_mark(&self) {
         if self.mark.0 == 0 {
@@ -136,6 +156,13 @@ impl PairRun {
         };
         // SAFETY: as in `leave_mark`.
         let marks = unsafe { &mut *marks };
+        // Nearly always the mark the first program just left: look there
+        // before walking every slot.
+        let last = marks.next.wrapping_sub(1) as usize % MARK_SLOTS;
+        if marks.slots[last] == self.mark {
+            marks.slots[last].0 = 0;
+            return true;
+        }
         for slot in marks.slots.iter_mut() {
             if *slot == self.mark {
                 slot.0 = 0;
@@ -143,6 +170,17 @@ impl PairRun {
             }
         }
         false
+    }
+}
+
+impl Drop for PairRun {
+    /// However the run ends, it is no longer under way.
+    #[inline(always)]
+    fn drop(&mut self) {
+        if let Some(nesting) = NESTING.get_ptr_mut(self.program()) {
+            // SAFETY: as in `begin`.
+            unsafe { *nesting = self.level };
+        }
     }
 }
 

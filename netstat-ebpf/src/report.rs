@@ -12,6 +12,7 @@ use netstat_common::{
 use crate::{
     config::{CONFIG, cfg, filter},
     maps::{EVENTS, REMOTES, SCRATCH, SOCKS, add_counter, add_stat, remember_sock},
+    mem,
     pair::{PairRun, Role, Verdict},
     read::{endpoints_from_packet, sock_state, tcp_sock, write_ends},
     verdict::{excluded, passes, sock_verdict},
@@ -25,12 +26,21 @@ use aya_ebpf::programs::BtfTracePointContext;
 /// reader a context switch per event in a storm.
 pub(crate) const WAKEUP_BYTES: u64 = 256 * 1024;
 
+/// An event's room in the ring: the record and its 8-byte header.
+const RECORD_BYTES: u64 = size_of::<Event>() as u64 + 8;
+
 #[inline(always)]
 pub(crate) fn submit(ev: &Event) {
     if cfg(&CONFIG.counts_only) != 0 {
         return;
     }
-    let wake = if EVENTS.query(BPF_RB_AVAIL_DATA as u64) >= WAKEUP_BYTES {
+    // Wake the reader once each time the unread bytes cross a multiple of
+    // WAKEUP_BYTES: a wakeup per event while the reader is behind cost an
+    // inter-processor interrupt per event, a third of a state change's
+    // cost. A crossing two CPUs step over together is caught at the next.
+    let unread = EVENTS.query(BPF_RB_AVAIL_DATA as u64);
+    let after = unread + RECORD_BYTES;
+    let wake = if unread / WAKEUP_BYTES != after / WAKEUP_BYTES {
         BPF_RB_FORCE_WAKEUP
     } else {
         BPF_RB_NO_WAKEUP
@@ -79,10 +89,10 @@ pub(crate) fn count_remote(ev: &Event, add: impl FnOnce(&mut RemoteStats)) {
 #[inline(always)]
 pub(crate) fn new_event(slot: u32) -> Option<&'static mut Event> {
     let ev = SCRATCH.get_ptr_mut(slot)?;
-    // SAFETY: this CPU's slot of the running program, which the kernel never
-    // runs nested in itself; no other reference to it is alive.
+    // SAFETY: this CPU's slot of the running program at its nesting level
+    // (`PairRun::slot`); no other reference to it is alive.
     let ev = unsafe { &mut *ev };
-    *ev = Event::default();
+    mem::zero(ev);
     Some(ev)
 }
 

@@ -15,6 +15,7 @@ use netstat_common::{
 use crate::{
     config::{CONFIG, filter},
     maps::{LISTENERS, SOCKS, add_counter, add_duration, add_stat, forget_sock, remember_sock},
+    mem,
     pair::{PairRun, Role, Verdict, program_pair, tp},
     read::{member, sock_ends, tcp_sock},
     report::{copy_owner, count_remote, new_event, submit},
@@ -55,7 +56,12 @@ pub(crate) fn set_state(ctx: &BtfTracePointContext, role: Role) -> i32 {
     run.finish(
         verdict,
         #[inline(always)]
-        |netns, slot| on_transition(ctx, sk, old, new, netns, slot),
+        |netns, slot| {
+            // A report follows only a TCP socket's verdict.
+            if let Some(tsk) = tcp {
+                on_transition(ctx, (sk, tsk), old, new, netns, slot)
+            }
+        },
     )
 }
 
@@ -83,20 +89,18 @@ pub(crate) fn forget_connect(sk: u64, old: u8) {
     }
 }
 
-/// One TCP state change: report it with what the kernel side knows of the
-/// socket, and remember the socket's new state.
+/// One TCP state change of socket `sk` (`tsk`: the same, typed as a
+/// `tcp_sock`): report it with what the kernel side knows of the socket,
+/// and remember the socket's new state.
 #[inline(always)]
 pub(crate) fn on_transition<C: EbpfContext>(
     ctx: &C,
-    sk: u64,
+    (sk, tsk): (u64, u64),
     old: u8,
     new: u8,
     netns: u32,
     slot: u32,
 ) {
-    let Some(tsk) = tcp_sock(sk) else {
-        return;
-    };
     let Some(ev) = new_event(slot) else {
         return;
     };
@@ -119,10 +123,11 @@ pub(crate) fn on_transition<C: EbpfContext>(
 
     let born = (old == tcp_state::CLOSE && new == tcp_state::SYN_SENT)
         || (old == tcp_state::LISTEN && new == tcp_state::SYN_RECV);
-    let (mut info, fresh) = match SOCKS.get_ptr(sk) {
+    let known = SOCKS.get_ptr_mut(sk);
+    let mut info = match known {
         // SAFETY: a map value, copied at once.
-        Some(known) => (unsafe { *known }, false),
-        None => (SockInfo::default(), true),
+        Some(known) => unsafe { *known },
+        None => SockInfo::default(),
     };
     let mut gap = false;
     // State 0: an entry made by a retransmit or reset, history unknown.
@@ -221,7 +226,14 @@ pub(crate) fn on_transition<C: EbpfContext>(
     info.ts_ns = now;
     info.state = new;
     info.prev_state = old;
-    if !remember_sock(sk, &info, fresh) {
+    if let Some(known) = known {
+        // In place: an LRU map's update allocates a new element and frees
+        // the old one, under the map's locks, at every change.
+        // SAFETY: the map value found above, valid while we run (if another
+        // CPU removed it since, the write reaches memory the map no longer
+        // uses).
+        mem::copy(unsafe { &mut *known }, &info);
+    } else if !remember_sock(sk, &info, true) {
         add_counter(counter::SOCK_MAP_FULL);
         warn!(
             ctx,

@@ -36,11 +36,11 @@ pub(crate) fn sock_verdict(tsk: u64, always: bool) -> Verdict {
         return verdict;
     }
     let e = sock_ends(tsk, f.addr_family != 0);
-    let ephemeral = if e.sport == 0 {
-        ephemeral_ports(tsk)
-    } else {
-        (0, 0)
-    };
+    // Read whether or not the local port is known: computed only where it
+    // is 0, the compiler left it unwritten on the other path and then read
+    // it on a path the verifier cannot rule out, which 5.10's verifier
+    // refuses ("invalid read from stack").
+    let ephemeral = ephemeral_ports(tsk);
     if f.endpoints_may_match(e.family, &e.saddr, e.sport, &e.daddr, e.dport, ephemeral) {
         verdict
     } else {

@@ -169,6 +169,9 @@ pub struct Cli {
     /// With -E: kernel ring buffer size in bytes (power of two, at least the page size)
     #[arg(long, value_name = "BYTES")]
     pub ring_size: Option<u32>,
+    /// With -E, -S, -c or --metrics: measure what the tracer costs (the kernel's statistics of its programs, on while enetstat runs; its own CPU time), reported by -S per interval, the stop object and the metrics (needs CAP_SYS_ADMIN)
+    #[arg(long)]
+    pub self_cost: bool,
     /// With -E, -S, -c or --metrics: sockets the kernel side remembers (owner, state, times); past that the least recently active are evicted, and counted
     #[arg(long, value_name = "N", default_value_t = netstat_common::maps::SOCKS_ENTRIES)]
     pub max_sockets: u32,

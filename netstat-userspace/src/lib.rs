@@ -9,6 +9,7 @@
 
 mod cli;
 mod clock;
+mod cost;
 mod decoder;
 mod events;
 mod fail;
@@ -69,6 +70,12 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     }
     if cli.drops && !cli.events {
         return Err(fail::usage("--drops goes with -E (the event log)"));
+    }
+    let event_mode = cli.events || cli.summary.is_some() || cli.metrics.is_some() || cli.continuous;
+    if cli.self_cost && !event_mode {
+        return Err(fail::usage(
+            "--self-cost measures the kernel programs: use it with -E, -S, -c or --metrics",
+        ));
     }
     let namespaces = netns::Selection::from_cli(cli.netns.as_deref())?;
     if cli.events {

@@ -292,6 +292,7 @@ fn scrape(counts: &KernelCounts, (namespaces, reset_reasons): Scope) -> Result<S
         lost_skipped: counters.unrecovered,
         lost_gaps: counters.gaps,
         reset_reasons,
+        programs: counts.cost()?.map(|c| c.programs),
     }))
 }
 

@@ -102,11 +102,12 @@ pub fn attach(cli: &Cli, namespaces: Selection, needs: Needs) -> Result<Attached
         log_drops: cli.drops && needs == Needs::Events,
         ring_bytes: cli.ring_size,
         max_sockets: cli.max_sockets,
+        self_cost: cli.self_cost,
     })?;
     // Loading parsed the kernel's whole BTF (tens of MB, freed since).
     give_back_freed_memory();
-    if let Some(blind_spot) = &probe.blind_spot {
-        eprintln!("enetstat: note: {blind_spot}");
+    for note in &probe.notes {
+        eprintln!("enetstat: note: {note}");
     }
     if let Some(listener) = metrics {
         let counts = probe.shared_counts();
@@ -294,6 +295,7 @@ pub fn stop_summary(mode: &'static str, probe: &Probe, c: &Counters) -> StopSumm
         // Counting what the maps hold walks them: only at the end.
         sockets_evicted: evicted.map(|e| e.sockets),
         listeners_evicted: evicted.map(|e| e.listeners),
+        self_cost: probe.cost().ok().flatten(),
         ..StopSummary::default()
     }
 }

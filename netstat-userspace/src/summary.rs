@@ -14,6 +14,7 @@ use netstat_common::{RemoteKey, RemoteStats};
 use crate::{
     cli::Cli,
     clock::WallClock,
+    cost::Cost,
     decoder, fail,
     kernel::{self, Probe},
     netns::{self, Selection},
@@ -136,6 +137,8 @@ struct Cumulative {
     listeners: Option<HashMap<(u32, SocketAddr, u64), ListenerLoad>>,
     /// Kernel-side losses so far (`Counters::unrecovered + unseen`).
     missed: u64,
+    /// What the tracer has cost so far (`--self-cost`).
+    cost: Option<Cost>,
 }
 
 impl Cumulative {
@@ -158,7 +161,8 @@ impl Cumulative {
             }
         }
         Ok(Self {
-            missed: counters.unrecovered + counters.gaps,
+            cost: probe.cost()?,
+            missed: counters.unrecovered.unwrap_or(0) + counters.gaps,
             stats: probe.stats()?,
             remotes: probe.remotes()?.into_iter().collect(),
             pressure,
@@ -235,6 +239,10 @@ impl Cumulative {
             missed: self.missed.saturating_sub(before.missed),
             remotes,
             listeners: self.listeners_since(before),
+            cost: self
+                .cost
+                .as_ref()
+                .map(|now| now.since(before.cost.as_ref().unwrap_or(&Cost::default()))),
         })
     }
 }

@@ -4,6 +4,8 @@
 //! Everything a test starts is cleaned up on drop, so a failing assertion
 //! still removes its namespace and kills its processes.
 
+pub mod kernel;
+
 use std::{
     fs,
     io::{BufRead, BufReader, Read},
@@ -425,7 +427,13 @@ pub struct Tracer {
     child: Child,
     stderr: Receiver<String>,
     out: PathBuf,
+    /// The `enetstat: note:` lines read while starting (what this kernel
+    /// cannot give), handed back at the front of `TracerOutput::stderr`.
+    notes: Vec<String>,
 }
+
+/// How enetstat starts a line saying what this kernel cannot give.
+const NOTE: &str = "enetstat: note: ";
 
 /// What a stopped tracer printed.
 pub struct TracerOutput {
@@ -448,12 +456,13 @@ impl Tracer {
 
     /// As `start`, for another build of enetstat (the packaged one).
     pub fn start_program(ns: &Netns, program: &Path, args: &[&str]) -> Self {
-        let tracer = Self::spawn_program(ns, program, args);
+        let mut tracer = Self::spawn_program(ns, program, args);
         loop {
             match tracer.stderr.recv_timeout(wait_limit()) {
                 Ok(line) if line.contains("tracing TCP") => return tracer,
                 // --metrics says where it serves first.
                 Ok(line) if line.starts_with("enetstat: serving metrics on ") => {}
+                Ok(line) if line.starts_with(NOTE) => tracer.notes.push(line),
                 Ok(line) => panic!("enetstat did not start: {line}"),
                 Err(_) => panic!(
                     "enetstat did not report being attached within {:?}",
@@ -474,11 +483,13 @@ impl Tracer {
     pub fn start_live_until(ns: &Netns, args: &[&str], first: &str) -> Self {
         let mut full = vec!["-c"];
         full.extend_from_slice(args);
-        let tracer = Self::spawn(ns, &full);
+        let mut tracer = Self::spawn(ns, &full);
         let deadline = Instant::now() + wait_limit();
         while !tracer.output().contains(first) {
-            if let Ok(line) = tracer.stderr.try_recv() {
-                panic!("enetstat -c: {line}");
+            match tracer.stderr.try_recv() {
+                Ok(line) if line.starts_with(NOTE) => tracer.notes.push(line),
+                Ok(line) => panic!("enetstat -c: {line}"),
+                Err(_) => {}
             }
             assert!(
                 Instant::now() < deadline,
@@ -526,7 +537,12 @@ impl Tracer {
             .spawn()
             .expect("spawn enetstat");
         let stderr = line_channel(child.stderr.take().expect("stderr"));
-        Self { child, stderr, out }
+        Self {
+            child,
+            stderr,
+            out,
+            notes: Vec::new(),
+        }
     }
 
     /// What the tracer has written so far.
@@ -554,7 +570,8 @@ impl Tracer {
         // SAFETY: signalling our own child.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
         let status = wait_bounded(&mut self.child, "enetstat");
-        let stderr = self.stderr.try_iter().collect();
+        let mut stderr = std::mem::take(&mut self.notes);
+        stderr.extend(self.stderr.try_iter());
         let stdout = self.output();
         TracerOutput {
             stdout,

@@ -1,4 +1,5 @@
-//! `cargo xtask bench`: the connection storm (storm_bench), the snapshot
+//! `cargo xtask bench`: the connection storm (storm_bench), the tracer's
+//! cost per program and per event (cost_bench), the snapshot
 //! listing (snapshot_bench) and the live view (live_bench), each in fresh
 //! network namespaces. Results go to stdout and bench/RESULTS.md as
 //! markdown tables.
@@ -19,6 +20,7 @@ pub struct Options {
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Scenario {
     Storm,
+    Cost,
     Snapshot,
     Live,
 }
@@ -35,6 +37,10 @@ pub fn run(opts: &Options) -> Result<()> {
             opts.connections,
             opts.runs.unwrap_or(3),
         )?);
+    }
+    if opts.only.is_none_or(|s| s == Scenario::Cost) {
+        // Per-run figures settle well before the rate table's storm size.
+        report.push_str(&crate::cost_bench::table(opts.connections.min(20_000))?);
     }
     if opts.only.is_none_or(|s| s == Scenario::Snapshot) {
         report.push_str(&crate::snapshot_bench::table(opts.runs.unwrap_or(3))?);

@@ -5,8 +5,10 @@
 //! elsewhere.
 
 mod alternating;
+mod apt;
 mod bench;
 mod bench_kit;
+mod cost_bench;
 mod dist;
 mod fuzz;
 mod live_bench;
@@ -45,9 +47,13 @@ enum Task {
     /// the host kernel and in a VM for each kernel of the matrix.
     Test {
         /// Where the integration tests run: `host`, a kernel of the matrix
-        /// (`6.1`, `6.12`), or `all`.
+        /// (`5.10`, `6.1`, `6.12`), or `all`.
         #[arg(long, default_value = "all")]
         kernel: String,
+        /// VMs booted at once (default: one per core; each emulated guest
+        /// keeps one host thread busy).
+        #[arg(long)]
+        vm_jobs: Option<usize>,
         /// Seconds of fuzzing per fuzz target after the tests (0: none).
         #[arg(long, default_value_t = 60)]
         fuzz_seconds: u64,
@@ -72,7 +78,7 @@ enum Task {
         /// Runs per scenario (default 3).
         #[arg(long)]
         runs: Option<usize>,
-        /// Only one scenario: `storm`, `snapshot` or `live` (default: all).
+        /// Only one scenario: `storm`, `cost`, `snapshot` or `live` (default: all).
         #[arg(long)]
         only: Option<bench::Scenario>,
     },
@@ -103,6 +109,7 @@ fn run(task: Task) -> Result<()> {
         }
         Task::Test {
             kernel,
+            vm_jobs,
             fuzz_seconds,
             args,
         } => {
@@ -116,7 +123,10 @@ fn run(task: Task) -> Result<()> {
             // The package test installs this build's package.
             dist::build(VERSION)?;
             let binaries = matrix::build_tests()?;
-            let report = matrix::run(&binaries, host, &vms, &args);
+            let jobs = vm_jobs
+                .or_else(|| std::thread::available_parallelism().ok().map(usize::from))
+                .unwrap_or(1);
+            let report = matrix::run(&binaries, host, &vms, &args, jobs);
             let fuzzed = match fuzz_seconds {
                 0 => Vec::new(),
                 seconds => fuzz::run(&setup::ensure_fuzzing()?, seconds)?,

@@ -18,24 +18,35 @@ use std::{
 
 use anyhow::{Context as _, Result, bail};
 
-use crate::setup;
+use crate::{apt::Apt, setup};
 
-/// A kernel the tests run on besides the host's: Debian 12's own.
+/// A kernel the tests run on besides the host's: Debian's own.
 pub struct Kernel {
     /// What `--kernel` and the table call it.
     pub name: &'static str,
     /// The Debian package that always depends on the newest image of that line.
     pub package: &'static str,
+    /// The Debian release it comes from, where that is not the machine's
+    /// own (fetched through a private apt configuration, `apt::Apt::suite`).
+    pub suite: Option<&'static str>,
 }
 
+/// Oldest first: the table's columns follow this order.
 pub const MATRIX: &[Kernel] = &[
+    Kernel {
+        name: "5.10",
+        package: "linux-image-amd64",
+        suite: Some("bullseye"),
+    },
     Kernel {
         name: "6.1",
         package: "linux-image-amd64",
+        suite: None,
     },
     Kernel {
         name: "6.12",
         package: "linux-image-6.12-amd64",
+        suite: None,
     },
 ];
 
@@ -119,12 +130,13 @@ pub fn build_tests() -> Result<Vec<TestBinary>> {
 }
 
 /// Runs the unit tests here and the integration tests on each chosen
-/// kernel (`host`: this machine's own).
+/// kernel (`host`: this machine's own), `jobs` VMs at once.
 pub fn run(
     binaries: &[TestBinary],
     host: bool,
     vms: &[&'static Kernel],
     args: &[String],
+    jobs: usize,
 ) -> Report {
     let mut kernels = vec!["host"];
     kernels.extend(vms.iter().map(|k| k.name));
@@ -136,9 +148,24 @@ pub fn run(
         }
         rows.push((binary.name.clone(), cells));
     }
-    for (column, kernel) in vms.iter().enumerate() {
-        let integration: Vec<&TestBinary> = binaries.iter().filter(|b| b.integration).collect();
-        let outcomes = run_in_vm(kernel, &integration, args).unwrap_or_else(|e| {
+    let integration: Vec<&TestBinary> = binaries.iter().filter(|b| b.integration).collect();
+    // One download at a time: the kernels of one release share apt's lists.
+    let images: Vec<Result<PathBuf>> = vms.iter().map(|k| fetch_kernel(k)).collect();
+    let started = Instant::now();
+    let results = side_by_side(jobs, vms.len(), |i| match &images[i] {
+        Ok(image) => run_in_vm(vms[i], image, &integration, args),
+        Err(e) => Err(anyhow::anyhow!("{e:#}")),
+    });
+    if !vms.is_empty() {
+        println!(
+            "xtask: the kernel matrix took {} s ({} VMs, {} at once)",
+            started.elapsed().as_secs(),
+            vms.len(),
+            jobs.min(vms.len())
+        );
+    }
+    for (column, (kernel, result)) in vms.iter().zip(results).enumerate() {
+        let outcomes = result.unwrap_or_else(|e| {
             println!("xtask: kernel {}: {e:#}", kernel.name);
             vec![None; integration.len()]
         });
@@ -149,6 +176,32 @@ pub fn run(
         }
     }
     Report { kernels, rows }
+}
+
+/// `work(0..count)`, at most `jobs` at once, on threads of their own; the
+/// results in index order.
+fn side_by_side<T: Send>(jobs: usize, count: usize, work: impl Fn(usize) -> T + Sync) -> Vec<T> {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let done = std::sync::Mutex::new(Vec::with_capacity(count));
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.clamp(1, count.max(1)) {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if i >= count {
+                        break;
+                    }
+                    let result = work(i);
+                    done.lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push((i, result));
+                }
+            });
+        }
+    });
+    let mut done = done.into_inner().unwrap_or_else(|e| e.into_inner());
+    done.sort_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, result)| result).collect()
 }
 
 /// Runs one test binary here, its output shown as it comes.
@@ -183,19 +236,22 @@ fn result_line(line: &str) -> Outcome {
     Some((number(" passed")?, number(" failed")?))
 }
 
-/// Boots `kernel` and runs every integration test binary in it.
+/// Boots `kernel`'s `image` and runs every integration test binary in it.
+/// Its output (each binary's log, the guest console's Oops and panic
+/// lines) is printed in one piece once the VM is done, so that VMs running
+/// side by side do not interleave.
 fn run_in_vm(
     kernel: &Kernel,
+    image: &Path,
     integration: &[&TestBinary],
     args: &[String],
 ) -> Result<Vec<Outcome>> {
-    let image = fetch_kernel(kernel)?;
     let dir = crate::workspace_root()
         .join("target/matrix")
         .join(kernel.name);
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let kvm = kvm_works(&image, &dir);
+    let kvm = kvm_works(image, &dir);
     let script = guest_script(
         &dir,
         integration,
@@ -205,7 +261,7 @@ fn run_in_vm(
     let script_path = dir.join("run.sh");
     fs::write(&script_path, script).context("writing the guest script")?;
     println!(
-        "xtask: kernel {}: booting {} ({}) and running {} test binaries",
+        "xtask: kernel {}: booting {} ({}) and running {} test binaries; output in {}",
         kernel.name,
         image.display(),
         if kvm {
@@ -213,13 +269,14 @@ fn run_in_vm(
         } else {
             "no KVM here: software emulation"
         },
-        integration.len()
+        integration.len(),
+        dir.display()
     );
     let started = Instant::now();
     let console = dir.join("console.log");
-    let booted = boot(&image, &dir, &script_path, kvm, &console, VM_TIMEOUT)?;
-    println!(
-        "xtask: kernel {}: VM finished in {} s",
+    let booted = boot(image, &dir, &script_path, kvm, &console, VM_TIMEOUT)?;
+    let mut out = format!(
+        "xtask: kernel {}: VM finished in {} s\n",
         kernel.name,
         started.elapsed().as_secs()
     );
@@ -229,16 +286,17 @@ fn run_in_vm(
         .lines()
         .filter(|l| l.contains("Oops:") || l.contains("Kernel panic"))
     {
-        println!("xtask: kernel {}: guest console: {line}", kernel.name);
+        let _ = writeln!(out, "xtask: kernel {}: guest console: {line}", kernel.name);
     }
     let mut outcomes = Vec::new();
     for binary in integration {
         let log = fs::read_to_string(dir.join(format!("{}.log", binary.name))).unwrap_or_default();
-        println!("xtask: kernel {}: {}", kernel.name, binary.name);
-        print!("{log}");
+        let _ = writeln!(out, "xtask: kernel {}: {}", kernel.name, binary.name);
+        out.push_str(&log);
         outcomes.push(log.lines().find_map(result_line));
     }
     let guest_kernel = fs::read_to_string(dir.join("uname")).unwrap_or_default();
+    print!("{out}");
     if guest_kernel.trim().is_empty() {
         bail!(
             "the VM ran no test (timed out: {}); its console is in {}",
@@ -356,7 +414,12 @@ fn boot(
 /// The kernel image of `kernel`'s newest package, downloaded and unpacked
 /// under target/kernels once.
 fn fetch_kernel(kernel: &Kernel) -> Result<PathBuf> {
-    let package = setup::newest_dependency(kernel.package)
+    let apt = match kernel.suite {
+        Some(suite) => Apt::suite(suite)?,
+        None => Apt::machine(),
+    };
+    let package = apt
+        .newest_dependency(kernel.package)
         .with_context(|| format!("finding the image package behind {}", kernel.package))?;
     let version = package
         .strip_prefix("linux-image-")
@@ -369,7 +432,7 @@ fn fetch_kernel(kernel: &Kernel) -> Result<PathBuf> {
         return Ok(image);
     }
     fs::create_dir_all(&root)?;
-    setup::apt_download_unpack(&package, &root)?;
+    apt.download_unpack(&package, &root)?;
     if !image.exists() {
         bail!("{package} holds no {}", image.display());
     }

@@ -37,7 +37,7 @@ const VM_TOOLS: &[(&str, &str)] = &[
     ("file", "file"),
 ];
 /// virtme-ng, from PyPI (Debian 12 has none); this release is the one
-/// verified to boot Debian's 6.1 and 6.12 images here.
+/// verified to boot Debian's 5.10, 6.1 and 6.12 images here.
 const VIRTME_NG: &str = "virtme-ng==1.42";
 
 pub fn ensure(needs: Needs) -> Result<()> {
@@ -104,60 +104,13 @@ pub fn ensure_vm_tools() -> Result<()> {
     Ok(())
 }
 
-/// The package `meta` depends on (Debian's kernel metapackages depend on
-/// exactly one image package, the newest of their line).
-pub fn newest_dependency(meta: &str) -> Result<String> {
-    let text = match output("apt-cache", &["depends", meta]) {
-        Some(text) if text.contains("Depends:") => text,
-        _ => {
-            run("apt-get", &["update", "-qq"], &[])?;
-            output("apt-cache", &["depends", meta]).unwrap_or_default()
-        }
-    };
-    text.lines()
-        .find_map(|l| l.trim().strip_prefix("Depends: "))
-        .map(|p| p.trim().to_string())
-        .with_context(|| format!("apt-cache knows no package {meta}"))
-}
-
-/// Downloads a Debian package (without installing it) and unpacks it into
-/// `root`.
-pub fn apt_download_unpack(package: &str, root: &std::path::Path) -> Result<()> {
-    let dir = root.parent().context("unpack directory has no parent")?;
-    say(&format!(
-        "downloading {package} (not installed: unpacked under {})",
-        dir.display()
-    ));
-    let status = Command::new("apt-get")
-        .args(["download", "-qq", package])
-        .current_dir(dir)
-        .status()
-        .context("running apt-get download")?;
-    if !status.success() {
-        bail!("`apt-get download {package}` failed");
-    }
-    let deb = std::fs::read_dir(dir)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .find(|p| {
-            p.file_name().is_some_and(|n| {
-                let n = n.to_string_lossy();
-                n.starts_with(&format!("{package}_")) && n.ends_with(".deb")
-            })
-        })
-        .with_context(|| format!("apt-get download left no {package}_*.deb"))?;
-    let (deb, root) = (deb.to_string_lossy(), root.to_string_lossy());
-    run("dpkg-deb", &["-x", &deb, &root], &[])?;
-    std::fs::remove_file(deb.as_ref())?;
-    Ok(())
-}
-
 pub fn make_executable(path: &std::path::Path) -> Result<()> {
     use std::os::unix::fs::PermissionsExt as _;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))?;
     Ok(())
 }
 
-fn say(what: &str) {
+pub(crate) fn say(what: &str) {
     println!("xtask setup: {what}");
 }
 
@@ -170,14 +123,14 @@ fn succeeds(program: &str, args: &[&str]) -> bool {
         .is_ok_and(|s| s.success())
 }
 
-fn output(program: &str, args: &[&str]) -> Option<String> {
+pub(crate) fn output(program: &str, args: &[&str]) -> Option<String> {
     let out = Command::new(program).args(args).output().ok()?;
     out.status
         .success()
         .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-fn run(program: &str, args: &[&str], envs: &[(&str, &str)]) -> Result<()> {
+pub(crate) fn run(program: &str, args: &[&str], envs: &[(&str, &str)]) -> Result<()> {
     let shown: Vec<String> = envs.iter().map(|(k, v)| format!("{k}={v}")).collect();
     say(&format!(
         "running {} {program} {}",

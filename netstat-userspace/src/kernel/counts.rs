@@ -3,8 +3,6 @@
 //! the metrics server: the maps and program handles are owned here, apart
 //! from the rest of the loaded object.
 
-use std::os::fd::{AsFd as _, AsRawFd as _};
-
 use anyhow::{Context as _, Result};
 use aya::{
     Ebpf,
@@ -13,27 +11,37 @@ use aya::{
 };
 use netstat_common::{NetnsStats, TRACEPOINTS, counter, maps, stat};
 
+use super::self_cost::SelfCost;
+use crate::cost::Cost;
+
 pub struct KernelCounts {
     stats: PerCpuArray<MapData, u64>,
     /// `STATS` by network namespace, where the programs keep them.
     netns_stats: PerCpuHashMap<MapData, u32, NetnsStats>,
     counters: PerCpuArray<MapData, u64>,
     /// Programs whose skipped runs are losses unless a second program made
-    /// up for them: the first of each pair, and the fentry programs.
+    /// up for them: the first of each pair, and the fentry programs. Empty
+    /// where the kernel does not count skipped runs (before 5.12).
     firsts: Vec<ProgramFd>,
-    /// `unrecovered()` when everything was attached.
-    unrecovered_at_start: u64,
+    /// `unrecovered()` when everything was attached (None: not counted).
+    unrecovered_at_start: Option<u64>,
+    /// The programs' run statistics, with `--self-cost`.
+    self_cost: Option<SelfCost>,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Counters {
     /// Events that never reached the ring buffer: reservations that failed,
-    /// runs the kernel skipped that no second program made up for, and gaps.
+    /// runs the kernel skipped that no second program made up for (where
+    /// counted), and gaps.
     pub lost: u64,
     /// Of those: the ring buffer was full.
     pub ring_full: u64,
-    /// Of those: skipped runs no second program made up for.
-    pub unrecovered: u64,
+    /// Of those: skipped runs no second program made up for; None where
+    /// the kernel does not count skipped runs (before Linux 5.12; such a
+    /// kernel never skips a run, it nests it, and a change it still failed
+    /// to report shows as a gap).
+    pub unrecovered: Option<u64>,
     /// Of those: gaps found later in a socket's history, each hiding at
     /// least one state change that the kernel ran no program of ours for.
     /// A skipped run no second program made up for leaves a gap too, so the two can
@@ -62,8 +70,15 @@ pub struct Evicted {
 
 impl KernelCounts {
     /// Takes the two maps out of the loaded object, once everything is
-    /// attached (`reset_programs`: the fentry programs attached).
-    pub(super) fn take(ebpf: &mut Ebpf, reset_programs: &[&str]) -> Result<Self> {
+    /// attached (`reset_programs`: the fentry programs attached;
+    /// `counts_skips`: the kernel counts skipped runs; `self_cost`: the
+    /// programs' statistics, with `--self-cost`).
+    pub(super) fn take(
+        ebpf: &mut Ebpf,
+        reset_programs: &[&str],
+        counts_skips: bool,
+        self_cost: Option<SelfCost>,
+    ) -> Result<Self> {
         let array = |ebpf: &mut Ebpf, name: &str| -> Result<PerCpuArray<MapData, u64>> {
             let map = ebpf
                 .take_map(name)
@@ -73,6 +88,7 @@ impl KernelCounts {
         let names = TRACEPOINTS.iter().map(|t| t.name);
         let firsts = names
             .chain(reset_programs.iter().copied())
+            .filter(|_| counts_skips)
             .map(|name| {
                 let program = ebpf.program(name).context("program missing")?;
                 Ok(program.fd()?.try_clone()?)
@@ -86,7 +102,8 @@ impl KernelCounts {
             netns_stats: PerCpuHashMap::try_from(netns_stats)?,
             counters: array(ebpf, maps::COUNTERS)?,
             firsts,
-            unrecovered_at_start: 0,
+            unrecovered_at_start: None,
+            self_cost,
         };
         // Skips before the second programs were all attached are of events
         // from before we report anything.
@@ -99,12 +116,13 @@ impl KernelCounts {
         let ring_full = self.counter(counter::LOST)?;
         // Every skipped run of a first program since we were ready is a
         // lost event, unless the second made up for it.
-        let unrecovered = self
-            .unrecovered()?
-            .saturating_sub(self.unrecovered_at_start);
+        let unrecovered = match self.unrecovered_at_start {
+            Some(at_start) => self.unrecovered()?.map(|n| n.saturating_sub(at_start)),
+            None => None,
+        };
         let gaps = self.counter(counter::GAPS)?;
         Ok(Counters {
-            lost: ring_full + unrecovered + gaps,
+            lost: ring_full + unrecovered.unwrap_or(0) + gaps,
             ring_full,
             unrecovered,
             gaps,
@@ -117,6 +135,11 @@ impl KernelCounts {
             listeners_added: self.counter(counter::LISTENERS_ADDED)?,
             listeners_removed: self.counter(counter::LISTENERS_REMOVED)?,
         })
+    }
+
+    /// What the tracer has cost so far, with `--self-cost` (None without).
+    pub fn cost(&self) -> Result<Option<Cost>> {
+        self.self_cost.as_ref().map(SelfCost::read).transpose()
     }
 
     /// The traffic counts of `netstat_common::stat`, summed over CPUs.
@@ -147,47 +170,23 @@ impl KernelCounts {
     }
 
     /// Runs of the first programs that the kernel skipped and no second
-    /// program made up for.
-    fn unrecovered(&self) -> Result<u64> {
+    /// program made up for (None: the kernel does not count them).
+    fn unrecovered(&self) -> Result<Option<u64>> {
+        if self.firsts.is_empty() {
+            return Ok(None);
+        }
         let mut skipped = 0;
         for program in &self.firsts {
             skipped += recursion_misses(program)?;
         }
-        Ok(skipped.saturating_sub(self.counter(counter::RECOVERED)?))
+        Ok(Some(
+            skipped.saturating_sub(self.counter(counter::RECOVERED)?),
+        ))
     }
 }
 
 /// How often the kernel skipped a program because it was already running on
 /// that CPU (`bpf_prog_info.recursion_misses`, 5.12+).
 fn recursion_misses(program: &ProgramFd) -> Result<u64> {
-    let fd = program.as_fd().as_raw_fd();
-    // SAFETY: bpf_prog_info is plain data; zero is a valid value.
-    let mut info: aya_obj::generated::bpf_prog_info = unsafe { std::mem::zeroed() };
-    #[repr(C)]
-    struct InfoByFd {
-        bpf_fd: u32,
-        info_len: u32,
-        info: u64,
-    }
-    let mut attr = InfoByFd {
-        bpf_fd: fd as u32,
-        info_len: size_of_val(&info) as u32,
-        info: (&raw mut info) as u64,
-    };
-    const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
-    // SAFETY: attr points at a live, correctly sized info buffer.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            BPF_OBJ_GET_INFO_BY_FD,
-            &raw mut attr,
-            size_of::<InfoByFd>(),
-        )
-    };
-    anyhow::ensure!(
-        rc == 0,
-        "BPF_OBJ_GET_INFO_BY_FD: {}",
-        std::io::Error::last_os_error()
-    );
-    Ok(info.recursion_misses)
+    Ok(super::self_cost::program_info(program)?.recursion_misses)
 }

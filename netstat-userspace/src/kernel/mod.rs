@@ -4,6 +4,7 @@
 
 pub(crate) mod btf;
 mod counts;
+mod self_cost;
 
 pub use counts::{Counters, Evicted, KernelCounts};
 
@@ -20,7 +21,7 @@ use netstat_common::{
     RemoteStats, SockInfo, TRACEPOINTS, maps,
 };
 
-use crate::fail;
+use crate::{cost::Cost, fail};
 
 /// The compiled kernel programs (built by build.rs through aya-build).
 static PROGRAMS: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/netstat"));
@@ -44,6 +45,8 @@ pub struct Options {
     pub ring_bytes: Option<u32>,
     /// Size of the socket map (the listener map gets an eighth).
     pub max_sockets: u32,
+    /// Turn on the kernel's run statistics of our programs (`--self-cost`).
+    pub self_cost: bool,
 }
 
 /// Loaded and attached programs. Dropping it detaches everything.
@@ -54,8 +57,8 @@ pub struct Probe {
     pub attached_ns: u64,
     /// The counters and traffic counts, shared with the metrics server.
     counts: Arc<KernelCounts>,
-    /// What this kernel cannot report, for the user (None: nothing).
-    pub blind_spot: Option<String>,
+    /// What this kernel cannot report or count, for the user: one line each.
+    pub notes: Vec<String>,
     /// The names of the kernel's reset reasons, by value; None where
     /// `tcp_send_reset` gives none (before Linux 6.10).
     pub reset_reasons: Option<&'static [String]>,
@@ -120,33 +123,57 @@ impl Probe {
                 .attach()
                 .map_err(|e| explain_program_error(name, e))?;
         }
-        let (reset_programs, blind_spot) = if btf::send_reset_covers_all_sockets(&kernel_btf) {
-            (Vec::new(), None)
+        let mut notes = Vec::new();
+        let reset_programs = if btf::send_reset_covers_all_sockets(&kernel_btf) {
+            Vec::new()
         } else {
             match attach_reset_functions(&mut ebpf, &btf) {
-                Ok(()) => (RESET_FUNCTIONS.to_vec(), None),
-                Err(e) => (
-                    Vec::new(),
-                    Some(format!(
+                Ok(()) => RESET_FUNCTIONS.to_vec(),
+                Err(e) => {
+                    notes.push(format!(
                         "this kernel's tcp_send_reset tracepoint misses resets sent for no socket or by TIME_WAIT and SYN_RECV sockets, and fentry on tcp_v4_send_reset failed ({e}): those resets are not reported"
-                    )),
-                ),
+                    ));
+                    Vec::new()
+                }
             }
         };
-        let (drop_reasons, drops_note) = match opts.count_drops || opts.log_drops {
-            true => attach_drop_counter(&mut ebpf, &btf, &kernel_btf),
-            false => (None, None),
+        let drop_reasons = match opts.count_drops || opts.log_drops {
+            true => attach_drop_counter(&mut ebpf, &btf, &kernel_btf)
+                .map_err(|note| notes.push(note))
+                .ok(),
+            false => None,
         };
-        let blind_spot = match (blind_spot, drops_note) {
-            (Some(a), Some(b)) => Some(format!("{a}; {b}")),
-            (a, b) => a.or(b),
+        let counts_skips = btf::skipped_runs_counted(&kernel_btf)
+            .map_err(|note| notes.push(note))
+            .is_ok();
+        let self_cost = match opts.self_cost {
+            true => {
+                let attached = TRACEPOINTS
+                    .iter()
+                    .flat_map(|t| [t.name, t.second])
+                    .chain(reset_programs.iter().copied())
+                    .chain(drop_reasons.map(|_| DROP_PROGRAM));
+                let programs = attached
+                    .map(|name| {
+                        let program = ebpf.program(name).context("program missing")?;
+                        Ok((name, program.fd()?.try_clone()?))
+                    })
+                    .collect::<Result<_>>()?;
+                Some(self_cost::SelfCost::enable(programs)?)
+            }
+            false => None,
         };
-        let counts = Arc::new(KernelCounts::take(&mut ebpf, &reset_programs)?);
+        let counts = Arc::new(KernelCounts::take(
+            &mut ebpf,
+            &reset_programs,
+            counts_skips,
+            self_cost,
+        )?);
         Ok(Self {
             ebpf,
             attached_ns: monotonic_ns(),
             counts,
-            blind_spot,
+            notes,
             reset_reasons,
             drop_reasons,
         })
@@ -160,6 +187,11 @@ impl Probe {
     /// The traffic counts of `netstat_common::stat`, summed over CPUs.
     pub fn stats(&self) -> Result<Vec<u64>> {
         self.counts.stats()
+    }
+
+    /// What the tracer has cost so far, with `--self-cost` (None without).
+    pub fn cost(&self) -> Result<Option<Cost>> {
+        self.counts.cost()
     }
 
     /// The counts, for a reader on another thread.
@@ -269,31 +301,25 @@ fn attach_drop_counter(
     ebpf: &mut Ebpf,
     btf: &aya::Btf,
     kernel_btf: &btf_rs::Btf,
-) -> (Option<&'static [String]>, Option<String>) {
+) -> Result<&'static [String], String> {
     let expected = ["struct sk_buff *", "void *", "enum skb_drop_reason"];
     let args = btf::tracepoint_args(kernel_btf, DROP_PROGRAM).unwrap_or_default();
     let names = btf::drop_reasons(kernel_btf);
     let (true, Some(names)) = (args.starts_with(&expected.map(String::from)), names) else {
-        return (
-            None,
-            Some(format!(
-                "drops are not counted: this kernel's skb:kfree_skb takes ({})",
-                args.join(", ")
-            )),
-        );
+        return Err(format!(
+            "drops are not counted: this kernel's skb:kfree_skb takes ({})",
+            args.join(", ")
+        ));
     };
     let attached = program(ebpf, DROP_PROGRAM).and_then(|p| {
         Ok(p.load(DROP_PROGRAM, btf)
             .and_then(|()| p.attach().map(|_| ()))?)
     });
     match attached {
-        Ok(()) => (Some(&*Box::leak(names.into_boxed_slice())), None),
-        Err(e) => (
-            None,
-            Some(format!(
-                "drops are not counted: attaching to skb:kfree_skb failed ({e:#})"
-            )),
-        ),
+        Ok(()) => Ok(&*Box::leak(names.into_boxed_slice())),
+        Err(e) => Err(format!(
+            "drops are not counted: attaching to skb:kfree_skb failed ({e:#})"
+        )),
     }
 }
 
@@ -411,6 +437,7 @@ mod tests {
             maps::REMOTES,
             maps::HANDLED,
             maps::SCRATCH,
+            maps::NESTING,
             maps::NETNS_STATS,
             maps::ZERO_STATS,
         ] {

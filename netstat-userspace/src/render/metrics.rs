@@ -11,6 +11,7 @@ use prometheus_client::{
 };
 
 use crate::{
+    cost::ProgramCost,
     procnet::sockstat::TcpPressure,
     tcp_state::TcpState,
     traffic::{Histogram, Traffic},
@@ -22,10 +23,14 @@ pub struct Reading {
     pub namespaces: Vec<NetnsReading>,
     /// Events the kernel side lost, by cause (all namespaces).
     pub lost_ring_full: u64,
-    pub lost_skipped: u64,
+    /// None where the kernel does not count skipped runs: the `skipped`
+    /// series is then absent (unknown), not 0.
+    pub lost_skipped: Option<u64>,
     pub lost_gaps: u64,
     /// The kernel's reset reasons by value; None where it gives none.
     pub reset_reasons: Option<&'static [String]>,
+    /// Our programs' runs and time (`--self-cost`; None without).
+    pub programs: Option<Vec<ProgramCost>>,
 }
 
 /// One watched namespace's figures.
@@ -297,11 +302,35 @@ impl Collector for Scrape {
             "enetstat_events_lost",
             "State changes the kernel side could not report: the ring buffer was full (ring_full), the kernel skipped our program (skipped), or a socket's history showed a change no program saw (gap).",
             [
-                (label("cause", "ring_full"), r.lost_ring_full),
-                (label("cause", "skipped"), r.lost_skipped),
-                (label("cause", "gap"), r.lost_gaps),
-            ],
-        )
+                Some((label("cause", "ring_full"), r.lost_ring_full)),
+                r.lost_skipped.map(|n| (label("cause", "skipped"), n)),
+                Some((label("cause", "gap"), r.lost_gaps)),
+            ]
+            .into_iter()
+            .flatten(),
+        )?;
+        let Some(programs) = &r.programs else {
+            return Ok(());
+        };
+        counters(
+            &mut e,
+            "enetstat_bpf_program_runs",
+            "Runs of each of enetstat's kernel programs (--self-cost: the kernel's program statistics, on while enetstat runs).",
+            programs
+                .iter()
+                .map(|p| (label("program", p.program), p.runs)),
+        )?;
+        let mut family = e.encode_descriptor(
+            "enetstat_bpf_program_run_seconds",
+            "Time on CPU of each of enetstat's kernel programs (--self-cost).",
+            None,
+            MetricType::Counter,
+        )?;
+        for p in programs {
+            let labels = label("program", p.program);
+            ConstCounter::new(p.run_ns as f64 / 1e9).encode(family.encode_family(&labels)?)?;
+        }
+        Ok(())
     }
 }
 

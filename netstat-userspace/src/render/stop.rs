@@ -4,6 +4,8 @@
 
 use std::fmt::Write as _;
 
+use crate::cost::Cost;
+
 /// What a run of `-E` or `-S` saw and lost, as it stops.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct StopSummary {
@@ -15,8 +17,9 @@ pub struct StopSummary {
     pub lost: u64,
     /// Of those: the ring buffer was full.
     pub lost_ring_full: u64,
-    /// Of those: runs the kernel skipped that no second program made up for.
-    pub lost_skipped: u64,
+    /// Of those: runs the kernel skipped that no second program made up for
+    /// (None: this kernel does not count skipped runs, before Linux 5.12).
+    pub lost_skipped: Option<u64>,
     /// Of those: gaps found in sockets' histories.
     pub gaps: u64,
     /// Events of sockets whose owner the tool could not name (`-E`).
@@ -35,6 +38,8 @@ pub struct StopSummary {
     /// The running kernel names no reasons for the resets it sends (before
     /// Linux 6.10), so every `reset_reason` was null.
     pub no_reset_reasons: bool,
+    /// What the tracer cost in all, with `--self-cost`.
+    pub self_cost: Option<Cost>,
 }
 
 impl StopSummary {
@@ -86,7 +91,9 @@ impl StopSummary {
                 s,
                 "; lost: {} with the ring buffer full (try a larger --ring-size), {} skipped by the kernel, \
                  {} gaps in sockets' histories (see README, Known limits)",
-                self.lost_ring_full, self.lost_skipped, self.gaps
+                self.lost_ring_full,
+                self.lost_skipped.map_or("?".to_string(), |n| n.to_string()),
+                self.gaps
             );
         }
         s
@@ -96,12 +103,12 @@ impl StopSummary {
     pub fn json(&self) -> String {
         let opt = |v: Option<u64>| v.map_or("null".to_string(), |n| n.to_string());
         format!(
-            "{{\"stop\":\"{}\",\"events_seen\":{},\"lost\":{},\"lost_ring_full\":{},\"lost_skipped\":{},\"gaps\":{},\"owners_unknown\":{},\"no_socket\":{},\"filtered\":{},\"sockets_untracked\":{},\"sockets_evicted\":{},\"listeners_evicted\":{},\"reset_reasons\":{}}}",
+            "{{\"stop\":\"{}\",\"events_seen\":{},\"lost\":{},\"lost_ring_full\":{},\"lost_skipped\":{},\"gaps\":{},\"owners_unknown\":{},\"no_socket\":{},\"filtered\":{},\"sockets_untracked\":{},\"sockets_evicted\":{},\"listeners_evicted\":{},\"reset_reasons\":{},\"self_cost\":{}}}",
             self.mode,
             opt(self.events_seen),
             self.lost,
             self.lost_ring_full,
-            self.lost_skipped,
+            opt(self.lost_skipped),
             self.gaps,
             opt(self.owners_unknown),
             opt(self.no_socket),
@@ -109,7 +116,10 @@ impl StopSummary {
             self.sockets_untracked,
             opt(self.sockets_evicted),
             opt(self.listeners_evicted),
-            !self.no_reset_reasons
+            !self.no_reset_reasons,
+            self.self_cost
+                .as_ref()
+                .map_or("null".to_string(), |c| format!("{{{}}}", cost_fields(c)))
         )
     }
 
@@ -117,6 +127,25 @@ impl StopSummary {
     pub fn render(&self, json: bool) -> String {
         if json { self.json() } else { self.text() }
     }
+}
+
+/// `"kernel_ns":…,"user_ns":…,"programs":[{"program":…,"id":…,"runs":…,"run_ns":…}]`
+pub fn cost_fields(cost: &Cost) -> String {
+    let mut s = format!(
+        "\"kernel_ns\":{},\"user_ns\":{},\"programs\":[",
+        cost.kernel_ns(),
+        cost.user_ns
+    );
+    for (i, p) in cost.programs.iter().enumerate() {
+        let comma = if i > 0 { "," } else { "" };
+        let _ = write!(
+            s,
+            "{comma}{{\"program\":\"{}\",\"id\":{},\"runs\":{},\"run_ns\":{}}}",
+            p.program, p.id, p.runs, p.run_ns
+        );
+    }
+    s.push(']');
+    s
 }
 
 #[cfg(test)]
@@ -127,6 +156,7 @@ mod tests {
         StopSummary {
             mode: "events",
             events_seen: Some(12),
+            lost_skipped: Some(0),
             owners_unknown: Some(1),
             no_socket: Some(0),
             ..StopSummary::default()
@@ -142,7 +172,7 @@ mod tests {
         let lossy = StopSummary {
             lost: 3,
             lost_ring_full: 1,
-            lost_skipped: 1,
+            lost_skipped: Some(1),
             gaps: 1,
             filtered: Some(5),
             no_socket: Some(4),
@@ -177,7 +207,16 @@ mod tests {
     fn json_has_every_field() {
         assert_eq!(
             events().json(),
-            r#"{"stop":"events","events_seen":12,"lost":0,"lost_ring_full":0,"lost_skipped":0,"gaps":0,"owners_unknown":1,"no_socket":0,"filtered":null,"sockets_untracked":0,"sockets_evicted":null,"listeners_evicted":null,"reset_reasons":true}"#
+            r#"{"stop":"events","events_seen":12,"lost":0,"lost_ring_full":0,"lost_skipped":0,"gaps":0,"owners_unknown":1,"no_socket":0,"filtered":null,"sockets_untracked":0,"sockets_evicted":null,"listeners_evicted":null,"reset_reasons":true,"self_cost":null}"#
+        );
+        let without_skip_counts = StopSummary {
+            lost_skipped: None,
+            ..events()
+        };
+        assert!(
+            without_skip_counts
+                .json()
+                .contains(r#""lost_skipped":null,"#)
         );
     }
 }

@@ -5,6 +5,7 @@ use std::{fmt::Write as _, net::SocketAddr};
 
 use crate::{
     clock::TimeFormat,
+    cost::Cost,
     tcp_state::TcpState,
     traffic::{Histogram, Traffic},
 };
@@ -36,6 +37,21 @@ pub struct Interval {
     /// Every listener, most overflows first; None where the kernel offers
     /// no TCP sock_diag to read them from.
     pub listeners: Option<Vec<Listener>>,
+    /// What the tracer cost in the interval (`--self-cost`; None without).
+    pub cost: Option<Cost>,
+}
+
+impl Interval {
+    /// The programs' time per connection opened (each end a connection
+    /// has here counts: a loopback connection has two), and enetstat's own
+    /// CPU time per state change counted, in us; None where nothing opened
+    /// or changed.
+    fn cost_ratios(&self, cost: &Cost) -> (Option<f64>, Option<f64>) {
+        let opened = self.traffic.opened_active + self.traffic.opened_passive;
+        let changes: u64 = self.traffic.transitions.iter().map(|t| t.2).sum();
+        let per = |ns: u64, n: u64| (n > 0).then(|| ns as f64 / n as f64 / 1000.0);
+        (per(cost.kernel_ns(), opened), per(cost.user_ns, changes))
+    }
 }
 
 /// One listening socket's pressure in an interval.
@@ -191,6 +207,19 @@ transitions:",
             i.missed
         );
     }
+    if let Some(cost) = &i.cost {
+        let (kernel, user) = i.cost_ratios(cost);
+        let us = |v: Option<f64>| v.map_or("?".to_string(), |v| format!("{v:.2}"));
+        let runs: u64 = cost.programs.iter().map(|p| p.runs).sum();
+        let _ = write!(
+            out,
+            "\nself cost: kernel {} us per connection opened ({runs} program runs, {:.1} ms), userspace {} us per state change ({:.1} ms)",
+            us(kernel),
+            cost.kernel_ns() as f64 / 1e6,
+            us(user),
+            cost.user_ns as f64 / 1e6,
+        );
+    }
     if let Some(listeners) = &i.listeners {
         let busy = listeners
             .iter()
@@ -284,6 +313,20 @@ fn json(out: &mut String, i: &Interval) {
             r.endpoint, r.failed_connects, r.resets, r.retransmits, r.drops
         );
     });
+    match &i.cost {
+        None => out.push_str(",\"self_cost\":null"),
+        Some(cost) => {
+            let (kernel, user) = i.cost_ratios(cost);
+            let v = |v: Option<f64>| v.map_or("null".to_string(), |v| format!("{v:.3}"));
+            let _ = write!(
+                out,
+                ",\"self_cost\":{{\"kernel_us_per_connection\":{},\"user_us_per_event\":{},{}}}",
+                v(kernel),
+                v(user),
+                super::stop::cost_fields(cost)
+            );
+        }
+    }
     match &i.listeners {
         None => out.push_str(",\"listeners\":null"),
         Some(listeners) => json_array(out, "listeners", listeners, |out, l| {
@@ -347,6 +390,7 @@ mod tests {
             listen_overflows: 0,
             listen_drops: 0,
             missed: 0,
+            cost: None,
             resets_by_reason: Some(vec![("no_socket", 3)]),
             drops: Some(vec![("netfilter_drop", 2)]),
             remotes: vec![Remote {
@@ -414,6 +458,40 @@ top remotes (failed connects/resets/retransmits/drops):\n  127.0.0.1:7001       
         assert_eq!(v["listeners"][0]["accept_queue"], 2);
         assert_eq!(v["listeners"][0]["accept_queue_max"], 1);
         assert_eq!(v["listeners"][1]["accept_queue_max"], 128);
+    }
+
+    #[test]
+    fn the_self_cost_is_per_connection_opened_and_per_state_change() {
+        let cost = Cost {
+            programs: vec![crate::cost::ProgramCost {
+                program: "inet_sock_set_state",
+                id: 7,
+                runs: 18,
+                run_ns: 9_000,
+            }],
+            user_ns: 36_000,
+        };
+        let with_cost = Interval {
+            cost: Some(cost),
+            ..interval()
+        };
+        let mut out = String::from("{\"time\":\"t\"");
+        json(&mut out, &with_cost);
+        let v: serde_json::Value = serde_json::from_str(&out).expect(&out);
+        // 10 + 8 opened, 18 changes.
+        assert_eq!(v["self_cost"]["kernel_us_per_connection"], 0.5, "{v}");
+        assert_eq!(v["self_cost"]["user_us_per_event"], 2.0, "{v}");
+        assert_eq!(v["self_cost"]["programs"][0]["id"], 7);
+        assert_eq!(v["self_cost"]["programs"][0]["runs"], 18);
+        let mut text = String::new();
+        block(&mut text, &with_cost);
+        assert!(
+            text.contains("\nself cost: kernel 0.50 us per connection opened (18 program runs, 0.0 ms), userspace 2.00 us per state change (0.0 ms)"),
+            "{text}"
+        );
+        let mut none = String::from("{\"time\":\"t\"");
+        json(&mut none, &interval());
+        assert!(none.contains(",\"self_cost\":null,"), "{none}");
     }
 
     #[test]

@@ -1,0 +1,162 @@
+//! The tracer-cost scenario: one storm per enetstat mode and way of
+//! closing, with `--self-cost` (the kernel's program statistics, on while
+//! enetstat runs). Kernel cost per program comes from those statistics as
+//! bpftool lists them; the tracer's own CPU from its threads' schedstat.
+//! Statistics add two clock reads to every run, so these storms are apart
+//! from the rate table's.
+
+use std::{collections::HashMap, fmt::Write as _, fs, process::Command};
+
+use anyhow::{Context as _, Result};
+use netstat_common::{DROP_PROGRAM, RESET_FUNCTIONS, TRACEPOINTS};
+
+use crate::{
+    bench_kit::{Netns, WORKERS, start_tracer, storm_command, storm_rate, wait_quiet},
+    release_bin,
+};
+
+/// The modes measured, with their flags (`--self-cost` added).
+const MODES: [(&str, &[&str]); 5] = [
+    ("-E > file", &["-E", "-n"]),
+    ("-E --json > file", &["-E", "-n", "--json"]),
+    ("-S", &["-S", "1"]),
+    ("--metrics", &["--metrics", "127.0.0.1:9977"]),
+    ("-c -tan > file", &["-c", "-tan"]),
+];
+
+/// Runs and run time of each of our programs (by name), as bpftool shows.
+fn program_stats() -> Result<HashMap<String, (u64, u64)>> {
+    let out = Command::new("bpftool")
+        .args(["prog", "show", "-j"])
+        .output()
+        .context("running bpftool")?;
+    let listing: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let ours: Vec<&str> = TRACEPOINTS
+        .iter()
+        .flat_map(|t| [t.name, t.second])
+        .chain(RESET_FUNCTIONS)
+        .chain([DROP_PROGRAM])
+        .collect();
+    let mut stats = HashMap::new();
+    for p in listing.as_array().into_iter().flatten() {
+        let name = p["name"].as_str().unwrap_or_default();
+        if ours.contains(&name) {
+            let entry = stats.entry(name.to_string()).or_insert((0, 0));
+            entry.0 += p["run_cnt"].as_u64().unwrap_or(0);
+            entry.1 += p["run_time_ns"].as_u64().unwrap_or(0);
+        }
+    }
+    Ok(stats)
+}
+
+/// Time on CPU of all of `pid`'s threads, in ns.
+fn cpu_ns(pid: u32) -> u64 {
+    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .filter_map(|t| t.ok())
+        .filter_map(|t| fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// One mode's cost in one storm.
+struct Cost {
+    /// Per program: runs per connection, ns per run.
+    programs: Vec<(String, f64, f64)>,
+    kernel_us_per_connection: f64,
+    user_ns_per_change: f64,
+    rate: f64,
+}
+
+fn measure(flags: &[&str], connections: u64, rst: bool) -> Result<Cost> {
+    let ns = Netns::new()?;
+    let out = std::env::temp_dir().join(format!("enetstat-cost-{}.out", std::process::id()));
+    let mut cmd = ns.command(release_bin("enetstat"));
+    cmd.args(flags).arg("--self-cost");
+    // The live view says nothing on stderr: its first table tells.
+    let ready = (flags[0] != "-c").then_some("tracing TCP");
+    let mut tracer = start_tracer(cmd, &out, ready)?;
+    if ready.is_none() {
+        while !fs::read_to_string(&out)
+            .unwrap_or_default()
+            .contains("Proto")
+        {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+    let pid = tracer.child.id();
+    let (before, cpu_before) = (program_stats()?, cpu_ns(pid));
+    let rate = storm_rate(
+        &storm_command(&ns, connections, rst)
+            .output()
+            .context("running tcpload storm")?,
+    )?;
+    if flags[0] == "-E" {
+        wait_quiet(&out);
+    } else {
+        std::thread::sleep(std::time::Duration::from_secs(2));
+    }
+    let (after, cpu_after) = (program_stats()?, cpu_ns(pid));
+    tracer.stop()?;
+    let _ = fs::remove_file(&out);
+    let n = connections as f64;
+    let mut programs: Vec<(String, f64, f64)> = after
+        .iter()
+        .filter_map(|(name, &(runs, ns))| {
+            let (runs0, ns0) = before.get(name).copied().unwrap_or((0, 0));
+            let runs = runs.saturating_sub(runs0);
+            (runs > 0).then(|| {
+                let ns = ns.saturating_sub(ns0);
+                (name.clone(), runs as f64 / n, ns as f64 / runs as f64)
+            })
+        })
+        .collect();
+    programs.sort_by(|a, b| (b.1 * b.2).total_cmp(&(a.1 * a.2)));
+    let kernel_ns: f64 = programs.iter().map(|(_, runs, ns)| runs * ns * n).sum();
+    // Per connection: 5 client + 5 server changes on a normal close, 3 + 3
+    // with a reset.
+    let changes = n * if rst { 6.0 } else { 10.0 };
+    Ok(Cost {
+        programs,
+        kernel_us_per_connection: kernel_ns / n / 1000.0,
+        user_ns_per_change: cpu_after.saturating_sub(cpu_before) as f64 / changes,
+        rate,
+    })
+}
+
+/// The cost section of bench/RESULTS.md.
+pub fn table(connections: u64) -> Result<String> {
+    let mut s = format!(
+        "## Tracer cost: {connections} connections per storm, {WORKERS} client + {WORKERS} server threads, with --self-cost\n\n\
+Kernel: the kernel's statistics of enetstat's programs (`kernel.bpf_stats_enabled`, as bpftool shows them), over the storm; \
+they add two clock reads per run. Userspace: the tracer's CPU time (`/proc/PID/task/*/schedstat`) per state change. One storm per row.\n\n\
+| close | mode | conn/s | programs: runs per connection × ns per run | kernel µs/connection | userspace ns/state change |\n|---|---|---|---|---|---|\n"
+    );
+    for rst in [false, true] {
+        for (label, flags) in MODES {
+            println!(
+                "bench: cost, {} close, {label}",
+                if rst { "reset" } else { "normal" }
+            );
+            let c = measure(flags, connections, rst)?;
+            let programs: Vec<String> = c
+                .programs
+                .iter()
+                .map(|(name, runs, ns)| format!("{name} {runs:.2} × {ns:.0}"))
+                .collect();
+            let _ = writeln!(
+                s,
+                "| {} | {label} | {:.0} | {} | {:.2} | {:.0} |",
+                if rst { "reset" } else { "normal" },
+                c.rate,
+                programs.join("; "),
+                c.kernel_us_per_connection,
+                c.user_ns_per_change
+            );
+        }
+    }
+    s.push_str("\nTargets: at most 300 ns per run of each program that runs on every connection, at most 3 µs per connection in all; userspace at most 300 ns per event for `-E`, 500 for `--json`.\n\n");
+    Ok(s)
+}
