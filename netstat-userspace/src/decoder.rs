@@ -134,11 +134,17 @@ pub struct Decoder {
     /// Secret for socket ids; see `NetEvent::socket`.
     socket_key: u64,
     /// Owners by (pid, comm): events repeat a few owners many times.
-    owners: RefCell<HashMap<(u32, [u8; 16]), Owner>>,
+    owners: RefCell<HashMap<OwnerKey, Owner>>,
+    /// The last owner looked up: a storm's events come from one owner in
+    /// long runs, and hashing the key was a tenth of -E's CPU.
+    last_owner: RefCell<Option<(OwnerKey, Owner)>>,
     /// The kernel's reset and drop reasons by value (empty: none named).
     reset_reasons: &'static [String],
     drop_reasons: &'static [String],
 }
+
+/// An owner as the kernel side names it: (pid, comm).
+type OwnerKey = (u32, [u8; 16]);
 
 /// Bound on the owner cache; a storm from many short-lived processes clears it.
 const OWNER_CACHE: usize = 4096;
@@ -154,6 +160,7 @@ impl Decoder {
             snapshot,
             socket_key: random_odd(),
             owners: RefCell::new(HashMap::new()),
+            last_owner: RefCell::new(None),
             reset_reasons: &[],
             drop_reasons: &[],
         }
@@ -263,17 +270,26 @@ impl Decoder {
 
 impl Decoder {
     fn owner(&self, pid: u32, comm: [u8; 16]) -> Owner {
+        let key = (pid, comm);
+        let mut last = self.last_owner.borrow_mut();
+        if let Some((k, owner)) = &*last
+            && *k == key
+        {
+            return owner.clone();
+        }
         let mut cache = self.owners.borrow_mut();
         if cache.len() >= OWNER_CACHE {
             cache.clear();
         }
-        cache
-            .entry((pid, comm))
+        let owner = cache
+            .entry(key)
             .or_insert_with(|| Owner {
                 pid,
                 program: Rc::from(comm_str(&comm)),
             })
-            .clone()
+            .clone();
+        *last = Some((key, owner.clone()));
+        owner
     }
 }
 

@@ -12,7 +12,6 @@ use netstat_common::Event;
 use crate::{
     cli::Cli,
     decoder::{Decoder, NetEvent},
-    fail,
     kernel::{self, Probe},
     names::Names,
     netns::Selection,
@@ -45,13 +44,6 @@ impl Format {
 }
 
 pub fn run(cli: &Cli, namespaces: Selection) -> Result<()> {
-    if let Some(secs) = cli.duration
-        && !(secs.is_finite() && secs > 0.0)
-    {
-        return Err(fail::usage(format!(
-            "invalid --duration {secs}: use a positive number of seconds"
-        )));
-    }
     block_on(stream(cli, namespaces))
 }
 

@@ -44,6 +44,23 @@ pub fn no_ebpf(message: impl Into<String>) -> anyhow::Error {
     .into()
 }
 
+/// `value` seconds of option `name` as a duration: a one-line usage error
+/// (exit 2) for NaN, infinite, zero or negative, too large or below `min`
+/// values.
+pub fn seconds(name: &str, value: f64, min: f64) -> anyhow::Result<std::time::Duration> {
+    // About 31 years: anything longer is a typo, not a plan.
+    const MAX: f64 = 1e9;
+    match std::time::Duration::try_from_secs_f64(value) {
+        Ok(d) if value >= min && value > 0.0 && value <= MAX => Ok(d),
+        _ if min > 0.0 => Err(usage(format!(
+            "invalid {name} {value}: use at least {min} and at most {MAX} seconds"
+        ))),
+        _ => Err(usage(format!(
+            "invalid {name} {value}: use more than 0 and at most {MAX} seconds"
+        ))),
+    }
+}
+
 /// An error with netstat's exit code for the same mistake (1 for an
 /// unknown address family, 3 for conflicting modes).
 pub fn with_code(code: i32, message: impl Into<String>) -> anyhow::Error {

@@ -71,6 +71,11 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     if cli.drops && !cli.events {
         return Err(fail::usage("--drops goes with -E (the event log)"));
     }
+    // Checked before anything is loaded (seconds under load); the stop
+    // request takes it from there.
+    if let Some(seconds) = cli.duration {
+        fail::seconds("--duration", seconds, 0.0)?;
+    }
     let event_mode = cli.events || cli.summary.is_some() || cli.metrics.is_some() || cli.continuous;
     if cli.self_cost && !event_mode {
         return Err(fail::usage(

@@ -9,11 +9,13 @@ use tokio::signal::unix::{SignalKind, signal};
 /// A future that completes on the first stop request. The signal handlers
 /// are installed now, so a signal from then on is never missed.
 pub fn requested(duration: Option<f64>) -> Result<impl Future<Output = ()>> {
+    let run_for = match duration {
+        None => Duration::from_secs(u64::MAX / 4),
+        Some(seconds) => crate::fail::seconds("--duration", seconds, 0.0)?,
+    };
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
-    let deadline = tokio::time::sleep(
-        duration.map_or(Duration::from_secs(u64::MAX / 4), Duration::from_secs_f64),
-    );
+    let deadline = tokio::time::sleep(run_for);
     Ok(async move {
         tokio::select! {
             _ = sigint.recv() => {}

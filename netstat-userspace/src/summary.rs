@@ -30,12 +30,8 @@ use crate::{
 };
 
 pub fn run(cli: &Cli, namespaces: Selection, seconds: f64) -> Result<()> {
-    if !(seconds.is_finite() && seconds >= 0.1) {
-        return Err(fail::usage(format!(
-            "invalid --summary interval {seconds}: use at least 0.1 seconds"
-        )));
-    }
-    session::block_on(summarise(cli, namespaces, Duration::from_secs_f64(seconds)))
+    let every = fail::seconds("--summary interval", seconds, 0.1)?;
+    session::block_on(summarise(cli, namespaces, every))
 }
 
 async fn summarise(cli: &Cli, namespaces: Selection, every: Duration) -> Result<()> {

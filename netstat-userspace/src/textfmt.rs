@@ -35,26 +35,64 @@ pub fn push_u64(out: &mut String, mut v: u64) {
             break;
         }
     }
-    // The bytes are ASCII digits.
-    out.push_str(std::str::from_utf8(&buf[at..]).unwrap_or("?"));
+    // SAFETY: the bytes are ASCII digits, which are UTF-8 (checking them
+    // was a visible cost of -E in a storm).
+    out.push_str(unsafe { std::str::from_utf8_unchecked(&buf[at..]) });
+}
+
+/// Appends nanoseconds as milliseconds with three decimals (`12.345`), in
+/// integer arithmetic: float formatting is a visible cost in a storm.
+pub fn push_millis(out: &mut String, ns: u64) {
+    let micros = ns / 1000;
+    push_u64(out, micros / 1000);
+    let fraction = micros % 1000;
+    out.push('.');
+    for digit in [fraction / 100, fraction / 10 % 10, fraction % 10] {
+        out.push(char::from(b'0' + digit as u8));
+    }
 }
 
 /// Appends a number right-aligned in `width` columns (`%6lu`).
 pub fn push_right(out: &mut String, v: u64, width: usize) {
     let start = out.len();
     push_u64(out, v);
-    let used = out.len() - start;
+    right_align(out, start, width);
+}
+
+/// Right-aligns what was written since `start` in `width` columns.
+pub fn right_align(out: &mut String, start: usize, width: usize) {
+    let used = columns(&out[start..]);
     if used < width {
-        out.insert_str(start, &" ".repeat(width - used));
+        let blanks = width - used;
+        match BLANKS.get(..blanks) {
+            Some(few) => out.insert_str(start, few),
+            None => out.insert_str(start, &" ".repeat(blanks)),
+        }
     }
 }
 
 /// Pads what was written since `start` with blanks to `width` columns
 /// (`%-Ns`: longer text is left as it is).
 pub fn pad_to(out: &mut String, start: usize, width: usize) {
-    let used = out[start..].chars().count();
-    out.extend(std::iter::repeat_n(' ', width.saturating_sub(used)));
+    let used = columns(&out[start..]);
+    let blanks = width.saturating_sub(used);
+    match BLANKS.get(..blanks) {
+        Some(few) => out.push_str(few),
+        None => out.extend(std::iter::repeat_n(' ', blanks)),
+    }
 }
+
+/// The columns `text` takes: one per character (ASCII, nearly always, by
+/// its length).
+pub fn columns(text: &str) -> usize {
+    if text.is_ascii() {
+        text.len()
+    } else {
+        text.chars().count()
+    }
+}
+
+const BLANKS: &str = "                                ";
 
 #[cfg(test)]
 mod tests {
@@ -73,6 +111,16 @@ mod tests {
         pad_to(&mut s, at, 4);
         s.push('|');
         assert_eq!(s, "x    42ab  |");
+        let mut s = String::new();
+        for ns in [0, 999_999, 12_345_678_901] {
+            push_millis(&mut s, ns);
+            s.push(' ');
+        }
+        assert_eq!(s, "0.000 0.999 12345.678 ");
+        let mut s = String::from("\u{e9}t\u{e9}");
+        pad_to(&mut s, 0, 5);
+        right_align(&mut s, 0, 40);
+        assert_eq!(s, format!("{}\u{e9}t\u{e9}  ", " ".repeat(35)));
     }
 
     #[test]

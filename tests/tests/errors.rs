@@ -68,6 +68,34 @@ fn unknown_port() {
     assert_refused(&out, "invalid port '70000'");
 }
 
+/// Durations that are no number of seconds a run could last: one line,
+/// exit 2, no panic, before anything is loaded.
+#[test]
+fn bad_durations() {
+    let bin = enetstat_bin();
+    for args in [
+        &["-S", "1", "--duration", "1e30"][..],
+        &["-c", "-tn", "--duration", "nan"],
+        &["-E", "--duration", "inf"],
+        &["-E", "--duration", "0"],
+        &["-E", "--duration=-2"],
+    ] {
+        let out = run(bin.to_str().unwrap(), args);
+        assert_refused(&out, "invalid --duration");
+    }
+    for interval in ["1e30", "nan", "0.01", "-1"] {
+        let out = run(bin.to_str().unwrap(), &["-S", interval]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        // A negative number is taken for a flag by the parser.
+        let want = match interval {
+            "-1" => "unexpected argument",
+            _ => "invalid --summary interval",
+        };
+        assert!(stderr.contains(want), "{interval}: {stderr}");
+        assert_refused(&out, "");
+    }
+}
+
 #[test]
 fn bad_ring_size() {
     let out = run(

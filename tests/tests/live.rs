@@ -16,6 +16,36 @@ struct Storm {
     stdout: String,
     mismatch: Option<String>,
     gaps: Option<u64>,
+    /// Every row that differs is a socket the view has in FIN_WAIT1 or
+    /// FIN_WAIT2 and the kernel in TIME_WAIT: the changes the development
+    /// machine's blind spot hides from every BPF program
+    /// (docs/INVESTIGATIONS.md), which no later event of a timewait socket
+    /// can reveal as a gap.
+    blind_spot_only: bool,
+}
+
+/// Whether `got` and `want` differ only by rows of the blind spot's kind
+/// (see `Storm::blind_spot_only`).
+fn blind_spot_only(got: &[String], want: &[String]) -> bool {
+    // Proto, Recv-Q, Send-Q, Local, Foreign, State: the endpoints of a
+    // row in one of `states`.
+    let ends = |row: &str, states: &[&str]| -> Option<String> {
+        let words: Vec<&str> = row.split_whitespace().collect();
+        let state = words.get(5)?;
+        states
+            .contains(state)
+            .then(|| format!("{} {} {}", words[0], words[3], words[4]))
+    };
+    let view: Vec<&String> = got.iter().filter(|r| !want.contains(r)).collect();
+    let kernel: Vec<&String> = want.iter().filter(|r| !got.contains(r)).collect();
+    let mut from: Vec<Option<String>> = view
+        .iter()
+        .map(|r| ends(r, &["FIN_WAIT1", "FIN_WAIT2"]))
+        .collect();
+    let mut to: Vec<Option<String>> = kernel.iter().map(|r| ends(r, &["TIME_WAIT"])).collect();
+    from.sort();
+    to.sort();
+    !from.is_empty() && from.iter().all(Option::is_some) && from == to
 }
 
 /// A held-open connection (LISTEN plus both ESTABLISHED ends) and two
@@ -67,6 +97,7 @@ fn storm_then_compare(tag: &str, view_args: &[&str]) -> Storm {
         .map(|notice| number_before(notice, "of them gaps").unwrap_or(0));
     Storm {
         stdout: out.stdout,
+        blind_spot_only: blind_spot_only(&got, &want),
         mismatch,
         gaps,
     }
@@ -129,8 +160,11 @@ fn after_a_mixed_storm_the_view_equals_a_fresh_snapshot() {
         let only_gaps = storm
             .gaps
             .is_some_and(|gaps| gaps > 0 && gaps == lost_in(&storm.stdout));
-        if only_gaps && attempt < STORM_ATTEMPTS {
-            eprintln!("storm {attempt}: only gaps lost ({:?}); again", storm.gaps);
+        if (only_gaps || storm.blind_spot_only) && attempt < STORM_ATTEMPTS {
+            eprintln!(
+                "storm {attempt}: only gaps lost ({:?}) or blind-spot rows; again",
+                storm.gaps
+            );
             continue;
         }
         assert_eq!(storm.mismatch, None);
@@ -152,9 +186,12 @@ fn after_losing_events_the_view_says_so_and_resynchronises() {
             notice.contains("events lost in the kernel so far; last resynchronised from /proc"),
             "{notice}"
         );
-        // A gap after the last resynchronisation (the blind spot) leaves a
-        // row behind; only then is the storm run again.
-        if storm.mismatch.is_some() && storm.gaps.unwrap_or(0) > 0 && attempt < STORM_ATTEMPTS {
+        // A gap after the last resynchronisation, or a change hidden from
+        // every program (both the blind spot), leaves a row behind; only
+        // then is the storm run again.
+        let blind =
+            storm.mismatch.is_some() && (storm.gaps.unwrap_or(0) > 0 || storm.blind_spot_only);
+        if blind && attempt < STORM_ATTEMPTS {
             eprintln!("storm {attempt}: {notice}; again");
             continue;
         }
@@ -319,4 +356,23 @@ fn a_listeners_accept_queue_is_shown_as_netstat_shows_it() {
     listener.close();
     let out = view.stop();
     assert!(out.status.success(), "{:?}", out.stderr);
+}
+
+#[test]
+fn only_the_blind_spots_rows_count_as_its_mismatch() {
+    let row = |ends: &str, state: &str| format!("tcp6       0      0 {ends}  {state}");
+    let (a, b) = ("::1:37296 ::1:7000", "::1:37298 ::1:7000");
+    let want = vec![row(a, "TIME_WAIT"), row(b, "TIME_WAIT")];
+    let got = vec![row(a, "FIN_WAIT2"), row(b, "TIME_WAIT")];
+    assert!(blind_spot_only(&got, &want));
+    // Any other difference is a mismatch of its own.
+    let extra = vec![
+        row(a, "FIN_WAIT2"),
+        row(b, "TIME_WAIT"),
+        row("::1:1 ::1:2", "TIME_WAIT"),
+    ];
+    assert!(!blind_spot_only(&extra, &want));
+    let reversed = vec![row(a, "TIME_WAIT"), row(b, "FIN_WAIT2")];
+    assert!(!blind_spot_only(&want, &reversed));
+    assert!(!blind_spot_only(&want, &want));
 }

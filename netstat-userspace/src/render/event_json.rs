@@ -2,12 +2,13 @@
 //! part of the interface and documented in the README; every object has
 //! every field, `null` where it does not apply.
 
-use std::fmt::Write as _;
+use std::{fmt::Write as _, net::SocketAddr};
 
 use crate::{
     clock::TimeFormat,
     decoder::{EventKind, NetEvent, StateAge},
-    render::{Millis, tcp_proto},
+    render::tcp_proto,
+    textfmt::{push_millis, push_u64},
 };
 
 #[derive(Default)]
@@ -16,95 +17,127 @@ pub struct JsonLog {
 }
 
 impl JsonLog {
-    /// Appends one event's object (without newline) to `out`.
+    /// Appends one event's object (without newline) to `out`, without
+    /// `core::fmt` where it can (it was most of `--json`'s CPU in a storm).
     pub fn write_line(&mut self, out: &mut String, ev: &NetEvent) {
         out.push_str("{\"time\":\"");
         self.time.write_utc(out, ev.wall_ns);
-        let _ = write!(out, "\",\"event\":\"{}\"", ev.kind.name());
+        out.push_str("\",\"event\":\"");
+        out.push_str(ev.kind.name());
         match &ev.owner {
             Some(o) => {
-                let _ = write!(out, ",\"pid\":{},\"program\":", o.pid);
+                out.push_str("\",\"pid\":");
+                push_u64(out, u64::from(o.pid));
+                out.push_str(",\"program\":");
                 write_json_string(out, &o.program);
             }
-            None => out.push_str(",\"pid\":null,\"program\":null"),
+            None => out.push_str("\",\"pid\":null,\"program\":null"),
         }
-        let _ = write!(
-            out,
-            ",\"proto\":\"{}\",\"local\":\"{}\",\"remote\":\"{}\"",
-            tcp_proto(ev),
-            ev.local,
-            ev.remote
-        );
-        let _ = match ev.kind {
-            EventKind::State { old, new } => write!(
-                out,
-                ",\"old_state\":\"{}\",\"new_state\":\"{}\"",
-                old.name(),
-                new.name()
-            ),
-            _ => write!(out, ",\"old_state\":null,\"new_state\":null"),
-        };
-        let _ = write!(out, ",\"state\":\"{}\"", ev.state.name());
-        let _ = match ev.age {
-            Some(StateAge::Exact(ns)) => write!(
-                out,
-                ",\"prev_state_ms\":{},\"prev_state_ms_at_least\":null",
-                Millis(ns)
-            ),
-            Some(StateAge::AtLeast(ns)) => write!(
-                out,
-                ",\"prev_state_ms\":null,\"prev_state_ms_at_least\":{}",
-                ns / 1_000_000
-            ),
-            None => write!(
-                out,
-                ",\"prev_state_ms\":null,\"prev_state_ms_at_least\":null"
-            ),
-        };
-        let _ = write!(
-            out,
-            ",\"after_gap\":{},\"retransmits\":{},\"netns\":{},\"socket\":\"{:016x}\"",
-            ev.after_gap, ev.retransmits, ev.netns, ev.socket
-        );
-        match ev.failure {
-            Some(f) => {
-                let _ = write!(out, ",\"failure\":\"{}\"", f.name());
+        out.push_str(",\"proto\":\"");
+        out.push_str(tcp_proto(ev));
+        out.push_str("\",\"local\":\"");
+        push_endpoint(out, ev.local);
+        out.push_str("\",\"remote\":\"");
+        push_endpoint(out, ev.remote);
+        match ev.kind {
+            EventKind::State { old, new } => {
+                out.push_str("\",\"old_state\":\"");
+                out.push_str(old.name());
+                out.push_str("\",\"new_state\":\"");
+                out.push_str(new.name());
+                out.push('"');
             }
-            None => out.push_str(",\"failure\":null"),
+            _ => out.push_str("\",\"old_state\":null,\"new_state\":null"),
         }
-        match ev.reset_reason {
-            Some(r) => {
-                let _ = write!(out, ",\"reset_reason\":\"{r}\"");
+        out.push_str(",\"state\":\"");
+        out.push_str(ev.state.name());
+        out.push_str("\",\"prev_state_ms\":");
+        match ev.age {
+            Some(StateAge::Exact(ns)) => {
+                push_millis(out, ns);
+                out.push_str(",\"prev_state_ms_at_least\":null");
             }
-            None => out.push_str(",\"reset_reason\":null"),
+            Some(StateAge::AtLeast(ns)) => {
+                out.push_str("null,\"prev_state_ms_at_least\":");
+                push_u64(out, ns / 1_000_000);
+            }
+            None => out.push_str("null,\"prev_state_ms_at_least\":null"),
         }
-        match ev.drop_reason {
-            Some(r) => {
-                let _ = write!(out, ",\"drop_reason\":\"{r}\"");
+        out.push_str(",\"after_gap\":");
+        out.push_str(if ev.after_gap { "true" } else { "false" });
+        out.push_str(",\"retransmits\":");
+        push_u64(out, u64::from(ev.retransmits));
+        out.push_str(",\"netns\":");
+        push_u64(out, u64::from(ev.netns));
+        out.push_str(",\"socket\":\"");
+        push_hex16(out, ev.socket);
+        out.push('"');
+        let names = [
+            ("failure", ev.failure.map(|f| f.name())),
+            ("reset_reason", ev.reset_reason),
+            ("drop_reason", ev.drop_reason),
+        ];
+        for (key, value) in names {
+            out.push_str(",\"");
+            out.push_str(key);
+            out.push_str("\":");
+            match value {
+                Some(name) => {
+                    out.push('"');
+                    out.push_str(name);
+                    out.push('"');
+                }
+                None => out.push_str("null"),
             }
-            None => out.push_str(",\"drop_reason\":null"),
         }
         match ev.totals {
             Some(t) => {
+                out.push_str(",\"lifetime_ms\":");
                 match t.lifetime_ns {
-                    Some(ns) => {
-                        let _ = write!(out, ",\"lifetime_ms\":{}", Millis(ns));
-                    }
-                    None => out.push_str(",\"lifetime_ms\":null"),
+                    Some(ns) => push_millis(out, ns),
+                    None => out.push_str("null"),
                 }
-                let _ = write!(
-                    out,
-                    ",\"bytes_acked\":{},\"bytes_received\":{},\"srtt_ms\":{},\"total_retransmits\":{}}}",
-                    t.bytes_acked,
-                    t.bytes_received,
-                    Millis(t.srtt_ns),
-                    t.total_retransmits
-                );
+                out.push_str(",\"bytes_acked\":");
+                push_u64(out, t.bytes_acked);
+                out.push_str(",\"bytes_received\":");
+                push_u64(out, t.bytes_received);
+                out.push_str(",\"srtt_ms\":");
+                push_millis(out, t.srtt_ns);
+                out.push_str(",\"total_retransmits\":");
+                push_u64(out, u64::from(t.total_retransmits));
+                out.push('}');
             }
             None => out.push_str(
                 ",\"lifetime_ms\":null,\"bytes_acked\":null,\"bytes_received\":null,\"srtt_ms\":null,\"total_retransmits\":null}",
             ),
         }
+    }
+}
+
+/// `addr` as `SocketAddr` displays it (`1.2.3.4:80`, `[::1]:80`).
+fn push_endpoint(out: &mut String, addr: SocketAddr) {
+    match addr {
+        SocketAddr::V4(v4) => {
+            for (i, octet) in v4.ip().octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push('.');
+                }
+                push_u64(out, octet.into());
+            }
+            out.push(':');
+            push_u64(out, v4.port().into());
+        }
+        SocketAddr::V6(_) => {
+            let _ = write!(out, "{addr}");
+        }
+    }
+}
+
+/// `v` as 16 lower-case hex digits (`{:016x}`).
+fn push_hex16(out: &mut String, v: u64) {
+    for shift in (0..16).rev() {
+        let digit = (v >> (shift * 4)) & 0xf;
+        out.push(char::from(b"0123456789abcdef"[digit as usize]));
     }
 }
 
@@ -128,6 +161,26 @@ fn write_json_string(out: &mut String, s: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn endpoints_and_ids_are_written_as_core_fmt_writes_them() {
+        for addr in [
+            "127.0.0.1:9",
+            "10.200.3.255:65535",
+            "[::1]:7000",
+            "[fe80::1:2]:1",
+        ] {
+            let addr: SocketAddr = addr.parse().unwrap();
+            let mut s = String::new();
+            push_endpoint(&mut s, addr);
+            assert_eq!(s, addr.to_string());
+        }
+        for id in [0, 1, 0xdead_beef, u64::MAX] {
+            let mut s = String::new();
+            push_hex16(&mut s, id);
+            assert_eq!(s, format!("{id:016x}"));
+        }
+    }
 
     #[test]
     fn escapes_program_names() {

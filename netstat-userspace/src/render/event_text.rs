@@ -6,7 +6,8 @@ use crate::{
     clock::TimeFormat,
     decoder::{CloseTotals, EventKind, NetEvent, StateAge},
     names::Names,
-    render::{Millis, pad_column, tcp_proto},
+    render::{pad_column, tcp_proto},
+    textfmt::{push_millis, push_right, push_u64, right_align},
 };
 
 const HEADER: &str = "Time            PID/Program name     Proto Local Address           Foreign Address         Event                       Prev(ms) Retrans";
@@ -57,17 +58,17 @@ impl TextLog {
         pad_column(out, start, 27);
 
         let start = out.len();
-        let _ = match ev.age {
-            Some(StateAge::Exact(ns)) => write!(out, "{}", Millis(ns)),
-            Some(StateAge::AtLeast(ns)) => write!(out, ">{}", ns / 1_000_000),
-            None => write!(out, "-"),
-        };
-        // Right-aligned in 8 columns.
-        let used = out.len() - start;
-        if used < 8 {
-            out.insert_str(start, &"        "[..8 - used]);
+        match ev.age {
+            Some(StateAge::Exact(ns)) => push_millis(out, ns),
+            Some(StateAge::AtLeast(ns)) => {
+                out.push('>');
+                push_u64(out, ns / 1_000_000);
+            }
+            None => out.push('-'),
         }
-        let _ = write!(out, " {:>7}", ev.retransmits);
+        right_align(out, start, 8);
+        out.push(' ');
+        push_right(out, u64::from(ev.retransmits), 7);
         if self.netns {
             let _ = write!(out, " {:<10}", ev.netns);
         }
@@ -98,17 +99,22 @@ fn write_details(out: &mut String, ev: &NetEvent) {
         total_retransmits,
     }) = ev.totals
     {
+        out.push_str("lifetime ");
         match lifetime_ns {
             Some(ns) => {
-                let _ = write!(out, "lifetime {}ms", Millis(ns));
+                push_millis(out, ns);
+                out.push_str("ms");
             }
-            None => out.push_str("lifetime ?"),
+            None => out.push('?'),
         }
-        let _ = write!(
-            out,
-            " acked {bytes_acked}B received {bytes_received}B srtt {}ms retrans {total_retransmits}",
-            Millis(srtt_ns)
-        );
+        out.push_str(" acked ");
+        push_u64(out, bytes_acked);
+        out.push_str("B received ");
+        push_u64(out, bytes_received);
+        out.push_str("B srtt ");
+        push_millis(out, srtt_ns);
+        out.push_str("ms retrans ");
+        push_u64(out, u64::from(total_retransmits));
     }
 }
 
@@ -117,7 +123,9 @@ fn write_owner(out: &mut String, ev: &NetEvent) {
     let start = out.len();
     match &ev.owner {
         Some(o) => {
-            let _ = write!(out, "{}/{}", o.pid, o.program);
+            push_u64(out, u64::from(o.pid));
+            out.push('/');
+            out.push_str(&o.program);
             let mut end = (start + 20).min(out.len());
             while !out.is_char_boundary(end) {
                 end -= 1;
@@ -129,16 +137,20 @@ fn write_owner(out: &mut String, ev: &NetEvent) {
 }
 
 fn write_event(out: &mut String, ev: &NetEvent) {
-    let state = ev.state.name();
-    let _ = match ev.kind {
-        EventKind::State { old, new } => write!(out, "{} -> {}", old.name(), new.name()),
-        EventKind::Retransmit => write!(out, "RETRANSMIT in {state}"),
-        EventKind::RetransmitSynack => write!(out, "SYNACK RETRANSMIT in {state}"),
-        EventKind::ResetSent if ev.state.0 == 0 => write!(out, "RESET sent (no socket)"),
-        EventKind::ResetSent => write!(out, "RESET sent in {state}"),
-        EventKind::ResetReceived => write!(out, "RESET received in {state}"),
-        EventKind::Drop => write!(out, "DROPPED by the kernel"),
+    let (what, state) = match ev.kind {
+        EventKind::State { old, new } => {
+            out.push_str(old.name());
+            (" -> ", new.name())
+        }
+        EventKind::Retransmit => ("RETRANSMIT in ", ev.state.name()),
+        EventKind::RetransmitSynack => ("SYNACK RETRANSMIT in ", ev.state.name()),
+        EventKind::ResetSent if ev.state.0 == 0 => ("RESET sent (no socket)", ""),
+        EventKind::ResetSent => ("RESET sent in ", ev.state.name()),
+        EventKind::ResetReceived => ("RESET received in ", ev.state.name()),
+        EventKind::Drop => ("DROPPED by the kernel", ""),
     };
+    out.push_str(what);
+    out.push_str(state);
 }
 
 #[cfg(test)]
