@@ -166,12 +166,12 @@ pub(crate) fn add_duration(netns: u32, histogram: u32, ns: u64) {
     add_stat(netns, histogram + stat::HISTOGRAM_BUCKETS, ns);
 }
 
-/// Stores socket `sk`'s record; `fresh`: it had none, so the entry is
-/// counted as added (unless another CPU added it first). False when the
-/// kernel refused the entry.
+/// Stores the record of socket `sk`, which had none (records that exist
+/// are written in place): counted as added unless another CPU added it
+/// first. False when the kernel refused the entry.
 #[inline(always)]
-pub(crate) fn remember_sock(sk: u64, info: &SockInfo, fresh: bool) -> bool {
-    if fresh && SOCKS.insert(sk, info, u64::from(BPF_NOEXIST)).is_ok() {
+pub(crate) fn remember_sock(sk: u64, info: &SockInfo) -> bool {
+    if SOCKS.insert(sk, info, u64::from(BPF_NOEXIST)).is_ok() {
         add_counter(counter::SOCKS_ADDED);
         return true;
     }

@@ -144,10 +144,11 @@ pub(crate) fn on_socket_event(
     // Only full sockets are remembered (they are sure to be destroyed, which
     // frees the entry); a reset may be sent for a timewait socket.
     if sk != 0 && (event_kind == kind::RETRANSMIT || event_kind == kind::RECEIVE_RESET) {
-        let (mut info, fresh) = match SOCKS.get_ptr(sk) {
+        let known = SOCKS.get_ptr_mut(sk);
+        let mut info = match known {
             // SAFETY: a map value, copied at once.
-            Some(known) => (unsafe { *known }, false),
-            None => (SockInfo::default(), true),
+            Some(known) => unsafe { *known },
+            None => SockInfo::default(),
         };
         if event_kind == kind::RETRANSMIT {
             info.retransmits += 1;
@@ -156,8 +157,15 @@ pub(crate) fn on_socket_event(
         }
         ev.prev_ts_ns = info.ts_ns;
         copy_owner(ev, &info);
-        if !remember_sock(sk, &info, fresh) {
-            add_counter(counter::SOCK_MAP_FULL);
+        match known {
+            // In place, as `set_state` does: no LRU update per event.
+            // SAFETY: the map value found above, valid while we run.
+            Some(known) => mem::copy(unsafe { &mut *known }, &info),
+            None => {
+                if !remember_sock(sk, &info) {
+                    add_counter(counter::SOCK_MAP_FULL);
+                }
+            }
         }
     } else if sk != 0
         && let Some(info) = SOCKS.get_ptr(sk)

@@ -233,7 +233,7 @@ pub(crate) fn on_transition<C: EbpfContext>(
         // CPU removed it since, the write reaches memory the map no longer
         // uses).
         mem::copy(unsafe { &mut *known }, &info);
-    } else if !remember_sock(sk, &info, true) {
+    } else if !remember_sock(sk, &info) {
         add_counter(counter::SOCK_MAP_FULL);
         warn!(
             ctx,

@@ -47,6 +47,7 @@ pub fn run(opts: &Options) -> Result<()> {
     }
     if opts.only.is_none_or(|s| s == Scenario::Live) {
         report.push_str(&crate::live_bench::table(opts.runs.unwrap_or(3))?);
+        report.push_str(&crate::live_bench::at_scale_table()?);
     }
     println!("\n{report}");
     let dir = workspace_root().join("bench");

@@ -1,9 +1,16 @@
 //! The live-view benchmark: CPU time of `enetstat -c -tan` (events) against
 //! net-tools `netstat -c -tan` (a /proc re-read every second) while a storm
-//! runs beside idle sockets, per 1,000 storm connections; and the memory
-//! each TIME_WAIT row the storm leaves costs the viewer.
+//! runs beside idle sockets, per 1,000 storm connections; the memory each
+//! TIME_WAIT row the storm leaves costs the viewer; and a large idle table:
+//! the first drawing, memory per row, CPU while nothing changes, and the
+//! CPU of the redraw after one change.
 
-use std::{fmt::Write as _, process::Stdio, time::Duration};
+use std::{
+    fmt::Write as _,
+    fs,
+    process::Stdio,
+    time::{Duration, Instant},
+};
 
 use anyhow::{Context as _, Result, bail};
 
@@ -51,6 +58,80 @@ Output to /dev/null; CPU (user + system) of the viewer from the storm's start un
             median(&rates),
             median(&cpus),
             spread(&cpus, 1000.0 / (STORM as f64 / 1000.0)),
+        )?;
+    }
+    table.push('\n');
+    Ok(table)
+}
+
+/// Idle connections of the large-table case (two sockets each).
+const AT_SCALE: usize = 100_000;
+/// How long the idle CPU is measured.
+const IDLE: Duration = Duration::from_secs(10);
+
+/// The large idle table: `enetstat -c -tan` beside `AT_SCALE` idle
+/// connections, against `netstat -c -tan`.
+pub fn at_scale_table() -> Result<String> {
+    let mut table = format!(
+        "## Live view at scale: {} established sockets, nothing changing
+
+Output to a file. First table: from start to the first drawing. Memory: resident bytes outside the ring buffer mapping, per row, once drawn. Idle CPU: over {} s with no change, % of a core. One change: CPU from one loopback connection (ten changes, its two ends) to 2 s later, less the idle rate. One run.
+
+| viewer | first table s | bytes per row | idle CPU % | one change ms |\n|---|---|---|---|---|\n",
+        2 * AT_SCALE,
+        IDLE.as_secs()
+    );
+    let ns = Netns::new()?;
+    println!("bench: live view at scale: holding {AT_SCALE} connections");
+    let _holders = hold(&ns, AT_SCALE)?;
+    let enetstat = release_bin("enetstat");
+    for viewer in [enetstat.to_str().context("utf-8 path")?, "netstat"] {
+        let name = viewer.rsplit('/').next().unwrap_or(viewer);
+        println!("bench: live view at scale: {name} -c -tan");
+        let out = std::env::temp_dir().join(format!("enetstat-scale-{}.out", std::process::id()));
+        let started = Instant::now();
+        let mut child = ns
+            .command(viewer)
+            .args(["-c", "-tan"])
+            .stdout(fs::File::create(&out)?)
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| format!("starting {viewer} -c"))?;
+        // The first drawing ends where the idle sockets' rows do.
+        let rows = 2 * AT_SCALE;
+        while fs::read_to_string(&out).map_or(0, |t| t.matches("ESTABLISHED").count()) < rows {
+            if started.elapsed() > Duration::from_secs(120) || child.try_wait()?.is_some() {
+                let _ = child.kill();
+                bail!("{viewer} -c drew no full table within 120 s");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let first = started.elapsed().as_secs_f64();
+        // One drawing period, so that a re-reading viewer is past its first.
+        std::thread::sleep(Duration::from_secs(2));
+        let memory = resident_outside_maps(child.id()) as f64 / rows as f64;
+        let before = cpu_seconds(child.id());
+        std::thread::sleep(IDLE);
+        let idle = (cpu_seconds(child.id()) - before) / IDLE.as_secs_f64();
+        let before = cpu_seconds(child.id());
+        ns.command(release_bin("tcpload"))
+            .args(["storm", "--listen", "127.0.0.1:7000", "--count", "1"])
+            .output()
+            .context("running tcpload storm")?;
+        std::thread::sleep(Duration::from_secs(2));
+        let change = (cpu_seconds(child.id()) - before - 2.0 * idle).max(0.0);
+        let _ = child.kill();
+        let _ = child.wait();
+        let _ = fs::remove_file(&out);
+        let memory = match name {
+            "netstat" => "-".to_string(),
+            _ => format!("{memory:.0}"),
+        };
+        writeln!(
+            table,
+            "| {name} -c -tan | {first:.1} | {memory} | {:.1} | {:.0} |",
+            idle * 100.0,
+            change * 1000.0
         )?;
     }
     table.push('\n');
