@@ -196,6 +196,19 @@ pub fn storm_rate(out: &std::process::Output) -> Result<f64> {
         .with_context(|| format!("unexpected storm output {text:?}"))
 }
 
+/// Time on CPU of all of `pid`'s threads, in ns (schedstat: finer than
+/// `cpu_seconds`' clock ticks, for per-event figures).
+pub fn cpu_ns(pid: u32) -> u64 {
+    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .filter_map(|t| t.ok())
+        .filter_map(|t| fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
+
 /// utime + stime of a process, in seconds.
 pub fn cpu_seconds(pid: u32) -> f64 {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();

@@ -7,11 +7,11 @@
 
 use std::{collections::HashMap, fmt::Write as _, fs, process::Command};
 
-use anyhow::{Context as _, Result};
+use anyhow::{Context as _, Result, bail};
 use netstat_common::{DROP_PROGRAM, RESET_FUNCTIONS, TRACEPOINTS};
 
 use crate::{
-    bench_kit::{Netns, WORKERS, start_tracer, storm_command, storm_rate, wait_quiet},
+    bench_kit::{Netns, WORKERS, cpu_ns, start_tracer, storm_command, storm_rate, wait_quiet},
     release_bin,
 };
 
@@ -49,18 +49,6 @@ fn program_stats() -> Result<HashMap<String, (u64, u64)>> {
     Ok(stats)
 }
 
-/// Time on CPU of all of `pid`'s threads, in ns.
-fn cpu_ns(pid: u32) -> u64 {
-    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
-        return 0;
-    };
-    tasks
-        .filter_map(|t| t.ok())
-        .filter_map(|t| fs::read_to_string(t.path().join("schedstat")).ok())
-        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
-        .sum()
-}
-
 /// One mode's cost in one storm.
 struct Cost {
     /// Per program: runs per connection, ns per run.
@@ -79,10 +67,14 @@ fn measure(flags: &[&str], connections: u64, rst: bool) -> Result<Cost> {
     let ready = (flags[0] != "-c").then_some("tracing TCP");
     let mut tracer = start_tracer(cmd, &out, ready)?;
     if ready.is_none() {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         while !fs::read_to_string(&out)
             .unwrap_or_default()
             .contains("Proto")
         {
+            if std::time::Instant::now() > deadline {
+                bail!("enetstat {} drew no table within 30 s", flags.join(" "));
+            }
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
     }
