@@ -33,6 +33,13 @@ pub mod flags {
     /// that put the socket in its old state, so the time spent there is
     /// not known.
     pub const AFTER_GAP: u8 = 4;
+    /// (Events only.) At FIN_WAIT2 -> CLOSE: the peer's FIN had not arrived
+    /// (`SOCK_DONE` clear), so the kernel hands the orphaned connection to a
+    /// timewait socket that stays in FIN_WAIT2, not TIME_WAIT.
+    pub const PEER_FIN_PENDING: u8 = 8;
+    /// (Socket records only.) A change of this socket was not sent (the
+    /// ring was full): its next event carries `AFTER_GAP`.
+    pub const UNREPORTED: u8 = 16;
 }
 
 /// Indices of the per-CPU `COUNTERS` array.
@@ -61,7 +68,10 @@ pub mod counter {
     pub const SOCKS_REMOVED: u32 = 7;
     pub const LISTENERS_ADDED: u32 = 8;
     pub const LISTENERS_REMOVED: u32 = 9;
-    pub const COUNT: u32 = 10;
+    /// Per CPU, events lost (`LOST`) that no `LossMark` has announced yet;
+    /// the kernel side zeroes it when it writes one.
+    pub const LOST_UNMARKED: u32 = 10;
+    pub const COUNT: u32 = 11;
 }
 
 /// Names of the maps, as the kernel object spells them (the kernel side's
@@ -180,18 +190,31 @@ pub fn failure(old: u8, new: u8, sock_flags: u8, retransmits: u32) -> u8 {
 
 /// The kernel swaps a closing socket for a timewait socket without a
 /// tracepoint: what it reports as FIN_WAIT2/CLOSING -> CLOSE is really the
-/// entry into TIME_WAIT, unless a reset killed the connection.
+/// entry into TIME_WAIT, unless a reset killed the connection. An orphaned
+/// FIN_WAIT2 socket whose peer has not sent its FIN yet (`PEER_FIN_PENDING`)
+/// goes on as a timewait socket in FIN_WAIT2: no change of state at all.
 #[inline(always)]
-pub fn effective_new_state(old: u8, new: u8, sock_flags: u8) -> u8 {
-    let graceful = sock_flags & flags::RESET_RECEIVED == 0;
-    if new == tcp_state::CLOSE
-        && graceful
-        && (old == tcp_state::FIN_WAIT2 || old == tcp_state::CLOSING)
-    {
-        tcp_state::TIME_WAIT
-    } else {
-        new
+pub fn effective_new_state(old: u8, new: u8, event_flags: u8) -> u8 {
+    let graceful = event_flags & flags::RESET_RECEIVED == 0;
+    if new != tcp_state::CLOSE || !graceful {
+        return new;
     }
+    match old {
+        tcp_state::FIN_WAIT2 if event_flags & flags::PEER_FIN_PENDING != 0 => tcp_state::FIN_WAIT2,
+        tcp_state::FIN_WAIT2 | tcp_state::CLOSING => tcp_state::TIME_WAIT,
+        _ => new,
+    }
+}
+
+/// Whether the change `old` -> `effective` (as `effective_new_state` gives
+/// it) ends a connection's full socket: a close (a listener's aside), the
+/// entry into TIME_WAIT, or an orphan handed to a timewait socket in
+/// FIN_WAIT2.
+#[inline(always)]
+pub fn ends_connection(old: u8, effective: u8) -> bool {
+    (effective == tcp_state::CLOSE && old != tcp_state::LISTEN)
+        || effective == tcp_state::TIME_WAIT
+        || (old == tcp_state::FIN_WAIT2 && effective == tcp_state::FIN_WAIT2)
 }
 
 mod filter;
@@ -305,6 +328,19 @@ pub struct Event {
     pub total_retrans: u32,
 }
 
+/// A ring record of its own kind, told from an [`Event`] by its size: events
+/// were lost on this CPU (the ring was full) before the records that follow
+/// it, so a reader sees where the stream has its hole.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LossMark {
+    /// `bpf_ktime_get_ns()` when the mark was written (the first record
+    /// after the loss that fitted).
+    pub ts_ns: u64,
+    /// Events lost on this CPU since its last mark.
+    pub lost: u64,
+}
+
 /// Sentinel offset for a kernel struct member this kernel does not have.
 pub const NO_FIELD: u16 = u16::MAX;
 
@@ -363,6 +399,10 @@ pub struct KernelOffsets {
     /// the ports connect() picks from; `NO_FIELD` where the kernel keeps
     /// them otherwise (any port may then be picked).
     pub net_port_range: u16,
+    /// `struct sock` -> `__sk_common.skc_flags` (`sk_flags`: an unsigned long of `enum sock_flags` bits).
+    pub sock_flags: u16,
+    /// The bit of `SOCK_DONE` in `sk_flags`: set when the peer's FIN arrived.
+    pub sock_done_bit: u16,
 }
 
 /// Everything the kernel programs are told at load time (a read-only global).
@@ -412,6 +452,8 @@ impl Config {
             tcp_srtt_us: 0,
             tcp_total_retrans: 0,
             net_port_range: NO_FIELD,
+            sock_flags: 0,
+            sock_done_bit: 0,
         },
         filter: Filter {
             addr: [0; 16],
@@ -482,7 +524,8 @@ const _: () = assert!(size_of::<Filter>() == 48);
 const _: () = assert!(size_of::<ListenKey>() == 8);
 const _: () = assert!(size_of::<ListenOwner>() == 32);
 const _: () = assert!(size_of::<SockInfo>() == 48);
-const _: () = assert!(size_of::<Config>() == 4 + 44 + 48 + 8);
+const _: () = assert!(size_of::<Config>() == 4 + 48 + 48 + 8);
+const _: () = assert!(size_of::<LossMark>() == 16);
 
 #[cfg(feature = "user")]
 mod user {
@@ -503,4 +546,6 @@ mod user {
     unsafe impl aya::Pod for super::ListenKey {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::ListenOwner {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::LossMark {}
 }

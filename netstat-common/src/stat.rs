@@ -29,7 +29,9 @@ pub const RESET_REASON_SLOTS: u32 = 64;
 /// `DROPS + reason`, for the first `DROP_REASON_SLOTS` reasons.
 pub const DROPS: u32 = RESET_REASONS + RESET_REASON_SLOTS;
 pub const DROP_REASON_SLOTS: u32 = 128;
-pub const COUNT: u32 = DROPS + DROP_REASON_SLOTS;
+/// Retransmitted SYNs (a connect's; `RETRANSMITS` counts data segments).
+pub const SYN_RETRANSMITS: u32 = DROPS + DROP_REASON_SLOTS;
+pub const COUNT: u32 = SYN_RETRANSMITS + 1;
 
 /// Bucket `b` counts durations under 2^b microseconds; the last one
 /// counts every longer one too.

@@ -6,12 +6,12 @@ use aya_ebpf::{
     helpers::bpf_ktime_get_ns,
 };
 use netstat_common::{
-    Event, RemoteKey, RemoteStats, SockInfo, counter, flags, kind, stat, tcp_state,
+    Event, LossMark, RemoteKey, RemoteStats, SockInfo, counter, flags, kind, stat, tcp_state,
 };
 
 use crate::{
     config::{CONFIG, cfg, filter},
-    maps::{EVENTS, REMOTES, SCRATCH, SOCKS, add_counter, add_stat, remember_sock},
+    maps::{COUNTERS, EVENTS, REMOTES, SCRATCH, SOCKS, add_counter, add_stat, remember_sock},
     mem,
     pair::{PairRun, Role, Verdict},
     read::{endpoints_from_packet, sock_state, tcp_sock, write_ends},
@@ -29,10 +29,12 @@ pub(crate) const WAKEUP_BYTES: u64 = 256 * 1024;
 /// An event's room in the ring: the record and its 8-byte header.
 const RECORD_BYTES: u64 = size_of::<Event>() as u64 + 8;
 
+/// Sends `ev`; false when the ring had no room (the loss is counted, and
+/// announced by a `LossMark` before the next record that fits).
 #[inline(always)]
-pub(crate) fn submit(ev: &Event) {
+pub(crate) fn submit(ev: &Event) -> bool {
     if cfg(&CONFIG.counts_only) != 0 {
-        return;
+        return true;
     }
     // Wake the reader once each time the unread bytes cross a multiple of
     // WAKEUP_BYTES: a wakeup per event while the reader is behind cost an
@@ -45,10 +47,35 @@ pub(crate) fn submit(ev: &Event) {
     } else {
         BPF_RB_NO_WAKEUP
     };
+    mark_losses(ev.ts_ns);
     // bpf_ringbuf_output copies in the kernel; a reserved slot would be
     // filled by a byte loop the verifier walks byte by byte.
     if EVENTS.output::<Event>(ev, wake as u64).is_err() {
         add_counter(counter::LOST);
+        add_counter(counter::LOST_UNMARKED);
+        return false;
+    }
+    true
+}
+
+/// Writes a `LossMark` for this CPU's events lost since its last one, so the
+/// stream shows where it has a hole; kept for later if it does not fit.
+#[inline(always)]
+fn mark_losses(now: u64) {
+    let Some(unmarked) = COUNTERS.get_ptr_mut(counter::LOST_UNMARKED) else {
+        return;
+    };
+    // SAFETY: this CPU's value of a per-CPU array, valid while we run.
+    let unmarked = unsafe { &mut *unmarked };
+    if *unmarked == 0 {
+        return;
+    }
+    let mark = LossMark {
+        ts_ns: now,
+        lost: *unmarked,
+    };
+    if EVENTS.output::<LossMark>(&mark, 0).is_ok() {
+        *unmarked = 0;
     }
 }
 
@@ -57,7 +84,7 @@ pub(crate) fn copy_owner(ev: &mut Event, info: &SockInfo) {
     ev.tgid = info.tgid;
     ev.comm = info.comm;
     ev.retransmits = info.retransmits;
-    ev.flags = info.flags;
+    ev.flags = info.flags & !flags::UNREPORTED;
 }
 
 /// Adds to the remote endpoint's entry in `REMOTES`. Not inlined: its
@@ -178,7 +205,11 @@ pub(crate) fn on_socket_event(
     }
     match event_kind {
         kind::RETRANSMIT => {
-            add_stat(netns, stat::RETRANSMITS, 1);
+            let what = match state {
+                tcp_state::SYN_SENT => stat::SYN_RETRANSMITS,
+                _ => stat::RETRANSMITS,
+            };
+            add_stat(netns, what, 1);
             count_remote(ev, |r| r.retransmits += 1);
         }
         kind::RETRANSMIT_SYNACK => {
@@ -201,6 +232,8 @@ pub(crate) fn on_socket_event(
             count_remote(ev, |r| r.resets += 1);
         }
     }
+    // A retransmit or reset that did not fit changes no state: the loss
+    // mark is all a reader needs.
     submit(ev);
 }
 

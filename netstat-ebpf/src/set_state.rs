@@ -8,12 +8,12 @@ use aya_ebpf::{
 };
 use aya_log_ebpf::warn;
 use netstat_common::{
-    Event, ListenKey, ListenOwner, SockInfo, counter, effective_new_state, failure, flags, kind,
-    stat, tcp_state,
+    Event, ListenKey, ListenOwner, SockInfo, counter, effective_new_state, ends_connection,
+    failure, flags, kind, stat, tcp_state,
 };
 
 use crate::{
-    config::{CONFIG, filter},
+    config::{CONFIG, cfg, filter},
     maps::{LISTENERS, SOCKS, add_counter, add_duration, add_stat, forget_sock, remember_sock},
     mem,
     pair::{PairRun, Role, Verdict, program_pair, tp},
@@ -129,7 +129,9 @@ pub(crate) fn on_transition<C: EbpfContext>(
         Some(known) => unsafe { *known },
         None => SockInfo::default(),
     };
-    let mut gap = false;
+    // A change of this socket did not fit in the ring.
+    let mut gap = info.flags & flags::UNREPORTED != 0 && !born;
+    info.flags &= !flags::UNREPORTED;
     // State 0: an entry made by a retransmit or reset, history unknown.
     if info.state != 0 {
         if info.state == new && info.prev_state == old {
@@ -181,13 +183,18 @@ pub(crate) fn on_transition<C: EbpfContext>(
     if gap {
         ev.flags |= flags::AFTER_GAP;
     }
+    if old == tcp_state::FIN_WAIT2 && new == tcp_state::CLOSE && !peer_fin_received(sk) {
+        ev.flags |= flags::PEER_FIN_PENDING;
+    }
     ev.failure = failure(old, new, info.flags, info.retransmits);
     // A connection's end (a listener has no totals).
     if new == tcp_state::CLOSE && old != tcp_state::LISTEN {
         add_totals(tsk, &info, ev);
     }
-    let effective = effective_new_state(old, new, info.flags);
+    let effective = effective_new_state(old, new, ev.flags);
     if passes(ev, filter().transition_matches(old, effective)) {
+        // An orphan handed to a timewait socket in FIN_WAIT2 counts as
+        // FIN_WAIT2 -> FIN_WAIT2: the application's socket ended there.
         add_stat(netns, stat::transition(old, effective), 1);
         let entered = if info.state == old { info.ts_ns } else { 0 };
         let change = u32::from(old) << 8 | u32::from(effective);
@@ -198,7 +205,9 @@ pub(crate) fn on_transition<C: EbpfContext>(
                 count_remote(ev, |r| r.failed_connects += 1);
             }
         }
-        submit(ev);
+        if !submit(ev) {
+            info.flags |= flags::UNREPORTED;
+        }
     }
 
     if new == tcp_state::LISTEN {
@@ -242,6 +251,16 @@ pub(crate) fn on_transition<C: EbpfContext>(
     }
 }
 
+/// Whether the peer's FIN reached `sk`: `tcp_fin` sets `SOCK_DONE` before
+/// a FIN_WAIT2 socket enters TIME_WAIT, while an orphan whose FIN was
+/// acknowledged enters the timewait socket's FIN_WAIT2 without it.
+#[inline(always)]
+fn peer_fin_received(sk: u64) -> bool {
+    let k = &CONFIG.kernel;
+    let sk_flags: u64 = member(sk, &k.sock_flags);
+    (sk_flags >> (cfg(&k.sock_done_bit) & 63)) & 1 != 0
+}
+
 /// The handshake's duration when a connect or an accept succeeds, and the connection's
 /// lifetime when it ends, where the kernel side saw them begin (`change`:
 /// old << 8 | new; `entered`: when the socket entered `old`, `born`: when
@@ -260,9 +279,7 @@ fn add_durations(netns: u32, change: u32, now: u64, entered: u64, born: u64) {
         };
         add_duration(netns, histogram, now.saturating_sub(entered));
     }
-    let ends = (effective == tcp_state::CLOSE && old != tcp_state::LISTEN)
-        || effective == tcp_state::TIME_WAIT;
-    if ends && born != 0 {
+    if ends_connection(old, effective) && born != 0 {
         add_duration(netns, stat::LIFETIME, now.saturating_sub(born));
     }
 }

@@ -160,10 +160,10 @@ pub struct Cli {
     /// Network namespace: a name from /var/run/netns, an inode number, a pid (its namespace), or `all` (default: our own)
     #[arg(long, value_name = "NS")]
     pub netns: Option<String>,
-    /// With -E: stop after this many events
+    /// With -E: stop after this many events; with -S: after this many intervals
     #[arg(long, value_name = "N")]
     pub count: Option<u64>,
-    /// With -E: stop after this many seconds
+    /// With -E, -S, -c or --metrics: stop after this many seconds
     #[arg(long, value_name = "SECONDS")]
     pub duration: Option<f64>,
     /// With -E: kernel ring buffer size in bytes (power of two, at least the page size)
@@ -184,5 +184,109 @@ impl Cli {
             ports: self.numeric || self.numeric_ports,
             users: self.numeric || self.numeric_users,
         }
+    }
+}
+
+impl Cli {
+    /// Refuses flags that cannot work together (one line, exit 2), before
+    /// anything is read or loaded: a flag is either honoured or refused,
+    /// never silently ignored.
+    pub fn check_combinations(&self) -> Result<(), anyhow::Error> {
+        let refuse = |message: String| Err(crate::fail::usage(message));
+        let modes: Vec<&str> = [
+            ("-E", self.events),
+            ("-S", self.summary.is_some()),
+            ("-c", self.continuous),
+        ]
+        .into_iter()
+        .filter_map(|(flag, on)| on.then_some(flag))
+        .collect();
+        if modes.len() > 1 {
+            return refuse(format!(
+                "{} each run a mode of their own: give one (--metrics may go beside any)",
+                modes.join(" and ")
+            ));
+        }
+        let metrics_alone = self.metrics.is_some() && modes.is_empty();
+        let tracing = match (modes.first().copied(), metrics_alone) {
+            (Some(flag @ ("-E" | "-S")), _) => Some(flag),
+            (None, true) => Some("--metrics"),
+            _ => None,
+        };
+        let unix_family = self
+            .families
+            .iter()
+            .flat_map(|list| list.split(','))
+            .any(|f| f == "unix");
+        // The first flag given of these groups, if any.
+        let listings = [
+            ("-r", self.route),
+            ("-i", self.interfaces),
+            ("-g", self.groups),
+            ("-s", self.statistics),
+            ("-M", self.masquerade),
+        ];
+        let unix = [("-x", self.unix), ("-A unix", unix_family)];
+        let udp_raw = [("-u", self.udp), ("-U", self.udplite), ("-w", self.raw)];
+        let first_of = |groups: &[&[(&'static str, bool)]]| {
+            groups
+                .iter()
+                .flat_map(|g| g.iter())
+                .find_map(|(flag, on)| on.then_some(*flag))
+        };
+        if let Some(mode) = tracing
+            && let Some(flag) = first_of(&[&listings, &udp_raw, &unix])
+        {
+            return refuse(format!(
+                "{mode} follows TCP only: leave out {flag} (or list it without {mode})"
+            ));
+        }
+        let event_log_or_summary = matches!(tracing, Some("-E" | "-S"));
+        if self.json && !event_log_or_summary {
+            return refuse("--json goes with -E or -S; the listing is netstat's text".into());
+        }
+        if self.stop_json && tracing.is_none() {
+            return refuse("--stop-json goes with -E, -S or --metrics".into());
+        }
+        if self.diff && !self.continuous {
+            return refuse("--diff goes with -c (it prints the live view's changes)".into());
+        }
+        match (self.count, tracing) {
+            (Some(0), _) => return refuse("invalid --count 0: use at least 1".into()),
+            (Some(_), Some("-E" | "-S")) | (None, _) => {}
+            (Some(_), _) => {
+                return refuse(
+                    "--count goes with -E (events) or -S (intervals); use --duration to bound the rest"
+                        .into(),
+                );
+            }
+        }
+        if self.duration.is_some() && tracing.is_none() && !self.continuous {
+            return refuse("--duration goes with -E, -S, -c or --metrics".into());
+        }
+        if self.ring_size.is_some() && !matches!(modes.first(), Some(&"-E" | &"-c")) {
+            return refuse("--ring-size goes with -E or -c, the modes that read events".into());
+        }
+        if self.netns.as_deref() == Some("all")
+            && let Some(flag) = first_of(&[&listings, &unix])
+        {
+            return refuse(format!(
+                "{flag} shows one network namespace: use --netns NAME, not all"
+            ));
+        }
+        let inet_filter = [
+            ("--port", self.port.is_some()),
+            ("--sport", self.sport.is_some()),
+            ("--dport", self.dport.is_some()),
+            ("--addr", self.addr.is_some()),
+        ];
+        if (self.unix || unix_family)
+            && let Some(flag) = first_of(&[&inet_filter])
+        {
+            return refuse(format!(
+                "{flag} has no meaning for unix sockets: leave out -x, or {flag}"
+            ));
+        }
+        Ok(())
     }
 }

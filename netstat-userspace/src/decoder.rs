@@ -14,7 +14,7 @@ use std::{
     rc::Rc,
 };
 
-use netstat_common::{AF_INET6, Event, failure, flags, kind};
+use netstat_common::{AF_INET6, Event, LossMark, failure, flags, kind};
 
 use crate::{
     clock::WallClock,
@@ -111,6 +111,10 @@ pub struct NetEvent {
     /// For state changes: the kernel side never saw the socket enter its
     /// old state (a gap in its history; README, Known limits).
     pub after_gap: bool,
+    /// For FIN_WAIT2 -> FIN_WAIT2: the application has closed, the peer has
+    /// not sent its FIN, and the kernel now holds the connection as a
+    /// timewait socket in FIN_WAIT2 (an orphan, as `ss` shows it).
+    pub peer_fin_pending: bool,
     pub retransmits: u32,
     pub failure: Option<Failure>,
     /// For a reset sent: the kernel's reason for it, where it gives one.
@@ -124,6 +128,15 @@ pub struct NetEvent {
     /// kernel address scrambled with a per-run secret, so logs do not print
     /// kernel pointers.
     pub socket: u64,
+}
+
+/// Events lost in the kernel (the ring was full) just before this point of
+/// the stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lost {
+    /// Nanoseconds since the Unix epoch.
+    pub wall_ns: i128,
+    pub count: u64,
 }
 
 pub struct Decoder {
@@ -200,6 +213,11 @@ impl Decoder {
             _ => TcpState(raw.newstate),
         };
         let after_gap = raw.kind == kind::STATE && raw.flags & flags::AFTER_GAP != 0;
+        let peer_fin_pending = kind
+            == (EventKind::State {
+                old: TcpState::FIN_WAIT2,
+                new: TcpState::FIN_WAIT2,
+            });
         let age = match kind {
             // A socket leaving CLOSE was just made, and a child leaving LISTEN
             // was just cloned from its listener: no earlier state to time.
@@ -214,9 +232,17 @@ impl Decoder {
             EventKind::State { .. } if raw.prev_ts_ns != 0 => {
                 Some(StateAge::Exact(raw.ts_ns.saturating_sub(raw.prev_ts_ns)))
             }
-            EventKind::State { .. } => Some(StateAge::AtLeast(
-                raw.ts_ns.saturating_sub(self.attached_ns),
-            )),
+            // The kernel side has no record: a socket the start-up snapshot
+            // saw in its old state has been there at least since we
+            // attached; of any other (evicted, or of another namespace),
+            // nothing is known.
+            EventKind::State { old, .. }
+                if raw.netns == self.own_netns && self.snapshot.was_in(local, remote, old.0) =>
+            {
+                Some(StateAge::AtLeast(
+                    raw.ts_ns.saturating_sub(self.attached_ns),
+                ))
+            }
             _ => None,
         };
         let owner = if raw.flags & flags::OWNER_KNOWN != 0 {
@@ -236,6 +262,7 @@ impl Decoder {
             owner,
             age,
             after_gap,
+            peer_fin_pending,
             retransmits: raw.retransmits,
             failure: match raw.failure {
                 failure::REFUSED => Some(Failure::Refused),
@@ -269,6 +296,14 @@ impl Decoder {
 }
 
 impl Decoder {
+    /// A loss mark's wall-clock time and count.
+    pub fn lost(&self, mark: &LossMark) -> Lost {
+        Lost {
+            wall_ns: self.clock.wall_ns(mark.ts_ns),
+            count: mark.lost,
+        }
+    }
+
     fn owner(&self, pid: u32, comm: [u8; 16]) -> Owner {
         let key = (pid, comm);
         let mut last = self.last_owner.borrow_mut();
@@ -396,12 +431,48 @@ mod tests {
     }
 
     #[test]
-    fn unknown_past_is_a_lower_bound_and_unknown_owner_is_none() {
+    fn unknown_past_is_a_lower_bound_only_for_a_socket_older_than_us() {
         let mut r = raw(tcp_state::ESTABLISHED, tcp_state::CLOSE_WAIT, 0);
         r.prev_ts_ns = 0;
+        // Not in the start-up snapshot: evicted from the kernel side's map
+        // (or never seen there), so its age is unknown, not our uptime.
         let ev = decoder().decode(&r);
-        assert_eq!(ev.age, Some(StateAge::AtLeast(4_000_000)));
+        assert_eq!(ev.age, None);
         assert_eq!(ev.owner, None);
+        // In the snapshot, in the state it now leaves: at least since we
+        // attached. In another state: its change since was not seen.
+        let started_with = |state| {
+            let older = crate::procnet::sockets::InetSocket::from_endpoints(
+                "127.0.0.1:40000".parse().unwrap(),
+                "127.0.0.2:80".parse().unwrap(),
+                state,
+            );
+            let owners = crate::owners::InodeOwners::default();
+            Decoder::new(1_000_000, 7, TcpOwners::new(&owners, &[older]))
+        };
+        let ev = started_with(tcp_state::ESTABLISHED).decode(&r);
+        assert_eq!(ev.age, Some(StateAge::AtLeast(4_000_000)));
+        let ev = started_with(tcp_state::SYN_SENT).decode(&r);
+        assert_eq!(ev.age, None);
+    }
+
+    #[test]
+    fn an_orphan_handed_to_timewait_before_the_peers_fin_stays_in_fin_wait2() {
+        let ev = decoder().decode(&raw(
+            tcp_state::FIN_WAIT2,
+            tcp_state::CLOSE,
+            flags::OWNER_KNOWN | flags::PEER_FIN_PENDING,
+        ));
+        assert_eq!(
+            ev.kind,
+            EventKind::State {
+                old: TcpState(tcp_state::FIN_WAIT2),
+                new: TcpState(tcp_state::FIN_WAIT2)
+            }
+        );
+        assert!(ev.peer_fin_pending);
+        // The full socket's totals still come with it.
+        assert!(ev.totals.is_some());
     }
 
     #[test]

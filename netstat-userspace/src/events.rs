@@ -7,11 +7,11 @@
 //! per batch, not per event).
 
 use anyhow::Result;
-use netstat_common::Event;
+use netstat_common::{Event, LossMark};
 
 use crate::{
     cli::Cli,
-    decoder::{Decoder, NetEvent},
+    decoder::{Decoder, Lost, NetEvent},
     kernel::{self, Probe},
     names::Names,
     netns::Selection,
@@ -27,6 +27,8 @@ struct LogCounts {
     written: u64,
     owners_unknown: u64,
     no_socket: u64,
+    /// Events the loss marks in the log account for.
+    marked_lost: u64,
 }
 
 enum Format {
@@ -39,6 +41,13 @@ impl Format {
         match self {
             Format::Text(log) => log.write_line(out, ev),
             Format::Json(log) => log.write_line(out, ev),
+        }
+    }
+
+    fn write_lost(&mut self, out: &mut String, lost: &Lost) {
+        match self {
+            Format::Text(log) => log.write_lost(out, lost),
+            Format::Json(log) => log.write_lost(out, lost),
         }
     }
 }
@@ -165,6 +174,20 @@ impl EventLog {
     fn flow(&self) -> Flow {
         if self.open { Flow::Go } else { Flow::End }
     }
+
+    /// Writes `line` and a newline.
+    fn write_record(&mut self) {
+        self.line.push('\n');
+        let written = self.out.write(&self.line, LOG);
+        self.open = self.written(written);
+    }
+
+    fn write_lost(&mut self, lost: Lost) {
+        self.counts.marked_lost += lost.count;
+        self.line.clear();
+        self.format.write_lost(&mut self.line, &lost);
+        self.write_record();
+    }
 }
 
 impl Sink for EventLog {
@@ -193,12 +216,17 @@ impl Sink for EventLog {
         }
         self.line.clear();
         self.format.write_line(&mut self.line, &ev);
-        self.line.push('\n');
-        let written = self.out.write(&self.line, LOG);
-        self.open = self.written(written);
+        self.write_record();
         if self.open {
             self.counts.written += 1;
             self.open = self.limit.is_none_or(|n| self.counts.written < n);
+        }
+        Ok(self.flow())
+    }
+
+    fn lost(&mut self, _: &Probe, mark: &LossMark) -> Result<Flow> {
+        if self.open {
+            self.write_lost(self.decoder.lost(mark));
         }
         Ok(self.flow())
     }
@@ -217,6 +245,17 @@ impl Sink for EventLog {
             return Ok(());
         }
         let mut counters = probe.counters()?;
+        // Losses after the last record that fitted have no mark in the
+        // stream yet: the log ends with theirs.
+        let unmarked = counters.ring_full.saturating_sub(self.counts.marked_lost);
+        if unmarked > 0 && self.open {
+            self.write_lost(Lost {
+                wall_ns: crate::clock::WallClock::new().wall_ns(kernel::monotonic_ns()),
+                count: unmarked,
+            });
+            let flushed = self.out.flush(LOG);
+            self.written(flushed);
+        }
         if let Selection::One(_) = self.namespaces {
             let ends = ends_unseen(probe)?;
             counters.gaps += ends;

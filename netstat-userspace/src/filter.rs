@@ -5,9 +5,14 @@
 use std::net::IpAddr;
 
 use anyhow::Result;
-use netstat_common::{AF_INET, AF_INET6, Filter};
+use netstat_common::{AF_INET, AF_INET6, Filter, tcp_state};
 
-use crate::{cli::Cli, fail, names, procnet::sockets::InetSocket, tcp_state::TcpState};
+use crate::{
+    cli::Cli,
+    fail, names,
+    procnet::{sockets::InetSocket, unix::UnixSocket},
+    tcp_state::TcpState,
+};
 
 pub fn from_cli(cli: &Cli) -> Result<Filter> {
     let mut filter = Filter::default();
@@ -43,6 +48,29 @@ pub fn socket_matches(filter: &Filter, s: &InetSocket, owner: Option<u32>) -> bo
         // A row whose owner is unknown here cannot be shown as the pid's.
         && filter.pid_matches(Some(owner.unwrap_or(0)))
         && filter.endpoints_match(family, &local, s.local.port(), &remote, s.remote.port())
+}
+
+/// Whether `--state` and `--pid` keep a unix socket (`owner`: its pid if
+/// known). Unix sockets have states of their own; the TCP names that mean
+/// the same select them: LISTEN (LISTENING), SYN_SENT (CONNECTING),
+/// ESTABLISHED (CONNECTED) and CLOSE (unconnected). Endpoint filters were
+/// refused with unix sockets (`Cli::check_combinations`).
+pub fn unix_matches(filter: &Filter, s: &UnixSocket, owner: Option<u32>) -> bool {
+    const UNCONNECTED: u32 = 1;
+    const CONNECTING: u32 = 2;
+    const CONNECTED: u32 = 3;
+    let as_tcp = match s.state {
+        _ if s.listening() => Some(tcp_state::LISTEN),
+        UNCONNECTED => Some(tcp_state::CLOSE),
+        CONNECTING => Some(tcp_state::SYN_SENT),
+        CONNECTED => Some(tcp_state::ESTABLISHED),
+        _ => None,
+    };
+    let state_wanted = match as_tcp {
+        Some(state) => filter.state_matches(state),
+        None => filter.states == 0,
+    };
+    state_wanted && filter.pid_matches(Some(owner.unwrap_or(0)))
 }
 
 /// An address as the kernel side lays it out (IPv4 in the first 4 bytes).

@@ -68,6 +68,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     if let Some(what) = &cli.generate {
         return generate::run(what);
     }
+    cli.check_combinations()?;
     if cli.drops && !cli.events {
         return Err(fail::usage("--drops goes with -E (the event log)"));
     }

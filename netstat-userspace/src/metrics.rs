@@ -21,6 +21,7 @@ pub fn run(cli: &Cli, namespaces: Selection) -> Result<()> {
         );
         let mut sink = Serving {
             stop_json: cli.json || cli.stop_json,
+            filtered: attached.filter != netstat_common::Filter::default(),
         };
         session::run(&mut attached.probe, cli.duration, &mut sink).await
     })
@@ -29,6 +30,8 @@ pub fn run(cli: &Cli, namespaces: Selection) -> Result<()> {
 /// Nothing to do between scrapes but wait for the stop.
 struct Serving {
     stop_json: bool,
+    /// A filter was given: the stop summary says what it left out.
+    filtered: bool,
 }
 
 impl Sink for Serving {
@@ -39,7 +42,7 @@ impl Sink for Serving {
     fn finish(&mut self, probe: &Probe, _stopped: bool) -> Result<()> {
         let counters = probe.counters()?;
         let stop = StopSummary {
-            filtered: Some(counters.filtered),
+            filtered: self.filtered.then_some(counters.filtered),
             ..session::stop_summary("metrics", probe, &counters)
         };
         eprintln!("{}", stop.render(self.stop_json));

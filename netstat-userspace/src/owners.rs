@@ -95,6 +95,8 @@ fn program_name(process: &procfs::process::Process) -> String {
 #[derive(Debug, Default)]
 pub struct TcpOwners {
     by_tuple: HashMap<(SocketAddr, SocketAddr), Owner>,
+    /// Every socket of the snapshot, owned or not, and its state then.
+    states: HashMap<(SocketAddr, SocketAddr), u8>,
     /// Listening port -> owner: children of listeners opened before start-up.
     listeners: HashMap<u16, Owner>,
 }
@@ -118,6 +120,9 @@ impl TcpOwners {
     pub fn new(inodes: &InodeOwners, sockets: &[InetSocket]) -> Self {
         let mut owners = Self::default();
         for socket in sockets {
+            owners
+                .states
+                .insert((socket.local, socket.remote), socket.state);
             let Some(owner) = inodes.by_inode.get(&socket.inode) else {
                 continue;
             };
@@ -129,6 +134,11 @@ impl TcpOwners {
                 .insert((socket.local, socket.remote), owner.clone());
         }
         owners
+    }
+
+    /// Whether the socket `local`-`remote` was there at start-up, in `state`.
+    pub fn was_in(&self, local: SocketAddr, remote: SocketAddr, state: u8) -> bool {
+        self.states.get(&(local, remote)) == Some(&state)
     }
 
     /// The owner of the socket `local`-`remote`; failing that, of the listener

@@ -7,7 +7,7 @@ use std::{io, time::Duration};
 
 use anyhow::{Context as _, Result};
 use aya::maps::{MapData, RingBuf};
-use netstat_common::Event;
+use netstat_common::{Event, LossMark};
 use tokio::{
     io::unix::{AsyncFd, AsyncFdReadyMutGuard},
     time::{Instant, Interval, MissedTickBehavior},
@@ -17,7 +17,7 @@ use crate::{
     cli::Cli,
     decoder::Decoder,
     fail, filter,
-    kernel::{self, Counters, Probe},
+    kernel::{self, Counters, Probe, Record},
     metrics_server,
     netns::{self, Selection},
     owners::TcpOwners,
@@ -163,8 +163,13 @@ pub enum Flow {
 pub trait Sink {
     /// Whether the mode reads events (false: the kernel only counts, -S).
     fn reads_events(&self) -> bool;
-    /// One record of the ring buffer.
+    /// One event of the ring buffer.
     fn event(&mut self, _probe: &Probe, _raw: &Event) -> Result<Flow> {
+        Ok(Flow::Go)
+    }
+    /// Events were lost here (the ring was full): the records that follow
+    /// come after the hole.
+    fn lost(&mut self, _probe: &Probe, _mark: &LossMark) -> Result<Flow> {
         Ok(Flow::Go)
     }
     /// After each read of the ring (at least every `POLL`): a batch ends.
@@ -246,7 +251,10 @@ fn drain(ring: &mut RingBuf<MapData>, probe: &Probe, sink: &mut impl Sink) -> Re
     while let Some(record) = ring.next() {
         let raw = kernel::decode_record(&record)?;
         drop(record);
-        flow = sink.event(probe, &raw)?;
+        flow = match raw {
+            Record::Event(ev) => sink.event(probe, &ev)?,
+            Record::Lost(mark) => sink.lost(probe, &mark)?,
+        };
         if flow == Flow::End {
             break;
         }

@@ -76,7 +76,24 @@ pub fn tcp_listeners() -> io::Result<Vec<ListenerLoad>> {
 /// What `-S` and `--metrics` read of the calling thread's namespace: its
 /// TCP pressure (/proc) and its listeners (None without TCP sock_diag).
 pub fn namespace_load() -> anyhow::Result<(TcpPressure, Option<Vec<ListenerLoad>>)> {
-    Ok((TcpPressure::read()?, tcp_listeners().ok()))
+    let mut pressure = TcpPressure::read()?;
+    // sockstat's `tw` counts every timewait socket, orphans still in
+    // FIN_WAIT2 among them: TIME_WAIT is the rest.
+    if let Ok(orphans) = timewait_fin_wait2() {
+        pressure.time_wait = pressure.time_wait.saturating_sub(orphans);
+    }
+    Ok((pressure, tcp_listeners().ok()))
+}
+
+/// Timewait sockets still in FIN_WAIT2 (orphans whose peer has not sent its
+/// FIN), which sock_diag shows with the timewait timer (3).
+fn timewait_fin_wait2() -> io::Result<u64> {
+    let mut count = 0;
+    for family in [AF_INET, AF_INET6] {
+        let fin_wait2 = tcp_sockets_in(family, 1 << tcp_state::FIN_WAIT2)?;
+        count += fin_wait2.iter().filter(|s| s.timer == 3).count() as u64;
+    }
+    Ok(count)
 }
 
 fn tcp_listeners_of(family: u8) -> io::Result<Vec<ListenerLoad>> {

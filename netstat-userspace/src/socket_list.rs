@@ -16,7 +16,7 @@ use crate::{
     procnet::{self, igmp, sockets::InetSocket, unix},
     render::{
         groups,
-        sockets::{ACCEPTING, InetProto, InetRow, SocketTable},
+        sockets::{InetProto, InetRow, SocketTable},
     },
     sock_diag,
 };
@@ -66,6 +66,7 @@ pub fn list(
         owners: owners.as_ref(),
     };
     rows.visit(&mut |row| table.inet_row(out, row))?;
+    unlisted(plan, &UNLISTED[..1]);
     if plan.groups {
         groups::header(out);
         if plan.ipv4 {
@@ -85,8 +86,10 @@ pub fn list(
         match procnet::read_optional("/proc/net/unix")? {
             Some(text) => {
                 for socket in unix::parse(&text, "/proc/net/unix")? {
-                    let listening = socket.state == 1 && socket.flags & ACCEPTING != 0;
-                    if plan.all || listening == plan.listening {
+                    let owner = owners.as_ref().and_then(|o| o.pid_of(socket.inode));
+                    if (plan.all || socket.listening() == plan.listening)
+                        && crate::filter::unix_matches(filter, &socket, owner)
+                    {
                         table.unix_row(out, &socket);
                     }
                 }
@@ -94,7 +97,36 @@ pub fn list(
             None => missing(plan, "AF UNIX")?,
         }
     }
+    unlisted(plan, &UNLISTED[1..]);
     Ok(())
+}
+
+/// What netstat lists besides inet, inet6 and unix (net-tools 2.10's /proc
+/// files), in its order: `-v` says of each that it is missing, as netstat
+/// does, or that enetstat does not list it.
+const UNLISTED: [(&str, &str); 6] = [
+    ("AF INET (sctp)", "/proc/net/sctp/eps"),
+    ("AF IPX", "/proc/net/ipx/socket"),
+    ("AF AX25", "/proc/net/ax25"),
+    ("AF X25", "/proc/net/x25"),
+    ("AF NETROM", "/proc/net/nr"),
+    ("AF ROSE", "/proc/net/rose"),
+];
+
+/// With `-v` and no protocol named: netstat's word on each of `families`.
+fn unlisted(plan: &Sockets, families: &[(&str, &str)]) {
+    if !plan.verbose || plan.explicit {
+        return;
+    }
+    for (what, path) in families {
+        if std::path::Path::new(path).exists() {
+            eprintln!(
+                "enetstat: `{what}' sockets exist on this system, but enetstat does not list them."
+            );
+        } else {
+            eprintln!("enetstat: no support for `{what}' on this system.");
+        }
+    }
 }
 
 /// The Internet rows of the listing as data (for the live view's --diff).

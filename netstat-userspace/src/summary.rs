@@ -49,6 +49,8 @@ async fn summarise(cli: &Cli, namespaces: Selection, every: Duration) -> Result<
         closed: false,
         failed: None,
         stop_json: cli.json || cli.stop_json,
+        blocks_left: cli.count,
+        filtered: attached.filter != netstat_common::Filter::default(),
     };
     eprintln!(
         "enetstat: tracing TCP in {}, a summary every {:.1} s (stop with Ctrl-C)",
@@ -73,6 +75,10 @@ struct Summary {
     /// Why writing failed; said after the stop summary.
     failed: Option<anyhow::Error>,
     stop_json: bool,
+    /// Blocks still to write (`--count`); None: until stopped.
+    blocks_left: Option<u64>,
+    /// A filter was given: the stop summary says what it left out.
+    filtered: bool,
 }
 
 impl Summary {
@@ -84,11 +90,21 @@ impl Summary {
         let block = self.render.render(self.clock.wall_ns(now), &interval);
         (self.last, self.last_at) = (totals, now);
         match self.out.write_whole(&block, "the summary") {
-            Ok(true) => return Ok(Flow::Go),
-            Ok(false) => self.closed = true,
-            Err(e) => self.failed = Some(e),
+            Ok(true) => {}
+            Ok(false) => {
+                self.closed = true;
+                return Ok(Flow::End);
+            }
+            Err(e) => {
+                self.failed = Some(e);
+                return Ok(Flow::End);
+            }
         }
-        Ok(Flow::End)
+        self.blocks_left = self.blocks_left.map(|n| n.saturating_sub(1));
+        Ok(match self.blocks_left {
+            Some(0) => Flow::End,
+            _ => Flow::Go,
+        })
     }
 }
 
@@ -106,8 +122,9 @@ impl Sink for Summary {
     }
 
     fn finish(&mut self, probe: &Probe, stopped: bool) -> Result<()> {
-        // A stop ends the interval under way with a block of its own.
-        if stopped {
+        // A stop ends the interval under way with a block of its own
+        // (unless --count's blocks are all written).
+        if stopped && self.blocks_left != Some(0) {
             self.block(probe)?;
         }
         if self.closed {
@@ -115,7 +132,7 @@ impl Sink for Summary {
         }
         let counters = probe.counters()?;
         let stop = StopSummary {
-            filtered: Some(counters.filtered),
+            filtered: self.filtered.then_some(counters.filtered),
             ..session::stop_summary("summary", probe, &counters)
         };
         eprintln!("{}", stop.render(self.stop_json));

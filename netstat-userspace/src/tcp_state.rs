@@ -8,6 +8,7 @@ pub struct TcpState(pub u8);
 
 impl TcpState {
     pub const SYN_RECV: Self = Self(k::SYN_RECV);
+    pub const FIN_WAIT2: Self = Self(k::FIN_WAIT2);
     pub const TIME_WAIT: Self = Self(k::TIME_WAIT);
     pub const CLOSE: Self = Self(k::CLOSE);
     pub const LISTEN: Self = Self(k::LISTEN);

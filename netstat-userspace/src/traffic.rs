@@ -15,12 +15,15 @@ pub struct Traffic {
     pub opened_active: u64,
     /// Handshakes completed on a listener (SYN_RECV -> ESTABLISHED).
     pub opened_passive: u64,
-    /// Sockets that closed or entered TIME_WAIT (listeners excepted).
+    /// Connections whose socket ended: closed, entered TIME_WAIT, or handed
+    /// to a timewait socket in FIN_WAIT2 (`ends_connection`; listeners excepted).
     pub closed: u64,
     pub refused: u64,
     pub timeout: u64,
     pub reset: u64,
+    /// Retransmitted data segments, SYNs and SYN-ACKs, counted apart.
     pub retransmits: u64,
+    pub syn_retransmits: u64,
     pub synack_retransmits: u64,
     pub resets_sent: u64,
     pub resets_received: u64,
@@ -110,7 +113,7 @@ impl Traffic {
                     continue;
                 }
                 transitions.push((old, new, n));
-                if (new == s::CLOSE && old != s::LISTEN) || new == s::TIME_WAIT {
+                if netstat_common::ends_connection(old, new) {
                     closed += n;
                 }
             }
@@ -123,6 +126,7 @@ impl Traffic {
             timeout: at(stat::FAILURES + u32::from(failure::TIMEOUT)),
             reset: at(stat::FAILURES + u32::from(failure::RESET)),
             retransmits: at(stat::RETRANSMITS),
+            syn_retransmits: at(stat::SYN_RETRANSMITS),
             synack_retransmits: at(stat::SYNACK_RETRANSMITS),
             resets_sent: at(stat::RESETS_SENT),
             resets_received: at(stat::RESETS_RECEIVED),

@@ -5,6 +5,7 @@
 //! still removes its namespace and kills its processes.
 
 pub mod kernel;
+pub mod scrape;
 
 use std::{
     fs,
@@ -571,7 +572,11 @@ impl Tracer {
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
         let status = wait_bounded(&mut self.child, "enetstat");
         let mut stderr = std::mem::take(&mut self.notes);
-        stderr.extend(self.stderr.try_iter());
+        // Every line up to the pipe's end: the reader thread may still be
+        // handing over the last ones (the stop object) after the exit.
+        while let Ok(line) = self.stderr.recv_timeout(wait_limit()) {
+            stderr.push(line);
+        }
         let stdout = self.output();
         TracerOutput {
             stdout,

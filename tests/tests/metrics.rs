@@ -10,36 +10,20 @@ use std::{
     time::{Duration, Instant},
 };
 
-use tests::{Netns, STORM_ATTEMPTS, Tracer, storm, wait_limit};
+use tests::{Netns, STORM_ATTEMPTS, Tracer, scrape::sample, storm, wait_limit};
 
 const STORM: &str = "127.0.0.2:7000";
 const WATCHED: &str = "127.0.0.2/32";
 const ENDPOINT: &str = "127.0.0.1:9977";
 
-/// One HTTP exchange with the endpoint from inside `ns`: what the server
-/// answered before it closed (empty when it closed or reset without a word).
+/// One HTTP exchange with the endpoint from inside `ns`.
 fn exchange(ns: &Netns, request: &[u8]) -> String {
-    ns.inside(|| {
-        let mut stream = TcpStream::connect(ENDPOINT).expect("connect to the endpoint");
-        stream.set_read_timeout(Some(wait_limit())).unwrap();
-        // A server that stops reading may reset the rest of a long request.
-        let _ = stream.write_all(request);
-        let mut answer = Vec::new();
-        let _ = stream.read_to_end(&mut answer);
-        String::from_utf8_lossy(&answer).into_owned()
-    })
+    tests::scrape::exchange(ns, ENDPOINT, request)
 }
 
-/// The body of `GET /metrics` (the Prometheus text format), checked for 200.
+/// The body of `GET /metrics`, checked for 200.
 fn scrape(ns: &Netns) -> String {
-    let answer = exchange(ns, b"GET /metrics HTTP/1.1\r\nHost: test\r\n\r\n");
-    let (head, body) = answer.split_once("\r\n\r\n").expect("an HTTP answer");
-    assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
-    assert!(
-        head.contains("Content-Type: text/plain; version=0.0.4"),
-        "{head}"
-    );
-    body.to_string()
+    tests::scrape::scrape(ns, ENDPOINT)
 }
 
 /// `enetstat --metrics` alone in `ns`, watching the storms' address.
@@ -48,14 +32,6 @@ fn serve_metrics(ns: &Netns) -> Tracer {
         ns,
         &["--metrics", ENDPOINT, "--addr", WATCHED, "--stop-json"],
     )
-}
-
-/// The value of the sample `series` (name and labels as printed) in a scrape.
-fn sample(text: &str, series: &str) -> u64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no sample {series} in\n{text}"))
 }
 
 #[test]

@@ -39,7 +39,7 @@ struct Facility {
 impl Facility {
     fn present(&self, btf: &Btf) -> bool {
         match self.enumerator {
-            Some((ty, name)) => has_enumerator(btf, ty, name),
+            Some((ty, name)) => enum_value(btf, ty, name).is_some(),
             None => member(btf, self.member).is_some(),
         }
     }
@@ -139,19 +139,6 @@ fn enum_names(btf: &Btf, name: &str, prefix: &str) -> Option<Vec<String>> {
     Some(names)
 }
 
-fn has_enumerator(btf: &Btf, ty: &str, name: &str) -> bool {
-    let Ok(types) = btf.resolve_types_by_name(ty) else {
-        return false;
-    };
-    types.iter().any(|t| match t {
-        Type::Enum(e) => e
-            .members
-            .iter()
-            .any(|m| btf.resolve_name(m).is_ok_and(|n| n == name)),
-        _ => false,
-    })
-}
-
 pub fn kernel_offsets(btf: &Btf) -> Result<KernelOffsets> {
     let at = |path: &[&str]| {
         offset_of(btf, path).ok_or_else(|| {
@@ -184,6 +171,26 @@ pub fn kernel_offsets(btf: &Btf) -> Result<KernelOffsets> {
         tcp_srtt_us: at(&["tcp_sock", "srtt_us"])?,
         tcp_total_retrans: at(&["tcp_sock", "total_retrans"])?,
         net_port_range: packed_port_range(btf).unwrap_or(NO_FIELD),
+        sock_flags: at(&["sock", "__sk_common", "skc_flags"])?,
+        sock_done_bit: enum_value(btf, "sock_flags", "SOCK_DONE").ok_or_else(|| {
+            fail::no_ebpf(
+                "kernel BTF has no enum sock_flags SOCK_DONE; this kernel is not supported",
+            )
+        })?,
+    })
+}
+
+/// The value of enumerator `name` of `enum ty` (None also for values
+/// past u16, which no caller needs).
+fn enum_value(btf: &Btf, ty: &str, name: &str) -> Option<u16> {
+    let types = btf.resolve_types_by_name(ty).ok()?;
+    types.iter().find_map(|t| match t {
+        Type::Enum(e) => e
+            .members
+            .iter()
+            .find(|m| btf.resolve_name(*m).is_ok_and(|n| n == name))
+            .and_then(|m| u16::try_from(m.val()).ok()),
+        _ => None,
     })
 }
 
@@ -314,6 +321,8 @@ mod tests {
         assert!(off.net_inum > 0, "{off:?}");
         // 6.3+ packs the ephemeral range into one word (this kernel is 6.18).
         assert_ne!(off.net_port_range, NO_FIELD, "{off:?}");
+        // enum sock_flags { SOCK_DEAD, SOCK_DONE, ... } since 2.6.
+        assert_eq!(off.sock_done_bit, 1, "{off:?}");
     }
 
     #[test]

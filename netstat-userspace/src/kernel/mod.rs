@@ -17,8 +17,8 @@ use aya::{
     programs::{BtfTracePoint, FEntry, ProgramError},
 };
 use netstat_common::{
-    Config, DROP_PROGRAM, Event, Filter, ListenKey, ListenOwner, RESET_FUNCTIONS, RemoteKey,
-    RemoteStats, SockInfo, TRACEPOINTS, maps,
+    Config, DROP_PROGRAM, Event, Filter, ListenKey, ListenOwner, LossMark, RESET_FUNCTIONS,
+    RemoteKey, RemoteStats, SockInfo, TRACEPOINTS, maps,
 };
 
 use crate::{cost::Cost, fail};
@@ -271,18 +271,35 @@ impl Probe {
     }
 }
 
-/// Decodes one ring-buffer record. Records are written by our own programs,
-/// so a size mismatch means a build mix-up, reported rather than misread.
-pub fn decode_record(bytes: &[u8]) -> Result<Event> {
-    anyhow::ensure!(
-        bytes.len() >= size_of::<Event>(),
-        "ring buffer record of {} bytes, expected {}: kernel and user programs are from different builds",
-        bytes.len(),
-        size_of::<Event>()
-    );
-    // SAFETY: Event is plain old data and the slice is long enough; the ring
-    // buffer only guarantees 8-byte alignment, so read unaligned.
-    Ok(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<Event>()) })
+/// One ring-buffer record: an event, or the mark of events lost before
+/// the records that follow.
+pub enum Record {
+    Event(Event),
+    Lost(LossMark),
+}
+
+/// Decodes one ring-buffer record, told apart by size. Records are written
+/// by our own programs, so another size means a build mix-up, reported
+/// rather than misread.
+pub fn decode_record(bytes: &[u8]) -> Result<Record> {
+    // The ring buffer only guarantees 8-byte alignment: read unaligned.
+    match bytes.len() {
+        n if n == size_of::<Event>() => {
+            // SAFETY: Event is plain old data and the slice is its size.
+            let ev = unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<Event>()) };
+            Ok(Record::Event(ev))
+        }
+        n if n == size_of::<LossMark>() => {
+            // SAFETY: LossMark is plain old data and the slice is its size.
+            let mark = unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<LossMark>()) };
+            Ok(Record::Lost(mark))
+        }
+        n => anyhow::bail!(
+            "ring buffer record of {n} bytes, expected {} or {}: kernel and user programs are from different builds",
+            size_of::<Event>(),
+            size_of::<LossMark>()
+        ),
+    }
 }
 
 pub fn monotonic_ns() -> u64 {

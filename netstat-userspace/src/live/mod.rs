@@ -243,6 +243,11 @@ impl Sink for LiveView<'_> {
             let found = crate::sock_diag::tcp_socket(local, remote).ok()?;
             Some(found.is_some_and(|s| s.state == tcp_state::TIME_WAIT))
         });
+        if self.table.has_orphans()
+            && let Some(timewait) = read_states(self.plan, TIMEWAIT_STATES)
+        {
+            self.dirty |= self.table.update_orphans(now, &timewait);
+        }
         // Queues change without events: read them from the kernel at each
         // drawing, the listeners' in one dump, the connections' one by one
         // while few (a dump of a large idle table would cost what netstat's
@@ -280,11 +285,20 @@ impl Sink for LiveView<'_> {
 /// The listening TCP sockets of the plan's families, from sock_diag; None
 /// where the kernel offers no TCP sock_diag (queues then stay as read).
 fn read_listeners(plan: &Sockets) -> Option<Vec<InetSocket>> {
-    let listen = 1 << tcp_state::LISTEN;
+    read_states(plan, 1 << tcp_state::LISTEN)
+}
+
+/// The states a timewait socket can be in: an orphan's FIN_WAIT2, TIME_WAIT.
+const TIMEWAIT_STATES: u32 = 1 << tcp_state::FIN_WAIT2 | 1 << tcp_state::TIME_WAIT;
+
+/// The TCP sockets of the plan's families in the states of the bit mask
+/// `states`, from one sock_diag dump each; None where the kernel offers no
+/// TCP sock_diag.
+fn read_states(plan: &Sockets, states: u32) -> Option<Vec<InetSocket>> {
     let mut all = Vec::new();
     for (wanted, family) in [(plan.ipv4, AF_INET), (plan.ipv6, AF_INET6)] {
         if wanted {
-            all.extend(crate::sock_diag::tcp_sockets_in(family, listen).ok()?);
+            all.extend(crate::sock_diag::tcp_sockets_in(family, states).ok()?);
         }
     }
     Some(all)
@@ -318,8 +332,17 @@ fn start_table(
 ) -> Result<ConnTable> {
     let mut table = ConnTable::from_snapshot(sockets, inodes, now_ns(clock));
     table.resets_kill_time_wait = procnet::read_optional(RFC1337)?.is_none_or(|v| v.trim() == "0");
+    if let Some(seconds) = procnet::read_optional(FIN_TIMEOUT)?
+        .and_then(|v| v.trim().parse::<i128>().ok())
+        .filter(|s| *s > 0)
+    {
+        table.fin_timeout_ns = (seconds * 1_000_000_000).min(table::TIME_WAIT_NS);
+    }
     Ok(table)
 }
+
+/// Per network namespace: how long an orphan waits in FIN_WAIT2 (seconds).
+const FIN_TIMEOUT: &str = "/proc/sys/net/ipv4/tcp_fin_timeout";
 
 /// Per network namespace; 0 (the default) lets a reset kill TIME_WAIT.
 const RFC1337: &str = "/proc/sys/net/ipv4/tcp_rfc1337";

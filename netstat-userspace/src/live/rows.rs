@@ -8,7 +8,6 @@ use crate::{
     procnet::sockets::InetSocket,
     render::sockets::{InetProto, InetRow},
     socket_list::{TcpRows, shown},
-    tcp_state::TcpState,
 };
 
 /// The table at wall-clock time `now` (ns).
@@ -42,7 +41,7 @@ impl TcpRows for LiveRows<'_> {
                         timer: 3,
                         timer_ticks: (left * i128::from(self.ticks_per_second) / 1_000_000_000)
                             as u64,
-                        ..InetSocket::from_endpoints(local, remote, TcpState::TIME_WAIT.0)
+                        ..InetSocket::from_endpoints(local, remote, tw.state().0)
                     };
                     (socket, owner, since) =
                         (&time_wait_socket, None, self.table.time_wait_since(tw));

@@ -18,7 +18,8 @@ use crate::{
     tcp_state::TcpState,
 };
 
-/// How long the kernel keeps a socket in TIME_WAIT (TCP_TIMEWAIT_LEN).
+/// How long the kernel keeps a socket in TIME_WAIT (TCP_TIMEWAIT_LEN), and
+/// at most an orphan in FIN_WAIT2 (the namespace's tcp_fin_timeout).
 pub const TIME_WAIT_NS: i128 = 60_000_000_000;
 
 /// When a row entered its current state.
@@ -80,13 +81,15 @@ impl Packed {
     }
 }
 
-/// A TIME_WAIT row: when the kernel lets it go (wall ns), and whether it
-/// was in the snapshot (shown as in the state at least since then) or
-/// entered the state 60 s before that end.
+/// A row of the kernel's timewait socket: when the kernel lets it go (wall
+/// ns), when it entered its state (0: before the snapshot, and shown as in
+/// the state at least since then), and its state: TIME_WAIT, or FIN_WAIT2
+/// for an orphan whose peer has not sent its FIN yet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TimeWait {
     ends_ns: i64,
-    from_snapshot: bool,
+    entered_ns: i64,
+    state: u8,
 }
 
 impl TimeWait {
@@ -94,6 +97,16 @@ impl TimeWait {
     pub fn left(&self, now_ns: i128) -> i128 {
         i128::from(self.ends_ns) - now_ns
     }
+
+    pub fn state(&self) -> TcpState {
+        TcpState(self.state)
+    }
+}
+
+/// Whether /proc or sock_diag shows `s` as a timewait socket (timer 3, the
+/// timewait timer), whose state is TIME_WAIT or an orphan's FIN_WAIT2.
+fn is_timewait_socket(s: &InetSocket) -> bool {
+    s.state == TcpState::TIME_WAIT.0 || (s.state == TcpState::FIN_WAIT2.0 && s.timer == 3)
 }
 
 /// One row in display order: a connection, or a TIME_WAIT row.
@@ -126,6 +139,9 @@ pub struct ConnTable {
     doubted: Vec<(Packed, i128)>,
     /// When the snapshot the table started from was read.
     snapshot_ns: i128,
+    /// How long an orphan stays in FIN_WAIT2 without its peer's FIN
+    /// (sysctl net.ipv4.tcp_fin_timeout, at most `TIME_WAIT_NS`).
+    pub fin_timeout_ns: i128,
 }
 
 /// How long after a reset a TIME_WAIT row it was sent to is looked up: the
@@ -137,17 +153,19 @@ impl ConnTable {
     pub fn from_snapshot(sockets: Vec<InetSocket>, owners: &InodeOwners, now_ns: i128) -> Self {
         let mut table = Self {
             snapshot_ns: now_ns,
+            fin_timeout_ns: TIME_WAIT_NS,
             ..Self::default()
         };
         for socket in sockets {
-            if socket.state == TcpState::TIME_WAIT.0 {
+            if is_timewait_socket(&socket) {
                 // /proc's timer is in clock ticks (USER_HZ, 100 on Linux).
                 let left = i128::from(socket.timer_ticks) * 10_000_000;
                 table.time_wait.insert(
                     Packed::new(&(socket.local, socket.remote)),
                     TimeWait {
                         ends_ns: (now_ns + left) as i64,
-                        from_snapshot: true,
+                        entered_ns: 0,
+                        state: socket.state,
                     },
                 );
                 continue;
@@ -231,7 +249,14 @@ impl ConnTable {
         if new == TcpState::CLOSE {
             return key.and_then(|k| self.remove(k)).is_some();
         }
-        let mut row = key.and_then(|k| self.remove(k)).unwrap_or(Row {
+        let old_row = key.and_then(|k| self.remove(k));
+        let entered_ns = match old_row.as_ref().map(|r| r.since) {
+            // An orphan handed to a timewait socket stays in FIN_WAIT2.
+            Some(Since::Exact(at)) if ev.peer_fin_pending => at as i64,
+            Some(_) if ev.peer_fin_pending => 0,
+            _ => ev.wall_ns as i64,
+        };
+        let mut row = old_row.unwrap_or(Row {
             socket: InetSocket::from_endpoints(ev.local, ev.remote, new.0),
             owner: None,
             since: Since::Exact(ev.wall_ns),
@@ -250,11 +275,16 @@ impl ConnTable {
             }
             self.time_wait.remove(&Packed::new(&tuple));
         }
-        if new == TcpState::TIME_WAIT {
+        if new == TcpState::TIME_WAIT || ev.peer_fin_pending {
             // The kernel's timewait object: no owner, queues or inode.
+            let lasts = match ev.peer_fin_pending {
+                true => self.fin_timeout_ns,
+                false => TIME_WAIT_NS,
+            };
             let entry = TimeWait {
-                ends_ns: (ev.wall_ns + TIME_WAIT_NS) as i64,
-                from_snapshot: false,
+                ends_ns: (ev.wall_ns + lasts) as i64,
+                entered_ns,
+                state: new.0,
             };
             self.time_wait.insert(Packed::new(&tuple), entry);
             return true;
@@ -300,19 +330,64 @@ impl ConnTable {
 
     /// Keeps only rows whose state satisfies `wanted`; returns whether any went.
     pub fn retain(&mut self, wanted: impl Fn(u8) -> bool) -> bool {
-        let time_wait = !wanted(TcpState::TIME_WAIT.0) && !self.time_wait.is_empty();
-        if time_wait {
-            self.time_wait.clear();
-        }
+        let before = self.time_wait.len();
+        self.time_wait.retain(|_, tw| wanted(tw.state));
+        let time_wait = self.time_wait.len() != before;
         self.remove_where(|r| !wanted(r.socket.state)) || time_wait
     }
 
-    /// Drops TIME_WAIT rows the kernel has let go (60 s after entry);
-    /// returns whether any went.
+    /// Drops timewait rows the kernel has let go (60 s after entry into
+    /// TIME_WAIT); returns whether any went.
     pub fn expire(&mut self, now_ns: i128) -> bool {
         let before = self.time_wait.len();
         self.time_wait.retain(|_, tw| tw.left(now_ns) > 0);
         self.time_wait.len() != before
+    }
+
+    /// Whether any row is an orphan in FIN_WAIT2: one the peer's FIN moves
+    /// to TIME_WAIT, and a reset or its end frees, without an event.
+    pub fn has_orphans(&self) -> bool {
+        self.time_wait
+            .values()
+            .any(|tw| tw.state == TcpState::FIN_WAIT2.0)
+    }
+
+    /// Brings the orphans in FIN_WAIT2 up to date from `timewait`, the
+    /// kernel's timewait sockets in FIN_WAIT2 and TIME_WAIT as sock_diag
+    /// just listed them (and whatever else it listed). Returns whether any
+    /// row changed.
+    pub fn update_orphans(&mut self, now_ns: i128, timewait: &[InetSocket]) -> bool {
+        let kernel: HashMap<Packed, &InetSocket> = timewait
+            .iter()
+            .map(|s| (Packed::new(&(s.local, s.remote)), s))
+            .collect();
+        let mut changed = false;
+        self.time_wait.retain(|packed, tw| {
+            if tw.state != TcpState::FIN_WAIT2.0 {
+                return true;
+            }
+            match kernel.get(packed) {
+                Some(s) if is_timewait_socket(s) => {
+                    if s.state == TcpState::TIME_WAIT.0 {
+                        let left = i128::from(s.timer_ticks) * 10_000_000;
+                        *tw = TimeWait {
+                            ends_ns: (now_ns + left) as i64,
+                            entered_ns: now_ns as i64,
+                            state: s.state,
+                        };
+                        changed = true;
+                    }
+                    true
+                }
+                // Gone (a reset, or its end), or a new connection has the
+                // endpoints (its events bring its row).
+                _ => {
+                    changed = true;
+                    false
+                }
+            }
+        });
+        changed
     }
 
     fn remove_where(&mut self, gone: impl Fn(&Row) -> bool) -> bool {
@@ -377,11 +452,11 @@ impl ConnTable {
         self.rows.len() + self.time_wait.len()
     }
 
-    /// Since when a TIME_WAIT row is in the state.
+    /// Since when a timewait row is in its state.
     pub fn time_wait_since(&self, tw: &TimeWait) -> Since {
-        match tw.from_snapshot {
-            true => Since::Before(self.snapshot_ns),
-            false => Since::Exact(i128::from(tw.ends_ns) - TIME_WAIT_NS),
+        match tw.entered_ns {
+            0 => Since::Before(self.snapshot_ns),
+            at => Since::Exact(i128::from(at)),
         }
     }
 
@@ -396,8 +471,8 @@ impl ConnTable {
         let mut entries = Vec::with_capacity(rows.len() + time_waits.len());
         let mut time_waits = time_waits.into_iter().peekable();
         for row in rows {
-            while let Some((packed, tw)) = time_waits
-                .next_if(|(p, _)| order(p.tuple(), TcpState::TIME_WAIT.0) < row_order(row))
+            while let Some((packed, tw)) =
+                time_waits.next_if(|(p, tw)| order(p.tuple(), tw.state) < row_order(row))
             {
                 entries.push(Entry::TimeWait(packed, tw));
             }
@@ -432,6 +507,7 @@ mod tests {
             }),
             age: Some(StateAge::Exact(1)),
             after_gap: false,
+            peer_fin_pending: false,
             retransmits: 0,
             failure: None,
             reset_reason: None,
@@ -447,7 +523,7 @@ mod tests {
             .iter()
             .map(|e| match e {
                 Entry::Row(r) => (r.socket.local.to_string(), r.socket.state),
-                Entry::TimeWait(packed, _) => (packed.tuple().0.to_string(), TcpState::TIME_WAIT.0),
+                Entry::TimeWait(packed, tw) => (packed.tuple().0.to_string(), tw.state),
             })
             .collect()
     }
@@ -636,5 +712,47 @@ mod tests {
         );
         t.apply(&ev(5, 8, 7, L, "127.0.0.1:6000", 4));
         assert!(t.entries().is_empty());
+    }
+
+    /// An orphan handed to a timewait socket stays FIN_WAIT2 with no owner,
+    /// until the kernel's timewait sockets say it is in TIME_WAIT or gone.
+    #[test]
+    fn an_orphan_stays_fin_wait2_until_the_kernel_says_otherwise() {
+        use netstat_common::tcp_state::{ESTABLISHED, FIN_WAIT1, FIN_WAIT2, TIME_WAIT};
+        let (a, b, peer) = ("127.0.0.1:40000", "127.0.0.1:40001", "127.0.0.1:80");
+        let mut t = ConnTable {
+            fin_timeout_ns: TIME_WAIT_NS,
+            ..ConnTable::default()
+        };
+        for (id, local) in [(1, a), (2, b)] {
+            t.apply(&ev(id, ESTABLISHED, FIN_WAIT1, local, peer, 10));
+            t.apply(&ev(id, FIN_WAIT1, FIN_WAIT2, local, peer, 20));
+            let mut handed = ev(id, FIN_WAIT2, FIN_WAIT2, local, peer, 30);
+            handed.peer_fin_pending = true;
+            assert!(t.apply(&handed));
+        }
+        assert!(t.has_orphans());
+        assert_eq!(
+            states(&t),
+            [(a.to_string(), FIN_WAIT2), (b.to_string(), FIN_WAIT2)]
+        );
+        // Entered FIN_WAIT2 at 20, when FIN_WAIT1 -> FIN_WAIT2 was seen.
+        match t.entries()[0] {
+            Entry::TimeWait(_, tw) => assert_eq!(t.time_wait_since(tw), Since::Exact(20)),
+            Entry::Row(_) => panic!("a timewait row"),
+        }
+        // The kernel: `a` got its peer's FIN (TIME_WAIT, 59 s left), `b` is gone.
+        let kernel = InetSocket {
+            timer: 3,
+            timer_ticks: 5900,
+            ..InetSocket::from_endpoints(a.parse().unwrap(), peer.parse().unwrap(), TIME_WAIT)
+        };
+        assert!(t.update_orphans(1_000, &[kernel]));
+        assert_eq!(states(&t), [(a.to_string(), TIME_WAIT)]);
+        assert!(!t.has_orphans());
+        match t.entries()[0] {
+            Entry::TimeWait(_, tw) => assert_eq!(tw.left(1_000), 59_000_000_000),
+            Entry::Row(_) => panic!("a timewait row"),
+        }
     }
 }

@@ -18,6 +18,16 @@ pub struct UnixSocket {
     pub path: Option<String>,
 }
 
+/// __SO_ACCEPTCON: the unix socket is listening.
+pub const ACCEPTING: u64 = 1 << 16;
+
+impl UnixSocket {
+    /// A listening socket: unconnected, accepting connections.
+    pub fn listening(&self) -> bool {
+        self.state == 1 && self.flags & ACCEPTING != 0
+    }
+}
+
 pub fn parse(text: &str, file: &str) -> Result<Vec<UnixSocket>, ParseError> {
     let src = Source { file };
     let mut lines = text.lines().enumerate();

@@ -6,7 +6,7 @@ use std::{fmt::Write as _, net::SocketAddr};
 
 use crate::{
     clock::TimeFormat,
-    decoder::{EventKind, NetEvent, StateAge},
+    decoder::{EventKind, Lost, NetEvent, StateAge},
     render::tcp_proto,
     textfmt::{push_millis, push_u64},
 };
@@ -65,6 +65,8 @@ impl JsonLog {
         }
         out.push_str(",\"after_gap\":");
         out.push_str(if ev.after_gap { "true" } else { "false" });
+        out.push_str(",\"peer_fin_pending\":");
+        out.push_str(if ev.peer_fin_pending { "true" } else { "false" });
         out.push_str(",\"retransmits\":");
         push_u64(out, u64::from(ev.retransmits));
         out.push_str(",\"netns\":");
@@ -111,6 +113,18 @@ impl JsonLog {
                 ",\"lifetime_ms\":null,\"bytes_acked\":null,\"bytes_received\":null,\"srtt_ms\":null,\"total_retransmits\":null}",
             ),
         }
+    }
+}
+
+impl JsonLog {
+    /// Appends the record (without newline) that marks where `lost.count`
+    /// events are missing from the log.
+    pub fn write_lost(&mut self, out: &mut String, lost: &Lost) {
+        out.push_str("{\"time\":\"");
+        self.time.write_utc(out, lost.wall_ns);
+        out.push_str("\",\"event\":\"lost\",\"lost\":");
+        push_u64(out, lost.count);
+        out.push('}');
     }
 }
 

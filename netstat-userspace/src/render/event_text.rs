@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use crate::{
     clock::TimeFormat,
-    decoder::{CloseTotals, EventKind, NetEvent, StateAge},
+    decoder::{CloseTotals, EventKind, Lost, NetEvent, StateAge},
     names::Names,
     render::{pad_column, tcp_proto},
     textfmt::{push_millis, push_right, push_u64, right_align},
@@ -78,12 +78,26 @@ impl TextLog {
     }
 }
 
+impl TextLog {
+    /// Appends the line (without newline) that marks where `lost.count`
+    /// events are missing from the log.
+    pub fn write_lost(&mut self, out: &mut String, lost: &Lost) {
+        self.time.write_local(out, lost.wall_ns);
+        out.push_str(" LOST ");
+        push_u64(out, lost.count);
+        out.push_str(" events here: the ring buffer was full (raise --ring-size)");
+    }
+}
+
 /// The Details column: a gap before the change, how a connection failed,
 /// why a reset was sent and, as a connection ends, its totals.
 fn write_details(out: &mut String, ev: &NetEvent) {
     out.push(' ');
     if ev.after_gap {
         out.push_str("after-gap ");
+    }
+    if ev.peer_fin_pending {
+        out.push_str("orphaned, peer's FIN pending ");
     }
     if let Some(failure) = ev.failure {
         let _ = write!(out, "{} ", failure.name());
@@ -195,5 +209,33 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&json).unwrap();
         assert_eq!(v["after_gap"], true);
         assert_eq!(v["prev_state_ms"], serde_json::Value::Null);
+    }
+
+    /// A loss mark, as text and as JSON: where, and how many.
+    #[test]
+    fn a_loss_is_one_line_with_its_count() {
+        let lost = Lost {
+            wall_ns: 1_700_000_000_123_456_789,
+            count: 2043,
+        };
+        let numeric = Numeric {
+            hosts: true,
+            ports: true,
+            users: true,
+        };
+        let mut text = String::new();
+        TextLog::new(Names::new(numeric), false).write_lost(&mut text, &lost);
+        assert!(
+            text.ends_with(
+                ".123456 LOST 2043 events here: the ring buffer was full (raise --ring-size)"
+            ),
+            "{text}"
+        );
+        let mut json = String::new();
+        JsonLog::default().write_lost(&mut json, &lost);
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(v["event"], "lost");
+        assert_eq!(v["lost"], 2043);
+        assert_eq!(v["time"], "2023-11-14T22:13:20.123456789Z");
     }
 }

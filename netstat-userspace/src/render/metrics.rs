@@ -186,7 +186,7 @@ impl Collector for Scrape {
         counters(
             &mut e,
             "enetstat_connections_closed",
-            "TCP connections that closed or entered TIME_WAIT (listeners excepted).",
+            "TCP connections whose socket ended: closed, entered TIME_WAIT, or was handed to a timewait socket in FIN_WAIT2 (listeners excepted).",
             each(&|t| t.closed, &[]),
         )?;
         let transitions = ns.iter().flat_map(|n| {
@@ -211,11 +211,12 @@ impl Collector for Scrape {
             failures,
         )?;
         let mut retransmits = each(&|t| t.retransmits, &[("kind", "data")]);
+        retransmits.extend(each(&|t| t.syn_retransmits, &[("kind", "syn")]));
         retransmits.extend(each(&|t| t.synack_retransmits, &[("kind", "synack")]));
         counters(
             &mut e,
             "enetstat_retransmits",
-            "TCP retransmissions: of data segments, and of SYN-ACKs.",
+            "TCP retransmissions: of data segments, of a connect's SYNs, and of SYN-ACKs.",
             retransmits,
         )?;
         let mut resets = Vec::new();
@@ -265,17 +266,22 @@ impl Collector for Scrape {
             }
             value.encode(gauge.encode_family(&labels)?)?;
         }
-        let mut overflows = pressure(&|p| p.listen_overflows);
-        for n in ns {
-            for (listener, drops) in &n.listeners {
-                overflows.push((with_netns(n.netns, &[("listener", listener)]), *drops));
-            }
-        }
         counters(
             &mut e,
             "enetstat_listen_overflows",
-            "Without a listener label: connections the namespace's listeners could not queue because an accept queue was full (TcpExt ListenOverflows, since boot). With one: the SYNs and handshakes that listener dropped because its accept or SYN queue was full (its drop counter, since it was created).",
-            overflows,
+            "Connections the namespace's listeners could not queue because an accept queue was full (TcpExt ListenOverflows, since boot).",
+            pressure(&|p| p.listen_overflows),
+        )?;
+        let per_listener = ns.iter().flat_map(|n| {
+            n.listeners
+                .iter()
+                .map(|(listener, drops)| (with_netns(n.netns, &[("listener", listener)]), *drops))
+        });
+        counters(
+            &mut e,
+            "enetstat_listener_queue_drops",
+            "SYNs and handshakes one listener dropped because its accept or SYN queue was full (its drop counter, since it was created).",
+            per_listener,
         )?;
         counters(
             &mut e,
@@ -387,7 +393,9 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("\nenetstat_listen_overflows_total{listener=\"127.0.0.1:7600\"} 396\n"),
+            text.contains(
+                "\nenetstat_listener_queue_drops_total{listener=\"127.0.0.1:7600\"} 396\n"
+            ),
             "{text}"
         );
         assert!(text.ends_with("# EOF\n"), "{text}");

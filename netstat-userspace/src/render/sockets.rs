@@ -8,7 +8,10 @@ use crate::{
     names::Names,
     owners::{InodeOwners, Owner},
     plan::Sockets,
-    procnet::{sockets::InetSocket, unix::UnixSocket},
+    procnet::{
+        sockets::InetSocket,
+        unix::{ACCEPTING, UnixSocket},
+    },
     tcp_state::TcpState,
     textfmt::{pad_to, push_right, push_u64},
 };
@@ -283,9 +286,6 @@ impl SocketTable<'_> {
         out.push('\n');
     }
 }
-
-/// __SO_ACCEPTCON: the unix socket is listening.
-pub const ACCEPTING: u64 = 1 << 16;
 
 fn floor_char_boundary(s: &str, mut at: usize) -> usize {
     if at >= s.len() {

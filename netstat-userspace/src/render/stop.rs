@@ -54,7 +54,10 @@ impl StopSummary {
                     self.lost
                 );
                 if let Some(n) = self.no_socket.filter(|&n| n > 0) {
-                    let _ = write!(s, " ({n} events of no socket apart)");
+                    let _ = write!(
+                        s,
+                        " (besides {n} resets sent for no socket, which have none)"
+                    );
                 }
                 if let Some(filtered) = self.filtered {
                     let _ = write!(s, ", {filtered} filtered out in the kernel");
@@ -180,7 +183,7 @@ mod tests {
         };
         assert_eq!(
             lossy.text(),
-            "enetstat: 12 events seen, 3 lost in the kernel, 1 owners unknown (4 events of no socket apart), 5 filtered out in the kernel; \
+            "enetstat: 12 events seen, 3 lost in the kernel, 1 owners unknown (besides 4 resets sent for no socket, which have none), 5 filtered out in the kernel; \
              lost: 1 with the ring buffer full (try a larger --ring-size), 1 skipped by the kernel, \
              1 gaps in sockets' histories (see README, Known limits)"
         );

@@ -158,7 +158,7 @@ fn block(out: &mut String, i: &Interval) {
         out,
         " ({:.1} s)\nconnections/s: {:.1} new active, {:.1} new passive, {:.1} closed\n\
 failed connects: {} refused, {} timeout; resets on established: {}\n\
-retransmits/s: {:.1} ({:.1} SYN-ACK); resets/s: {:.1} sent, {:.1} received\n\
+retransmits/s: {:.1} data, {:.1} SYN, {:.1} SYN-ACK; resets/s: {:.1} sent, {:.1} received\n\
 TIME_WAIT: {} ({:+}); SYN_SENT over 1 s: {}; listen overflows: {}, drops: {}\n\
 handshake ms (p50/p90/p99/max, bucket bounds): connect {}; accept {}\n\
 transitions:",
@@ -170,6 +170,7 @@ transitions:",
         i.traffic.timeout,
         i.traffic.reset,
         rate(i.traffic.retransmits),
+        rate(i.traffic.syn_retransmits),
         rate(i.traffic.synack_retransmits),
         rate(i.traffic.resets_sent),
         rate(i.traffic.resets_received),
@@ -263,7 +264,7 @@ fn json(out: &mut String, i: &Interval) {
         out,
         ",\"interval_s\":{:.3},\"new_active\":{},\"new_passive\":{},\"closed\":{},\
 \"failures\":{{\"refused\":{},\"timeout\":{},\"reset\":{}}},\
-\"retransmits\":{},\"synack_retransmits\":{},\"resets_sent\":{},\"resets_received\":{},\
+\"retransmits\":{},\"syn_retransmits\":{},\"synack_retransmits\":{},\"resets_sent\":{},\"resets_received\":{},\
 \"time_wait\":{},\"time_wait_growth\":{},\"syn_sent_over_1s\":{},\
 \"listen_overflows\":{},\"listen_drops\":{},\"connect_latency_ms\":{:#},\"accept_latency_ms\":{:#},\"missed\":{},\"transitions\":{{",
         i.seconds,
@@ -274,6 +275,7 @@ fn json(out: &mut String, i: &Interval) {
         i.traffic.timeout,
         i.traffic.reset,
         i.traffic.retransmits,
+        i.traffic.syn_retransmits,
         i.traffic.synack_retransmits,
         i.traffic.resets_sent,
         i.traffic.resets_received,
@@ -367,6 +369,7 @@ mod tests {
                 timeout: 0,
                 reset: 1,
                 retransmits: 4,
+                syn_retransmits: 0,
                 synack_retransmits: 0,
                 resets_sent: 3,
                 resets_received: 3,
@@ -428,7 +431,7 @@ mod tests {
             " (2.0 s)\n\
 connections/s: 5.0 new active, 4.0 new passive, 8.0 closed\n\
 failed connects: 2 refused, 0 timeout; resets on established: 1\n\
-retransmits/s: 2.0 (0.0 SYN-ACK); resets/s: 1.5 sent, 1.5 received\n\
+retransmits/s: 2.0 data, 0.0 SYN, 0.0 SYN-ACK; resets/s: 1.5 sent, 1.5 received\n\
 TIME_WAIT: 8 (+8); SYN_SENT over 1 s: 0; listen overflows: 0, drops: 0\n\
 handshake ms (p50/p90/p99/max, bucket bounds): connect 0.128/1.024/1.024/1.024; accept -\n\
 transitions: CLOSE->SYN_SENT 10 FIN_WAIT2->TIME_WAIT 8\n\

@@ -1,0 +1,248 @@
+//! Every combination of modes, and the listing flags with `--json`,
+//! `--diff`, `--count` and the filters: each either works (its output
+//! checked) or is refused in one line with exit 2, never ignored.
+
+use std::process::Output;
+
+use tests::{Netns, enetstat_bin};
+
+/// What a combination must do.
+enum Want {
+    /// Exit 2 with one stderr line containing this.
+    Refused(&'static str),
+    /// Exit 0, with this check of stdout.
+    Works(fn(&str) -> bool),
+}
+
+use Want::{Refused, Works};
+
+fn run_in(ns: &Netns, args: &[&str]) -> Output {
+    ns.command(enetstat_bin())
+        .args(args)
+        .output()
+        .expect("run enetstat")
+}
+
+fn check(ns: &Netns, args: &[&str], want: &Want) {
+    let out = run_in(ns, args);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    match want {
+        Refused(needle) => {
+            let lines: Vec<&str> = stderr.lines().collect();
+            assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+            assert_eq!(lines.len(), 1, "{args:?}: one line, got {stderr}");
+            assert!(
+                lines[0].starts_with("enetstat: ") && lines[0].contains(needle),
+                "{args:?}: want {needle:?} in {stderr}"
+            );
+            assert!(stdout.is_empty(), "{args:?}: {stdout}");
+        }
+        Works(ok) => {
+            assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+            assert!(ok(&stdout), "{args:?}: unexpected output\n{stdout}");
+        }
+    }
+}
+
+/// Every line a JSON object (none: a quiet namespace).
+fn json_lines(out: &str) -> bool {
+    out.lines()
+        .all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok())
+}
+
+/// Modes two at a time, and each event mode with what it cannot follow.
+#[test]
+fn modes_together_work_or_are_refused() {
+    let ns = Netns::new("flag-modes");
+    let two_modes = "each run a mode of their own";
+    let tcp_only = "follows TCP only";
+    let cases: &[(&[&str], Want)] = &[
+        (&["-E", "-S"], Refused(two_modes)),
+        (&["-E", "-c"], Refused(two_modes)),
+        (&["-c", "-E"], Refused(two_modes)),
+        (&["-S", "-c", "-t"], Refused(two_modes)),
+        // --metrics goes beside any one mode.
+        (
+            &["-E", "--metrics", "127.0.0.1:9981", "--duration", "0.3"],
+            Works(|_| true),
+        ),
+        (
+            &[
+                "-S",
+                "0.1",
+                "--count",
+                "2",
+                "--json",
+                "--metrics",
+                "127.0.0.1:9982",
+            ],
+            Works(|out| out.lines().count() == 2),
+        ),
+        (
+            &["-S", "0.1", "--count", "3", "--json"],
+            Works(|out| out.lines().count() == 3 && out.lines().all(|l| l.starts_with('{'))),
+        ),
+        (&["-E", "-u"], Refused(tcp_only)),
+        (&["-E", "-x"], Refused(tcp_only)),
+        (&["-E", "-r"], Refused(tcp_only)),
+        (&["-E", "-A", "unix"], Refused(tcp_only)),
+        (&["-S", "-w"], Refused(tcp_only)),
+        (&["-S", "-s"], Refused(tcp_only)),
+        (&["--metrics", "-i"], Refused(tcp_only)),
+        (&["--metrics", "-g"], Refused(tcp_only)),
+        (
+            &["-c", "-u", "--metrics"],
+            Refused("needs the TCP live view"),
+        ),
+        (&["-r", "-i"], Refused("each select a listing")),
+        (&["-s", "-r"], Refused("each select a listing")),
+        (&["-i", "-M"], Refused("each select a listing")),
+        (&["-A", "foo"], Refused("unknown address family `foo'")),
+        (&["-E", "--json", "--duration", "0.3"], Works(json_lines)),
+    ];
+    for (args, want) in cases {
+        check(&ns, args, want);
+    }
+}
+
+/// The listing's flags with the options that belong to other modes.
+#[test]
+fn listing_flags_with_other_modes_options() {
+    let ns = Netns::new("flag-listing");
+    let cases: &[(&[&str], Want)] = &[
+        (&["-tan", "--json"], Refused("--json goes with -E or -S")),
+        (
+            &["-c", "-tanp", "--json"],
+            Refused("--json goes with -E or -S"),
+        ),
+        (&["-tan", "--stop-json"], Refused("--stop-json goes with")),
+        (&["-tan", "--diff"], Refused("--diff goes with -c")),
+        (&["-tan", "--count", "1"], Refused("--count goes with -E")),
+        (
+            &["-c", "-tan", "--count", "1"],
+            Refused("--count goes with -E"),
+        ),
+        (
+            &["--metrics", "--count", "1"],
+            Refused("--count goes with -E"),
+        ),
+        (&["-E", "--count", "0"], Refused("invalid --count 0")),
+        (
+            &["-tan", "--duration", "1"],
+            Refused("--duration goes with"),
+        ),
+        (
+            &["-S", "--ring-size", "4096"],
+            Refused("--ring-size goes with -E or -c"),
+        ),
+        (
+            &["-tan", "--ring-size", "4096"],
+            Refused("--ring-size goes with -E or -c"),
+        ),
+        (
+            &["-r", "--netns", "all"],
+            Refused("shows one network namespace"),
+        ),
+        (
+            &["-i", "--netns", "all"],
+            Refused("shows one network namespace"),
+        ),
+        (
+            &["-s", "--netns", "all"],
+            Refused("shows one network namespace"),
+        ),
+        (
+            &["-xa", "--netns", "all"],
+            Refused("shows one network namespace"),
+        ),
+        (
+            &["-xan", "--port", "80"],
+            Refused("--port has no meaning for unix sockets"),
+        ),
+        (
+            &["-xan", "--addr", "127.0.0.1"],
+            Refused("--addr has no meaning"),
+        ),
+        (
+            &["-c", "-tan", "--diff", "--duration", "0.5"],
+            Works(|out| out.lines().all(|l| l.contains(" + ") || l.contains(" - "))),
+        ),
+        (
+            &["-tan", "--netns", "all"],
+            Works(|out| out.contains("Netns")),
+        ),
+        (
+            &["-tan", "--state", "LISTEN"],
+            Works(|out| out.lines().skip(2).all(|l| l.ends_with("LISTEN"))),
+        ),
+    ];
+    for (args, want) in cases {
+        check(&ns, args, want);
+    }
+}
+
+/// `--pid` and `--state` select unix sockets as they select TCP ones
+/// (unix sockets are listed from the test's own namespace: it holds them).
+#[test]
+fn filters_select_unix_sockets() {
+    use std::os::unix::net::{UnixListener, UnixStream};
+    let dir = std::env::temp_dir().join(format!("flag-unix-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("listener");
+    let listener = UnixListener::bind(&path).expect("bind");
+    let _client = UnixStream::connect(&path).expect("connect");
+    let _server = listener.accept().expect("accept");
+    let pid = std::process::id().to_string();
+    let rows = |args: &[&str]| -> Vec<String> {
+        let out = std::process::Command::new(enetstat_bin())
+            .args(args)
+            .output()
+            .expect("run enetstat");
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.starts_with("unix "))
+            .map(str::to_string)
+            .collect()
+    };
+    // Our three sockets (listener, both ends), and nothing else.
+    let owned = rows(&["-xanp", "--pid", &pid]);
+    assert_eq!(owned.len(), 3, "{owned:?}");
+    assert!(
+        owned.iter().all(|l| l.contains(&format!("{pid}/"))),
+        "{owned:?}"
+    );
+    let listening = rows(&["-xanp", "--pid", &pid, "--state", "LISTEN"]);
+    assert_eq!(listening.len(), 1, "{listening:?}");
+    assert!(
+        listening[0].contains("LISTENING") && listening[0].ends_with(path.to_str().unwrap()),
+        "{listening:?}"
+    );
+    let connected = rows(&["-xanp", "--pid", &pid, "--state", "ESTABLISHED"]);
+    assert_eq!(connected.len(), 2, "{connected:?}");
+    assert!(
+        connected.iter().all(|l| l.contains("CONNECTED")),
+        "{connected:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `-v` says what netstat's `-v` says of the families enetstat does not
+/// list: the same line where this kernel has none.
+#[test]
+fn verbose_names_the_families_not_listed_as_netstat_does() {
+    let ns = Netns::new("flag-verbose");
+    let stderr_lines = |program: &str| -> Vec<String> {
+        let out = ns.command(program).arg("-v").output().expect("run");
+        assert_eq!(out.status.code(), Some(0), "{program}");
+        String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .map(|l| l.split_once(": ").map_or(l, |(_, rest)| rest).to_string())
+            .collect()
+    };
+    let netstat = stderr_lines("netstat");
+    assert!(!netstat.is_empty());
+    assert_eq!(stderr_lines(enetstat_bin().to_str().unwrap()), netstat);
+}

@@ -1,0 +1,237 @@
+//! What enetstat shows must be what the kernel has: states it cannot see
+//! in an event (an orphan left in FIN_WAIT2), and events it could not
+//! deliver (marked where they are missing).
+
+use std::time::{Duration, Instant};
+
+use tests::{Netns, Tracer, last_table, scrape, wait_limit};
+
+const LISTEN: &str = "127.0.0.1:7600";
+const ENDPOINT: &str = "127.0.0.1:9978";
+
+/// `ss -tan`'s rows of connections to or from `port`, as (local, remote,
+/// state) in netstat's spelling of the state, sorted.
+fn ss_rows(ns: &Netns, port: &str) -> Vec<(String, String, String)> {
+    let out = ns.exec_ok(&["ss", "-tanH"]);
+    let mut rows: Vec<_> = out
+        .lines()
+        .filter_map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            let state = match *w.first()? {
+                "ESTAB" => "ESTABLISHED".to_string(),
+                // FIN-WAIT-2 is netstat's FIN_WAIT2.
+                s => s.replace('-', "_").replace("FIN_WAIT_", "FIN_WAIT"),
+            };
+            (w.len() >= 5 && state != "LISTEN" && (w[3].ends_with(port) || w[4].ends_with(port)))
+                .then(|| (w[3].to_string(), w[4].to_string(), state))
+        })
+        .collect();
+    rows.sort();
+    rows
+}
+
+/// The same rows from a netstat-format table (enetstat -c's last drawing).
+fn table_rows(table: &str, port: &str) -> Vec<(String, String, String)> {
+    let mut rows: Vec<_> = table
+        .lines()
+        .filter_map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            (w.len() >= 6
+                && w[0] == "tcp"
+                && w[5] != "LISTEN"
+                && (w[3].ends_with(port) || w[4].ends_with(port)))
+            .then(|| (w[3].to_string(), w[4].to_string(), w[5].to_string()))
+        })
+        .collect();
+    rows.sort();
+    rows
+}
+
+/// Waits (bounded) until `done` holds.
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + wait_limit();
+    while !done() {
+        assert!(
+            Instant::now() < deadline,
+            "no {what} within {:?}",
+            wait_limit()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Three clients close while the server keeps its ends unaccepted: the
+/// kernel hands each client's end to a timewait socket that stays in
+/// FIN_WAIT2 (the peer never sent its FIN). `-E`, `-c`, `-S` and the
+/// metric must say FIN_WAIT2 as `ss` does, never TIME_WAIT.
+#[test]
+fn an_orphan_whose_peer_has_not_closed_is_fin_wait2_everywhere() {
+    let ns = Netns::new("orphan");
+    let events = Tracer::start(&ns, &["-E", "-n", "--json"]);
+    let summary = Tracer::start(
+        &ns,
+        &[
+            "-S",
+            "0.3",
+            "--json",
+            "--metrics",
+            ENDPOINT,
+            "--port",
+            "7600",
+        ],
+    );
+    let view = Tracer::start_live(&ns, &["-tan", "--interval", "100"]);
+    let mut listener = tests::listen(&ns, LISTEN, 16);
+    let mut clients = tests::flood(&ns, LISTEN, 3);
+    clients.close();
+    wait_until("three FIN-WAIT-2 sockets in ss", || {
+        ss_rows(&ns, ":7600")
+            .iter()
+            .filter(|r| r.2 == "FIN_WAIT2")
+            .count()
+            == 3
+    });
+    let kernel = ss_rows(&ns, ":7600");
+    assert_eq!(
+        kernel.iter().filter(|r| r.2 == "CLOSE_WAIT").count(),
+        3,
+        "{kernel:?}"
+    );
+
+    // The live view: row for row what ss shows.
+    wait_until("the live view to agree with ss", || {
+        table_rows(last_table(&view.output()), ":7600") == kernel
+    });
+
+    // -S: no TIME_WAIT counted or entered; the orphans are no transition.
+    let intervals_now = |t: &Tracer| t.output().lines().count();
+    let seen = intervals_now(&summary);
+    wait_until("two more -S intervals", || {
+        intervals_now(&summary) >= seen + 2
+    });
+    let out = summary.output();
+    let last: serde_json::Value =
+        serde_json::from_str(out.lines().last().expect("an interval")).expect("JSON interval");
+    assert_eq!(last["time_wait"], 0, "{last}");
+    // Before the scrape below, whose own connection is the namespace's only
+    // other one.
+    let metrics = scrape::scrape(&ns, ENDPOINT);
+    assert_eq!(
+        scrape::sample(&metrics, "enetstat_time_wait_sockets"),
+        0,
+        "{metrics}"
+    );
+
+    // -E: each client's close, with the orphan's hand-over as no change.
+    listener.close();
+    let out_events = events.stop();
+    let lines = out_events.events();
+    for (local, remote, _) in kernel.iter().filter(|r| r.2 == "FIN_WAIT2") {
+        let changes: Vec<(String, String, bool)> = lines
+            .iter()
+            .filter(|e| e["event"] == "state" && e["local"] == *local && e["remote"] == *remote)
+            .map(|e| {
+                (
+                    e["old_state"].as_str().unwrap().to_string(),
+                    e["new_state"].as_str().unwrap().to_string(),
+                    e["peer_fin_pending"].as_bool().unwrap(),
+                )
+            })
+            .collect();
+        let want = [
+            ("SYN_SENT", "ESTABLISHED", false),
+            ("ESTABLISHED", "FIN_WAIT1", false),
+            ("FIN_WAIT1", "FIN_WAIT2", false),
+            ("FIN_WAIT2", "FIN_WAIT2", true),
+        ]
+        .map(|(o, n, p)| (o.to_string(), n.to_string(), p));
+        assert_eq!(changes, want, "{local} -> {remote}");
+    }
+    // (The scrape's own connection may end in TIME_WAIT.)
+    let to_listener = |e: &serde_json::Value| {
+        [&e["local"], &e["remote"]]
+            .iter()
+            .any(|a| a.as_str().is_some_and(|a| a.ends_with(":7600")))
+    };
+    assert!(
+        !lines
+            .iter()
+            .any(|e| to_listener(e) && e["new_state"] == "TIME_WAIT"),
+        "{}",
+        out_events.stdout
+    );
+    let summary = summary.stop();
+    assert!(summary.status.success(), "{:?}", summary.stderr);
+    for line in summary.stdout.lines() {
+        let interval: serde_json::Value = serde_json::from_str(line).expect("JSON interval");
+        let transitions = interval["transitions"].as_object().expect("transitions");
+        assert!(
+            transitions.keys().all(|k| !k.ends_with("TIME_WAIT")),
+            "{interval}"
+        );
+    }
+    // The server's close resets the orphans: the view asks the kernel and
+    // drops them as ss does.
+    wait_until("the live view to drop the reset orphans", || {
+        table_rows(last_table(&view.output()), ":7600") == ss_rows(&ns, ":7600")
+    });
+    let out = view.stop();
+    assert!(out.status.success(), "{:?}", out.stderr);
+}
+
+/// A reader too slow for a tiny ring: the log marks each place events are
+/// missing with their count, the marks add up to the loss the stop object
+/// reports, and a socket's first change after a hole says `after_gap`.
+#[test]
+fn lost_events_are_marked_in_the_stream_where_they_are_missing() {
+    let ns = Netns::new("lossmark");
+    let tracer = Tracer::start(&ns, &["-E", "-n", "--json", "--ring-size", "4096"]);
+    let signal = |sig| {
+        // SAFETY: signalling the tracer, our own child.
+        assert_eq!(unsafe { libc::kill(tracer.pid() as i32, sig) }, 0);
+    };
+    // 50 connections wait in a listener's queue. The reader stops while
+    // their clients close (four changes each, the ring holds about 30);
+    // once it reads again, the server's ends close after that hole.
+    let mut listener = tests::listen(&ns, "127.0.0.1:7700", 64);
+    let mut clients = tests::flood(&ns, "127.0.0.1:7700", 50);
+    tracer.wait_quiet();
+    signal(libc::SIGSTOP);
+    clients.close();
+    signal(libc::SIGCONT);
+    listener.close();
+    tracer.wait_quiet();
+    let out = tracer.stop();
+    assert!(out.status.success(), "{:?}", out.stderr);
+    let lines = out.events();
+    let marked: u64 = lines
+        .iter()
+        .filter(|e| e["event"] == "lost")
+        .map(|e| e["lost"].as_u64().expect("a count"))
+        .sum();
+    let stop = out.stop_object();
+    assert!(marked > 0, "{stop}");
+    assert_eq!(Some(marked), stop["lost_ring_full"].as_u64(), "{stop}");
+    assert_eq!(
+        stop["events_seen"].as_u64(),
+        Some(lines.iter().filter(|e| e["event"] != "lost").count() as u64),
+        "{stop}"
+    );
+    // Per socket, a change whose old state is not the last new state seen
+    // follows a hole, and must say so. A new socket (from CLOSE, or a
+    // listener's child) starts its history again.
+    let mut last = std::collections::HashMap::new();
+    let mut holes = 0;
+    for e in lines.iter().filter(|e| e["event"] == "state") {
+        let (old, new) = (&e["old_state"], &e["new_state"]);
+        let born = old == "CLOSE" || (old == "LISTEN" && new == "SYN_RECV");
+        if let Some(before) = last.insert(e["socket"].to_string(), new.clone())
+            && !born
+            && before != *old
+        {
+            holes += 1;
+            assert_eq!(e["after_gap"], true, "after {before}: {e}");
+        }
+    }
+    assert!(holes > 0, "no change followed a hole; {marked} lost");
+}
