@@ -220,7 +220,8 @@ pub fn ends_connection(old: u8, effective: u8) -> bool {
 mod filter;
 pub use filter::Filter;
 
-/// Key of the `REMOTES` map: a remote endpoint, for the summary's top lists.
+/// Key of the `REMOTES` map: a remote endpoint as one network namespace
+/// sees it, for the summary's top lists.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct RemoteKey {
@@ -228,6 +229,7 @@ pub struct RemoteKey {
     pub port: u16,
     pub family: u8,
     pub _pad: u8,
+    pub netns: u32,
 }
 
 /// Value of the `REMOTES` map (per CPU; userspace sums).
@@ -522,6 +524,7 @@ pub struct ListenOwner {
 const _: () = assert!(size_of::<Event>() == 128);
 const _: () = assert!(size_of::<Filter>() == 48);
 const _: () = assert!(size_of::<ListenKey>() == 8);
+const _: () = assert!(size_of::<RemoteKey>() == 24);
 const _: () = assert!(size_of::<ListenOwner>() == 32);
 const _: () = assert!(size_of::<SockInfo>() == 48);
 const _: () = assert!(size_of::<Config>() == 4 + 48 + 48 + 8);

@@ -101,6 +101,7 @@ pub(crate) fn count_remote(ev: &Event, add: impl FnOnce(&mut RemoteStats)) {
         port: ev.dport,
         family: ev.family,
         _pad: 0,
+        netns: ev.netns,
     };
     if let Some(entry) = REMOTES.get_ptr_mut(&key) {
         // SAFETY: this CPU's value of a per-CPU map, valid while we run.

@@ -134,10 +134,6 @@ pub struct Cli {
     #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = crate::metrics_server::DEFAULT_ADDR)]
     pub metrics: Option<String>,
 
-    /// For packaging: write the man page (man) or shell completions (bash, zsh, fish) to standard output
-    #[arg(long, value_name = "WHAT", hide = true, value_parser = ["man", "bash", "zsh", "fish"])]
-    pub generate: Option<String>,
-
     // ---- filters (every mode) ----
     /// Only connections with this local or remote port (number or service name)
     #[arg(long, value_name = "PORT")]

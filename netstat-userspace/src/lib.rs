@@ -46,6 +46,18 @@ use crate::{cli::Cli, fail::Fatal};
 /// for and exits with its status.
 pub fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    // For packaging only (`cargo xtask dist`): outside the flags, so that
+    // neither help nor completions offer it.
+    let args: Vec<String> = std::env::args().skip(1).take(3).collect();
+    if let [flag, what] = args.as_slice()
+        && flag == "--generate"
+    {
+        if let Err(e) = generate::run(what) {
+            eprintln!("enetstat: {e:#}");
+            std::process::exit(fail::EXIT_USAGE);
+        }
+        return;
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => exit_on_usage_error(e),
@@ -65,9 +77,6 @@ pub fn main() {
 }
 
 fn run(cli: &Cli) -> anyhow::Result<()> {
-    if let Some(what) = &cli.generate {
-        return generate::run(what);
-    }
     cli.check_combinations()?;
     if cli.drops && !cli.events {
         return Err(fail::usage("--drops goes with -E (the event log)"));

@@ -223,6 +223,7 @@ impl Cumulative {
             .filter_map(|(key, now)| {
                 let was = before.remotes.get(key).copied().unwrap_or_default();
                 let r = Remote {
+                    netns: key.netns,
                     endpoint: endpoint(key),
                     failed_connects: now.failed_connects.saturating_sub(was.failed_connects),
                     resets: now.resets.saturating_sub(was.resets),
@@ -232,7 +233,7 @@ impl Cumulative {
                 (r.total() > 0).then_some(r)
             })
             .collect();
-        remotes.sort_by_key(|r| (std::cmp::Reverse(r.total()), r.endpoint));
+        remotes.sort_by_key(|r| (std::cmp::Reverse(r.total()), r.endpoint, r.netns));
         remotes.truncate(5);
         Ok(Interval {
             seconds: elapsed_ns as f64 / 1e9,

@@ -84,6 +84,17 @@ fn the_deb_holds_the_binary_man_page_completions_and_a_disabled_unit() {
     let words = page.split_whitespace().collect::<Vec<_>>().join(" ");
     assert!(words.contains("NAME enetstat - netstat on eBPF"), "{page}");
     assert!(page.contains("--metrics"), "{page}");
+    // Written for people: beyond the options, the modes, exit status, JSON
+    // fields, metric names and examples.
+    for section in [
+        "MODES",
+        "EXIT STATUS",
+        "EVENT LOG JSON",
+        "METRICS",
+        "EXAMPLES",
+    ] {
+        assert!(page.lines().any(|l| l == section), "{section}:\n{page}");
+    }
 
     // Each shell's completion loads in that shell's syntax.
     let bash = root.path("usr/share/bash-completion/completions/enetstat");
@@ -95,6 +106,28 @@ fn the_deb_holds_the_binary_man_page_completions_and_a_disabled_unit() {
         ],
     );
     assert!(loaded.contains("enetstat"), "{loaded}");
+    // Real values where an option has them; nothing of the packaging hook.
+    let offered = |line: &str| {
+        sh(
+            "bash",
+            &[
+                "-c",
+                &format!(
+                    "source {} && COMP_WORDS=({line}) && COMP_CWORD=$((${{#COMP_WORDS[@]}}-1)) && \
+                     _enetstat enetstat \"${{COMP_WORDS[-1]}}\" \"${{COMP_WORDS[-2]}}\" && echo \"${{COMPREPLY[@]}}\"",
+                    bash.display()
+                ),
+            ],
+        )
+    };
+    assert_eq!(offered("enetstat --state TIME").trim(), "TIME_WAIT");
+    assert_eq!(offered("enetstat -A inet").trim(), "inet inet6");
+    assert!(
+        offered("enetstat --netns a")
+            .split_whitespace()
+            .any(|w| w == "all")
+    );
+    assert_eq!(offered("enetstat --gen").trim(), "");
     for (file, needle) in [
         (
             "usr/share/zsh/vendor-completions/_enetstat",
@@ -110,13 +143,21 @@ fn the_deb_holds_the_binary_man_page_completions_and_a_disabled_unit() {
     }
 
     // Installed, not enabled: no maintainer script, no wants/ link.
-    let unit = std::fs::read_to_string(root.path("lib/systemd/system/enetstat-metrics.service"))
-        .expect("the metrics unit");
+    let unit = std::fs::read_to_string(root.path(UNIT)).expect("the metrics unit");
     assert!(
         unit.lines()
-            .any(|l| l == "ExecStart=/usr/bin/enetstat --metrics 127.0.0.1:9977"),
+            .any(|l| l == "ExecStart=/usr/bin/enetstat $ENETSTAT_METRICS_ARGS"),
         "{unit}"
     );
+    // The docs the README links, where its links lead.
+    for link in [
+        "docs/ARCHITECTURE.md",
+        "docs/KERNELS.md",
+        "bench/RESULTS.md",
+    ] {
+        let doc = root.path(&format!("usr/share/doc/enetstat/{link}"));
+        assert!(doc.is_file(), "{}", doc.display());
+    }
     let control = sh(
         "dpkg-deb",
         &["-e", deb, root.path("DEBIAN").to_str().unwrap()],
@@ -132,6 +173,69 @@ fn the_deb_holds_the_binary_man_page_completions_and_a_disabled_unit() {
         ["control"],
         "maintainer scripts would enable the unit"
     );
+}
+
+const UNIT: &str = "lib/systemd/system/enetstat-metrics.service";
+
+/// `KEY=VALUE` lines as systemd reads them (a quoted value loses its quotes).
+fn assignments<'a>(lines: impl Iterator<Item = &'a str>) -> Vec<(String, String)> {
+    lines
+        .filter_map(|l| l.trim().split_once('='))
+        .map(|(k, v)| (k.to_string(), v.trim_matches('"').to_string()))
+        .collect()
+}
+
+/// The README's fleet recipe as far as a test can run it: its
+/// /etc/default/enetstat line, read by the unit's command line as systemd
+/// would expand it, must serve on every interface (127.0.0.2 here).
+#[test]
+fn the_fleet_recipe_serves_on_every_interface() {
+    let root = Unpacked::new("package-fleet");
+    let unit = std::fs::read_to_string(root.path(UNIT)).expect("the metrics unit");
+    let readme = include_str!("../../README.md");
+    let recipe = readme
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("echo '")?
+                .split_once("' > /etc/default/enetstat")
+        })
+        .expect("the README's /etc/default/enetstat line")
+        .0;
+    // Environment= first, then the file, as systemd applies them.
+    let mut env = assignments(
+        unit.lines()
+            .filter_map(|l| l.strip_prefix("Environment="))
+            .map(|l| l.trim_matches('"')),
+    );
+    env.extend(assignments(std::iter::once(recipe)));
+    let exec = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart="))
+        .expect("ExecStart");
+    let mut words: Vec<String> = Vec::new();
+    for word in exec.split_whitespace() {
+        match word.strip_prefix('$') {
+            // $VAR (no braces): split at blanks into words.
+            Some(var) => {
+                let (_, value) = env.iter().rev().find(|(k, _)| k == var).expect(var);
+                words.extend(value.split_whitespace().map(str::to_string));
+            }
+            None => words.push(word.to_string()),
+        }
+    }
+    assert_eq!(words[0], "/usr/bin/enetstat", "{words:?}");
+    assert!(
+        unit.contains("EnvironmentFile=-/etc/default/enetstat"),
+        "{unit}"
+    );
+    let ns = Netns::new("package-fleet");
+    let binary = root.path("usr/bin/enetstat");
+    let args: Vec<&str> = words[1..].iter().map(String::as_str).collect();
+    let tracer = Tracer::start_program(&ns, &binary, &args);
+    let body = tests::scrape::scrape(&ns, "127.0.0.2:9977");
+    assert!(body.contains("enetstat_connections_opened_total"), "{body}");
+    let out = tracer.stop();
+    assert!(out.status.success(), "{:?}", out.stderr);
 }
 
 #[test]

@@ -235,3 +235,46 @@ fn lost_events_are_marked_in_the_stream_where_they_are_missing() {
     }
     assert!(holes > 0, "no change followed a hole; {marked} lost");
 }
+
+/// Children waiting in a listener's accept queue belong to no process yet,
+/// and a connection closed by its process to none any more: `-c -p` shows
+/// `-` for them, as netstat does, not the listener's or closer's pid.
+#[test]
+fn sockets_no_file_holds_have_no_owner_in_the_live_view() {
+    let ns = Netns::new("owners");
+    let view = Tracer::start_live(&ns, &["-tanp", "--interval", "100"]);
+    let mut listener = tests::listen(&ns, "127.0.0.1:7601", 16);
+    let mut clients = tests::flood(&ns, "127.0.0.1:7601", 2);
+    let rows = |table: &str, live: bool| -> Vec<String> {
+        tests::tcp_rows(table, live)
+            .into_iter()
+            .filter(|r| r.contains(":7601"))
+            .collect()
+    };
+    let netstat = rows(&ns.exec_ok(&["netstat", "-tanp"]), false);
+    assert_eq!(netstat.len(), 5, "{netstat:?}");
+    assert_eq!(
+        netstat.iter().filter(|r| r.ends_with(" -")).count(),
+        2,
+        "{netstat:?}"
+    );
+    wait_until("the view's owners to be netstat's", || {
+        rows(last_table(&view.output()), true) == netstat
+    });
+    // The clients close: their ends go on without a file.
+    clients.close();
+    wait_until("two FIN-WAIT-2 sockets in ss", || {
+        ss_rows(&ns, ":7601")
+            .iter()
+            .filter(|r| r.2 == "FIN_WAIT2")
+            .count()
+            == 2
+    });
+    let netstat = rows(&ns.exec_ok(&["netstat", "-tanp"]), false);
+    wait_until("the view's owners after the close", || {
+        rows(last_table(&view.output()), true) == netstat
+    });
+    listener.close();
+    let out = view.stop();
+    assert!(out.status.success(), "{:?}", out.stderr);
+}

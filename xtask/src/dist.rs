@@ -24,9 +24,12 @@ Documentation=man:enetstat(8)
 After=network.target
 
 [Service]
-# Loading eBPF programs needs root. Add filters or --netns here; :9977
-# serves every interface (the default is loopback only).
-ExecStart=/usr/bin/enetstat --metrics 127.0.0.1:9977
+# Loading eBPF programs needs root. The default serves loopback only; set
+# ENETSTAT_METRICS_ARGS in /etc/default/enetstat to change it (README, On a
+# fleet), e.g. ENETSTAT_METRICS_ARGS=--metrics :9977 for every interface.
+Environment=\"ENETSTAT_METRICS_ARGS=--metrics 127.0.0.1:9977\"
+EnvironmentFile=-/etc/default/enetstat
+ExecStart=/usr/bin/enetstat $ENETSTAT_METRICS_ARGS
 Restart=on-failure
 RestartSec=5
 
@@ -42,6 +45,16 @@ const FILES: &[(&str, &str)] = &[
     ("fish", "usr/share/fish/vendor_completions.d/enetstat.fish"),
 ];
 const UNIT_PATH: &str = "lib/systemd/system/enetstat-metrics.service";
+/// The documentation shipped under /usr/share/doc/enetstat: the README and
+/// every file it links to.
+const DOCS: &[&str] = &[
+    "README.md",
+    "docs/ARCHITECTURE.md",
+    "docs/INVESTIGATIONS.md",
+    "docs/KERNELS.md",
+    "docs/PERFORMANCE.md",
+    "bench/RESULTS.md",
+];
 
 /// The packages' directory.
 pub fn dir() -> PathBuf {
@@ -104,9 +117,13 @@ fn install(root: &Path) -> Result<()> {
     }
     run("gzip", &["-9n".as_ref(), root.join(FILES[0].1).as_os_str()])?;
     write(&root.join(UNIT_PATH), UNIT)?;
+    // The README and what it links to, at the same relative paths.
     let doc = root.join("usr/share/doc/enetstat");
-    fs::create_dir_all(&doc)?;
-    fs::copy(workspace_root().join("README.md"), doc.join("README.md"))?;
+    for file in DOCS {
+        let to = doc.join(file);
+        fs::create_dir_all(to.parent().expect("a directory"))?;
+        fs::copy(workspace_root().join(file), &to).with_context(|| format!("copying {file}"))?;
+    }
     Ok(())
 }
 

@@ -31,7 +31,7 @@ impl TcpRows for LiveRows<'_> {
             let time_wait_socket;
             match entry {
                 Entry::Row(row) => {
-                    (socket, owner, since) = (&row.socket, row.owner.as_ref(), row.since)
+                    (socket, owner, since) = (&row.socket, row.shown_owner(), row.since)
                 }
                 Entry::TimeWait(packed, tw) => {
                     let (local, remote) = packed.tuple();

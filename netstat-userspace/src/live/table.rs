@@ -42,6 +42,21 @@ pub struct Row {
     /// seen in an event, and for TIME_WAIT rows (the kernel freed the socket
     /// and keeps a separate timewait object).
     id: Option<u64>,
+    /// `socket.inode` is the kernel's (read from /proc or sock_diag), not a
+    /// born row's placeholder 0.
+    inode_read: bool,
+}
+
+impl Row {
+    /// The owner as netstat shows it: none for a socket no file holds
+    /// (inode 0: a child not yet accepted, a socket closed by its
+    /// process), whoever the kernel side last saw act on it.
+    pub fn shown_owner(&self) -> Option<&Owner> {
+        match self.inode_read && self.socket.inode == 0 {
+            true => None,
+            false => self.owner.as_ref(),
+        }
+    }
 }
 
 type Tuple = (SocketAddr, SocketAddr);
@@ -176,6 +191,7 @@ impl ConnTable {
                 owner,
                 since: Since::Before(now_ns),
                 id: None,
+                inode_read: true,
             });
         }
         table
@@ -261,6 +277,7 @@ impl ConnTable {
             owner: None,
             since: Since::Exact(ev.wall_ns),
             id: None,
+            inode_read: false,
         });
         // Only one connection has a given pair of endpoints: an id-less row
         // with this socket's endpoints is gone. It is a TIME_WAIT the kernel
@@ -404,18 +421,21 @@ impl ConnTable {
     }
 
     /// Sets the queues of listeners (accept queue and its limit) and of
-    /// connections from a fresh read of the kernel's sockets (`sockets`, as
-    /// sock_diag gives them); returns whether any row changed. TIME_WAIT
-    /// and SYN_RECV rows have no queues to refresh.
+    /// connections, and connections' inodes (whether a file holds them),
+    /// from a fresh read of the kernel's sockets (`sockets`, as sock_diag
+    /// gives them); returns whether any row changed. TIME_WAIT and SYN_RECV
+    /// rows have no queues to refresh.
     pub fn refresh_queues(&mut self, sockets: &[InetSocket]) -> bool {
         let mut listeners: HashMap<SocketAddr, Vec<(u64, u64)>> = HashMap::new();
         let mut connections: HashMap<Tuple, (u64, u64)> = HashMap::new();
+        let mut inodes: HashMap<Tuple, u64> = HashMap::new();
         for s in sockets {
             let queues = (s.rx_queue, s.tx_queue);
             if s.state == TcpState::LISTEN.0 {
                 listeners.entry(s.local).or_default().push(queues);
             } else {
                 connections.insert((s.local, s.remote), queues);
+                inodes.insert((s.local, s.remote), s.inode);
             }
         }
         let mut changed = false;
@@ -432,6 +452,10 @@ impl ConnTable {
             if let Some(queues) = fresh {
                 changed |= (s.rx_queue, s.tx_queue) != queues;
                 (s.rx_queue, s.tx_queue) = queues;
+            }
+            if let Some(&inode) = inodes.get(&(s.local, s.remote)) {
+                changed |= s.inode != inode || !row.inode_read;
+                (s.inode, row.inode_read) = (inode, true);
             }
         }
         changed

@@ -173,8 +173,34 @@ fn write_json_string(out: &mut String, s: &str) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// Every key of an event's object and of a loss record.
+    pub(crate) fn every_field() -> Vec<String> {
+        let raw = netstat_common::Event {
+            kind: netstat_common::kind::STATE,
+            oldstate: netstat_common::tcp_state::FIN_WAIT2,
+            newstate: netstat_common::tcp_state::CLOSE,
+            ..Default::default()
+        };
+        let decoder = crate::decoder::Decoder::new(0, 0, Default::default());
+        let mut log = JsonLog::default();
+        let mut lines = [String::new(), String::new()];
+        log.write_line(&mut lines[0], &decoder.decode(&raw));
+        let lost = Lost {
+            wall_ns: 0,
+            count: 1,
+        };
+        log.write_lost(&mut lines[1], &lost);
+        lines
+            .iter()
+            .flat_map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                v.as_object().unwrap().keys().cloned().collect::<Vec<_>>()
+            })
+            .collect()
+    }
 
     #[test]
     fn endpoints_and_ids_are_written_as_core_fmt_writes_them() {

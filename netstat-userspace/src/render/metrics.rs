@@ -341,8 +341,35 @@ impl Collector for Scrape {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// The name of every metric a scrape can hold (with `--self-cost`), as
+    /// its `# TYPE` line gives it (counters with `_total`).
+    pub(crate) fn every_metric_name() -> Vec<String> {
+        let reading = Reading {
+            namespaces: vec![NetnsReading::default()],
+            programs: Some(vec![crate::cost::ProgramCost {
+                program: "inet_sock_set_state",
+                id: 1,
+                runs: 1,
+                run_ns: 1,
+            }]),
+            lost_skipped: Some(0),
+            ..Reading::default()
+        };
+        prometheus_text(&render(reading))
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .map(|l| {
+                let (name, kind) = l.split_once(' ').unwrap_or((l, ""));
+                match kind {
+                    "counter" if !name.ends_with("_total") => format!("{name}_total"),
+                    _ => name.to_string(),
+                }
+            })
+            .collect()
+    }
 
     #[test]
     fn every_metric_has_help_type_and_its_exact_name() {

@@ -68,6 +68,8 @@ pub struct Listener {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Remote {
+    /// The namespace that saw the endpoint (inode).
+    pub netns: u32,
     pub endpoint: SocketAddr,
     pub failed_connects: u64,
     pub drops: u64,
@@ -311,8 +313,8 @@ fn json(out: &mut String, i: &Interval) {
     json_array(out, "top_remotes", &i.remotes, |out, r| {
         let _ = write!(
             out,
-            "{{\"remote\":\"{}\",\"failed_connects\":{},\"resets\":{},\"retransmits\":{},\"drops\":{}}}",
-            r.endpoint, r.failed_connects, r.resets, r.retransmits, r.drops
+            "{{\"netns\":{},\"remote\":\"{}\",\"failed_connects\":{},\"resets\":{},\"retransmits\":{},\"drops\":{}}}",
+            r.netns, r.endpoint, r.failed_connects, r.resets, r.retransmits, r.drops
         );
     });
     match &i.cost {
@@ -397,6 +399,7 @@ mod tests {
             resets_by_reason: Some(vec![("no_socket", 3)]),
             drops: Some(vec![("netfilter_drop", 2)]),
             remotes: vec![Remote {
+                netns: 1,
                 endpoint: "127.0.0.1:7001".parse().unwrap(),
                 failed_connects: 2,
                 drops: 1,
@@ -450,6 +453,7 @@ top remotes (failed connects/resets/retransmits/drops):\n  127.0.0.1:7001       
         assert_eq!(v["transitions"]["FIN_WAIT2->TIME_WAIT"], 8);
         assert_eq!(v["failures"]["refused"], 2);
         assert_eq!(v["top_remotes"][0]["remote"], "127.0.0.1:7001");
+        assert_eq!(v["top_remotes"][0]["netns"], 1);
         assert_eq!(v["missed"], 0);
         assert_eq!(v["connect_latency_ms"]["p50"], 0.128);
         assert_eq!(v["connect_latency_ms"]["max"], 1.024);
