@@ -237,6 +237,42 @@ impl Cli {
                 "{mode} follows TCP only: leave out {flag} (or list it without {mode})"
             ));
         }
+        let listing_columns = [
+            ("-a", self.all),
+            ("-l", self.listening),
+            ("-p", self.programs),
+            ("-e", self.extend > 0),
+            ("-o", self.timers),
+            ("-W", self.wide),
+        ];
+        if let Some(mode) = tracing
+            && let Some(flag) = first_of(&[&listing_columns])
+        {
+            return refuse(format!(
+                "{flag} shapes the listing; {mode} has no such column: leave it out"
+            ));
+        }
+        let chosen: Vec<&str> = listings
+            .iter()
+            .filter_map(|(flag, on)| on.then_some(*flag))
+            .collect();
+        if chosen.len() > 1 {
+            return refuse(format!(
+                "{} each select a listing: give one of them",
+                chosen.join(" and ")
+            ));
+        }
+        let sockets = [("-t", self.tcp), ("-U", self.udplite), ("-x", self.unix)];
+        if let (Some(listing @ ("-r" | "-i" | "-g" | "-M")), Some(flag)) =
+            (chosen.first().copied(), first_of(&[&sockets, &udp_raw]))
+        {
+            return refuse(format!(
+                "{listing} lists no sockets: leave out {flag}, or {listing}"
+            ));
+        }
+        if self.continuous && self.statistics {
+            return refuse("-s prints its counters once: leave out -c".into());
+        }
         let event_log_or_summary = matches!(tracing, Some("-E" | "-S"));
         if self.json && !event_log_or_summary {
             return refuse("--json goes with -E or -S; the listing is netstat's text".into());

@@ -89,13 +89,8 @@ pub struct Statistics {
 
 impl Plan {
     pub fn from_cli(cli: &Cli) -> Result<Self> {
+        // Cli::check_combinations refused more than one of -r -i -g -M -s.
         let families = families(cli)?;
-        let modes = [cli.interfaces, cli.route, cli.masquerade, cli.statistics];
-        if modes.iter().filter(|m| **m).count() > 1 {
-            return Err(fail::usage(
-                "-i, -r, -M and -s each select a listing; give one of them (see enetstat --help)",
-            ));
-        }
         let has = |f| families.contains(&f);
         let mut inet = has(Family::Inet);
         let mut inet6 = has(Family::Inet6);
@@ -244,9 +239,11 @@ mod tests {
 
     use super::*;
 
+    /// The plan of `args`, after the combination checks that come first.
     fn plan(args: &str) -> Result<Plan> {
         let cli = Cli::try_parse_from(std::iter::once("enetstat").chain(args.split_whitespace()))
             .unwrap();
+        cli.check_combinations()?;
         Plan::from_cli(&cli)
     }
 

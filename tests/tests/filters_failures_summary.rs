@@ -235,6 +235,10 @@ fn the_summary_counts_connects_stuck_in_syn_sent() {
     // Blocks every 0.5 s: none in the first second, then all three.
     assert_eq!(over_1s.first(), Some(&0), "{}", out.stdout);
     assert_eq!(over_1s.iter().max(), Some(&3), "{}", out.stdout);
+    // Their SYNs, retransmitted after 1 s, are counted as SYNs, not data.
+    let sum = |key: &str| -> u64 { out.events().iter().map(|b| b[key].as_u64().unwrap()).sum() };
+    assert!(sum("syn_retransmits") >= 3, "{}", out.stdout);
+    assert_eq!(sum("retransmits"), 0, "{}", out.stdout);
 }
 
 #[test]

@@ -99,6 +99,11 @@ fn modes_together_work_or_are_refused() {
         (&["-r", "-i"], Refused("each select a listing")),
         (&["-s", "-r"], Refused("each select a listing")),
         (&["-i", "-M"], Refused("each select a listing")),
+        (&["-g", "-r"], Refused("each select a listing")),
+        (&["-r", "-t"], Refused("-r lists no sockets")),
+        (&["-c", "-s"], Refused("-s prints its counters once")),
+        (&["-E", "-p"], Refused("-p shapes the listing")),
+        (&["--metrics", "-tan"], Refused("-a shapes the listing")),
         (&["-A", "foo"], Refused("unknown address family `foo'")),
         (&["-E", "--json", "--duration", "0.3"], Works(json_lines)),
     ];
@@ -245,4 +250,50 @@ fn verbose_names_the_families_not_listed_as_netstat_does() {
     let netstat = stderr_lines("netstat");
     assert!(!netstat.is_empty());
     assert_eq!(stderr_lines(enetstat_bin().to_str().unwrap()), netstat);
+}
+
+/// Every pair of modes (the three event modes, --metrics, each listing):
+/// refused in one line with exit 2, or run to a normal end (exit 0);
+/// which, by the rules the README states.
+#[test]
+fn every_pair_of_modes_works_or_is_refused() {
+    let ns = Netns::new("flag-pairs");
+    let modes: [(&str, &[&str]); 10] = [
+        ("-E", &["-E"]),
+        ("-S", &["-S", "0.2"]),
+        ("-c", &["-c", "-tn"]),
+        ("--metrics", &["--metrics", "127.0.0.1:9983"]),
+        ("-r", &["-r"]),
+        ("-i", &["-i"]),
+        ("-s", &["-s"]),
+        ("-g", &["-g"]),
+        ("-M", &["-M"]),
+        ("sockets", &["-a"]),
+    ];
+    let event = |m: &str| ["-E", "-S", "-c"].contains(&m);
+    let tracing = |m: &str| ["-E", "-S", "--metrics"].contains(&m);
+    let listing = |m: &str| ["-r", "-i", "-s", "-g", "-M"].contains(&m);
+    for (i, (a, a_args)) in modes.iter().enumerate() {
+        for (b, b_args) in &modes[i + 1..] {
+            let (a, b) = (*a, *b);
+            let refused = (event(a) && event(b))
+                // -t and -n go with the event modes; -a -l -p -e -o -W do not.
+                || (tracing(a) && (listing(b) || b == "sockets"))
+                || (listing(a) && listing(b))
+                || (a == "-c" && (b == "-s" || listing(b) && b != "-s"));
+            let mut args: Vec<&str> = a_args.iter().chain(b_args.iter()).copied().collect();
+            if event(a) || event(b) || tracing(a) || tracing(b) {
+                args.extend(["--duration", "0.5"]);
+            }
+            let out = run_in(&ns, &args);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+            if refused {
+                assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+                assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+            } else {
+                assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+            }
+        }
+    }
 }

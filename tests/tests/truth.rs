@@ -278,3 +278,33 @@ fn sockets_no_file_holds_have_no_owner_in_the_live_view() {
     let out = view.stop();
     assert!(out.status.success(), "{:?}", out.stderr);
 }
+
+/// Sockets the kernel side's map evicted (`--max-sockets`) have an unknown
+/// time in their state, never a lower bound such as enetstat's uptime: only
+/// a socket older than enetstat may have one, and none is here.
+#[test]
+fn an_evicted_socket_has_no_age_rather_than_a_false_one() {
+    let ns = Netns::new("evicted");
+    let tracer = Tracer::start(&ns, &["-E", "-n", "--json", "--max-sockets", "512"]);
+    let mut listener = tests::listen(&ns, "127.0.0.1:7602", 1024);
+    let mut clients = tests::flood(&ns, "127.0.0.1:7602", 600);
+    clients.close();
+    listener.close();
+    tracer.wait_quiet();
+    let out = tracer.stop();
+    assert!(out.status.success(), "{:?}", out.stderr);
+    let stop = out.stop_object();
+    assert!(stop["sockets_evicted"].as_u64() > Some(0), "{stop}");
+    let events = out.events();
+    let states: Vec<&serde_json::Value> = events.iter().filter(|e| e["event"] == "state").collect();
+    assert!(
+        states.iter().all(|e| e["prev_state_ms_at_least"].is_null()),
+        "a lower bound for a socket born after start-up"
+    );
+    // The evicted ones' closes: no time at all in ESTABLISHED.
+    let unknown = states
+        .iter()
+        .filter(|e| e["old_state"] == "ESTABLISHED" && e["prev_state_ms"].is_null())
+        .count();
+    assert!(unknown > 0, "no evicted socket's change seen");
+}

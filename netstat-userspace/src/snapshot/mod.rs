@@ -38,6 +38,10 @@ pub fn run(cli: &Cli, namespaces: Selection) -> Result<()> {
     }
     let names = Names::new(numeric);
     let mut stdout = Output::stdout();
+    // -c re-lists until stopped, or for --duration (checked at start-up).
+    let until = cli
+        .duration
+        .map(|s| std::time::Instant::now() + std::time::Duration::from_secs_f64(s));
     loop {
         let mut out = String::new();
         let result = match &plan {
@@ -53,7 +57,14 @@ pub fn run(cli: &Cli, namespaces: Selection) -> Result<()> {
         if !cli.continuous || matches!(plan, Plan::Statistics(_)) {
             return Ok(());
         }
-        std::thread::sleep(std::time::Duration::from_secs(1));
+        let mut pause = std::time::Duration::from_secs(1);
+        if let Some(until) = until {
+            match until.checked_duration_since(std::time::Instant::now()) {
+                Some(left) if !left.is_zero() => pause = pause.min(left),
+                _ => return Ok(()),
+            }
+        }
+        std::thread::sleep(pause);
     }
 }
 
