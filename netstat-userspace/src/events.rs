@@ -24,6 +24,7 @@ use crate::{
 #[derive(Debug, Default)]
 struct LogCounts {
     seen: u64,
+    state_changes: u64,
     written: u64,
     owners_unknown: u64,
     no_socket: u64,
@@ -59,10 +60,8 @@ pub fn run(cli: &Cli, namespaces: Selection) -> Result<()> {
 async fn stream(cli: &Cli, namespaces: Selection) -> Result<()> {
     let mut attached = attach(cli, namespaces, Needs::Events)?;
     let decoder = attached.decoder()?;
-    eprintln!(
-        "enetstat: tracing TCP in {} (stop with Ctrl-C)",
-        namespaces.describe()
-    );
+    let english = format!("tracing TCP in {}", namespaces.describe());
+    attached.announce(cli, "events", namespaces, &english);
     let format = if cli.json {
         Format::Json(JsonLog::default())
     } else {
@@ -200,6 +199,7 @@ impl Sink for EventLog {
             return Ok(Flow::End);
         }
         self.counts.seen += 1;
+        self.counts.state_changes += u64::from(raw.kind == netstat_common::kind::STATE);
         let ev = self.decoder.decode(raw);
         // Events from the kernel can leave the owner to userspace (sockets
         // older than the programs); those are held to `--pid` here.
@@ -266,6 +266,7 @@ impl Sink for EventLog {
             (self.filter != netstat_common::Filter::default()).then_some(counters.filtered);
         let stop = StopSummary {
             events_seen: Some(self.counts.seen),
+            state_changes: Some(self.counts.state_changes),
             owners_unknown: Some(self.counts.owners_unknown),
             no_socket: Some(self.counts.no_socket),
             filtered,

@@ -15,10 +15,11 @@ use crate::{
 pub fn run(cli: &Cli, namespaces: Selection) -> Result<()> {
     session::block_on(async {
         let mut attached = session::attach(cli, namespaces, Needs::Counts)?;
-        eprintln!(
-            "enetstat: tracing TCP in {} for the metrics endpoint (stop with Ctrl-C)",
+        let english = format!(
+            "tracing TCP in {} for the metrics endpoint",
             namespaces.describe()
         );
+        attached.announce(cli, "metrics", namespaces, &english);
         let mut sink = Serving {
             stop_json: cli.json || cli.stop_json,
             filtered: attached.filter != netstat_common::Filter::default(),

@@ -128,6 +128,24 @@ impl Attached {
     }
 }
 
+impl Attached {
+    /// Says that tracing has begun: `english` for people and, with `--json`
+    /// or `--stop-json`, the ready record for scripts (`render::ready`).
+    pub fn announce(&self, cli: &Cli, mode: &str, namespaces: Selection, english: &str) {
+        eprintln!("enetstat: {english} (stop with Ctrl-C)");
+        if cli.json || cli.stop_json {
+            let netns = match namespaces {
+                Selection::One(inode) => Some(inode),
+                Selection::All => None,
+            };
+            eprintln!(
+                "{}",
+                crate::render::ready::json(mode, netns, &self.probe.programs)
+            );
+        }
+    }
+}
+
 /// A storm keeps every core busy, and a consumer with an ordinary share of
 /// CPU falls behind until the ring buffer overflows. Reading events is the
 /// one job that must not wait, so ask for nice -10 (root only; best effort).

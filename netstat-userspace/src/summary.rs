@@ -52,11 +52,12 @@ async fn summarise(cli: &Cli, namespaces: Selection, every: Duration) -> Result<
         blocks_left: cli.count,
         filtered: attached.filter != netstat_common::Filter::default(),
     };
-    eprintln!(
-        "enetstat: tracing TCP in {}, a summary every {:.1} s (stop with Ctrl-C)",
+    let english = format!(
+        "tracing TCP in {}, a summary every {:.1} s",
         namespaces.describe(),
         every.as_secs_f64()
     );
+    attached.announce(cli, "summary", namespaces, &english);
     session::run(&mut attached.probe, cli.duration, &mut summary).await
 }
 

@@ -436,6 +436,11 @@ pub struct Tracer {
 /// How enetstat starts a line saying what this kernel cannot give.
 const NOTE: &str = "enetstat: note: ";
 
+/// Whether `line` is enetstat's ready record (`{"ready":{...}}`).
+pub fn ready(line: &str) -> bool {
+    serde_json::from_str::<serde_json::Value>(line).is_ok_and(|v| v["ready"].is_object())
+}
+
 /// What a stopped tracer printed.
 pub struct TracerOutput {
     pub stdout: String,
@@ -455,18 +460,25 @@ impl Tracer {
         Self::start_program(ns, &enetstat_bin(), args)
     }
 
-    /// As `start`, for another build of enetstat (the packaged one).
+    /// As `start`, for another build of enetstat (the packaged one). Waits
+    /// for the ready record (`--stop-json` is added where neither it nor
+    /// `--json` is given), never for enetstat's English.
     pub fn start_program(ns: &Netns, program: &Path, args: &[&str]) -> Self {
-        let mut tracer = Self::spawn_program(ns, program, args);
+        let mut args = args.to_vec();
+        if !args.iter().any(|a| *a == "--json" || *a == "--stop-json") {
+            args.push("--stop-json");
+        }
+        let mut tracer = Self::spawn_program(ns, program, &args);
+        let deadline = Instant::now() + wait_limit();
+        let mut said = Vec::new();
         loop {
-            match tracer.stderr.recv_timeout(wait_limit()) {
-                Ok(line) if line.contains("tracing TCP") => return tracer,
-                // --metrics says where it serves first.
-                Ok(line) if line.starts_with("enetstat: serving metrics on ") => {}
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tracer.stderr.recv_timeout(left) {
+                Ok(line) if ready(&line) => return tracer,
                 Ok(line) if line.starts_with(NOTE) => tracer.notes.push(line),
-                Ok(line) => panic!("enetstat did not start: {line}"),
+                Ok(line) => said.push(line),
                 Err(_) => panic!(
-                    "enetstat did not report being attached within {:?}",
+                    "enetstat gave no ready record within {:?}; it said: {said:?}",
                     wait_limit()
                 ),
             }

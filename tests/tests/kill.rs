@@ -70,7 +70,7 @@ fn signal(child: &Child, signal: i32) {
 /// be in `stage`, and says whether, stopped, it really is.
 fn catch_in(ns: &Netns, stage: Stage) -> (Child, bool) {
     let mut cmd = ns.command(enetstat_bin());
-    cmd.args(["-E", "-n"])
+    cmd.args(["-E", "-n", "--stop-json"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("enetstat");
@@ -81,7 +81,7 @@ fn catch_in(ns: &Netns, stage: Stage) -> (Child, bool) {
             let _ = lines.send(line);
         }
     });
-    let tracing = || said.try_iter().any(|l: String| l.contains("tracing TCP"));
+    let tracing = || said.try_iter().any(|l: String| tests::ready(&l));
     let pid = child.id();
     let all_links = TRACEPOINTS.len() * 2;
     let deadline = Instant::now() + wait_limit();

@@ -179,26 +179,29 @@ fn an_orphan_whose_peer_has_not_closed_is_fin_wait2_everywhere() {
     assert!(out.status.success(), "{:?}", out.stderr);
 }
 
-/// A reader too slow for a tiny ring: the log marks each place events are
+/// A reader too slow for a small ring: the log marks each place events are
 /// missing with their count, the marks add up to the loss the stop object
 /// reports, and a socket's first change after a hole says `after_gap`.
 #[test]
 fn lost_events_are_marked_in_the_stream_where_they_are_missing() {
     let ns = Netns::new("lossmark");
-    let tracer = Tracer::start(&ns, &["-E", "-n", "--json", "--ring-size", "4096"]);
+    // About 480 records: the 50 connections' 200 changes fit.
+    let tracer = Tracer::start(&ns, &["-E", "-n", "--json", "--ring-size", "65536"]);
     let signal = |sig| {
         // SAFETY: signalling the tracer, our own child.
         assert_eq!(unsafe { libc::kill(tracer.pid() as i32, sig) }, 0);
     };
-    // 50 connections wait in a listener's queue. The reader stops while
-    // their clients close (four changes each, the ring holds about 30);
-    // once it reads again, the server's ends close after that hole.
+    // 50 connections wait in a listener's queue, seen. The reader stops; a
+    // storm fills the ring, and the clients close into the full ring.
+    // Once it reads again, the server's ends close after that hole.
     let mut listener = tests::listen(&ns, "127.0.0.1:7700", 64);
     let mut clients = tests::flood(&ns, "127.0.0.1:7700", 50);
     tracer.wait_quiet();
     signal(libc::SIGSTOP);
+    tests::storm(&ns, "127.0.0.1:7701", 300, &[]);
     clients.close();
     signal(libc::SIGCONT);
+    tracer.wait_quiet();
     listener.close();
     tracer.wait_quiet();
     let out = tracer.stop();

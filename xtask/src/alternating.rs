@@ -69,7 +69,7 @@ pub fn filtered_vs_nothing(rst: bool, cycles: usize) -> Result<Ratio> {
         );
         let mut enetstat = ns.command(release_bin("enetstat"));
         enetstat.args(bench_kit::FILTERED_OUT);
-        let mut tracer = bench_kit::start_tracer(enetstat, &out, Some("tracing TCP"))?;
+        let mut tracer = bench_kit::start_tracer(enetstat, &out, true)?;
         let attached = (Instant::now() + SETTLE, Instant::now() + PHASE);
         std::thread::sleep(PHASE);
         tracer.stop()?;

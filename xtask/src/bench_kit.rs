@@ -137,7 +137,15 @@ pub fn mount_tracefs() -> Result<()> {
 /// Starts a tracer writing to `out` and waits until it is attached: enetstat
 /// says so on stderr (`ready`); tcpstates says nothing unbuffered, so it gets
 /// a fixed two seconds. (`ip netns exec` execs, so the pid is the tracer's.)
-pub fn start_tracer(mut cmd: Command, out: &PathBuf, ready: Option<&str>) -> Result<Running> {
+/// Whether `line` is enetstat's ready record (`{"ready":{...}}`, with
+/// `--json` or `--stop-json`), which says its programs are attached.
+pub fn is_ready(line: &str) -> bool {
+    serde_json::from_str::<serde_json::Value>(line).is_ok_and(|v| v["ready"].is_object())
+}
+
+/// Starts `cmd` with stdout into `out`; with `ready`, waits (30 s at most,
+/// else fails) for enetstat's ready record, otherwise gives it 2 s.
+pub fn start_tracer(mut cmd: Command, out: &PathBuf, ready: bool) -> Result<Running> {
     let file = fs::File::create(out)?;
     let what = format!("{cmd:?}");
     let mut child = cmd
@@ -155,14 +163,14 @@ pub fn start_tracer(mut cmd: Command, out: &PathBuf, ready: Option<&str>) -> Res
         }
     });
     match ready {
-        Some(ready) => loop {
+        true => loop {
             match rx.recv_timeout(Duration::from_secs(30)) {
-                Ok(line) if line.contains(ready) => break,
+                Ok(line) if is_ready(&line) => break,
                 Ok(_) => {}
-                Err(_) => bail!("{what} did not attach within 30 s"),
+                Err(_) => bail!("{what} gave no ready record within 30 s"),
             }
         },
-        None => std::thread::sleep(Duration::from_secs(2)),
+        false => std::thread::sleep(Duration::from_secs(2)),
     }
     Ok(Running { child, stderr: rx })
 }

@@ -63,10 +63,14 @@ fn measure(flags: &[&str], connections: u64, rst: bool) -> Result<Cost> {
     let out = std::env::temp_dir().join(format!("enetstat-cost-{}.out", std::process::id()));
     let mut cmd = ns.command(release_bin("enetstat"));
     cmd.args(flags).arg("--self-cost");
-    // The live view says nothing on stderr: its first table tells.
-    let ready = (flags[0] != "-c").then_some("tracing TCP");
+    // The live view's first table says it is attached; the others' ready
+    // record does.
+    let ready = flags[0] != "-c";
+    if ready && !flags.contains(&"--json") {
+        cmd.arg("--stop-json");
+    }
     let mut tracer = start_tracer(cmd, &out, ready)?;
-    if ready.is_none() {
+    if !ready {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         while !fs::read_to_string(&out)
             .unwrap_or_default()

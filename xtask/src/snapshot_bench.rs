@@ -31,13 +31,9 @@ pub fn table(runs: usize) -> Result<String> {
     );
     let enetstat = release_bin("enetstat");
     let enetstat = enetstat.to_str().context("utf-8 path")?;
-    let mut paths = String::new();
     for n in SIZES {
         let ns = Netns::new()?;
         let _holders = hold(&ns, n)?;
-        if paths.is_empty() {
-            paths = tcp_paths(&ns, enetstat)?;
-        }
         for flags in ["-tan", "-tanp"] {
             let mut rows = Vec::new();
             for tool in [enetstat, "netstat", "ss"] {
@@ -60,31 +56,10 @@ pub fn table(runs: usize) -> Result<String> {
             }
         }
     }
-    writeln!(table, "\nHow enetstat read the TCP sockets: {paths}.\n")?;
+    // Which path enetstat takes (sock_diag or /proc) is the code's rule,
+    // docs/PERFORMANCE.md; the bench reads no log to tell.
+    writeln!(table)?;
     Ok(table)
-}
-
-/// What enetstat says (at log level info) about where `-tan` and `-tanp`
-/// read TCP sockets from: sock_diag or /proc.
-fn tcp_paths(ns: &Netns, enetstat: &str) -> Result<String> {
-    let mut said = Vec::new();
-    for flags in ["-tan", "-tanp"] {
-        let out = ns
-            .command(enetstat)
-            .arg(flags)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .output()
-            .context("running enetstat")?;
-        let log = String::from_utf8_lossy(&out.stderr);
-        let how = if log.contains("through sock_diag") {
-            "netlink sock_diag"
-        } else {
-            "/proc/net/tcp{,6}"
-        };
-        said.push(format!("`{flags}` from {how}"));
-    }
-    Ok(said.join(", "))
 }
 
 /// Starts holder processes with `n` connections in total; they exit when

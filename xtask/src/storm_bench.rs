@@ -3,7 +3,7 @@
 //! tracers are `enetstat -E` (text and JSON) and libbpf-tools `tcpstates`,
 //! each writing to a file.
 
-use std::{fmt::Write as _, fs, path::Path, process::Command};
+use std::{fmt::Write as _, fs, process::Command};
 
 use anyhow::{Context as _, Result};
 
@@ -360,19 +360,19 @@ fn storm(tracer: Tracer, connections: u64, rst: bool) -> Result<Sample> {
         | Tracer::Summary => {
             let mut cmd = ns.command(release_bin("enetstat"));
             cmd.args(enetstat_args(tracer));
-            Some(start_tracer(cmd, &out_path, Some("tracing TCP"))?)
+            Some(start_tracer(cmd, &out_path, true)?)
         }
         // tcpstates traces every namespace (the storm is the only traffic)
         // and needs the host's tracefs, which `ip netns exec` would hide.
         Tracer::Tcpstates => {
             mount_tracefs()?;
-            Some(start_tracer(Command::new("tcpstates"), &out_path, None)?)
+            Some(start_tracer(Command::new("tcpstates"), &out_path, false)?)
         }
         Tracer::EmptyPrograms => {
             mount_tracefs()?;
             let mut cmd = Command::new("bpftrace");
             cmd.arg("-e").arg(EMPTY_PROGRAMS);
-            Some(start_tracer(cmd, &out_path, None)?)
+            Some(start_tracer(cmd, &out_path, false)?)
         }
     };
     let cpu_at_start = traced.as_ref().map_or(0.0, |t| cpu_seconds(t.child.id()));
@@ -413,7 +413,19 @@ fn storm(tracer: Tracer, connections: u64, rst: bool) -> Result<Sample> {
     }
     let cpu = cpu_seconds(tracer_run.child.id()) - cpu_at_start;
     let stderr = tracer_run.stop()?;
-    let (written, state_events) = count_events(&out_path, tracer)?;
+    let (written, state_events) = match tracer {
+        // tcpstates prints one line per state change after its header.
+        Tracer::Tcpstates => {
+            let lines = fs::read_to_string(&out_path)?.lines().count() as u64;
+            (lines.saturating_sub(1), lines.saturating_sub(1))
+        }
+        // enetstat's own count, from its stop object.
+        Tracer::EnetstatText | Tracer::EnetstatJson | Tracer::EnetstatFiltered => (
+            enetstat_stop_figure(&stderr, "events_seen")?,
+            enetstat_stop_figure(&stderr, "state_changes")?,
+        ),
+        Tracer::None | Tracer::EmptyPrograms | Tracer::Metrics | Tracer::Summary => (0, 0),
+    };
     let _ = fs::remove_file(&out_path);
     let lost = match tracer {
         // "lost N events on CPU #k", once per loss report.
@@ -462,22 +474,3 @@ const EMPTY_PROGRAMS: &str = "tracepoint:sock:inet_sock_set_state {} \
     tracepoint:tcp:tcp_retransmit_skb {} tracepoint:tcp:tcp_retransmit_synack {} \
     tracepoint:tcp:tcp_send_reset {} tracepoint:tcp:tcp_receive_reset {} \
     tracepoint:tcp:tcp_destroy_sock {}";
-
-/// Event lines in a tracer's output file (headers excluded).
-/// Event lines in a tracer's output file (headers excluded), and of those
-/// the state changes (tcpstates prints nothing else).
-fn count_events(path: &Path, tracer: Tracer) -> Result<(u64, u64)> {
-    let text = fs::read_to_string(path)?;
-    let header_lines = match tracer {
-        Tracer::EnetstatJson => 0,
-        _ => 1,
-    };
-    let lines = text.lines().skip(header_lines);
-    let state = |l: &&str| match tracer {
-        Tracer::EnetstatJson => l.contains("\"event\":\"state\""),
-        Tracer::Tcpstates => true,
-        _ => l.contains(" -> "),
-    };
-    let all = lines.clone().count() as u64;
-    Ok((all, lines.filter(state).count() as u64))
-}

@@ -65,6 +65,8 @@ pub struct Probe {
     /// The names of the kernel's drop reasons, by value, where drops are
     /// counted (`Options::count_drops` and a `kfree_skb` to attach to).
     pub drop_reasons: Option<&'static [String]>,
+    /// The programs attached, by name.
+    pub programs: Vec<&'static str>,
 }
 
 fn program<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut BtfTracePoint> {
@@ -146,15 +148,17 @@ impl Probe {
         let counts_skips = btf::skipped_runs_counted(&kernel_btf)
             .map_err(|note| notes.push(note))
             .is_ok();
+        let attached: Vec<&'static str> = TRACEPOINTS
+            .iter()
+            .flat_map(|t| [t.name, t.second])
+            .chain(reset_programs.iter().copied())
+            .chain(drop_reasons.map(|_| DROP_PROGRAM))
+            .collect();
         let self_cost = match opts.self_cost {
             true => {
-                let attached = TRACEPOINTS
-                    .iter()
-                    .flat_map(|t| [t.name, t.second])
-                    .chain(reset_programs.iter().copied())
-                    .chain(drop_reasons.map(|_| DROP_PROGRAM));
                 let programs = attached
-                    .map(|name| {
+                    .iter()
+                    .map(|&name| {
                         let program = ebpf.program(name).context("program missing")?;
                         Ok((name, program.fd()?.try_clone()?))
                     })
@@ -176,6 +180,7 @@ impl Probe {
             notes,
             reset_reasons,
             drop_reasons,
+            programs: attached,
         })
     }
 

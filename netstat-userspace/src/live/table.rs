@@ -386,10 +386,12 @@ impl ConnTable {
             match kernel.get(packed) {
                 Some(s) if is_timewait_socket(s) => {
                     if s.state == TcpState::TIME_WAIT.0 {
-                        let left = i128::from(s.timer_ticks) * 10_000_000;
+                        // The kernel armed the timer for TIME_WAIT_NS as
+                        // the peer's FIN came: that is when it entered.
+                        let ends = now_ns + i128::from(s.timer_ticks) * 10_000_000;
                         *tw = TimeWait {
-                            ends_ns: (now_ns + left) as i64,
-                            entered_ns: now_ns as i64,
+                            ends_ns: ends as i64,
+                            entered_ns: (ends - TIME_WAIT_NS) as i64,
                             state: s.state,
                         };
                         changed = true;
@@ -775,7 +777,11 @@ mod tests {
         assert_eq!(states(&t), [(a.to_string(), TIME_WAIT)]);
         assert!(!t.has_orphans());
         match t.entries()[0] {
-            Entry::TimeWait(_, tw) => assert_eq!(tw.left(1_000), 59_000_000_000),
+            Entry::TimeWait(_, tw) => {
+                assert_eq!(tw.left(1_000), 59_000_000_000);
+                // In TIME_WAIT since the kernel armed its 60 s: 1 s ago.
+                assert_eq!(t.time_wait_since(tw), Since::Exact(1_000 - 1_000_000_000));
+            }
             Entry::Row(_) => panic!("a timewait row"),
         }
     }

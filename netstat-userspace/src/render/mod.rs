@@ -8,6 +8,7 @@ pub mod interfaces;
 pub mod live_diff;
 pub mod masquerade;
 pub mod metrics;
+pub mod ready;
 pub mod routes;
 pub mod sockets;
 pub mod statistics;

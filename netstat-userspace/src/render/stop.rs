@@ -13,6 +13,8 @@ pub struct StopSummary {
     pub mode: &'static str,
     /// Events read from the ring buffer (`-E`; `-S` reads none).
     pub events_seen: Option<u64>,
+    /// Of those, state changes (`-E`).
+    pub state_changes: Option<u64>,
     /// Events that never reached userspace: the three below added up.
     pub lost: u64,
     /// Of those: the ring buffer was full.
@@ -106,9 +108,10 @@ impl StopSummary {
     pub fn json(&self) -> String {
         let opt = |v: Option<u64>| v.map_or("null".to_string(), |n| n.to_string());
         format!(
-            "{{\"stop\":\"{}\",\"events_seen\":{},\"lost\":{},\"lost_ring_full\":{},\"lost_skipped\":{},\"gaps\":{},\"owners_unknown\":{},\"no_socket\":{},\"filtered\":{},\"sockets_untracked\":{},\"sockets_evicted\":{},\"listeners_evicted\":{},\"reset_reasons\":{},\"self_cost\":{}}}",
+            "{{\"stop\":\"{}\",\"events_seen\":{},\"state_changes\":{},\"lost\":{},\"lost_ring_full\":{},\"lost_skipped\":{},\"gaps\":{},\"owners_unknown\":{},\"no_socket\":{},\"filtered\":{},\"sockets_untracked\":{},\"sockets_evicted\":{},\"listeners_evicted\":{},\"reset_reasons\":{},\"self_cost\":{}}}",
             self.mode,
             opt(self.events_seen),
+            opt(self.state_changes),
             self.lost,
             self.lost_ring_full,
             opt(self.lost_skipped),
@@ -210,7 +213,7 @@ mod tests {
     fn json_has_every_field() {
         assert_eq!(
             events().json(),
-            r#"{"stop":"events","events_seen":12,"lost":0,"lost_ring_full":0,"lost_skipped":0,"gaps":0,"owners_unknown":1,"no_socket":0,"filtered":null,"sockets_untracked":0,"sockets_evicted":null,"listeners_evicted":null,"reset_reasons":true,"self_cost":null}"#
+            r#"{"stop":"events","events_seen":12,"state_changes":null,"lost":0,"lost_ring_full":0,"lost_skipped":0,"gaps":0,"owners_unknown":1,"no_socket":0,"filtered":null,"sockets_untracked":0,"sockets_evicted":null,"listeners_evicted":null,"reset_reasons":true,"self_cost":null}"#
         );
         let without_skip_counts = StopSummary {
             lost_skipped: None,
