@@ -6,7 +6,7 @@
 /// `*dst = T::default()` for a record of whole words (all fields zero).
 #[inline(always)]
 pub(crate) fn zero<T>(dst: &mut T) {
-    const { assert!(size_of::<T>() % 8 == 0 && align_of::<T>() >= 8) };
+    const { assert!(size_of::<T>().is_multiple_of(8) && align_of::<T>() >= 8) };
     let words = dst as *mut T as *mut u64;
     for i in 0..size_of::<T>() / 8 {
         // SAFETY: inside `*dst`, which is 8-aligned; volatile, so that the
@@ -18,7 +18,7 @@ pub(crate) fn zero<T>(dst: &mut T) {
 /// `*dst = *src` for a record of whole words.
 #[inline(always)]
 pub(crate) fn copy<T: Copy>(dst: &mut T, src: &T) {
-    const { assert!(size_of::<T>() % 8 == 0 && align_of::<T>() >= 8) };
+    const { assert!(size_of::<T>().is_multiple_of(8) && align_of::<T>() >= 8) };
     let (to, from) = (dst as *mut T as *mut u64, src as *const T as *const u64);
     for i in 0..size_of::<T>() / 8 {
         // SAFETY: both records are 8-aligned and of this many words; as

@@ -3,6 +3,9 @@
 
 use clap::{ArgAction, Parser};
 
+/// Where `--metrics` serves when no address is given.
+pub const METRICS_ADDR: &str = "127.0.0.1:9977";
+
 #[derive(Parser, Debug, Default, Clone)]
 #[command(
     name = "enetstat",
@@ -131,7 +134,7 @@ pub struct Cli {
     #[arg(short = 'S', long = "summary", value_name = "SECONDS", num_args = 0..=1, default_missing_value = "1")]
     pub summary: Option<f64>,
     /// Serve Prometheus metrics on http://ADDR/metrics (default 127.0.0.1:9977; :PORT for every interface), alone or beside -E, -S or -c (needs root)
-    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = crate::metrics_server::DEFAULT_ADDR)]
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = METRICS_ADDR)]
     pub metrics: Option<String>,
 
     // ---- filters (every mode) ----

@@ -25,6 +25,7 @@ use tokio::{
 };
 
 use crate::{
+    cli::METRICS_ADDR,
     fail,
     kernel::KernelCounts,
     netns::{self, Selection},
@@ -34,8 +35,6 @@ use crate::{
     traffic::Traffic,
 };
 
-/// Where `--metrics` without an address listens.
-pub const DEFAULT_ADDR: &str = "127.0.0.1:9977";
 const MAX_REQUEST: usize = 8 * 1024;
 const REQUEST_TIME: Duration = Duration::from_secs(5);
 /// For writing the answer: a client that stops reading is dropped.
@@ -74,7 +73,7 @@ pub fn bind(addr: &str) -> Result<StdListener> {
 
 fn bad_addr(addr: &str) -> anyhow::Error {
     fail::usage(format!(
-        "invalid --metrics address '{addr}': use IP:PORT, [IPv6]:PORT or :PORT (default {DEFAULT_ADDR})"
+        "invalid --metrics address '{addr}': use IP:PORT, [IPv6]:PORT or :PORT (default {METRICS_ADDR})"
     ))
 }
 

@@ -1,4 +1,4 @@
-//! Developer chores: `cargo xtask setup | build | run -- <flags> | test | fuzz | dist | bench`.
+//! Developer chores: `cargo xtask setup | build | run -- <flags> | test | lint | fuzz | dist | bench`.
 //!
 //! Every command first runs `setup`, which installs what is missing on a fresh
 //! Debian machine (saying what it does) and prints the commands to run
@@ -11,6 +11,7 @@ mod bench_kit;
 mod cost_bench;
 mod dist;
 mod fuzz;
+mod lint;
 mod live_bench;
 mod matrix;
 mod setup;
@@ -61,6 +62,9 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Formatting, clippy (warnings are errors) on every crate, the layers
+    /// of netstat-userspace/layers.txt and the paths docs/ARCHITECTURE.md names.
+    Lint,
     /// Run each fuzz target (cargo-fuzz, libFuzzer) for a bounded time.
     Fuzz {
         /// Seconds per target.
@@ -139,6 +143,11 @@ fn run(task: Task) -> Result<()> {
                 bail!("some tests failed or gave no result (table above)");
             }
             fuzz::no_finding(&fuzzed)
+        }
+        Task::Lint => {
+            setup::ensure(setup::Needs::Build)?;
+            setup::ensure_lint_tools()?;
+            lint::run()
         }
         Task::Fuzz { seconds } => {
             let toolchain = setup::ensure_fuzzing()?;

@@ -74,6 +74,35 @@ pub fn ensure_fuzzing() -> Result<String> {
     Ok(toolchain)
 }
 
+/// What `cargo xtask lint` needs besides the build: rustfmt and clippy for
+/// stable, clippy for the kernel crate's nightly.
+pub fn ensure_lint_tools() -> Result<()> {
+    let toolchain = ebpf_toolchain()?;
+    for (toolchain, components) in [
+        ("stable", &["rustfmt", "clippy"][..]),
+        (toolchain.as_str(), &["clippy"]),
+    ] {
+        let installed = output(
+            "rustup",
+            &["component", "list", "--toolchain", toolchain, "--installed"],
+        )
+        .unwrap_or_default();
+        for component in components {
+            if !installed.lines().any(|l| l.starts_with(component)) {
+                say(&format!(
+                    "{component} for {toolchain} is missing; the lint runs it"
+                ));
+                run(
+                    "rustup",
+                    &["component", "add", "--toolchain", toolchain, component],
+                    &[],
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// What `cargo xtask test` needs to boot the matrix's kernels.
 pub fn ensure_vm_tools() -> Result<()> {
     ensure_commands(VM_TOOLS)?;
