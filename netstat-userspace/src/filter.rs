@@ -54,7 +54,7 @@ pub fn socket_matches(filter: &Filter, s: &InetSocket, owner: Option<u32>) -> bo
 /// known). Unix sockets have states of their own; the TCP names that mean
 /// the same select them: LISTEN (LISTENING), SYN_SENT (CONNECTING),
 /// ESTABLISHED (CONNECTED) and CLOSE (unconnected). Endpoint filters were
-/// refused with unix sockets (`Cli::check_combinations`).
+/// refused with unix sockets (`combinations::check`).
 pub fn unix_matches(filter: &Filter, s: &UnixSocket, owner: Option<u32>) -> bool {
     const UNCONNECTED: u32 = 1;
     const CONNECTING: u32 = 2;

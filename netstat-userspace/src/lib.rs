@@ -9,6 +9,7 @@
 
 mod cli;
 mod clock;
+mod combinations;
 mod cost;
 mod decoder;
 mod events;
@@ -77,7 +78,7 @@ pub fn main() {
 }
 
 fn run(cli: &Cli) -> anyhow::Result<()> {
-    cli.check_combinations()?;
+    combinations::check(cli)?;
     if cli.drops && !cli.events {
         return Err(fail::usage("--drops goes with -E (the event log)"));
     }

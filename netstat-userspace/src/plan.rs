@@ -89,7 +89,7 @@ pub struct Statistics {
 
 impl Plan {
     pub fn from_cli(cli: &Cli) -> Result<Self> {
-        // Cli::check_combinations refused more than one of -r -i -g -M -s.
+        // combinations::check refused more than one of -r -i -g -M -s.
         let families = families(cli)?;
         let has = |f| families.contains(&f);
         let mut inet = has(Family::Inet);
@@ -243,7 +243,7 @@ mod tests {
     fn plan(args: &str) -> Result<Plan> {
         let cli = Cli::try_parse_from(std::iter::once("enetstat").chain(args.split_whitespace()))
             .unwrap();
-        cli.check_combinations()?;
+        crate::combinations::check(&cli)?;
         Plan::from_cli(&cli)
     }
 

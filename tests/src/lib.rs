@@ -6,11 +6,15 @@
 
 pub mod kernel;
 pub mod scrape;
+pub mod sequences;
+mod tracer;
+
+pub use tracer::{Tracer, TracerOutput, ready};
 
 use std::{
     fs,
     io::{BufRead, BufReader, Read},
-    path::{Path, PathBuf},
+    path::PathBuf,
     process::{Child, Command, ExitStatus, Stdio},
     sync::mpsc::{self, Receiver},
     time::{Duration, Instant},
@@ -231,7 +235,7 @@ impl Drop for Netns {
 }
 
 /// Reads a stream line by line on a thread, so tests can wait with a deadline.
-fn line_channel(stream: impl Read + Send + 'static) -> Receiver<String> {
+pub(crate) fn line_channel(stream: impl Read + Send + 'static) -> Receiver<String> {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stream).lines() {
@@ -304,7 +308,7 @@ impl Drop for Proc {
     }
 }
 
-fn wait_bounded(child: &mut Child, what: &str) -> ExitStatus {
+pub(crate) fn wait_bounded(child: &mut Child, what: &str) -> ExitStatus {
     let deadline = Instant::now() + wait_limit();
     loop {
         if let Some(status) = child.try_wait().expect("try_wait") {
@@ -421,225 +425,4 @@ pub fn connect(ns: &Netns, to: &str, extra: &[&str]) -> Proc {
     let mut cmd = ns.command(tcpload_bin());
     cmd.args(["connect", "--to", to]).args(extra);
     Proc::spawn(cmd)
-}
-
-/// `enetstat` running inside a namespace with stdout going to a file.
-pub struct Tracer {
-    child: Child,
-    stderr: Receiver<String>,
-    out: PathBuf,
-    /// The `enetstat: note:` lines read while starting (what this kernel
-    /// cannot give), handed back at the front of `TracerOutput::stderr`.
-    notes: Vec<String>,
-}
-
-/// How enetstat starts a line saying what this kernel cannot give.
-const NOTE: &str = "enetstat: note: ";
-
-/// Whether `line` is enetstat's ready record (`{"ready":{...}}`).
-pub fn ready(line: &str) -> bool {
-    serde_json::from_str::<serde_json::Value>(line).is_ok_and(|v| v["ready"].is_object())
-}
-
-/// What a stopped tracer printed.
-pub struct TracerOutput {
-    pub stdout: String,
-    pub stderr: Vec<String>,
-    pub status: ExitStatus,
-}
-
-impl Tracer {
-    /// The enetstat process (`ip netns exec` execs it).
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Starts `enetstat <args>` in `ns` and waits until it reports that it is
-    /// attached, so that nothing the test does afterwards is missed.
-    pub fn start(ns: &Netns, args: &[&str]) -> Self {
-        Self::start_program(ns, &enetstat_bin(), args)
-    }
-
-    /// As `start`, for another build of enetstat (the packaged one). Waits
-    /// for the ready record (`--stop-json` is added where neither it nor
-    /// `--json` is given), never for enetstat's English.
-    pub fn start_program(ns: &Netns, program: &Path, args: &[&str]) -> Self {
-        let mut args = args.to_vec();
-        if !args.iter().any(|a| *a == "--json" || *a == "--stop-json") {
-            args.push("--stop-json");
-        }
-        let mut tracer = Self::spawn_program(ns, program, &args);
-        let deadline = Instant::now() + wait_limit();
-        let mut said = Vec::new();
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match tracer.stderr.recv_timeout(left) {
-                Ok(line) if ready(&line) => return tracer,
-                Ok(line) if line.starts_with(NOTE) => tracer.notes.push(line),
-                Ok(line) => said.push(line),
-                Err(_) => panic!(
-                    "enetstat gave no ready record within {:?}; it said: {said:?}",
-                    wait_limit()
-                ),
-            }
-        }
-    }
-
-    /// Starts the live view `enetstat -c <args>` in `ns` and waits for its
-    /// first table, drawn once its programs are attached.
-    pub fn start_live(ns: &Netns, args: &[&str]) -> Self {
-        Self::start_live_until(ns, args, "Proto")
-    }
-
-    /// Starts `enetstat -c <args>` in `ns` and waits until its output holds
-    /// `first` (what its first drawing shows).
-    pub fn start_live_until(ns: &Netns, args: &[&str], first: &str) -> Self {
-        let mut full = vec!["-c"];
-        full.extend_from_slice(args);
-        let mut tracer = Self::spawn(ns, &full);
-        let deadline = Instant::now() + wait_limit();
-        while !tracer.output().contains(first) {
-            match tracer.stderr.try_recv() {
-                Ok(line) if line.starts_with(NOTE) => tracer.notes.push(line),
-                Ok(line) => panic!("enetstat -c: {line}"),
-                Err(_) => {}
-            }
-            assert!(
-                Instant::now() < deadline,
-                "enetstat -c drew no {first:?} within {:?}",
-                wait_limit()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        tracer
-    }
-
-    /// Waits (bounded) for a line of output that `wanted` accepts.
-    pub fn wait_for_line(&self, what: &str, wanted: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + wait_limit();
-        loop {
-            if let Some(line) = self.output().lines().find(|l| wanted(l)) {
-                return line.to_string();
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no {what} within {:?} in\n{}",
-                wait_limit(),
-                self.output()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn spawn(ns: &Netns, args: &[&str]) -> Self {
-        Self::spawn_program(ns, &enetstat_bin(), args)
-    }
-
-    fn spawn_program(ns: &Netns, program: &Path, args: &[&str]) -> Self {
-        let out = std::env::temp_dir().join(format!(
-            "{}-{}.out",
-            ns.name,
-            args.join("_").replace('/', "")
-        ));
-        let file = fs::File::create(&out).expect("create tracer output");
-        let mut child = ns
-            .command(program)
-            .args(args)
-            .stdout(file)
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn enetstat");
-        let stderr = line_channel(child.stderr.take().expect("stderr"));
-        Self {
-            child,
-            stderr,
-            out,
-            notes: Vec::new(),
-        }
-    }
-
-    /// What the tracer has written so far.
-    pub fn output(&self) -> String {
-        fs::read_to_string(&self.out).unwrap_or_default()
-    }
-
-    /// Waits until the output file stops growing (bounded).
-    pub fn wait_quiet(&self) {
-        let deadline = Instant::now() + wait_limit();
-        let mut last = u64::MAX;
-        while Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(400));
-            let len = fs::metadata(&self.out).map_or(0, |m| m.len());
-            if len == last {
-                return;
-            }
-            last = len;
-        }
-        panic!("enetstat output still growing after {:?}", wait_limit());
-    }
-
-    /// Stops the tracer with SIGTERM (as a service manager would) and collects its output.
-    pub fn stop(mut self) -> TracerOutput {
-        // SAFETY: signalling our own child.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let status = wait_bounded(&mut self.child, "enetstat");
-        let mut stderr = std::mem::take(&mut self.notes);
-        // Every line up to the pipe's end: the reader thread may still be
-        // handing over the last ones (the stop object) after the exit.
-        while let Ok(line) = self.stderr.recv_timeout(wait_limit()) {
-            stderr.push(line);
-        }
-        let stdout = self.output();
-        TracerOutput {
-            stdout,
-            stderr,
-            status,
-        }
-    }
-}
-
-impl Drop for Tracer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = fs::remove_file(&self.out);
-    }
-}
-
-impl TracerOutput {
-    /// The NDJSON lines as JSON values.
-    pub fn events(&self) -> Vec<serde_json::Value> {
-        self.stdout
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}")))
-            .collect()
-    }
-
-    /// The stop object `--json` ends stderr with (README, "The stop object").
-    pub fn stop_object(&self) -> serde_json::Value {
-        let last = self
-            .stderr
-            .last()
-            .unwrap_or_else(|| panic!("nothing on stderr"));
-        let object: serde_json::Value = serde_json::from_str(last)
-            .unwrap_or_else(|e| panic!("last stderr line {last:?} is no JSON stop object: {e}"));
-        assert!(object["stop"].is_string(), "{object}");
-        object
-    }
-
-    /// Of the losses in the stop object: gaps found in sockets' histories.
-    pub fn gaps(&self) -> u64 {
-        self.stop_object()["gaps"].as_u64().expect("gaps")
-    }
-
-    /// From the stop object: (events seen, lost in kernel, owners unknown).
-    pub fn summary(&self) -> (u64, u64, u64) {
-        let stop = self.stop_object();
-        let number = |k: &str| stop[k].as_u64().unwrap_or_else(|| panic!("{k} in {stop}"));
-        (
-            number("events_seen"),
-            number("lost"),
-            number("owners_unknown"),
-        )
-    }
 }

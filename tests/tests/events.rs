@@ -3,73 +3,14 @@
 
 use std::collections::BTreeMap;
 
-use netstat_common::{SockInfo, maps};
+use netstat_common::SockInfo;
 use serde_json::Value;
-use tests::{Netns, Proc, STORM_ATTEMPTS, Tracer, connect, serve, storm, tcpload_bin};
-
-/// One event as the tests compare it: `OLD->NEW` for state changes,
-/// `event:STATE` for retransmits and resets; plus the reported pid.
-fn step(ev: &Value) -> (String, Option<u64>) {
-    let what = match ev["event"].as_str().unwrap() {
-        "state" => format!(
-            "{}->{}",
-            ev["old_state"].as_str().unwrap(),
-            ev["new_state"].as_str().unwrap()
-        ),
-        other => format!("{other}:{}", ev["state"].as_str().unwrap()),
-    };
-    (what, ev["pid"].as_u64())
-}
-
-/// Events grouped per socket, in the order each socket's first event came.
-fn per_socket(events: &[Value]) -> Vec<Vec<(String, Option<u64>)>> {
-    let mut order = Vec::new();
-    let mut by_socket: BTreeMap<String, Vec<_>> = BTreeMap::new();
-    for ev in events {
-        let id = ev["socket"].as_str().unwrap().to_string();
-        if !by_socket.contains_key(&id) {
-            order.push(id.clone());
-        }
-        by_socket.entry(id).or_default().push(step(ev));
-    }
-    order
-        .into_iter()
-        .map(|id| by_socket.remove(&id).unwrap())
-        .collect()
-}
-
-/// Every socket life in `events`: the states it went through, from its
-/// first state to its end (CLOSE, TIME_WAIT, or handed over in FIN_WAIT2),
-/// and its last (local, remote).
-fn lifetimes(events: &[Value]) -> Vec<(Vec<String>, (String, String))> {
-    let mut open: BTreeMap<&str, Vec<String>> = BTreeMap::new();
-    let mut lives = Vec::new();
-    for ev in events.iter().filter(|e| e["event"] == "state") {
-        let states = open.entry(ev["socket"].as_str().unwrap()).or_default();
-        if states.is_empty() {
-            states.push(ev["old_state"].as_str().unwrap().to_string());
-        }
-        let new = ev["new_state"].as_str().unwrap();
-        states.push(new.to_string());
-        if new == "CLOSE" || new == "TIME_WAIT" || new == ev["old_state"] {
-            let tuple = (ev["local"].to_string(), ev["remote"].to_string());
-            lives.push((std::mem::take(states), tuple));
-        }
-    }
-    lives
-}
-
-fn seq(pid: u32, steps: &[&str]) -> Vec<(String, Option<u64>)> {
-    steps
-        .iter()
-        .map(|s| (s.to_string(), Some(u64::from(pid))))
-        .collect()
-}
-
-fn sorted(mut v: Vec<Vec<(String, Option<u64>)>>) -> Vec<Vec<(String, Option<u64>)>> {
-    v.sort();
-    v
-}
+use tests::{
+    Netns, Proc, STORM_ATTEMPTS, Tracer, connect,
+    kernel::{hex_bytes, socks_map_of},
+    sequences::{client_end, lifetimes, netstat_endpoint, per_socket, seq, sorted, step},
+    serve, storm, tcpload_bin,
+};
 
 /// Client connects, server accepts, client closes (with a reset if asked),
 /// server reads to EOF and closes. Returns (server pid, client pid).
@@ -101,23 +42,6 @@ fn graceful_close(tag: &str, addr: &str) {
     );
     let (seen, lost, unknown) = out.summary();
     assert_eq!((seen, lost, unknown), (12, 0, 0));
-}
-
-/// How a closing client's FIN_WAIT2 ended in `events` (there must be one
-/// such end): TIME_WAIT when the peer's FIN came with or before the ACK of
-/// ours, else the kernel's hand-over of the orphan to a timewait socket
-/// still in FIN_WAIT2 (the peer's FIN comes later, unseen by any event).
-fn client_end(events: &[Value]) -> &'static str {
-    let ends: Vec<String> = events
-        .iter()
-        .filter(|e| e["event"] == "state" && e["old_state"] == "FIN_WAIT2")
-        .map(|e| step(e).0)
-        .collect();
-    match ends.as_slice() {
-        [end] if end == "FIN_WAIT2->TIME_WAIT" => "FIN_WAIT2->TIME_WAIT",
-        [end] if end == "FIN_WAIT2->FIN_WAIT2" => "FIN_WAIT2->FIN_WAIT2",
-        _ => panic!("not one end of FIN_WAIT2: {ends:?}"),
-    }
 }
 
 /// The 12 state changes of `connect_accept_close` without a reset, each
@@ -366,15 +290,6 @@ fn dropped_syn_is_retransmitted() {
     assert_eq!(per_socket(&out.events()), expected, "{}", out.stdout);
 }
 
-/// JSON endpoints are `ip:port`; netstat's text writes port 0 as `*`.
-fn netstat_endpoint(json: &Value) -> String {
-    let s = json.as_str().unwrap();
-    match s.strip_suffix(":0") {
-        Some(host) => format!("{host}:*"),
-        None => s.to_string(),
-    }
-}
-
 #[test]
 fn json_and_text_carry_the_same_facts() {
     let ns = Netns::new("jsontext");
@@ -504,33 +419,6 @@ fn storm_of_20000_connections_loses_nothing() {
         assert_eq!(seen, events.len() as u64);
         return;
     }
-}
-
-/// `bpftool`'s JSON bytes (`["0x0a", ...]`) as bytes.
-fn hex_bytes(v: &Value) -> Vec<u8> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|b| u8::from_str_radix(b.as_str().unwrap().trim_start_matches("0x"), 16).unwrap())
-        .collect()
-}
-
-/// The id of the `SOCKS` map that process `pid` holds.
-fn socks_map_of(pid: u32) -> String {
-    let fdinfo = format!("/proc/{pid}/fdinfo");
-    for entry in std::fs::read_dir(&fdinfo).unwrap() {
-        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap_or_default();
-        let Some(id) = text.lines().find_map(|l| l.strip_prefix("map_id:")) else {
-            continue;
-        };
-        let id = id.trim();
-        let info: Value =
-            serde_json::from_str(&tests::sh("bpftool", &["-j", "map", "show", "id", id])).unwrap();
-        if info["name"] == maps::SOCKS {
-            return id.to_string();
-        }
-    }
-    panic!("enetstat {pid} holds no SOCKS map");
 }
 
 /// `SockInfo` byte offsets: tgid, state, prev_state.

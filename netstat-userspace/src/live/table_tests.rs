@@ -1,0 +1,275 @@
+//! The connection table's unit tests: events applied to rows.
+use std::rc::Rc;
+
+use super::*;
+use crate::decoder::StateAge;
+
+fn ev(socket: u64, old: u8, new: u8, local: &str, remote: &str, at: i128) -> NetEvent {
+    NetEvent {
+        wall_ns: at,
+        kind: EventKind::State {
+            old: TcpState(old),
+            new: TcpState(new),
+        },
+        state: TcpState(new),
+        ipv6: false,
+        local: local.parse().unwrap(),
+        remote: remote.parse().unwrap(),
+        owner: Some(Owner {
+            pid: 7,
+            program: Rc::from("x"),
+        }),
+        age: Some(StateAge::Exact(1)),
+        after_gap: false,
+        peer_fin_pending: false,
+        retransmits: 0,
+        failure: None,
+        reset_reason: None,
+        drop_reason: None,
+        totals: None,
+        netns: 1,
+        socket,
+    }
+}
+
+fn states(t: &ConnTable) -> Vec<(String, u8)> {
+    t.entries()
+        .iter()
+        .map(|e| match e {
+            Entry::Row(r) => (r.socket.local.to_string(), r.socket.state),
+            Entry::TimeWait(packed, tw) => (packed.tuple().0.to_string(), tw.state),
+        })
+        .collect()
+}
+
+/// The connections' rows (TIME_WAIT ones apart).
+fn rows(t: &ConnTable) -> Vec<&Row> {
+    let mut rows: Vec<&Row> = t.rows.values().collect();
+    rows.sort_by_key(|r| (r.socket.local, r.socket.remote));
+    rows
+}
+
+const L: &str = "127.0.0.1:80";
+const C: &str = "127.0.0.1:5000";
+
+#[test]
+fn a_connection_lives_and_leaves_time_wait_behind() {
+    let mut t = ConnTable::default();
+    assert!(t.apply(&ev(1, 7, 10, L, "0.0.0.0:0", 0))); // listen
+    t.apply(&ev(2, 7, 2, C, L, 1)); // connect
+    t.apply(&ev(2, 2, 1, C, L, 2));
+    t.apply(&ev(3, 10, 3, L, C, 2)); // child
+    t.apply(&ev(3, 3, 1, L, C, 3));
+    assert_eq!(t.entries().len(), 3);
+    t.apply(&ev(2, 1, 4, C, L, 4));
+    t.apply(&ev(3, 1, 8, L, C, 4));
+    t.apply(&ev(2, 4, 5, C, L, 5));
+    t.apply(&ev(3, 8, 9, L, C, 6));
+    t.apply(&ev(3, 9, 7, L, C, 7));
+    t.apply(&ev(2, 5, 6, C, L, 7)); // decoder's TIME_WAIT
+    assert_eq!(states(&t), vec![(L.to_string(), 10), (C.to_string(), 6)]);
+    assert!(!t.expire(7 + TIME_WAIT_NS - 1));
+    assert!(t.expire(7 + TIME_WAIT_NS));
+    assert_eq!(states(&t), vec![(L.to_string(), 10)]);
+}
+
+#[test]
+fn time_wait_rows_are_shown_in_order_among_the_others() {
+    let mut t = ConnTable::default();
+    t.apply(&ev(1, 2, 1, "127.0.0.1:5000", L, 1));
+    t.apply(&ev(2, 5, 6, "127.0.0.1:4000", L, 1));
+    t.apply(&ev(3, 5, 6, "127.0.0.1:6000", L, 1));
+    t.apply(&ev(4, 5, 6, "[::1]:3000", "[::1]:80", 1));
+    t.apply(&ev(
+        5,
+        2,
+        1,
+        "[::ffff:127.0.0.1]:7000",
+        "[::ffff:127.0.0.1]:80",
+        1,
+    ));
+    t.apply(&ev(
+        6,
+        5,
+        6,
+        "[::ffff:127.0.0.1]:6500",
+        "[::ffff:127.0.0.1]:80",
+        1,
+    ));
+    let shown: Vec<(String, u8)> = states(&t);
+    assert_eq!(
+        shown,
+        vec![
+            ("127.0.0.1:4000".into(), 6),
+            ("127.0.0.1:5000".into(), 1),
+            ("127.0.0.1:6000".into(), 6),
+            ("[::1]:3000".into(), 6),
+            ("[::ffff:127.0.0.1]:6500".into(), 6),
+            ("[::ffff:127.0.0.1]:7000".into(), 1),
+        ]
+    );
+}
+
+fn snapshot_row(local: &str, remote: &str, state: u8) -> InetSocket {
+    InetSocket {
+        tx_queue: 5,
+        inode: 44,
+        ..InetSocket::from_endpoints(local.parse().unwrap(), remote.parse().unwrap(), state)
+    }
+}
+
+#[test]
+fn a_connect_that_learns_its_port_late_still_replaces_time_wait() {
+    let mut t = ConnTable::default();
+    t.apply(&ev(2, 5, 6, C, L, 1));
+    // tcp_v4_connect enters SYN_SENT before it picks the port.
+    t.apply(&ev(9, 7, 2, "127.0.0.1:0", L, 2));
+    t.apply(&ev(9, 2, 1, C, L, 3));
+    assert_eq!(states(&t), vec![(C.to_string(), 1)]);
+    t.apply(&ev(9, 1, 7, C, L, 4)); // reset
+    assert!(t.entries().is_empty());
+}
+
+#[test]
+fn queues_come_from_the_kernels_sockets_by_endpoints() {
+    let mut t = ConnTable::default();
+    t.apply(&ev(1, 7, 10, L, "0.0.0.0:0", 1)); // listener
+    t.apply(&ev(2, 2, 1, C, L, 2)); // a connection
+    t.apply(&ev(3, 5, 6, "127.0.0.1:9", C, 3)); // TIME_WAIT: none to set
+    let queued = |local: &str, remote: &str, state: u8, rx: u64, tx: u64| InetSocket {
+        rx_queue: rx,
+        tx_queue: tx,
+        ..snapshot_row(local, remote, state)
+    };
+    let fresh = [
+        queued(L, "0.0.0.0:0", 10, 3, 128),
+        queued(C, L, 1, 100, 7),
+        queued("127.0.0.1:9", C, 1, 9, 9),
+    ];
+    assert!(t.refresh_queues(&fresh));
+    let queues: Vec<(u8, u64, u64)> = rows(&t)
+        .iter()
+        .map(|r| (r.socket.state, r.socket.rx_queue, r.socket.tx_queue))
+        .collect();
+    assert_eq!(queues, vec![(10, 3, 128), (1, 100, 7)]);
+    assert_eq!(t.entries().len(), 3);
+    assert!(!t.refresh_queues(&fresh));
+}
+
+#[test]
+fn a_reset_sent_to_time_wait_kills_it_if_the_kernel_says_so() {
+    // (RFC 1337 on, the kernel's answer, rows left after settling)
+    let cases = [
+        (false, Some(false), 0),
+        (false, None, 0),
+        (false, Some(true), 1),
+        (true, Some(false), 1),
+    ];
+    for (rfc1337, kernel_has, left) in cases {
+        let mut t = ConnTable {
+            resets_kill_time_wait: !rfc1337,
+            ..ConnTable::default()
+        };
+        t.apply(&ev(2, 5, 6, L, C, 1));
+        let mut reset = ev(0, 0, 0, C, L, 2);
+        reset.kind = EventKind::ResetSent;
+        assert!(!t.apply(&reset));
+        // Too soon: the reset may not have arrived yet.
+        assert!(!t.settle_resets(2 + RESET_SETTLE_NS - 1, |_, _| Some(false)));
+        let asked = std::cell::Cell::new(None);
+        let settled = t.settle_resets(2 + RESET_SETTLE_NS, |local, remote| {
+            asked.set(Some((local.to_string(), remote.to_string())));
+            kernel_has
+        });
+        assert_eq!(settled, left == 0);
+        assert_eq!(t.entries().len(), left);
+        if !rfc1337 {
+            assert_eq!(asked.take(), Some((L.to_string(), C.to_string())));
+        }
+    }
+}
+
+#[test]
+fn a_child_of_a_snapshot_listener_leaves_the_listener_alone() {
+    let listener = snapshot_row(L, "0.0.0.0:0", 10);
+    let mut t = ConnTable::from_snapshot(vec![listener], &InodeOwners::default(), 0);
+    // inet_csk_clone_lock reports the child with the listener's endpoints.
+    t.apply(&ev(3, 10, 3, L, "0.0.0.0:0", 1));
+    t.apply(&ev(3, 3, 1, L, C, 2));
+    assert_eq!(states(&t), vec![(L.to_string(), 10), (L.to_string(), 1)]);
+    t.apply(&ev(1, 10, 7, L, "0.0.0.0:0", 3)); // the listener closes
+    assert_eq!(states(&t), vec![(L.to_string(), 1)]);
+}
+
+#[test]
+fn an_event_from_before_a_resynchronisation_does_not_duplicate_its_row() {
+    let established = snapshot_row(C, L, 1);
+    let mut t = ConnTable::from_snapshot(vec![established], &InodeOwners::default(), 0);
+    t.apply(&ev(9, 7, 2, "127.0.0.1:0", L, 1));
+    t.apply(&ev(9, 2, 1, C, L, 2));
+    assert_eq!(states(&t), vec![(C.to_string(), 1)]);
+}
+
+#[test]
+fn reuse_replaces_time_wait_and_snapshot_rows_are_adopted() {
+    let mut t = ConnTable::default();
+    t.apply(&ev(2, 5, 6, C, L, 1));
+    t.apply(&ev(9, 7, 2, C, L, 2));
+    assert_eq!(states(&t), vec![(C.to_string(), 2)]);
+    let snap = snapshot_row(L, "127.0.0.1:6000", 1);
+    let mut t = ConnTable::from_snapshot(vec![snap], &InodeOwners::default(), 0);
+    t.apply(&ev(5, 1, 8, L, "127.0.0.1:6000", 3));
+    let rows = rows(&t);
+    assert_eq!(
+        (rows.len(), rows[0].socket.state, rows[0].socket.tx_queue),
+        (1, 8, 5)
+    );
+    t.apply(&ev(5, 8, 7, L, "127.0.0.1:6000", 4));
+    assert!(t.entries().is_empty());
+}
+
+/// An orphan handed to a timewait socket stays FIN_WAIT2 with no owner,
+/// until the kernel's timewait sockets say it is in TIME_WAIT or gone.
+#[test]
+fn an_orphan_stays_fin_wait2_until_the_kernel_says_otherwise() {
+    use netstat_common::tcp_state::{ESTABLISHED, FIN_WAIT1, FIN_WAIT2, TIME_WAIT};
+    let (a, b, peer) = ("127.0.0.1:40000", "127.0.0.1:40001", "127.0.0.1:80");
+    let mut t = ConnTable {
+        fin_timeout_ns: TIME_WAIT_NS,
+        ..ConnTable::default()
+    };
+    for (id, local) in [(1, a), (2, b)] {
+        t.apply(&ev(id, ESTABLISHED, FIN_WAIT1, local, peer, 10));
+        t.apply(&ev(id, FIN_WAIT1, FIN_WAIT2, local, peer, 20));
+        let mut handed = ev(id, FIN_WAIT2, FIN_WAIT2, local, peer, 30);
+        handed.peer_fin_pending = true;
+        assert!(t.apply(&handed));
+    }
+    assert!(t.has_orphans());
+    assert_eq!(
+        states(&t),
+        [(a.to_string(), FIN_WAIT2), (b.to_string(), FIN_WAIT2)]
+    );
+    // Entered FIN_WAIT2 at 20, when FIN_WAIT1 -> FIN_WAIT2 was seen.
+    match t.entries()[0] {
+        Entry::TimeWait(_, tw) => assert_eq!(t.time_wait_since(tw), Since::Exact(20)),
+        Entry::Row(_) => panic!("a timewait row"),
+    }
+    // The kernel: `a` got its peer's FIN (TIME_WAIT, 59 s left), `b` is gone.
+    let kernel = InetSocket {
+        timer: 3,
+        timer_ticks: 5900,
+        ..InetSocket::from_endpoints(a.parse().unwrap(), peer.parse().unwrap(), TIME_WAIT)
+    };
+    assert!(t.update_orphans(1_000, &[kernel]));
+    assert_eq!(states(&t), [(a.to_string(), TIME_WAIT)]);
+    assert!(!t.has_orphans());
+    match t.entries()[0] {
+        Entry::TimeWait(_, tw) => {
+            assert_eq!(tw.left(1_000), 59_000_000_000);
+            // In TIME_WAIT since the kernel armed its 60 s: 1 s ago.
+            assert_eq!(t.time_wait_since(tw), Since::Exact(1_000 - 1_000_000_000));
+        }
+        Entry::Row(_) => panic!("a timewait row"),
+    }
+}

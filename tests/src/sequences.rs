@@ -1,0 +1,96 @@
+//! Event logs as the tests compare them: per socket, in order, as
+//! `OLD->NEW` steps with their owner.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+/// One event as the tests compare it: `OLD->NEW` for state changes,
+/// `event:STATE` for retransmits and resets; plus the reported pid.
+pub fn step(ev: &Value) -> (String, Option<u64>) {
+    let what = match ev["event"].as_str().unwrap() {
+        "state" => format!(
+            "{}->{}",
+            ev["old_state"].as_str().unwrap(),
+            ev["new_state"].as_str().unwrap()
+        ),
+        other => format!("{other}:{}", ev["state"].as_str().unwrap()),
+    };
+    (what, ev["pid"].as_u64())
+}
+
+/// Events grouped per socket, in the order each socket's first event came.
+pub fn per_socket(events: &[Value]) -> Vec<Vec<(String, Option<u64>)>> {
+    let mut order = Vec::new();
+    let mut by_socket: BTreeMap<String, Vec<_>> = BTreeMap::new();
+    for ev in events {
+        let id = ev["socket"].as_str().unwrap().to_string();
+        if !by_socket.contains_key(&id) {
+            order.push(id.clone());
+        }
+        by_socket.entry(id).or_default().push(step(ev));
+    }
+    order
+        .into_iter()
+        .map(|id| by_socket.remove(&id).unwrap())
+        .collect()
+}
+
+/// Every socket life in `events`: the states it went through, from its
+/// first state to its end (CLOSE, TIME_WAIT, or handed over in FIN_WAIT2),
+/// and its last (local, remote).
+pub fn lifetimes(events: &[Value]) -> Vec<(Vec<String>, (String, String))> {
+    let mut open: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    let mut lives = Vec::new();
+    for ev in events.iter().filter(|e| e["event"] == "state") {
+        let states = open.entry(ev["socket"].as_str().unwrap()).or_default();
+        if states.is_empty() {
+            states.push(ev["old_state"].as_str().unwrap().to_string());
+        }
+        let new = ev["new_state"].as_str().unwrap();
+        states.push(new.to_string());
+        if new == "CLOSE" || new == "TIME_WAIT" || new == ev["old_state"] {
+            let tuple = (ev["local"].to_string(), ev["remote"].to_string());
+            lives.push((std::mem::take(states), tuple));
+        }
+    }
+    lives
+}
+
+pub fn seq(pid: u32, steps: &[&str]) -> Vec<(String, Option<u64>)> {
+    steps
+        .iter()
+        .map(|s| (s.to_string(), Some(u64::from(pid))))
+        .collect()
+}
+
+pub fn sorted(mut v: Vec<Vec<(String, Option<u64>)>>) -> Vec<Vec<(String, Option<u64>)>> {
+    v.sort();
+    v
+}
+
+/// How a closing client's FIN_WAIT2 ended in `events` (there must be one
+/// such end): TIME_WAIT when the peer's FIN came with or before the ACK of
+/// ours, else the kernel's hand-over of the orphan to a timewait socket
+/// still in FIN_WAIT2 (the peer's FIN comes later, unseen by any event).
+pub fn client_end(events: &[Value]) -> &'static str {
+    let ends: Vec<String> = events
+        .iter()
+        .filter(|e| e["event"] == "state" && e["old_state"] == "FIN_WAIT2")
+        .map(|e| step(e).0)
+        .collect();
+    match ends.as_slice() {
+        [end] if end == "FIN_WAIT2->TIME_WAIT" => "FIN_WAIT2->TIME_WAIT",
+        [end] if end == "FIN_WAIT2->FIN_WAIT2" => "FIN_WAIT2->FIN_WAIT2",
+        _ => panic!("not one end of FIN_WAIT2: {ends:?}"),
+    }
+}
+
+/// JSON endpoints are `ip:port`; netstat's text writes port 0 as `*`.
+pub fn netstat_endpoint(json: &Value) -> String {
+    let s = json.as_str().unwrap();
+    match s.strip_suffix(":0") {
+        Some(host) => format!("{host}:*"),
+        None => s.to_string(),
+    }
+}
