@@ -3,8 +3,8 @@
 //!
 //! A storm leaves most rows in TIME_WAIT, and the kernel's timewait socket
 //! has no owner, queues or inode: those rows are kept apart, as packed
-//! endpoints and the time the kernel frees them (under 100 bytes each,
-//! where a full row costs several hundred).
+//! endpoints and the time the kernel frees them: a fraction of a full
+//! row's memory (the live bench measures bytes per row).
 
 use std::{
     collections::HashMap,
