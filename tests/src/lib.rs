@@ -133,15 +133,8 @@ impl Netns {
     /// A `TcpExt` counter of the namespace (/proc/net/netstat).
     pub fn tcp_ext(&self, name: &str) -> u64 {
         let text = self.exec_ok(&["cat", "/proc/net/netstat"]);
-        let mut lines = text.lines().filter(|l| l.starts_with("TcpExt:"));
-        let (names, values) = (lines.next().unwrap(), lines.next().unwrap());
-        let index = names.split_whitespace().position(|n| n == name).unwrap();
-        values
-            .split_whitespace()
-            .nth(index)
-            .unwrap()
-            .parse()
-            .unwrap()
+        netstat_common::snmp_field(&text, "TcpExt", name)
+            .unwrap_or_else(|| panic!("no TcpExt {name} in\n{text}"))
     }
 
     pub fn exec_ok(&self, args: &[&str]) -> String {

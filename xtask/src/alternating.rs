@@ -119,9 +119,5 @@ impl Drop for Storm {
 
 /// `Tcp: ActiveOpens` from a /proc/<pid>/net/snmp (header line, then values).
 fn active_opens(snmp: &str) -> Option<u64> {
-    let text = fs::read_to_string(snmp).ok()?;
-    let mut tcp = text.lines().filter(|l| l.starts_with("Tcp:"));
-    let (names, values) = (tcp.next()?, tcp.next()?);
-    let at = names.split_whitespace().position(|n| n == "ActiveOpens")?;
-    values.split_whitespace().nth(at)?.parse().ok()
+    netstat_common::snmp_field(&fs::read_to_string(snmp).ok()?, "Tcp", "ActiveOpens")
 }

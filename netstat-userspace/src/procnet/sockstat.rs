@@ -31,12 +31,7 @@ impl TcpPressure {
     pub fn read() -> Result<Self> {
         let sockstat = procnet::read(SOCKSTAT).context("reading /proc/net/sockstat")?;
         let netstat = procnet::read(NETSTAT).context("reading /proc/net/netstat")?;
-        let tcp_ext = procnet::snmp::parse_tables(&netstat, NETSTAT)?
-            .into_iter()
-            .find(|t| t.name == "TcpExt")
-            .map(|t| t.fields)
-            .unwrap_or_default();
-        let ext = |name: &str| tcp_ext.iter().find(|(n, _)| n == name).map_or(0, |f| f.1);
+        let ext = |name| netstat_common::snmp_field(&netstat, "TcpExt", name).unwrap_or(0);
         Ok(Self {
             time_wait: time_wait_count(&sockstat),
             listen_overflows: ext("ListenOverflows"),
