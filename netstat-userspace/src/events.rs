@@ -10,14 +10,14 @@ use anyhow::Result;
 use netstat_common::{Event, LossMark};
 
 use crate::{
-    cli::Cli,
+    command::Events,
     decoder::{Decoder, Lost, NetEvent},
     kernel::{self, Probe},
     names::Names,
     netns::Selection,
     output::Output,
     render::{event_json::JsonLog, event_text::TextLog, stop::StopSummary},
-    session::{self, Flow, Needs, Sink, attach, block_on},
+    session::{self, Attached, Flow, Sink, block_on},
 };
 
 /// What the run saw, for the closing summary line.
@@ -53,20 +53,21 @@ impl Format {
     }
 }
 
-pub fn run(cli: &Cli, namespaces: Selection) -> Result<()> {
-    block_on(stream(cli, namespaces))
+/// Runs the event log on programs attached for it (`Needs::Events`).
+pub fn run(events: &Events, attached: Attached) -> Result<()> {
+    block_on(stream(events, attached))
 }
 
-async fn stream(cli: &Cli, namespaces: Selection) -> Result<()> {
-    let mut attached = attach(cli, namespaces, Needs::Events)?;
+async fn stream(events: &Events, mut attached: Attached) -> Result<()> {
     let decoder = attached.decoder()?;
+    let namespaces = attached.namespaces;
     let english = format!("tracing TCP in {}", namespaces.describe());
-    attached.announce(cli, "events", namespaces, &english);
-    let format = if cli.json {
+    attached.announce("events", &english);
+    let format = if events.json {
         Format::Json(JsonLog::default())
     } else {
         let netns_column = namespaces == Selection::All;
-        Format::Text(TextLog::new(Names::new(cli.numeric()), netns_column))
+        Format::Text(TextLog::new(Names::new(events.numeric), netns_column))
     };
     let mut log = EventLog {
         out: Output::stdout(),
@@ -75,12 +76,12 @@ async fn stream(cli: &Cli, namespaces: Selection) -> Result<()> {
         decoder,
         filter: attached.filter,
         namespaces,
-        limit: cli.count,
+        limit: events.count,
         counts: LogCounts::default(),
         open: true,
         closed: false,
         failed: None,
-        stop_json: cli.json || cli.stop_json,
+        stop_json: attached.json_records,
     };
     if let Format::Text(text) = &log.format {
         let header = format!("{}\n", text.header());
@@ -90,7 +91,7 @@ async fn stream(cli: &Cli, namespaces: Selection) -> Result<()> {
     if !log.open {
         return log.finish(&attached.probe, false);
     }
-    session::run(&mut attached.probe, cli.duration, &mut log).await
+    session::run(&mut attached.probe, events.tracing.stop_after, &mut log).await
 }
 
 /// Gaps not found yet: sockets the kernel side last saw in a state, since

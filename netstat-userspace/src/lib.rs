@@ -10,6 +10,7 @@
 mod cli;
 mod clock;
 mod combinations;
+mod command;
 mod cost;
 mod decoder;
 mod events;
@@ -41,7 +42,7 @@ pub mod fuzzing;
 
 use clap::Parser as _;
 
-use crate::{cli::Cli, fail::Fatal};
+use crate::{cli::Cli, command::Command, fail::Fatal, session::Needs};
 
 /// The `enetstat` command: parses the command line, runs the mode it asks
 /// for and exits with its status.
@@ -77,59 +78,59 @@ pub fn main() {
     }
 }
 
+/// The dispatcher: the typed command, the kernel programs attached for its
+/// mode and, with `--metrics`, the endpoint served beside it.
 fn run(cli: &Cli) -> anyhow::Result<()> {
-    combinations::check(cli)?;
-    if cli.drops && !cli.events {
-        return Err(fail::usage("--drops goes with -E (the event log)"));
-    }
-    // Checked before anything is loaded (seconds under load); the stop
-    // request takes it from there.
-    if let Some(seconds) = cli.duration {
-        fail::seconds("--duration", seconds, 0.0)?;
-    }
-    let event_mode = cli.events || cli.summary.is_some() || cli.metrics.is_some() || cli.continuous;
-    if cli.self_cost && !event_mode {
-        return Err(fail::usage(
-            "--self-cost measures the kernel programs: use it with -E, -S, -c or --metrics",
-        ));
-    }
-    let namespaces = netns::Selection::from_cli(cli.netns.as_deref())?;
-    if cli.events {
-        return events::run(cli, namespaces);
-    }
-    if let Some(interval) = cli.summary {
-        return summary::run(cli, namespaces, interval);
-    }
-    // Beside -E and -S the endpoint is theirs; beside -c, the live view's.
-    let live_tcp = snapshot::live_tcp(cli)?;
-    if cli.metrics.is_some() && live_tcp.is_none() {
-        if cli.continuous {
-            return Err(fail::usage(
-                "--metrics beside -c needs the TCP live view: add -t, or leave -c out",
-            ));
+    let command = Command::from_cli(cli)?;
+    let tracing = match &command {
+        Command::Listing(_) => None,
+        Command::Events(e) => Some(&e.tracing),
+        Command::Summary(s) => Some(&s.tracing),
+        Command::Live(l) => Some(&l.tracing),
+        Command::Metrics(t) => Some(t),
+    };
+    // Bound now, so a bad or busy address is said before anything is loaded.
+    let endpoint = tracing
+        .and_then(|t| t.metrics.as_deref())
+        .map(metrics_server::bind)
+        .transpose()?;
+    let needs = match &command {
+        Command::Listing(listing) => return snapshot::run(listing),
+        Command::Events(_) | Command::Live(_) => Needs::Events,
+        Command::Summary(_) => Needs::CountsByRemote,
+        Command::Metrics(_) => Needs::Counts,
+    };
+    let attached = match (
+        session::attach(tracing.expect("a tracing mode"), needs),
+        &command,
+    ) {
+        // Without eBPF (not root, old kernel) -c re-reads /proc, like
+        // netstat; a bad flag is an error as in every mode.
+        (Err(e), Command::Live(live))
+            if endpoint.is_none() && e.downcast_ref::<Fatal>().is_some_and(|f| f.no_ebpf) =>
+        {
+            eprintln!("enetstat: no live TCP view ({e}); re-reading /proc every second");
+            return snapshot::run(&live.fallback);
         }
-        return metrics::run(cli, namespaces);
+        (attached, _) => attached?,
+    };
+    if let Some(listener) = endpoint {
+        let probe = &attached.probe;
+        let namespaces = attached.namespaces;
+        metrics_server::start(
+            listener,
+            probe.shared_counts(),
+            namespaces,
+            probe.reset_reasons,
+        )?;
     }
-    if let Some(sockets) = live_tcp {
-        if namespaces == netns::Selection::All {
-            return Err(fail::usage(
-                "-c follows one network namespace: use --netns NAME (or none for ours), not all",
-            ));
-        }
-        let filter = filter::from_cli(cli)?;
-        match live::run(cli, &sockets, &filter) {
-            // Without eBPF (not root, old kernel) -c re-reads /proc, like
-            // netstat; a bad flag is an error as in every mode.
-            Err(e)
-                if cli.metrics.is_none()
-                    && e.downcast_ref::<Fatal>().is_some_and(|f| f.no_ebpf) =>
-            {
-                eprintln!("enetstat: no live TCP view ({e}); re-reading /proc every second");
-            }
-            other => return other,
-        }
+    match &command {
+        Command::Events(events) => events::run(events, attached),
+        Command::Summary(summary) => summary::run(summary, attached),
+        Command::Live(live) => live::run(live, attached),
+        Command::Metrics(tracing) => metrics::run(tracing, attached),
+        Command::Listing(_) => unreachable!("listed above"),
     }
-    snapshot::run(cli, namespaces)
 }
 
 /// Help and version go to stdout as usual; a bad flag is one line on stderr

@@ -5,26 +5,26 @@
 use anyhow::Result;
 
 use crate::{
-    cli::Cli,
+    command::Tracing,
     kernel::Probe,
-    netns::Selection,
     render::stop::StopSummary,
-    session::{self, Needs, Sink},
+    session::{self, Attached, Sink},
 };
 
-pub fn run(cli: &Cli, namespaces: Selection) -> Result<()> {
+/// Waits beside the endpoint (started by the dispatcher) on programs
+/// attached for it (`Needs::Counts`).
+pub fn run(tracing: &Tracing, mut attached: Attached) -> Result<()> {
     session::block_on(async {
-        let mut attached = session::attach(cli, namespaces, Needs::Counts)?;
         let english = format!(
             "tracing TCP in {} for the metrics endpoint",
-            namespaces.describe()
+            attached.namespaces.describe()
         );
-        attached.announce(cli, "metrics", namespaces, &english);
+        attached.announce("metrics", &english);
         let mut sink = Serving {
-            stop_json: cli.json || cli.stop_json,
+            stop_json: attached.json_records,
             filtered: attached.filter != netstat_common::Filter::default(),
         };
-        session::run(&mut attached.probe, cli.duration, &mut sink).await
+        session::run(&mut attached.probe, tracing.stop_after, &mut sink).await
     })
 }
 

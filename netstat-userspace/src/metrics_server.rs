@@ -25,7 +25,6 @@ use tokio::{
 };
 
 use crate::{
-    cli::METRICS_ADDR,
     fail,
     kernel::KernelCounts,
     netns::{self, Selection},
@@ -41,22 +40,11 @@ const REQUEST_TIME: Duration = Duration::from_secs(5);
 const ANSWER_TIME: Duration = Duration::from_secs(10);
 const MAX_CLIENTS: usize = 32;
 
-/// Binds the endpoint now, so a bad or busy address is said before anything
-/// is loaded. `:PORT` means every interface.
-pub fn bind(addr: &str) -> Result<StdListener> {
-    let wanted: Vec<SocketAddr> = match addr.strip_prefix(':') {
-        Some(port) => {
-            let port: u16 = port.parse().map_err(|_| bad_addr(addr))?;
-            vec![
-                SocketAddr::from(([0u16; 8], port)),
-                SocketAddr::from(([0u8; 4], port)),
-            ]
-        }
-        None => vec![addr.parse().map_err(|_| bad_addr(addr))?],
-    };
+/// Binds the endpoint at the first of `wanted` that takes it, so a busy
+/// address is said before anything is loaded.
+pub fn bind(wanted: &[SocketAddr]) -> Result<StdListener> {
     let mut last = None;
-    // [::] takes IPv4 too where IPv6 is on; 0.0.0.0 where it is off.
-    for at in wanted {
+    for &at in wanted {
         match StdListener::bind(at) {
             Ok(listener) => {
                 listener.set_nonblocking(true)?;
@@ -69,12 +57,6 @@ pub fn bind(addr: &str) -> Result<StdListener> {
     Err(fail::usage(format!(
         "cannot listen on {at} for --metrics: {e} (choose another address or port)"
     )))
-}
-
-fn bad_addr(addr: &str) -> anyhow::Error {
-    fail::usage(format!(
-        "invalid --metrics address '{addr}': use IP:PORT, [IPv6]:PORT or :PORT (default {METRICS_ADDR})"
-    ))
 }
 
 /// Serves `listener` until the process ends.
@@ -321,10 +303,11 @@ mod tests {
     }
 
     #[test]
-    fn addresses_are_checked() {
-        assert!(bind("127.0.0.1:notaport").is_err());
-        assert!(bind("localhost").is_err());
-        let listener = bind("127.0.0.1:0").unwrap();
+    fn binds_the_first_address_that_takes_it() {
+        let taken = bind(&["127.0.0.1:0".parse().unwrap()]).unwrap();
+        let busy = taken.local_addr().unwrap();
+        assert!(bind(&[busy]).is_err());
+        let listener = bind(&[busy, "127.0.0.1:0".parse().unwrap()]).unwrap();
         assert!(listener.local_addr().unwrap().ip().is_loopback());
     }
 }

@@ -14,11 +14,9 @@ use tokio::{
 };
 
 use crate::{
-    cli::Cli,
+    command::Tracing,
     decoder::Decoder,
-    fail, filter,
     kernel::{self, Counters, Probe, Record},
-    metrics_server,
     netns::{self, Selection},
     owners::TcpOwners,
     render::stop::StopSummary,
@@ -38,32 +36,13 @@ pub fn block_on<T>(mode: impl Future<Output = Result<T>>) -> Result<T> {
         .block_on(mode)
 }
 
-fn check_map_sizes(cli: &Cli) -> Result<()> {
-    if let Some(bytes) = cli.ring_size
-        && (!bytes.is_power_of_two() || bytes < 4096)
-    {
-        return Err(fail::usage(format!(
-            "invalid --ring-size {bytes}: use a power of two of at least 4096 bytes"
-        )));
-    }
-    let n = cli.max_sockets;
-    if !(MIN_SOCKETS..=MAX_SOCKETS).contains(&n) {
-        return Err(fail::usage(format!(
-            "invalid --max-sockets {n}: use {MIN_SOCKETS} to {MAX_SOCKETS}"
-        )));
-    }
-    Ok(())
-}
-
-/// `--max-sockets` bounds: the listener map is an eighth of the socket
-/// map, and each socket entry costs about 120 bytes of locked kernel memory.
-const MIN_SOCKETS: u32 = 512;
-const MAX_SOCKETS: u32 = 1 << 24;
-
 /// What the kernel programs were attached for.
 pub struct Attached {
     pub probe: Probe,
     pub filter: netstat_common::Filter,
+    pub namespaces: Selection,
+    /// The ready record and the stop object as JSON (`--json`, `--stop-json`).
+    pub json_records: bool,
 }
 
 /// What a mode needs from the kernel programs.
@@ -81,39 +60,32 @@ pub enum Needs {
 /// under a storm at an ordinary share took over 10 s) and attaches the
 /// kernel programs with the user's namespace choice and filter. Owner
 /// snapshots are to be taken after this, so no socket falls between the
-/// two. With `--metrics`, the endpoint is served beside the mode, from the
-/// same programs.
-pub fn attach(cli: &Cli, namespaces: Selection, needs: Needs) -> Result<Attached> {
-    check_map_sizes(cli)?;
-    let filter = filter::from_cli(cli)?;
-    let metrics = cli
-        .metrics
-        .as_deref()
-        .map(metrics_server::bind)
-        .transpose()?;
+/// two.
+pub fn attach(tracing: &Tracing, needs: Needs) -> Result<Attached> {
     raise_priority();
     let probe = Probe::load(&kernel::Options {
-        netns: namespaces.kernel_filter(),
-        filter,
+        netns: tracing.namespaces.kernel_filter(),
+        filter: tracing.filter,
         counts_only: needs != Needs::Events,
         count_remotes: needs == Needs::CountsByRemote,
-        count_per_netns: cli.metrics.is_some() && namespaces == Selection::All,
+        count_per_netns: tracing.metrics.is_some() && tracing.namespaces == Selection::All,
         count_drops: needs == Needs::CountsByRemote,
-        log_drops: cli.drops && needs == Needs::Events,
-        ring_bytes: cli.ring_size,
-        max_sockets: cli.max_sockets,
-        self_cost: cli.self_cost,
+        log_drops: tracing.drops && needs == Needs::Events,
+        ring_bytes: tracing.ring_bytes,
+        max_sockets: tracing.max_sockets,
+        self_cost: tracing.self_cost,
     })?;
     // Loading parsed the kernel's whole BTF (tens of MB, freed since).
     give_back_freed_memory();
     for note in &probe.notes {
         eprintln!("enetstat: note: {note}");
     }
-    if let Some(listener) = metrics {
-        let counts = probe.shared_counts();
-        metrics_server::start(listener, counts, namespaces, probe.reset_reasons)?;
-    }
-    Ok(Attached { probe, filter })
+    Ok(Attached {
+        probe,
+        filter: tracing.filter,
+        namespaces: tracing.namespaces,
+        json_records: tracing.json_records,
+    })
 }
 
 impl Attached {
@@ -131,10 +103,10 @@ impl Attached {
 impl Attached {
     /// Says that tracing has begun: `english` for people and, with `--json`
     /// or `--stop-json`, the ready record for scripts (`render::ready`).
-    pub fn announce(&self, cli: &Cli, mode: &str, namespaces: Selection, english: &str) {
+    pub fn announce(&self, mode: &str, english: &str) {
         eprintln!("enetstat: {english} (stop with Ctrl-C)");
-        if cli.json || cli.stop_json {
-            let netns = match namespaces {
+        if self.json_records {
+            let netns = match self.namespaces {
                 Selection::One(inode) => Some(inode),
                 Selection::All => None,
             };
@@ -209,13 +181,17 @@ pub trait Sink {
 /// The one event loop of -E, -S and -c: the ring buffer (woken by the kernel
 /// or looked at every `POLL`), the kernel side's log, the sink's clock and
 /// the stop request all wait here.
-pub async fn run(probe: &mut Probe, duration: Option<f64>, sink: &mut impl Sink) -> Result<()> {
+pub async fn run(
+    probe: &mut Probe,
+    stop_after: Option<Duration>,
+    sink: &mut impl Sink,
+) -> Result<()> {
     let mut ring = match sink.reads_events() {
         true => Some(watch(probe.take_events()?)?),
         false => None,
     };
     let mut logger = watch(probe.take_logger()?)?;
-    let stop = crate::stop::requested(duration)?;
+    let stop = crate::stop::requested(stop_after)?;
     tokio::pin!(stop);
     // The kernel wakes us only when the ring holds 256 KiB; below that we
     // look every POLL (see netstat-ebpf's `submit`).

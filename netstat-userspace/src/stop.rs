@@ -8,11 +8,9 @@ use tokio::signal::unix::{SignalKind, signal};
 
 /// A future that completes on the first stop request. The signal handlers
 /// are installed now, so a signal from then on is never missed.
-pub fn requested(duration: Option<f64>) -> Result<impl Future<Output = ()>> {
-    let run_for = match duration {
-        None => Duration::from_secs(u64::MAX / 4),
-        Some(seconds) => crate::fail::seconds("--duration", seconds, 0.0)?,
-    };
+pub fn requested(stop_after: Option<Duration>) -> Result<impl Future<Output = ()>> {
+    // About 31 years stands for never (a far Instant overflows).
+    let run_for = stop_after.unwrap_or(Duration::from_secs(1 << 30));
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
     let deadline = tokio::time::sleep(run_for);

@@ -12,10 +12,10 @@ use anyhow::Result;
 use netstat_common::{RemoteKey, RemoteStats};
 
 use crate::{
-    cli::Cli,
     clock::WallClock,
+    command,
     cost::Cost,
-    decoder, fail,
+    decoder,
     kernel::{self, Probe},
     netns::{self, Selection},
     output::Output,
@@ -24,18 +24,18 @@ use crate::{
         stop::StopSummary,
         summary::{self as render, Interval, Listener, Remote},
     },
-    session::{self, Flow, Needs, Sink},
+    session::{self, Attached, Flow, Sink},
     sock_diag::{self, ListenerLoad},
     traffic::Traffic,
 };
 
-pub fn run(cli: &Cli, namespaces: Selection, seconds: f64) -> Result<()> {
-    let every = fail::seconds("--summary interval", seconds, 0.1)?;
-    session::block_on(summarise(cli, namespaces, every))
+/// Runs the summary on programs attached for it (`Needs::CountsByRemote`).
+pub fn run(asked: &command::Summary, attached: Attached) -> Result<()> {
+    session::block_on(summarise(asked, attached))
 }
 
-async fn summarise(cli: &Cli, namespaces: Selection, every: Duration) -> Result<()> {
-    let mut attached = session::attach(cli, namespaces, Needs::CountsByRemote)?;
+async fn summarise(asked: &command::Summary, mut attached: Attached) -> Result<()> {
+    let (namespaces, every) = (attached.namespaces, asked.every);
     // The first block counts from here, so read before saying we trace:
     // whatever happens after that line is in the summary.
     let mut summary = Summary {
@@ -44,12 +44,12 @@ async fn summarise(cli: &Cli, namespaces: Selection, every: Duration) -> Result<
         last: Cumulative::read(&attached.probe, namespaces)?,
         last_at: kernel::monotonic_ns(),
         clock: WallClock::new(),
-        render: render::Writer::new(cli.json),
+        render: render::Writer::new(asked.json),
         out: Output::stdout(),
         closed: false,
         failed: None,
-        stop_json: cli.json || cli.stop_json,
-        blocks_left: cli.count,
+        stop_json: attached.json_records,
+        blocks_left: asked.count,
         filtered: attached.filter != netstat_common::Filter::default(),
     };
     let english = format!(
@@ -57,8 +57,8 @@ async fn summarise(cli: &Cli, namespaces: Selection, every: Duration) -> Result<
         namespaces.describe(),
         every.as_secs_f64()
     );
-    attached.announce(cli, "summary", namespaces, &english);
-    session::run(&mut attached.probe, cli.duration, &mut summary).await
+    attached.announce("summary", &english);
+    session::run(&mut attached.probe, asked.tracing.stop_after, &mut summary).await
 }
 
 /// The summary: a sink of the session that writes one block per period.

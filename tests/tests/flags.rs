@@ -298,3 +298,57 @@ fn every_pair_of_modes_works_or_is_refused() {
         }
     }
 }
+
+/// Every numeric option with values no run can use (negative, NaN,
+/// infinite, zero where it means nothing, too large): one stderr line, exit
+/// 2, no backtrace, before anything is loaded.
+#[test]
+fn every_numeric_option_refuses_values_it_cannot_use() {
+    let ns = Netns::new("flag-values");
+    let cases: &[&[&str]] = &[
+        &["-E", "--duration", "nan"],
+        &["-E", "--duration", "inf"],
+        &["-E", "--duration", "1e30"],
+        &["-E", "--duration", "0"],
+        &["-E", "--duration=-1"],
+        &["-E", "--duration", "1e-9"],
+        &["-S", "nan"],
+        &["-S", "0"],
+        &["-S", "1e30"],
+        &["-S", "0.01"],
+        &["-E", "--count", "0"],
+        &["-E", "--count=-1"],
+        &["-E", "--count", "1e3"],
+        &["-E", "--count", "18446744073709551616"],
+        &["-c", "-tn", "--interval=-1"],
+        &["-c", "-tn", "--interval", "nan"],
+        &["-c", "-tn", "--interval", "18446744073709551615"],
+        &["-E", "--ring-size", "0"],
+        &["-E", "--ring-size", "5000"],
+        &["-E", "--ring-size", "2048"],
+        &["-E", "--ring-size", "4294967296"],
+        &["-E", "--max-sockets", "0"],
+        &["-E", "--max-sockets", "4294967295"],
+        &["-E", "--max-sockets=-5"],
+        &["-E", "--pid", "0"],
+        &["-E", "--pid", "4294967295"],
+        &["-E", "--pid=-1"],
+        &["-E", "--port", "0"],
+        &["-E", "--port", "65536"],
+        &["-E", "--sport=-1"],
+        &["-E", "--dport", "nan"],
+        &["--metrics", ":99999"],
+        &["--metrics", "not-an-address"],
+        &["--metrics", "1.2.3.4"],
+    ];
+    for args in cases {
+        let out = run_in(&ns, args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+        assert!(
+            stderr.starts_with("enetstat: ") && !stderr.contains("panicked"),
+            "{args:?}: {stderr}"
+        );
+    }
+}

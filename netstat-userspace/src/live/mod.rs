@@ -15,31 +15,33 @@ use anyhow::Result;
 use netstat_common::{AF_INET, AF_INET6, Event, Filter, tcp_state};
 
 use crate::{
-    cli::Cli,
     clock::{TimeFormat, WallClock},
+    command::Live,
     decoder::Decoder,
     kernel::{self, Counters, Probe},
     names::Names,
-    netns::{self, Selection},
+    netns,
     output::Output,
     owners::{InodeOwners, TcpOwners},
     plan::Sockets,
     procnet::{self, sockets::InetSocket},
     render::live_diff,
-    session::{Flow, Needs, Sink},
+    session::{Attached, Flow, Sink},
     socket_list,
 };
 use table::ConnTable;
 
 /// Starts the live view, or returns the reason eBPF is unavailable (the
 /// caller then re-polls /proc like netstat -c).
-pub fn run(cli: &Cli, plan: &Sockets, filter: &Filter) -> Result<()> {
-    crate::session::block_on(view(cli, plan, filter))
+/// Runs the live view on programs attached for it (`Needs::Events`), in
+/// the namespace the command names.
+pub fn run(live: &Live, attached: Attached) -> Result<()> {
+    crate::session::block_on(view(live, attached))
 }
 
-async fn view(cli: &Cli, plan: &Sockets, filter: &Filter) -> Result<()> {
+async fn view(live: &Live, mut attached: Attached) -> Result<()> {
+    let (plan, filter) = (&live.sockets, &live.tracing.filter);
     let own_netns = netns::own()?;
-    let mut attached = crate::session::attach(cli, Selection::One(own_netns), Needs::Events)?;
     let probe = &attached.probe;
     let clock = WallClock::new();
     // One read of /proc serves both: the decoder names the owners of events
@@ -53,12 +55,12 @@ async fn view(cli: &Cli, plan: &Sockets, filter: &Filter) -> Result<()> {
     let table = start_table(sockets, &inodes, &clock)?;
     crate::session::give_back_freed_memory();
     let at_start = probe.counters()?;
-    let interval = Duration::from_millis(cli.interval);
+    let interval = live.interval;
     let mut view = LiveView {
         plan,
         filter,
         own_netns,
-        names: Names::new(cli.numeric()),
+        names: Names::new(live.fallback.numeric),
         decoder,
         table,
         clock,
@@ -72,7 +74,7 @@ async fn view(cli: &Cli, plan: &Sockets, filter: &Filter) -> Result<()> {
         dirty: true,
         last_draw: tokio::time::Instant::now() - interval,
         last_sweep: tokio::time::Instant::now() - interval,
-        diff: cli.diff.then(live_diff::Rows::new),
+        diff: live.diff.then(live_diff::Rows::new),
         ticks_per_second: socket_list::ticks_per_second(),
         text: String::new(),
         queues_stale: false,
@@ -81,7 +83,7 @@ async fn view(cli: &Cli, plan: &Sockets, filter: &Filter) -> Result<()> {
             first: true,
         },
     };
-    crate::session::run(&mut attached.probe, cli.duration, &mut view).await
+    crate::session::run(&mut attached.probe, live.tracing.stop_after, &mut view).await
 }
 
 /// The live view: a sink of the session. Events move the table's rows; the
