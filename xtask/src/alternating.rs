@@ -38,7 +38,7 @@ pub struct Ratio {
 /// `cycles` attached/detached pairs during one storm (reset close when
 /// `rst`).
 pub fn filtered_vs_nothing(rst: bool, cycles: usize) -> Result<Ratio> {
-    let ns = bench_kit::Netns::new()?;
+    let ns = bench_kit::Netns::new("bench");
     // More connections than the phases can use: the storm is stopped.
     let mut cmd = bench_kit::storm_command(&ns, 100_000_000, rst);
     cmd.stdout(Stdio::null());

@@ -36,30 +36,8 @@ pub fn spread(values: &[f64], scale: f64) -> String {
     )
 }
 
-/// A namespace for one storm or snapshot scenario, removed on drop.
-pub struct Netns(String);
-
-impl Netns {
-    pub fn new() -> Result<Self> {
-        let name = format!("enetstat-bench-{}", std::process::id());
-        let _ = Command::new("ip").args(["netns", "del", &name]).output();
-        check(Command::new("ip").args(["netns", "add", &name]))?;
-        check(Command::new("ip").args(["-n", &name, "link", "set", "lo", "up"]))?;
-        Ok(Self(name))
-    }
-
-    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
-        let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &self.0]).arg(program);
-        cmd
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
+/// The test kit's namespace: one per scenario, removed on drop.
+pub use tests::Netns;
 
 pub fn check(cmd: &mut Command) -> Result<()> {
     let out = cmd.output().with_context(|| format!("{cmd:?}"))?;
@@ -137,12 +115,6 @@ pub fn mount_tracefs() -> Result<()> {
 /// Starts a tracer writing to `out` and waits until it is attached: enetstat
 /// says so on stderr (`ready`); tcpstates says nothing unbuffered, so it gets
 /// a fixed two seconds. (`ip netns exec` execs, so the pid is the tracer's.)
-/// Whether `line` is enetstat's ready record (`{"ready":{...}}`, with
-/// `--json` or `--stop-json`), which says its programs are attached.
-pub fn is_ready(line: &str) -> bool {
-    serde_json::from_str::<serde_json::Value>(line).is_ok_and(|v| v["ready"].is_object())
-}
-
 /// Starts `cmd` with stdout into `out`; with `ready`, waits (30 s at most,
 /// else fails) for enetstat's ready record, otherwise gives it 2 s.
 pub fn start_tracer(mut cmd: Command, out: &PathBuf, ready: bool) -> Result<Running> {
@@ -165,7 +137,7 @@ pub fn start_tracer(mut cmd: Command, out: &PathBuf, ready: bool) -> Result<Runn
     match ready {
         true => loop {
             match rx.recv_timeout(Duration::from_secs(30)) {
-                Ok(line) if is_ready(&line) => break,
+                Ok(line) if tests::ready(&line) => break,
                 Ok(_) => {}
                 Err(_) => bail!("{what} gave no ready record within 30 s"),
             }
@@ -175,16 +147,19 @@ pub fn start_tracer(mut cmd: Command, out: &PathBuf, ready: bool) -> Result<Runn
     Ok(Running { child, stderr: rx })
 }
 
-pub fn wait_quiet(path: &Path) {
+/// Waits until the file at `path` stops growing; an error, not a silent
+/// end, when it still grows after 50 s.
+pub fn wait_quiet(path: &Path) -> Result<()> {
     let mut last = u64::MAX;
     for _ in 0..200 {
         std::thread::sleep(Duration::from_millis(250));
         let len = fs::metadata(path).map_or(0, |m| m.len());
         if len == last {
-            return;
+            return Ok(());
         }
         last = len;
     }
+    bail!("{} still grows after 50 s", path.display())
 }
 
 /// The rate a finished `tcpload storm` reports.

@@ -59,7 +59,7 @@ struct Cost {
 }
 
 fn measure(flags: &[&str], connections: u64, rst: bool) -> Result<Cost> {
-    let ns = Netns::new()?;
+    let ns = Netns::new("bench");
     let out = std::env::temp_dir().join(format!("enetstat-cost-{}.out", std::process::id()));
     let mut cmd = ns.command(release_bin("enetstat"));
     cmd.args(flags).arg("--self-cost");
@@ -90,7 +90,7 @@ fn measure(flags: &[&str], connections: u64, rst: bool) -> Result<Cost> {
             .context("running tcpload storm")?,
     )?;
     if flags[0] == "-E" {
-        wait_quiet(&out);
+        wait_quiet(&out)?;
     } else {
         std::thread::sleep(std::time::Duration::from_secs(2));
     }

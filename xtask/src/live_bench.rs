@@ -36,7 +36,7 @@ Output to /dev/null; CPU (user + system) of the viewer from the storm's start un
     );
     let enetstat = release_bin("enetstat");
     let enetstat = enetstat.to_str().context("utf-8 path")?;
-    let ns = Netns::new()?;
+    let ns = Netns::new("bench");
     let _holders = hold(&ns, IDLE_CONNECTIONS)?;
     for viewer in [enetstat, "netstat"] {
         let name = viewer.rsplit('/').next().unwrap_or(viewer);
@@ -81,7 +81,7 @@ Output to a file. First table: from start to the first drawing. Memory: resident
         2 * AT_SCALE,
         IDLE.as_secs()
     );
-    let ns = Netns::new()?;
+    let ns = Netns::new("bench");
     println!("bench: live view at scale: holding {AT_SCALE} connections");
     let _holders = hold(&ns, AT_SCALE)?;
     let enetstat = release_bin("enetstat");

@@ -32,7 +32,7 @@ pub fn table(runs: usize) -> Result<String> {
     let enetstat = release_bin("enetstat");
     let enetstat = enetstat.to_str().context("utf-8 path")?;
     for n in SIZES {
-        let ns = Netns::new()?;
+        let ns = Netns::new("bench");
         let _holders = hold(&ns, n)?;
         for flags in ["-tan", "-tanp"] {
             let mut rows = Vec::new();

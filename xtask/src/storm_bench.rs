@@ -349,7 +349,7 @@ fn format(
 }
 
 fn storm(tracer: Tracer, connections: u64, rst: bool) -> Result<Sample> {
-    let ns = Netns::new()?;
+    let ns = Netns::new("bench");
     let out_path = std::env::temp_dir().join(format!("enetstat-bench-{}.out", std::process::id()));
     let mut traced = match tracer {
         Tracer::None => None,
@@ -409,7 +409,7 @@ fn storm(tracer: Tracer, connections: u64, rst: bool) -> Result<Sample> {
     };
     // -S writes a block every second: its output never goes quiet.
     if tracer != Tracer::Summary {
-        wait_quiet(&out_path);
+        wait_quiet(&out_path)?;
     }
     let cpu = cpu_seconds(tracer_run.child.id()) - cpu_at_start;
     let stderr = tracer_run.stop()?;
