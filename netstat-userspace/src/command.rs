@@ -12,7 +12,7 @@ use crate::{
     combinations, fail, filter,
     names::Numeric,
     netns::Selection,
-    plan::{Plan, Sockets},
+    plan::{Plan, SocketPlan},
 };
 
 /// What enetstat was asked to do.
@@ -75,7 +75,7 @@ pub struct Summary {
 
 pub struct Live {
     pub tracing: Tracing,
-    pub sockets: Sockets,
+    pub sockets: SocketPlan,
     pub interval: Duration,
     pub diff: bool,
     /// What `-c` does where the kernel programs cannot run: re-read /proc.

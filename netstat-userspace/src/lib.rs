@@ -32,7 +32,7 @@ mod session;
 mod snapshot;
 mod sock_diag;
 mod socket_list;
-mod stop;
+mod stop_request;
 mod summary;
 mod tcp_state;
 mod textfmt;

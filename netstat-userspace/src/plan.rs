@@ -9,7 +9,7 @@ use crate::{cli::Cli, fail};
 /// One run of the listing (repeated every second with `-c`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Plan {
-    Sockets(Sockets),
+    Sockets(SocketPlan),
     Routes(Routes),
     Interfaces { all: bool, long: bool },
     Statistics(Statistics),
@@ -35,7 +35,7 @@ impl Family {
 
 /// Which sockets and columns the socket listing shows.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Sockets {
+pub struct SocketPlan {
     pub tcp: bool,
     pub udp: bool,
     pub udplite: bool,
@@ -60,7 +60,7 @@ pub struct Sockets {
     pub verbose: bool,
 }
 
-impl Sockets {
+impl SocketPlan {
     /// Whether sockets without tracepoints (UDP, UDP-Lite, raw, unix) are
     /// listed: the live view must re-read those from /proc.
     pub fn untracked(&self) -> bool {
@@ -121,7 +121,7 @@ impl Plan {
             });
         }
         let everything = !explicit;
-        Ok(Plan::Sockets(Sockets {
+        Ok(Plan::Sockets(SocketPlan {
             tcp: everything || tcp,
             udp: everything || udp,
             udplite: everything || udplite,
@@ -247,7 +247,7 @@ mod tests {
         Plan::from_cli(&cli)
     }
 
-    fn sockets(args: &str) -> Sockets {
+    fn sockets(args: &str) -> SocketPlan {
         match plan(args).unwrap() {
             Plan::Sockets(s) => s,
             other => panic!("{args}: {other:?}"),

@@ -191,7 +191,7 @@ pub async fn run(
         false => None,
     };
     let mut logger = watch(probe.take_logger()?)?;
-    let stop = crate::stop::requested(stop_after)?;
+    let stop = crate::stop_request::requested(stop_after)?;
     tokio::pin!(stop);
     // The kernel wakes us only when the ring holds 256 KiB; below that we
     // look every POLL (see netstat-ebpf's `submit`).

@@ -12,7 +12,7 @@ use crate::{
     names::Names,
     netns,
     owners::InodeOwners,
-    plan::Sockets,
+    plan::SocketPlan,
     procnet::{self, igmp, sockets::InetSocket, unix},
     render::{
         groups,
@@ -27,7 +27,7 @@ pub trait TcpRows {
     /// Hands `visit` the rows `wanted` keeps (a socket and its owner's pid).
     fn visit(
         &self,
-        plan: &Sockets,
+        plan: &SocketPlan,
         wanted: &dyn Fn(&InetSocket, Option<u32>) -> bool,
         visit: &mut dyn FnMut(&InetRow),
     );
@@ -39,7 +39,7 @@ pub trait TcpRows {
 /// column tells them apart when there are several); unix sockets and
 /// groups from ours.
 pub fn list(
-    plan: &Sockets,
+    plan: &SocketPlan,
     filter: &Filter,
     namespaces: &[(u32, Option<PathBuf>)],
     names: &Names,
@@ -114,7 +114,7 @@ const UNLISTED: [(&str, &str); 6] = [
 ];
 
 /// With `-v` and no protocol named: netstat's word on each of `families`.
-fn unlisted(plan: &Sockets, families: &[(&str, &str)]) {
+fn unlisted(plan: &SocketPlan, families: &[(&str, &str)]) {
     if !plan.verbose || plan.explicit {
         return;
     }
@@ -131,7 +131,7 @@ fn unlisted(plan: &Sockets, families: &[(&str, &str)]) {
 
 /// The Internet rows of the listing as data (for the live view's --diff).
 pub fn internet_rows(
-    plan: &Sockets,
+    plan: &SocketPlan,
     filter: &Filter,
     live: Option<&dyn TcpRows>,
     visit: &mut dyn FnMut(&InetRow),
@@ -149,14 +149,14 @@ pub fn internet_rows(
 
 /// Whether rows read from /proc need the owner scan: for -p, or to filter by
 /// pid. Live TCP rows carry their owners.
-fn owners_needed(plan: &Sockets, filter: &Filter, live: Option<&dyn TcpRows>) -> bool {
+fn owners_needed(plan: &SocketPlan, filter: &Filter, live: Option<&dyn TcpRows>) -> bool {
     let proc_rows = live.is_none() || plan.untracked();
     (plan.programs || filter.pid != 0) && proc_rows
 }
 
 /// Which Internet rows the listing shows, and where they come from.
 struct Internet<'a> {
-    plan: &'a Sockets,
+    plan: &'a SocketPlan,
     filter: &'a Filter,
     namespaces: &'a [(u32, Option<PathBuf>)],
     live: Option<&'a dyn TcpRows>,
@@ -222,7 +222,7 @@ impl Internet<'_> {
 /// One protocol's sockets of one family, None when the kernel lacks them.
 /// TCP comes from sock_diag when netstat's columns allow (not for -e or -o,
 /// see `sock_diag`) and the kernel offers it; everything else from `path`.
-fn read_inet(plan: &Sockets, proto: InetProto, path: &str) -> Result<Option<Vec<InetSocket>>> {
+fn read_inet(plan: &SocketPlan, proto: InetProto, path: &str) -> Result<Option<Vec<InetSocket>>> {
     if proto == InetProto::Tcp && !plan.extend && !plan.timers {
         let family = if path.ends_with('6') {
             AF_INET6
@@ -250,7 +250,7 @@ fn read_inet(plan: &Sockets, proto: InetProto, path: &str) -> Result<Option<Vec<
 
 /// netstat's rules for -a and -l: a TCP socket listens when it has no
 /// remote port; UDP and raw sockets when they have no remote address.
-pub fn shown(plan: &Sockets, proto: InetProto, s: &InetSocket) -> bool {
+pub fn shown(plan: &SocketPlan, proto: InetProto, s: &InetSocket) -> bool {
     if plan.all {
         return true;
     }
@@ -266,7 +266,7 @@ pub fn shown(plan: &Sockets, proto: InetProto, s: &InetSocket) -> bool {
 
 /// A protocol this kernel lacks: netstat says so when the protocol was asked
 /// for by name (or with -v), and stops with exit code 1 when asked by name.
-fn missing(plan: &Sockets, what: &str) -> Result<()> {
+fn missing(plan: &SocketPlan, what: &str) -> Result<()> {
     if plan.implied {
         return Ok(());
     }

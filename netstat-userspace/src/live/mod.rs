@@ -23,7 +23,7 @@ use crate::{
     netns,
     output::Output,
     owners::{InodeOwners, TcpOwners},
-    plan::Sockets,
+    plan::SocketPlan,
     procnet::{self, sockets::InetSocket},
     render::live_diff,
     session::{Attached, Flow, Sink},
@@ -90,7 +90,7 @@ async fn view(live: &Live, mut attached: Attached) -> Result<()> {
 /// table is drawn at most every interval, and only when something changed
 /// (or when rows it does not follow are shown).
 struct LiveView<'a> {
-    plan: &'a Sockets,
+    plan: &'a SocketPlan,
     filter: &'a Filter,
     own_netns: u32,
     names: Names,
@@ -286,7 +286,7 @@ impl Sink for LiveView<'_> {
 
 /// The listening TCP sockets of the plan's families, from sock_diag; None
 /// where the kernel offers no TCP sock_diag (queues then stay as read).
-fn read_listeners(plan: &Sockets) -> Option<Vec<InetSocket>> {
+fn read_listeners(plan: &SocketPlan) -> Option<Vec<InetSocket>> {
     read_states(plan, 1 << tcp_state::LISTEN)
 }
 
@@ -296,7 +296,7 @@ const TIMEWAIT_STATES: u32 = 1 << tcp_state::FIN_WAIT2 | 1 << tcp_state::TIME_WA
 /// The TCP sockets of the plan's families in the states of the bit mask
 /// `states`, from one sock_diag dump each; None where the kernel offers no
 /// TCP sock_diag.
-fn read_states(plan: &Sockets, states: u32) -> Option<Vec<InetSocket>> {
+fn read_states(plan: &SocketPlan, states: u32) -> Option<Vec<InetSocket>> {
     let mut all = Vec::new();
     for (wanted, family) in [(plan.ipv4, AF_INET), (plan.ipv6, AF_INET6)] {
         if wanted {
@@ -311,7 +311,7 @@ fn read_states(plan: &Sockets, states: u32) -> Option<Vec<InetSocket>> {
 const QUEUE_LOOKUPS: usize = 512;
 
 /// The TCP sockets of the plan's families and the socket owners, from /proc.
-fn read_tcp(plan: &Sockets, filter: &Filter) -> Result<(Vec<InetSocket>, InodeOwners)> {
+fn read_tcp(plan: &SocketPlan, filter: &Filter) -> Result<(Vec<InetSocket>, InodeOwners)> {
     let owners = InodeOwners::scan();
     let mut sockets = Vec::new();
     for (wanted, path) in [(plan.ipv4, "/proc/net/tcp"), (plan.ipv6, "/proc/net/tcp6")] {

@@ -4,7 +4,7 @@
 use crate::{
     decoder::StateAge,
     live::table::{ConnTable, Entry, Since},
-    plan::Sockets,
+    plan::SocketPlan,
     procnet::sockets::InetSocket,
     render::sockets::{InetProto, InetRow},
     socket_list::{TcpRows, shown},
@@ -21,7 +21,7 @@ pub struct LiveRows<'a> {
 impl TcpRows for LiveRows<'_> {
     fn visit(
         &self,
-        plan: &Sockets,
+        plan: &SocketPlan,
         wanted: &dyn Fn(&InetSocket, Option<u32>) -> bool,
         visit: &mut dyn FnMut(&InetRow),
     ) {

@@ -7,7 +7,7 @@ use crate::{
     decoder::StateAge,
     names::Names,
     owners::{InodeOwners, Owner},
-    plan::Sockets,
+    plan::SocketPlan,
     procnet::{
         sockets::InetSocket,
         unix::{ACCEPTING, UnixSocket},
@@ -87,7 +87,7 @@ const PROGRAM_WIDTH: usize = 20;
 
 pub struct SocketTable<'a> {
     pub names: &'a Names,
-    pub columns: &'a Sockets,
+    pub columns: &'a SocketPlan,
     pub owners: Option<&'a InodeOwners>,
     /// Clock ticks per second, the unit of TCP timers in /proc.
     pub ticks_per_second: u64,
