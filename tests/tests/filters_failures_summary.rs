@@ -217,15 +217,24 @@ fn check_summary_of_the_storm(out: &tests::TracerOutput) {
 fn the_summary_counts_connects_stuck_in_syn_sent() {
     let ns = Netns::new("syn-sent");
     ns.drop_syns_to(9999);
-    let tracer = Tracer::start(&ns, &["-S", "0.5", "--json", "-n"]);
+    let endpoint = "127.0.0.1:9976";
+    let tracer = Tracer::start(&ns, &["-S", "0.5", "--json", "-n", "--metrics", endpoint]);
     // An established connection, and three connects whose SYNs go nowhere.
     let held = held_connection(&ns, "127.0.0.1:7500");
     let stuck: Vec<Proc> = (0..3)
         .map(|_| connect(&ns, "127.0.0.1:9999", &["--timeout-ms", "30000"]))
         .collect();
     std::thread::sleep(tests::slowed(std::time::Duration::from_millis(2500)));
+    let scrape = tests::scrape::scrape(&ns, endpoint);
     let out = tracer.stop();
     drop(stuck);
+    // The metric counts them by kind too.
+    let syn = tests::scrape::sample(&scrape, "enetstat_retransmits_total{kind=\"syn\"}");
+    assert!(syn >= 3, "{scrape}");
+    assert_eq!(
+        tests::scrape::sample(&scrape, "enetstat_retransmits_total{kind=\"data\"}"),
+        0
+    );
     close(held);
     let over_1s: Vec<u64> = out
         .events()

@@ -371,6 +371,48 @@ pub(crate) mod tests {
             .collect()
     }
 
+    /// Under `--netns all` (two namespaces here), each metric name keeps
+    /// one label set across its samples, so that `sum()` counts once.
+    #[test]
+    fn each_metric_name_has_one_label_set() {
+        let mut stats = vec![0; netstat_common::stat::COUNT as usize];
+        stats[netstat_common::stat::SYN_RETRANSMITS as usize] = 3;
+        let namespace = |netns| NetnsReading {
+            netns: Some(netns),
+            traffic: Traffic::from_stats(&stats),
+            pressure: Some(TcpPressure::default()),
+            listeners: vec![("127.0.0.1:7600".into(), 1)],
+        };
+        let reading = Reading {
+            namespaces: vec![namespace(1), namespace(2)],
+            lost_skipped: Some(0),
+            ..Reading::default()
+        };
+        let text = prometheus_text(&render(reading));
+        let mut keys: std::collections::HashMap<&str, Vec<String>> = Default::default();
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let (series, _) = line.rsplit_once(' ').unwrap();
+            let (name, labels) = series.split_once('{').unwrap_or((series, ""));
+            let name = name
+                .trim_end_matches("_bucket")
+                .trim_end_matches("_sum")
+                .trim_end_matches("_count");
+            let mut set: Vec<String> = labels
+                .trim_end_matches('}')
+                .split(',')
+                .filter_map(|kv| kv.split_once('=').map(|(k, _)| k.to_string()))
+                .filter(|k| k != "le")
+                .collect();
+            set.sort();
+            let seen = keys.entry(name).or_insert_with(|| set.clone());
+            assert_eq!(*seen, set, "{name}: {line}");
+        }
+        assert!(
+            text.contains("enetstat_retransmits_total{netns=\"2\",kind=\"syn\"} 3"),
+            "{text}"
+        );
+    }
+
     #[test]
     fn every_metric_has_help_type_and_its_exact_name() {
         let mut stats = vec![0; netstat_common::stat::COUNT as usize];
