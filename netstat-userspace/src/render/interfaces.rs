@@ -90,9 +90,24 @@ pub fn row(out: &mut String, i: &Interface) {
 
 /// One interface in ifconfig's layout (net-tools `ife_print_long`).
 pub fn long(out: &mut String, i: &Interface, d: &Details) {
-    let c = &i.counters;
-    let mut flags = format!("flags={}<", i.flags);
-    if i.flags == 0 {
+    let _ = writeln!(
+        out,
+        "{}: {}  mtu {}",
+        i.counters.name,
+        flag_list(i.flags),
+        i.mtu
+    );
+    addresses(out, i.flags, d);
+    hardware(out, d);
+    traffic(out, &i.counters);
+    device(out, d);
+    out.push('\n');
+}
+
+/// `flags=4163<UP,BROADCAST,RUNNING,MULTICAST>` as net-tools writes it.
+fn flag_list(bits: u32) -> String {
+    let mut flags = format!("flags={bits}<");
+    if bits == 0 {
         flags.push('>');
     }
     for (bit, name) in [
@@ -111,7 +126,7 @@ pub fn long(out: &mut String, i: &Interface, d: &Details) {
         (libc::IFF_MULTICAST, "MULTICAST"),
         (libc::IFF_DYNAMIC, "DYNAMIC"),
     ] {
-        if i.flags & bit as u32 != 0 {
+        if bits & bit as u32 != 0 {
             flags.push_str(name);
             flags.push(',');
         }
@@ -123,13 +138,17 @@ pub fn long(out: &mut String, i: &Interface, d: &Details) {
     } else {
         flags.pop();
     }
-    let _ = writeln!(out, "{}: {flags}  mtu {}", c.name, i.mtu);
+    flags
+}
+
+/// The `inet` and `inet6` lines.
+fn addresses(out: &mut String, flags: u32, d: &Details) {
     if let Some(v4) = &d.ipv4 {
         let _ = write!(out, "        inet {}  netmask {}", v4.address, v4.netmask);
-        if i.flags & libc::IFF_BROADCAST as u32 != 0 {
+        if flags & libc::IFF_BROADCAST as u32 != 0 {
             let _ = write!(out, "  broadcast {}", v4.broadcast);
         }
-        if i.flags & libc::IFF_POINTOPOINT as u32 != 0 {
+        if flags & libc::IFF_POINTOPOINT as u32 != 0 {
             let _ = write!(out, "  destination {}", v4.destination);
         }
         out.push('\n');
@@ -145,6 +164,10 @@ pub fn long(out: &mut String, i: &Interface, d: &Details) {
         out.push_str(&scope_names(a.scope));
         out.push('\n');
     }
+}
+
+/// The hardware line: type, address, queue length.
+fn hardware(out: &mut String, d: &Details) {
     let (name, title) = match d.hw_type {
         1 => ("ether", "Ethernet"),
         772 => ("loop", "Local Loopback"),
@@ -177,6 +200,10 @@ pub fn long(out: &mut String, i: &Interface, d: &Details) {
         let _ = write!(out, "  txqueuelen {len}");
     }
     let _ = writeln!(out, "  ({title})");
+}
+
+/// The RX and TX lines.
+fn traffic(out: &mut String, c: &DevCounters) {
     let (rx, rx_unit) = human(c.rx_bytes);
     let (tx, tx_unit) = human(c.tx_bytes);
     let _ = writeln!(
@@ -205,21 +232,25 @@ pub fn long(out: &mut String, i: &Interface, d: &Details) {
         "        TX errors {}  dropped {} overruns {}  carrier {}  collisions {}",
         c.tx_errors, c.tx_dropped, c.tx_fifo, c.tx_carrier, c.collisions
     );
-    if d.irq != 0 || d.mem_start != 0 || d.dma != 0 || d.base_addr >= 0x100 {
-        out.push_str("        device ");
-        if d.irq != 0 {
-            let _ = write!(out, "interrupt {}  ", d.irq);
-        }
-        if d.base_addr >= 0x100 {
-            let _ = write!(out, "base 0x{:x}  ", d.base_addr);
-        }
-        if d.mem_start != 0 {
-            let _ = write!(out, "memory 0x{:x}-{:x}  ", d.mem_start, d.mem_end);
-        }
-        if d.dma != 0 {
-            let _ = write!(out, "  dma 0x{:x}", d.dma);
-        }
-        out.push('\n');
+}
+
+/// The `device` line, where the driver reports resources.
+fn device(out: &mut String, d: &Details) {
+    if d.irq == 0 && d.mem_start == 0 && d.dma == 0 && d.base_addr < 0x100 {
+        return;
+    }
+    out.push_str("        device ");
+    if d.irq != 0 {
+        let _ = write!(out, "interrupt {}  ", d.irq);
+    }
+    if d.base_addr >= 0x100 {
+        let _ = write!(out, "base 0x{:x}  ", d.base_addr);
+    }
+    if d.mem_start != 0 {
+        let _ = write!(out, "memory 0x{:x}-{:x}  ", d.mem_start, d.mem_end);
+    }
+    if d.dma != 0 {
+        let _ = write!(out, "  dma 0x{:x}", d.dma);
     }
     out.push('\n');
 }
