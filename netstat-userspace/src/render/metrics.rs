@@ -163,28 +163,50 @@ fn with_netns(netns: Option<u32>, labels: &[(&'static str, &str)]) -> Labels {
 impl Collector for Scrape {
     fn encode(&self, mut e: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let r = &self.0;
-        let ns = &r.namespaces;
-        // Each namespace's samples of one metric, `labels` apart.
-        let each = |f: &dyn Fn(&Traffic) -> u64, labels: &[(&'static str, &str)]| {
-            ns.iter()
-                .map(|n| (with_netns(n.netns, labels), f(&n.traffic)))
-                .collect::<Vec<_>>()
-        };
-        let pressure = |f: &dyn Fn(&TcpPressure) -> u64| {
-            ns.iter()
-                .filter_map(|n| Some((with_netns(n.netns, &[]), f(n.pressure.as_ref()?))))
-                .collect::<Vec<_>>()
-        };
+        r.traffic(&mut e)?;
+        r.resets(&mut e)?;
+        r.pressure_metrics(&mut e)?;
+        r.durations(&mut e)?;
+        r.losses_and_cost(&mut e)
+    }
+}
+
+impl Reading {
+    /// Each namespace's samples of one traffic count, `labels` apart.
+    fn each(
+        &self,
+        f: &dyn Fn(&Traffic) -> u64,
+        labels: &[(&'static str, &str)],
+    ) -> Vec<(Labels, u64)> {
+        self.namespaces
+            .iter()
+            .map(|n| (with_netns(n.netns, labels), f(&n.traffic)))
+            .collect()
+    }
+
+    /// Each namespace's sample of one /proc pressure figure.
+    fn pressure(&self, f: &dyn Fn(&TcpPressure) -> u64) -> Vec<(Labels, u64)> {
+        self.namespaces
+            .iter()
+            .filter_map(|n| Some((with_netns(n.netns, &[]), f(n.pressure.as_ref()?))))
+            .collect()
+    }
+
+    /// Connections opened and closed, transitions, failures, retransmits.
+    fn traffic(&self, e: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let each =
+            |f: &dyn Fn(&Traffic) -> u64, labels: &[(&'static str, &str)]| self.each(f, labels);
+        let ns = &self.namespaces;
         let mut opened = each(&|t| t.opened_active, &[("direction", "active")]);
         opened.extend(each(&|t| t.opened_passive, &[("direction", "passive")]));
         counters(
-            &mut e,
+            e,
             "enetstat_connections_opened",
             "TCP connections opened: connects begun (active), handshakes completed on a listener (passive).",
             opened,
         )?;
         counters(
-            &mut e,
+            e,
             "enetstat_connections_closed",
             "TCP connections whose socket ended: closed, entered TIME_WAIT, or was handed to a timewait socket in FIN_WAIT2 (listeners excepted).",
             each(&|t| t.closed, &[]),
@@ -196,7 +218,7 @@ impl Collector for Scrape {
             })
         });
         counters(
-            &mut e,
+            e,
             "enetstat_tcp_transitions",
             "TCP state changes, by netstat's state names (TIME_WAIT entries as such).",
             transitions,
@@ -205,7 +227,7 @@ impl Collector for Scrape {
         failures.extend(each(&|t| t.timeout, &[("reason", "timeout")]));
         failures.extend(each(&|t| t.reset, &[("reason", "reset")]));
         counters(
-            &mut e,
+            e,
             "enetstat_connect_failures",
             "Connections that failed: refused (reset answering the SYN), timeout (SYNs unanswered), reset (by the peer later).",
             failures,
@@ -214,15 +236,21 @@ impl Collector for Scrape {
         retransmits.extend(each(&|t| t.syn_retransmits, &[("kind", "syn")]));
         retransmits.extend(each(&|t| t.synack_retransmits, &[("kind", "synack")]));
         counters(
-            &mut e,
+            e,
             "enetstat_retransmits",
             "TCP retransmissions: of data segments, of a connect's SYNs, and of SYN-ACKs.",
             retransmits,
         )?;
+        Ok(())
+    }
+
+    /// Resets sent (by reason) and received.
+    fn resets(&self, e: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let ns = &self.namespaces;
         let mut resets = Vec::new();
         for n in ns {
             let t = &n.traffic;
-            match r.reset_reasons {
+            match self.reset_reasons {
                 // Sent resets by the kernel's reason; any counted without one
                 // (beyond the reasons kept) as `unknown`.
                 Some(names) => {
@@ -247,11 +275,18 @@ impl Collector for Scrape {
             resets.push((received, t.resets_received));
         }
         counters(
-            &mut e,
+            e,
             "enetstat_resets",
             "TCP resets sent (by the kernel's reason, on Linux 6.10 and later) and received.",
             resets,
         )?;
+        Ok(())
+    }
+
+    /// TIME_WAIT, listen overflows and drops, per listener drops.
+    fn pressure_metrics(&self, e: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let pressure = |f: &dyn Fn(&TcpPressure) -> u64| self.pressure(f);
+        let ns = &self.namespaces;
         let mut gauge = e.encode_descriptor(
             "enetstat_time_wait_sockets",
             "TCP sockets in TIME_WAIT now.",
@@ -267,7 +302,7 @@ impl Collector for Scrape {
             value.encode(gauge.encode_family(&labels)?)?;
         }
         counters(
-            &mut e,
+            e,
             "enetstat_listen_overflows",
             "Connections the namespace's listeners could not queue because an accept queue was full (TcpExt ListenOverflows, since boot).",
             pressure(&|p| p.listen_overflows),
@@ -278,48 +313,59 @@ impl Collector for Scrape {
                 .map(|(listener, drops)| (with_netns(n.netns, &[("listener", listener)]), *drops))
         });
         counters(
-            &mut e,
+            e,
             "enetstat_listener_queue_drops",
             "SYNs and handshakes one listener dropped because its accept or SYN queue was full (its drop counter, since it was created).",
             per_listener,
         )?;
         counters(
-            &mut e,
+            e,
             "enetstat_listen_drops",
             "SYNs and handshakes a listener dropped for any reason (TcpExt ListenDrops, since boot).",
             pressure(&|p| p.listen_drops),
         )?;
+        Ok(())
+    }
+
+    /// The in-kernel duration histograms.
+    fn durations(&self, e: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let ns = &self.namespaces;
         histograms(
-            &mut e,
+            e,
             "enetstat_connect_duration_seconds",
             "Time from connect (SYN_SENT) to ESTABLISHED, from an in-kernel histogram.",
             ns.iter()
                 .map(|n| (with_netns(n.netns, &[]), &n.traffic.connect_duration)),
         )?;
         histograms(
-            &mut e,
+            e,
             "enetstat_connection_lifetime_seconds",
             "Time from connect or accept to the connection's close or TIME_WAIT, from an in-kernel histogram.",
             ns.iter()
                 .map(|n| (with_netns(n.netns, &[]), &n.traffic.lifetime)),
         )?;
+        Ok(())
+    }
+
+    /// What the kernel side lost, and (--self-cost) what its programs cost.
+    fn losses_and_cost(&self, e: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
         counters(
-            &mut e,
+            e,
             "enetstat_events_lost",
             "State changes the kernel side could not report: the ring buffer was full (ring_full), the kernel skipped our program (skipped), or a socket's history showed a change no program saw (gap).",
             [
-                Some((label("cause", "ring_full"), r.lost_ring_full)),
-                r.lost_skipped.map(|n| (label("cause", "skipped"), n)),
-                Some((label("cause", "gap"), r.lost_gaps)),
+                Some((label("cause", "ring_full"), self.lost_ring_full)),
+                self.lost_skipped.map(|n| (label("cause", "skipped"), n)),
+                Some((label("cause", "gap"), self.lost_gaps)),
             ]
             .into_iter()
             .flatten(),
         )?;
-        let Some(programs) = &r.programs else {
+        let Some(programs) = &self.programs else {
             return Ok(());
         };
         counters(
-            &mut e,
+            e,
             "enetstat_bpf_program_runs",
             "Runs of each of enetstat's kernel programs (--self-cost: the kernel's program statistics, on while enetstat runs).",
             programs
