@@ -122,9 +122,13 @@ fn an_orphan_whose_peer_has_not_closed_is_fin_wait2_everywhere() {
         "{metrics}"
     );
 
-    // -E: each client's close, with the orphan's hand-over as no change.
-    listener.close();
+    // -E, stopped while the server still holds its ends: each client's
+    // close, with the orphan's hand-over to a timewait socket as no change.
+    // A client whose ACK was handled while it held its socket's lock stays
+    // a full FIN_WAIT2 socket for now (the FIN_WAIT2 timer hands it over
+    // later): no hand-over yet, as ss shows it.
     let out_events = events.stop();
+    listener.close();
     let lines = out_events.events();
     for (local, remote, _) in kernel.iter().filter(|r| r.2 == "FIN_WAIT2") {
         let changes: Vec<(String, String, bool)> = lines
@@ -145,7 +149,9 @@ fn an_orphan_whose_peer_has_not_closed_is_fin_wait2_everywhere() {
             ("FIN_WAIT2", "FIN_WAIT2", true),
         ]
         .map(|(o, n, p)| (o.to_string(), n.to_string(), p));
-        assert_eq!(changes, want, "{local} -> {remote}");
+        let handed_over = changes == want;
+        let not_yet = changes == want[..3];
+        assert!(handed_over || not_yet, "{local} -> {remote}: {changes:?}");
     }
     // (The scrape's own connection may end in TIME_WAIT.)
     let to_listener = |e: &serde_json::Value| {
