@@ -112,10 +112,24 @@ fn catch_in(ns: &Netns, stage: Stage) -> (Child, bool) {
     (child, confirmed)
 }
 
+/// Our programs still loaded once the kernel has had `wait_limit()` to free
+/// those of exited processes.
+fn freed_in_time() -> Vec<String> {
+    let deadline = Instant::now() + wait_limit();
+    let mut left = ours_loaded();
+    while !left.is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        left = ours_loaded();
+    }
+    left
+}
+
 #[test]
 fn kill_9_at_load_attach_or_streaming_leaves_no_program() {
     let ns = Netns::new("kill");
-    assert_eq!(ours_loaded(), Vec::<String>::new(), "before the test");
+    // The previous test binary's tracers may still be being freed: the
+    // kernel frees programs after their process's files close.
+    assert_eq!(freed_in_time(), Vec::<String>::new(), "before the test");
     for stage in [Stage::Load, Stage::Attach, Stage::Streaming] {
         let mut tries = 0;
         loop {
@@ -123,13 +137,7 @@ fn kill_9_at_load_attach_or_streaming_leaves_no_program() {
             let (mut child, caught) = catch_in(&ns, stage);
             signal(&child, libc::SIGKILL);
             child.wait().unwrap();
-            // The kernel frees them as the dead process's files close.
-            let deadline = Instant::now() + wait_limit();
-            let mut left = ours_loaded();
-            while !left.is_empty() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(50));
-                left = ours_loaded();
-            }
+            let left = freed_in_time();
             assert_eq!(left, Vec::<String>::new(), "after kill -9 in {stage:?}");
             if caught {
                 break;
