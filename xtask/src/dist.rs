@@ -50,6 +50,7 @@ const UNIT_PATH: &str = "lib/systemd/system/enetstat-metrics.service";
 const DOCS: &[&str] = &[
     "README.md",
     "docs/ARCHITECTURE.md",
+    "docs/REFERENCE.md",
     "docs/INVESTIGATIONS.md",
     "docs/KERNELS.md",
     "docs/PERFORMANCE.md",
