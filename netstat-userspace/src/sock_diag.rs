@@ -79,7 +79,10 @@ pub fn namespace_load() -> anyhow::Result<(TcpPressure, Option<Vec<ListenerLoad>
     let mut pressure = TcpPressure::read()?;
     // sockstat's `tw` counts every timewait socket, orphans still in
     // FIN_WAIT2 among them: TIME_WAIT is the rest.
-    if let Ok(orphans) = timewait_fin_wait2() {
+    // (No timewait socket at all: nothing to dump.)
+    if pressure.time_wait > 0
+        && let Ok(orphans) = timewait_fin_wait2()
+    {
         pressure.time_wait = pressure.time_wait.saturating_sub(orphans);
     }
     Ok((pressure, tcp_listeners().ok()))
