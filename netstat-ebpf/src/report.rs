@@ -169,41 +169,60 @@ pub(crate) fn on_socket_event(
         return;
     }
 
-    // Only full sockets are remembered (they are sure to be destroyed, which
-    // frees the entry); a reset may be sent for a timewait socket.
-    if sk != 0 && (event_kind == kind::RETRANSMIT || event_kind == kind::RECEIVE_RESET) {
-        let known = SOCKS.get_ptr_mut(sk);
-        let mut info = match known {
-            // SAFETY: a map value, copied at once.
-            Some(known) => unsafe { *known },
-            None => SockInfo::default(),
-        };
-        if event_kind == kind::RETRANSMIT {
-            info.retransmits += 1;
-        } else {
-            info.flags |= flags::RESET_RECEIVED;
-        }
-        ev.prev_ts_ns = info.ts_ns;
-        copy_owner(ev, &info);
-        match known {
-            // In place, as `set_state` does: no LRU update per event.
-            // SAFETY: the map value found above, valid while we run.
-            Some(known) => mem::copy(unsafe { &mut *known }, &info),
-            None => {
-                if !remember_sock(sk, &info) {
-                    add_counter(counter::SOCK_MAP_FULL);
-                }
-            }
-        }
-    } else if sk != 0
-        && let Some(info) = SOCKS.get_ptr(sk)
-    {
-        // SAFETY: a map value, read at once.
-        copy_owner(ev, unsafe { &*info });
-    }
+    remember_event(sk, event_kind, ev);
     if !passes(ev, filter().state_matches(state)) {
         return;
     }
+    count_event(netns, event_kind, state, ev);
+    // A retransmit or reset that did not fit changes no state: the loss
+    // mark is all a reader needs.
+    submit(ev);
+}
+
+/// Adds a retransmit or reset to what `SOCKS` knows of socket `sk`, and
+/// gives `ev` the socket's owner.
+#[inline(always)]
+fn remember_event(sk: u64, event_kind: u8, ev: &mut Event) {
+    if sk == 0 {
+        return;
+    }
+    // Only full sockets are remembered (they are sure to be destroyed, which
+    // frees the entry); a reset may be sent for a timewait socket.
+    if event_kind != kind::RETRANSMIT && event_kind != kind::RECEIVE_RESET {
+        if let Some(info) = SOCKS.get_ptr(sk) {
+            // SAFETY: a map value, read at once.
+            copy_owner(ev, unsafe { &*info });
+        }
+        return;
+    }
+    let known = SOCKS.get_ptr_mut(sk);
+    let mut info = match known {
+        // SAFETY: a map value, copied at once.
+        Some(known) => unsafe { *known },
+        None => SockInfo::default(),
+    };
+    if event_kind == kind::RETRANSMIT {
+        info.retransmits += 1;
+    } else {
+        info.flags |= flags::RESET_RECEIVED;
+    }
+    ev.prev_ts_ns = info.ts_ns;
+    copy_owner(ev, &info);
+    match known {
+        // In place, as `set_state` does: no LRU update per event.
+        // SAFETY: the map value found above, valid while we run.
+        Some(known) => mem::copy(unsafe { &mut *known }, &info),
+        None => {
+            if !remember_sock(sk, &info) {
+                add_counter(counter::SOCK_MAP_FULL);
+            }
+        }
+    }
+}
+
+/// The per-namespace counters of a retransmit or reset in state `state`.
+#[inline(always)]
+fn count_event(netns: u32, event_kind: u8, state: u8, ev: &Event) {
     match event_kind {
         kind::RETRANSMIT => {
             let what = match state {
@@ -233,9 +252,6 @@ pub(crate) fn on_socket_event(
             count_remote(ev, |r| r.resets += 1);
         }
     }
-    // A retransmit or reset that did not fit changes no state: the loss
-    // mark is all a reader needs.
-    submit(ev);
 }
 
 /// The retransmit and reset events of a full TCP socket `sk`, whose

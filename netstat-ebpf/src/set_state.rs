@@ -121,64 +121,16 @@ pub(crate) fn on_transition<C: EbpfContext>(
         return;
     }
 
-    let born = (old == tcp_state::CLOSE && new == tcp_state::SYN_SENT)
-        || (old == tcp_state::LISTEN && new == tcp_state::SYN_RECV);
     let known = SOCKS.get_ptr_mut(sk);
-    let mut info = match known {
-        // SAFETY: a map value, copied at once.
-        Some(known) => unsafe { *known },
-        None => SockInfo::default(),
+    let Some((mut info, gap)) = history(known, old, new, now, ev) else {
+        return;
     };
-    // A change of this socket did not fit in the ring.
-    let mut gap = info.flags & flags::UNREPORTED != 0 && !born;
-    info.flags &= !flags::UNREPORTED;
-    // State 0: an entry made by a retransmit or reset, history unknown.
-    if info.state != 0 {
-        if info.state == new && info.prev_state == old {
-            // Both programs of a pair reported this change (the second
-            // found the first's mark overwritten); the first report stands.
-            return;
-        }
-        if info.state != old {
-            // See README, "Known limits": the kernel ran none of our
-            // programs for the changes in between.
-            add_counter(counter::GAPS);
-            gap = !born;
-        }
-    }
-    if born {
-        // A new socket, or a new attempt of a closed one: nothing of an
-        // earlier one at this address (its owner, resets, retransmits)
-        // carries over.
-        info = SockInfo {
-            born_ns: now,
-            ..SockInfo::default()
-        };
-    }
-    ev.prev_ts_ns = info.ts_ns;
-
-    if in_owner_syscall(old, new) {
-        info.tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
-        info.comm = bpf_get_current_comm().unwrap_or([0; 16]);
-        info.flags |= flags::OWNER_KNOWN;
-    }
     let listen_key = ListenKey {
         netns,
         port: ev.sport,
         _pad: 0,
     };
-    if old == tcp_state::LISTEN
-        && new == tcp_state::SYN_RECV
-        && info.flags & flags::OWNER_KNOWN == 0
-    {
-        // A child cloned from a listener: it belongs to whoever listens.
-        // SAFETY: the value is read at once, before any update of the map.
-        if let Some(parent) = unsafe { LISTENERS.get(&listen_key) } {
-            info.tgid = parent.tgid;
-            info.comm = parent.comm;
-            info.flags |= flags::OWNER_KNOWN;
-        }
-    }
+    take_owner(&mut info, old, new, &listen_key);
     copy_owner(ev, &info);
     if gap {
         ev.flags |= flags::AFTER_GAP;
@@ -191,44 +143,8 @@ pub(crate) fn on_transition<C: EbpfContext>(
     if new == tcp_state::CLOSE && old != tcp_state::LISTEN {
         add_totals(tsk, &info, ev);
     }
-    let effective = effective_new_state(old, new, ev.flags);
-    if passes(ev, filter().transition_matches(old, effective)) {
-        // An orphan handed to a timewait socket in FIN_WAIT2 counts as
-        // FIN_WAIT2 -> FIN_WAIT2: the application's socket ended there.
-        add_stat(netns, stat::transition(old, effective), 1);
-        let entered = if info.state == old { info.ts_ns } else { 0 };
-        let change = u32::from(old) << 8 | u32::from(effective);
-        add_durations(netns, change, now, entered, info.born_ns);
-        if ev.failure != failure::NONE {
-            add_stat(netns, stat::FAILURES + ev.failure as u32, 1);
-            if old == tcp_state::SYN_SENT {
-                count_remote(ev, |r| r.failed_connects += 1);
-            }
-        }
-        if !submit(ev) {
-            info.flags |= flags::UNREPORTED;
-        }
-    }
-
-    if new == tcp_state::LISTEN {
-        let owner = ListenOwner {
-            skaddr: sk,
-            tgid: info.tgid,
-            _pad: 0,
-            comm: info.comm,
-        };
-        // Another listener on the port (SO_REUSEPORT) already has the entry.
-        let fresh = LISTENERS.get_ptr(&listen_key).is_none();
-        if LISTENERS.insert(&listen_key, &owner, 0).is_ok() && fresh {
-            add_counter(counter::LISTENERS_ADDED);
-        }
-    } else if old == tcp_state::LISTEN
-        // SAFETY: the value is read at once, before the remove below.
-        && unsafe { LISTENERS.get(&listen_key) }.is_some_and(|l| l.skaddr == sk)
-        && LISTENERS.remove(&listen_key).is_ok()
-    {
-        add_counter(counter::LISTENERS_REMOVED);
-    }
+    count_and_report(ev, &mut info, now);
+    track_listener(sk, old, new, &listen_key, &info);
 
     // Kept through CLOSE: a closed socket may still send a reset or connect
     // again. `tcp_destroy_sock` frees the entry.
@@ -248,6 +164,127 @@ pub(crate) fn on_transition<C: EbpfContext>(
             ctx,
             "SOCKS refused an entry: owner of a socket not remembered"
         );
+    }
+}
+
+/// What the kernel side knew of the socket before this change (`known`: its
+/// `SOCKS` entry), started afresh for a new socket, and whether changes were
+/// missed before this one. `None`: the other program of the pair already
+/// reported this change.
+#[inline(always)]
+fn history(
+    known: Option<*mut SockInfo>,
+    old: u8,
+    new: u8,
+    now: u64,
+    ev: &mut Event,
+) -> Option<(SockInfo, bool)> {
+    let born = (old == tcp_state::CLOSE && new == tcp_state::SYN_SENT)
+        || (old == tcp_state::LISTEN && new == tcp_state::SYN_RECV);
+    let mut info = match known {
+        // SAFETY: a map value, copied at once.
+        Some(known) => unsafe { *known },
+        None => SockInfo::default(),
+    };
+    // A change of this socket did not fit in the ring.
+    let mut gap = info.flags & flags::UNREPORTED != 0 && !born;
+    info.flags &= !flags::UNREPORTED;
+    // State 0: an entry made by a retransmit or reset, history unknown.
+    if info.state != 0 {
+        if info.state == new && info.prev_state == old {
+            // Both programs of a pair reported this change (the second
+            // found the first's mark overwritten); the first report stands.
+            return None;
+        }
+        if info.state != old {
+            // See README, "Known limits": the kernel ran none of our
+            // programs for the changes in between.
+            add_counter(counter::GAPS);
+            gap = !born;
+        }
+    }
+    if born {
+        // A new socket, or a new attempt of a closed one: nothing of an
+        // earlier one at this address (its owner, resets, retransmits)
+        // carries over.
+        info = SockInfo {
+            born_ns: now,
+            ..SockInfo::default()
+        };
+    }
+    ev.prev_ts_ns = info.ts_ns;
+    Some((info, gap))
+}
+
+/// The socket's owner: the process in whose system call the change happens,
+/// or, for a child cloned from a listener, whoever listens.
+#[inline(always)]
+fn take_owner(info: &mut SockInfo, old: u8, new: u8, listen_key: &ListenKey) {
+    if in_owner_syscall(old, new) {
+        info.tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+        info.comm = bpf_get_current_comm().unwrap_or([0; 16]);
+        info.flags |= flags::OWNER_KNOWN;
+    } else if old == tcp_state::LISTEN
+        && new == tcp_state::SYN_RECV
+        && info.flags & flags::OWNER_KNOWN == 0
+    {
+        // SAFETY: the value is read at once, before any update of the map.
+        if let Some(parent) = unsafe { LISTENERS.get(listen_key) } {
+            info.tgid = parent.tgid;
+            info.comm = parent.comm;
+            info.flags |= flags::OWNER_KNOWN;
+        }
+    }
+}
+
+/// Counts the change and sends `ev` to userspace if the filter keeps it;
+/// a report that did not fit marks the socket `UNREPORTED`.
+#[inline(always)]
+fn count_and_report(ev: &mut Event, info: &mut SockInfo, now: u64) {
+    let (old, new, netns) = (ev.oldstate, ev.newstate, ev.netns);
+    let effective = effective_new_state(old, new, ev.flags);
+    if !passes(ev, filter().transition_matches(old, effective)) {
+        return;
+    }
+    // An orphan handed to a timewait socket in FIN_WAIT2 counts as
+    // FIN_WAIT2 -> FIN_WAIT2: the application's socket ended there.
+    add_stat(netns, stat::transition(old, effective), 1);
+    let entered = if info.state == old { info.ts_ns } else { 0 };
+    let change = u32::from(old) << 8 | u32::from(effective);
+    add_durations(netns, change, now, entered, info.born_ns);
+    if ev.failure != failure::NONE {
+        add_stat(netns, stat::FAILURES + ev.failure as u32, 1);
+        if old == tcp_state::SYN_SENT {
+            count_remote(ev, |r| r.failed_connects += 1);
+        }
+    }
+    if !submit(ev) {
+        info.flags |= flags::UNREPORTED;
+    }
+}
+
+/// Keeps `LISTENERS` in step: a socket that starts listening owns the port's
+/// entry; the entry's own socket leaving LISTEN removes it.
+#[inline(always)]
+fn track_listener(sk: u64, old: u8, new: u8, listen_key: &ListenKey, info: &SockInfo) {
+    if new == tcp_state::LISTEN {
+        let owner = ListenOwner {
+            skaddr: sk,
+            tgid: info.tgid,
+            _pad: 0,
+            comm: info.comm,
+        };
+        // Another listener on the port (SO_REUSEPORT) already has the entry.
+        let fresh = LISTENERS.get_ptr(listen_key).is_none();
+        if LISTENERS.insert(listen_key, &owner, 0).is_ok() && fresh {
+            add_counter(counter::LISTENERS_ADDED);
+        }
+    } else if old == tcp_state::LISTEN
+        // SAFETY: the value is read at once, before the remove below.
+        && unsafe { LISTENERS.get(listen_key) }.is_some_and(|l| l.skaddr == sk)
+        && LISTENERS.remove(listen_key).is_ok()
+    {
+        add_counter(counter::LISTENERS_REMOVED);
     }
 }
 

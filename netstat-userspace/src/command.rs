@@ -96,38 +96,9 @@ impl Command {
     /// read or loaded.
     pub fn from_cli(cli: &Cli) -> Result<Self> {
         combinations::check(cli)?;
-        if cli.drops && !cli.events {
-            return Err(fail::usage("--drops goes with -E (the event log)"));
-        }
-        let event_mode =
-            cli.events || cli.summary.is_some() || cli.metrics.is_some() || cli.continuous;
-        if cli.self_cost && !event_mode {
-            return Err(fail::usage(
-                "--self-cost measures the kernel programs: use it with -E, -S, -c or --metrics",
-            ));
-        }
-        if cli.pid.is_some_and(|pid| pid > MAX_PID) {
-            return Err(fail::usage(format!(
-                "invalid --pid {}: process ids go up to {MAX_PID}",
-                cli.pid.unwrap_or_default()
-            )));
-        }
         let plan = Plan::from_cli(cli)?;
-        let namespaces = Selection::from_cli(cli.netns.as_deref())?;
-        let tracing = Tracing {
-            namespaces,
-            filter: filter::from_cli(cli)?,
-            stop_after: cli
-                .duration
-                .map(|s| fail::seconds("--duration", s, 0.001))
-                .transpose()?,
-            ring_bytes: cli.ring_size.map(ring_bytes).transpose()?,
-            max_sockets: max_sockets(cli.max_sockets)?,
-            self_cost: cli.self_cost,
-            drops: cli.drops,
-            metrics: cli.metrics.as_deref().map(metrics_addrs).transpose()?,
-            json_records: cli.json || cli.stop_json,
-        };
+        let tracing = Tracing::from_cli(cli)?;
+        let namespaces = tracing.namespaces;
         let mut numeric = cli.numeric();
         if matches!(plan, Plan::Routes(_)) {
             // netstat passes -N into the route printer's "numeric" bits.
@@ -172,7 +143,54 @@ impl Command {
         let Some(sockets) = live_tcp else {
             return Ok(Command::Listing(listing));
         };
-        if namespaces == Selection::All {
+        Live::from_cli(cli, tracing, sockets, listing).map(Command::Live)
+    }
+}
+
+impl Tracing {
+    /// What every event-driven mode shares, checked.
+    fn from_cli(cli: &Cli) -> Result<Self> {
+        if cli.drops && !cli.events {
+            return Err(fail::usage("--drops goes with -E (the event log)"));
+        }
+        let event_mode =
+            cli.events || cli.summary.is_some() || cli.metrics.is_some() || cli.continuous;
+        if cli.self_cost && !event_mode {
+            return Err(fail::usage(
+                "--self-cost measures the kernel programs: use it with -E, -S, -c or --metrics",
+            ));
+        }
+        if cli.pid.is_some_and(|pid| pid > MAX_PID) {
+            return Err(fail::usage(format!(
+                "invalid --pid {}: process ids go up to {MAX_PID}",
+                cli.pid.unwrap_or_default()
+            )));
+        }
+        Ok(Tracing {
+            namespaces: Selection::from_cli(cli.netns.as_deref())?,
+            filter: filter::from_cli(cli)?,
+            stop_after: cli
+                .duration
+                .map(|s| fail::seconds("--duration", s, 0.001))
+                .transpose()?,
+            ring_bytes: cli.ring_size.map(ring_bytes).transpose()?,
+            max_sockets: max_sockets(cli.max_sockets)?,
+            self_cost: cli.self_cost,
+            drops: cli.drops,
+            metrics: cli.metrics.as_deref().map(metrics_addrs).transpose()?,
+            json_records: cli.json || cli.stop_json,
+        })
+    }
+}
+
+impl Live {
+    fn from_cli(
+        cli: &Cli,
+        tracing: Tracing,
+        sockets: SocketPlan,
+        fallback: Listing,
+    ) -> Result<Self> {
+        if tracing.namespaces == Selection::All {
             return Err(fail::usage(
                 "-c follows one network namespace: use --netns NAME (or none for ours), not all",
             ));
@@ -183,13 +201,13 @@ impl Command {
                 cli.interval
             )));
         }
-        Ok(Command::Live(Live {
+        Ok(Live {
             tracing,
             sockets,
             interval: Duration::from_millis(cli.interval),
             diff: cli.diff,
-            fallback: listing,
-        }))
+            fallback,
+        })
     }
 }
 

@@ -87,12 +87,28 @@ pub struct CloseTotals {
     pub total_retransmits: u32,
 }
 
-/// How long the socket spent in its previous state.
+/// A time the tool saw (`Exact`), or one it knows only as a bound because
+/// the socket was already in its state when the tool started (`Bound`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StateAge {
-    Exact(u64),
-    /// The socket predates the tool: at least this long (ns).
-    AtLeast(u64),
+pub enum Timing<T> {
+    Exact(T),
+    Bound(T),
+}
+
+/// How long a socket spent in a state (ns); `Bound`: at least this long.
+pub type StateAge = Timing<u64>;
+
+/// When a socket entered its state (wall-clock ns); `Bound`: at or before then.
+pub type StateEntered = Timing<i128>;
+
+impl StateEntered {
+    /// The socket's age in its state at wall-clock time `now_ns`.
+    pub fn age_at(self, now_ns: i128) -> StateAge {
+        match self {
+            Timing::Exact(t) => Timing::Exact((now_ns - t).max(0) as u64),
+            Timing::Bound(t) => Timing::Bound((now_ns - t).max(0) as u64),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -193,21 +209,7 @@ impl Decoder {
         let ipv6 = raw.family == AF_INET6;
         let local = socket_addr(ipv6, &raw.saddr, raw.sport);
         let remote = socket_addr(ipv6, &raw.daddr, raw.dport);
-        let kind = match raw.kind {
-            kind::STATE => EventKind::State {
-                old: TcpState(raw.oldstate),
-                new: TcpState(netstat_common::effective_new_state(
-                    raw.oldstate,
-                    raw.newstate,
-                    raw.flags,
-                )),
-            },
-            kind::RETRANSMIT => EventKind::Retransmit,
-            kind::RETRANSMIT_SYNACK => EventKind::RetransmitSynack,
-            kind::SEND_RESET => EventKind::ResetSent,
-            kind::DROP => EventKind::Drop,
-            _ => EventKind::ResetReceived,
-        };
+        let kind = event_kind(raw);
         let state = match kind {
             EventKind::State { new, .. } => new,
             _ => TcpState(raw.newstate),
@@ -218,33 +220,6 @@ impl Decoder {
                 old: TcpState::FIN_WAIT2,
                 new: TcpState::FIN_WAIT2,
             });
-        let age = match kind {
-            // A socket leaving CLOSE was just made, and a child leaving LISTEN
-            // was just cloned from its listener: no earlier state to time.
-            EventKind::State { old, new }
-                if old == TcpState::CLOSE
-                    || (old == TcpState::LISTEN && new == TcpState::SYN_RECV) =>
-            {
-                None
-            }
-            // We never saw the socket enter its old state.
-            EventKind::State { .. } if after_gap => None,
-            EventKind::State { .. } if raw.prev_ts_ns != 0 => {
-                Some(StateAge::Exact(raw.ts_ns.saturating_sub(raw.prev_ts_ns)))
-            }
-            // The kernel side has no record: a socket the start-up snapshot
-            // saw in its old state has been there at least since we
-            // attached; of any other (evicted, or of another namespace),
-            // nothing is known.
-            EventKind::State { old, .. }
-                if raw.netns == self.own_netns && self.snapshot.was_in(local, remote, old.0) =>
-            {
-                Some(StateAge::AtLeast(
-                    raw.ts_ns.saturating_sub(self.attached_ns),
-                ))
-            }
-            _ => None,
-        };
         let owner = if raw.flags & flags::OWNER_KNOWN != 0 {
             Some(self.owner(raw.tgid, raw.comm))
         } else if raw.netns == self.own_netns {
@@ -260,7 +235,7 @@ impl Decoder {
             local,
             remote,
             owner,
-            age,
+            age: self.age(raw, kind, after_gap, (local, remote)),
             after_gap,
             peer_fin_pending,
             retransmits: raw.retransmits,
@@ -270,16 +245,7 @@ impl Decoder {
                 failure::RESET => Some(Failure::Reset),
                 _ => None,
             },
-            totals: (raw.kind == kind::STATE
-                && raw.newstate == TcpState::CLOSE.0
-                && raw.oldstate != TcpState::LISTEN.0)
-                .then(|| CloseTotals {
-                    lifetime_ns: (raw.born_ns != 0).then(|| raw.ts_ns.saturating_sub(raw.born_ns)),
-                    bytes_acked: raw.bytes_acked,
-                    bytes_received: raw.bytes_received,
-                    srtt_ns: u64::from(raw.srtt_us) * 1000,
-                    total_retransmits: raw.total_retrans,
-                }),
+            totals: close_totals(raw),
             netns: raw.netns,
             socket: raw.skaddr.wrapping_mul(self.socket_key),
             reset_reason: raw
@@ -293,6 +259,70 @@ impl Decoder {
                 .map(String::as_str),
         }
     }
+
+    /// How long the socket was in the state a change leaves, where known.
+    fn age(
+        &self,
+        raw: &Event,
+        kind: EventKind,
+        after_gap: bool,
+        (local, remote): (SocketAddr, SocketAddr),
+    ) -> Option<StateAge> {
+        let EventKind::State { old, new } = kind else {
+            return None;
+        };
+        // A socket leaving CLOSE was just made, and a child leaving LISTEN
+        // was just cloned from its listener: no earlier state to time.
+        // After a gap, we never saw the socket enter its old state.
+        if old == TcpState::CLOSE
+            || (old == TcpState::LISTEN && new == TcpState::SYN_RECV)
+            || after_gap
+        {
+            return None;
+        }
+        if raw.prev_ts_ns != 0 {
+            return Some(StateAge::Exact(raw.ts_ns.saturating_sub(raw.prev_ts_ns)));
+        }
+        // The kernel side has no record: a socket the start-up snapshot
+        // saw in its old state has been there at least since we attached;
+        // of any other (evicted, or of another namespace), nothing is known.
+        (raw.netns == self.own_netns && self.snapshot.was_in(local, remote, old.0))
+            .then(|| StateAge::Bound(raw.ts_ns.saturating_sub(self.attached_ns)))
+    }
+}
+
+/// What a raw record reports: a state change (with the state the socket
+/// effectively entered) or one of the other kinds.
+fn event_kind(raw: &Event) -> EventKind {
+    match raw.kind {
+        kind::STATE => EventKind::State {
+            old: TcpState(raw.oldstate),
+            new: TcpState(netstat_common::effective_new_state(
+                raw.oldstate,
+                raw.newstate,
+                raw.flags,
+            )),
+        },
+        kind::RETRANSMIT => EventKind::Retransmit,
+        kind::RETRANSMIT_SYNACK => EventKind::RetransmitSynack,
+        kind::SEND_RESET => EventKind::ResetSent,
+        kind::DROP => EventKind::Drop,
+        _ => EventKind::ResetReceived,
+    }
+}
+
+/// A connection's totals, on the change that ends it (a listener has none).
+fn close_totals(raw: &Event) -> Option<CloseTotals> {
+    (raw.kind == kind::STATE
+        && raw.newstate == TcpState::CLOSE.0
+        && raw.oldstate != TcpState::LISTEN.0)
+        .then(|| CloseTotals {
+            lifetime_ns: (raw.born_ns != 0).then(|| raw.ts_ns.saturating_sub(raw.born_ns)),
+            bytes_acked: raw.bytes_acked,
+            bytes_received: raw.bytes_received,
+            srtt_ns: u64::from(raw.srtt_us) * 1000,
+            total_retransmits: raw.total_retrans,
+        })
 }
 
 impl Decoder {
@@ -451,7 +481,7 @@ mod tests {
             Decoder::new(1_000_000, 7, TcpOwners::new(&owners, &[older]))
         };
         let ev = started_with(tcp_state::ESTABLISHED).decode(&r);
-        assert_eq!(ev.age, Some(StateAge::AtLeast(4_000_000)));
+        assert_eq!(ev.age, Some(StateAge::Bound(4_000_000)));
         let ev = started_with(tcp_state::SYN_SENT).decode(&r);
         assert_eq!(ev.age, None);
     }

@@ -15,7 +15,7 @@ use crate::{
     kernel::{self, Probe},
     names::Names,
     netns::Selection,
-    output::Output,
+    output::{Output, Reader},
     render::{event_json::JsonLog, event_text::TextLog, stop::StopSummary},
     session::{self, Attached, Flow, Sink, block_on},
 };
@@ -158,11 +158,12 @@ struct EventLog {
 impl EventLog {
     /// Whether the log goes on after a write: not when the reader went away
     /// or the write failed (kept for after the stop summary).
-    fn written(&mut self, result: Result<bool>) -> bool {
+    /// Whether the log is still open after a write that gave `result`.
+    fn written(&mut self, result: Result<Reader>) -> bool {
         match result {
-            Ok(open) => {
-                self.closed |= !open;
-                open
+            Ok(reader) => {
+                self.closed |= reader.is_gone();
+                !reader.is_gone()
             }
             Err(e) => {
                 self.failed = Some(e);
@@ -250,10 +251,11 @@ impl Sink for EventLog {
         // stream yet: the log ends with theirs.
         let unmarked = counters.ring_full.saturating_sub(self.counts.marked_lost);
         if unmarked > 0 && self.open {
-            self.write_lost(Lost {
-                wall_ns: crate::clock::WallClock::new().wall_ns(kernel::monotonic_ns()),
-                count: unmarked,
-            });
+            let mark = LossMark {
+                ts_ns: kernel::monotonic_ns(),
+                lost: unmarked,
+            };
+            self.write_lost(self.decoder.lost(&mark));
             let flushed = self.out.flush(LOG);
             self.written(flushed);
         }

@@ -19,6 +19,29 @@ use std::{
 
 use anyhow::{Context as _, Result};
 
+/// Whether anyone still reads what is written: a closed pipe
+/// (`enetstat -E | head`) is the reader's way of saying it has enough.
+#[must_use]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reader {
+    Reading,
+    Gone,
+}
+
+impl Reader {
+    pub fn is_gone(self) -> bool {
+        self == Reader::Gone
+    }
+
+    /// `next` if the reader is still there (the next write of a sequence).
+    pub fn then(self, next: impl FnOnce() -> Result<Reader>) -> Result<Reader> {
+        match self {
+            Reader::Reading => next(),
+            Reader::Gone => Ok(Reader::Gone),
+        }
+    }
+}
+
 pub struct Output {
     out: BufWriter<StdoutLock<'static>>,
     terminal: bool,
@@ -42,10 +65,9 @@ impl Output {
         self.terminal
     }
 
-    /// Writes `text`, flushed unless it goes to a regular file. Ok(false)
-    /// when the reader has gone away; `what` names the output in errors
+    /// Writes `text`, flushed unless it goes to a regular file; `what` names the output in errors
     /// ("writing the event log: No space left on device").
-    pub fn write(&mut self, text: &str, what: &str) -> Result<bool> {
+    pub fn write(&mut self, text: &str, what: &str) -> Result<Reader> {
         let written = self.out.write_all(printable(text).as_bytes());
         if self.per_write && written.is_ok() {
             return open(self.out.flush(), what);
@@ -55,17 +77,17 @@ impl Output {
 
     /// Writes `text` and flushes it even into a regular file: a whole
     /// listing, drawing or summary block that a reader may look at at once.
-    pub fn write_whole(&mut self, text: &str, what: &str) -> Result<bool> {
-        Ok(self.write(text, what)? && self.flush(what)?)
+    pub fn write_whole(&mut self, text: &str, what: &str) -> Result<Reader> {
+        self.write(text, what)?.then(|| self.flush(what))
     }
 
     /// Clears a terminal before a drawing (the next write flushes it).
-    pub fn clear_screen(&mut self, what: &str) -> Result<bool> {
+    pub fn clear_screen(&mut self, what: &str) -> Result<Reader> {
         open(self.out.write_all(b"\x1b[H\x1b[2J"), what)
     }
 
     /// Flushes what is buffered (the end of a batch, or of the run).
-    pub fn flush(&mut self, what: &str) -> Result<bool> {
+    pub fn flush(&mut self, what: &str) -> Result<Reader> {
         open(self.out.flush(), what)
     }
 }
@@ -91,11 +113,10 @@ fn printable(text: &str) -> Cow<'_, str> {
     )
 }
 
-/// A closed pipe is the reader's way of saying it has enough.
-fn open(result: io::Result<()>, what: &str) -> Result<bool> {
+fn open(result: io::Result<()>, what: &str) -> Result<Reader> {
     match result {
-        Ok(()) => Ok(true),
-        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(false),
+        Ok(()) => Ok(Reader::Reading),
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(Reader::Gone),
         Err(e) => Err(e).with_context(|| format!("writing {what}")),
     }
 }

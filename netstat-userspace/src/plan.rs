@@ -12,7 +12,7 @@ pub enum Plan {
     Sockets(SocketPlan),
     Routes(Routes),
     Interfaces { all: bool, long: bool },
-    Statistics(Statistics),
+    Statistics(StatisticsPlan),
     Masquerade,
 }
 
@@ -79,7 +79,7 @@ pub struct Routes {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Statistics {
+pub struct StatisticsPlan {
     pub ipv6: bool,
     /// Sections: Ip and Icmp (raw), Tcp and TcpExt, Udp.
     pub raw: bool,
@@ -109,7 +109,9 @@ impl Plan {
             return Ok(Plan::Masquerade);
         }
         if cli.statistics {
-            return Ok(Plan::Statistics(Statistics::new(&families, raw, tcp, udp)?));
+            return Ok(Plan::Statistics(StatisticsPlan::new(
+                &families, raw, tcp, udp,
+            )?));
         }
         if cli.route {
             return Ok(Plan::Routes(Routes::new(cli, families)?));
@@ -143,7 +145,7 @@ impl Plan {
     }
 }
 
-impl Statistics {
+impl StatisticsPlan {
     /// -s: one family's tables (IPv4 unless -6 alone), of the protocols named.
     fn new(families: &[Family], raw: bool, tcp: bool, udp: bool) -> Result<Self> {
         let ipv6 = match families {
@@ -276,7 +278,7 @@ mod tests {
     fn modes_and_families() {
         assert_eq!(
             plan("-s -t").unwrap(),
-            Plan::Statistics(Statistics {
+            Plan::Statistics(StatisticsPlan {
                 ipv6: false,
                 raw: false,
                 tcp: true,
@@ -285,7 +287,7 @@ mod tests {
         );
         assert_eq!(
             plan("-s -6").unwrap(),
-            Plan::Statistics(Statistics {
+            Plan::Statistics(StatisticsPlan {
                 ipv6: true,
                 raw: true,
                 tcp: true,

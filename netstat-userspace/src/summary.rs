@@ -18,7 +18,7 @@ use crate::{
     decoder,
     kernel::{self, Probe},
     netns::{self, Selection},
-    output::Output,
+    output::{Output, Reader},
     procnet::sockstat::TcpPressure,
     render::{
         stop::StopSummary,
@@ -91,8 +91,8 @@ impl Summary {
         let block = self.render.render(self.clock.wall_ns(now), &interval);
         (self.last, self.last_at) = (totals, now);
         match self.out.write_whole(&block, "the summary") {
-            Ok(true) => {}
-            Ok(false) => {
+            Ok(Reader::Reading) => {}
+            Ok(Reader::Gone) => {
                 self.closed = true;
                 return Ok(Flow::End);
             }

@@ -2,7 +2,7 @@
 //! answer a kernel can give (a count, or `null` and a note) rather than
 //! assuming the newest kernel's; and the maps a running enetstat holds.
 
-use netstat_common::maps;
+use netstat_common::{SockInfo, maps};
 use serde_json::Value;
 
 /// Whether the running kernel's BTF holds `name` (a type, member or
@@ -54,4 +54,44 @@ pub fn socks_map_of(pid: u32) -> String {
         }
     }
     panic!("enetstat {pid} holds no SOCKS map");
+}
+
+/// Rewrites, through bpftool, the (state, prev_state) of each `SOCKS`
+/// record of the enetstat process `tracer` for which `rewrite` (given the
+/// record's tgid and its (state, prev_state)) returns new ones. Returns how
+/// many records it rewrote.
+pub fn rewrite_socket_records(
+    tracer: u32,
+    rewrite: impl Fn(u32, (u8, u8)) -> Option<(u8, u8)>,
+) -> usize {
+    const TGID: usize = std::mem::offset_of!(SockInfo, tgid);
+    const STATE: usize = std::mem::offset_of!(SockInfo, state);
+    const PREV_STATE: usize = std::mem::offset_of!(SockInfo, prev_state);
+    let map = socks_map_of(tracer);
+    let dump: Value =
+        serde_json::from_str(&crate::sh("bpftool", &["-j", "map", "dump", "id", &map])).unwrap();
+    let mut rewritten = 0;
+    for entry in dump.as_array().unwrap() {
+        let key = hex_bytes(&entry["key"]);
+        let mut value = hex_bytes(&entry["value"]);
+        let tgid = u32::from_ne_bytes(value[TGID..TGID + 4].try_into().unwrap());
+        let Some(new) = rewrite(tgid, (value[STATE], value[PREV_STATE])) else {
+            continue;
+        };
+        (value[STATE], value[PREV_STATE]) = new;
+        let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>();
+        let mut args = vec!["map", "update", "id", &map, "key", "hex"]
+            .into_iter()
+            .map(String::from)
+            .collect::<Vec<_>>();
+        args.extend(hex(&key));
+        args.extend(["value".to_string(), "hex".into()]);
+        args.extend(hex(&value));
+        crate::sh(
+            "bpftool",
+            &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        );
+        rewritten += 1;
+    }
+    rewritten
 }

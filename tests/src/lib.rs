@@ -56,8 +56,8 @@ pub fn wait_limit() -> Duration {
 }
 
 /// How many storms a storm test may run when the kernel side counted
-/// losses of the kind only the development machine's blind spot causes
-/// (docs/INVESTIGATIONS.md): it spoils about one large storm in four.
+/// losses that are all changes no BPF program ran for, as on the
+/// development machine (docs/INVESTIGATIONS.md): it spoils about one large storm in four.
 pub const STORM_ATTEMPTS: usize = 3;
 
 /// Directory holding the workspace's binaries (target/<profile>): integration

@@ -1,10 +1,11 @@
 //! `enetstat` under test: started in a namespace, its stdout in a file,
-//! waited for by its ready record, stopped with SIGTERM.
+//! waited for by its ready record, stopped with SIGTERM. The bench also
+//! runs other tracers (tcpstates, bpftrace) through it for comparison.
 
 use std::{
     fs,
     path::{Path, PathBuf},
-    process::{Child, ExitStatus, Stdio},
+    process::{Child, Command, ExitStatus, Stdio},
     sync::mpsc::Receiver,
     time::{Duration, Instant},
 };
@@ -19,6 +20,9 @@ pub struct Tracer {
     /// The `enetstat: note:` lines read while starting (what this kernel
     /// cannot give), handed back at the front of `TracerOutput::stderr`.
     notes: Vec<String>,
+    /// SIGTERM for enetstat (as a service manager stops it); SIGINT for the
+    /// other tracers, which print what they buffered only on it.
+    stop_signal: i32,
 }
 
 /// How enetstat starts a line saying what this kernel cannot give.
@@ -73,6 +77,18 @@ impl Tracer {
         }
     }
 
+    /// Starts another tracer for comparison (`cmd`, stdout into a file):
+    /// it announces nothing, so it gets `settle` to attach. Stopped with
+    /// SIGINT.
+    pub fn start_other(cmd: Command, tag: &str, settle: Duration) -> Self {
+        let out =
+            std::env::temp_dir().join(format!("enetstat-other-{tag}-{}.out", std::process::id()));
+        let mut tracer = Self::spawn_command(cmd, out);
+        tracer.stop_signal = libc::SIGINT;
+        std::thread::sleep(settle);
+        tracer
+    }
+
     /// Starts the live view `enetstat -c <args>` in `ns` and waits for its
     /// first table, drawn once its programs are attached.
     pub fn start_live(ns: &Netns, args: &[&str]) -> Self {
@@ -82,9 +98,14 @@ impl Tracer {
     /// Starts `enetstat -c <args>` in `ns` and waits until its output holds
     /// `first` (what its first drawing shows).
     pub fn start_live_until(ns: &Netns, args: &[&str], first: &str) -> Self {
+        Self::start_live_program(ns, &enetstat_bin(), args, first)
+    }
+
+    /// As `start_live_until`, for another build of enetstat.
+    pub fn start_live_program(ns: &Netns, program: &Path, args: &[&str], first: &str) -> Self {
         let mut full = vec!["-c"];
         full.extend_from_slice(args);
-        let mut tracer = Self::spawn(ns, &full);
+        let mut tracer = Self::spawn_program(ns, program, &full);
         let deadline = Instant::now() + wait_limit();
         while !tracer.output().contains(first) {
             match tracer.stderr.try_recv() {
@@ -119,30 +140,31 @@ impl Tracer {
         }
     }
 
-    fn spawn(ns: &Netns, args: &[&str]) -> Self {
-        Self::spawn_program(ns, &enetstat_bin(), args)
-    }
-
     fn spawn_program(ns: &Netns, program: &Path, args: &[&str]) -> Self {
         let out = std::env::temp_dir().join(format!(
             "{}-{}.out",
             ns.name,
             args.join("_").replace('/', "")
         ));
+        let mut cmd = ns.command(program);
+        cmd.args(args);
+        Self::spawn_command(cmd, out)
+    }
+
+    fn spawn_command(mut cmd: Command, out: PathBuf) -> Self {
         let file = fs::File::create(&out).expect("create tracer output");
-        let mut child = ns
-            .command(program)
-            .args(args)
+        let mut child = cmd
             .stdout(file)
             .stderr(Stdio::piped())
             .spawn()
-            .expect("spawn enetstat");
+            .unwrap_or_else(|e| panic!("starting {cmd:?}: {e}"));
         let stderr = line_channel(child.stderr.take().expect("stderr"));
         Self {
             child,
             stderr,
             out,
             notes: Vec::new(),
+            stop_signal: libc::SIGTERM,
         }
     }
 
@@ -166,10 +188,11 @@ impl Tracer {
         panic!("enetstat output still growing after {:?}", wait_limit());
     }
 
-    /// Stops the tracer with SIGTERM (as a service manager would) and collects its output.
+    /// Stops the tracer (enetstat with SIGTERM, as a service manager would)
+    /// and collects its output.
     pub fn stop(mut self) -> TracerOutput {
         // SAFETY: signalling our own child.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        unsafe { libc::kill(self.child.id() as i32, self.stop_signal) };
         let status = wait_bounded(&mut self.child, "enetstat");
         let mut stderr = std::mem::take(&mut self.notes);
         // Every line up to the pipe's end: the reader thread may still be

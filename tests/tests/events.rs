@@ -3,11 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use netstat_common::SockInfo;
 use serde_json::Value;
 use tests::{
     Netns, Proc, STORM_ATTEMPTS, Tracer, connect,
-    kernel::{hex_bytes, socks_map_of},
+    kernel::rewrite_socket_records,
     sequences::{client_end, lifetimes, netstat_endpoint, per_socket, seq, sorted, step},
     serve, storm, tcpload_bin,
 };
@@ -364,67 +363,70 @@ fn storm_of_20000_connections_loses_nothing() {
             continue;
         }
         assert_eq!(lost, 0, "{:?}", out.stderr);
-        // Each socket's life, start to CLOSE or TIME_WAIT, as a sequence of
-        // states: every client and every accepted child lived exactly one of
-        // these, the listener its own.
-        // A client ends in TIME_WAIT, or handed over as an orphan in
-        // FIN_WAIT2 before the server's FIN (see `client_end`).
-        let client = |end| {
-            [
-                "CLOSE",
-                "SYN_SENT",
-                "ESTABLISHED",
-                "FIN_WAIT1",
-                "FIN_WAIT2",
-                end,
-            ]
-        };
-        let child = [
-            "LISTEN",
-            "SYN_RECV",
-            "ESTABLISHED",
-            "CLOSE_WAIT",
-            "LAST_ACK",
-            "CLOSE",
-        ];
-        // A handshake's last ACK and the client's FIN, handled on two CPUs
-        // at once, can both turn the request into a child; the kernel keeps
-        // one and closes the other (6.1 does this here). The loser has the
-        // winner's endpoints and no other state.
-        let raced = ["LISTEN", "SYN_RECV", "CLOSE"];
-        let lives = lifetimes(&events);
-        let count = |states: &[&str]| lives.iter().filter(|(s, _)| s == states).count() as u64;
-        let clients = count(&client("TIME_WAIT")) + count(&client("FIN_WAIT2"));
-        let (children, raced_children) = (count(&child), count(&raced));
-        assert_eq!((clients, children), (N, N), "{steps:?}");
-        assert_eq!(count(&["CLOSE", "LISTEN", "CLOSE"]), 1);
-        assert_eq!(
-            clients + children + raced_children + 1,
-            lives.len() as u64,
-            "lives of other shapes: {steps:?}"
-        );
-        let winners: std::collections::HashSet<&(String, String)> = lives
-            .iter()
-            .filter(|(s, _)| s == &child)
-            .map(|(_, tuple)| tuple)
-            .collect();
-        for (_, tuple) in lives.iter().filter(|(s, _)| s == &raced) {
-            assert!(
-                winners.contains(tuple),
-                "a raced child {tuple:?} with no winner"
-            );
-        }
-        let states: u64 = steps.values().sum();
-        assert_eq!(states, 10 * N + 2 + 2 * raced_children, "{steps:?}");
+        lives_are_one_of_each_shape(&events, &steps, N);
         assert_eq!(seen, events.len() as u64);
         return;
     }
 }
 
-/// `SockInfo` byte offsets: tgid, state, prev_state.
-const TGID: usize = std::mem::offset_of!(SockInfo, tgid);
-const STATE: usize = std::mem::offset_of!(SockInfo, state);
-const PREV_STATE: usize = std::mem::offset_of!(SockInfo, prev_state);
+/// Each socket's life in a storm of `n` connections, start to CLOSE or
+/// TIME_WAIT, as a sequence of states: every client and every accepted
+/// child lived exactly one of these, the listener its own; and the changes
+/// add up.
+fn lives_are_one_of_each_shape(events: &[Value], steps: &BTreeMap<String, u64>, n: u64) {
+    // Each socket's life, start to CLOSE or TIME_WAIT, as a sequence of
+    // states: every client and every accepted child lived exactly one of
+    // these, the listener its own.
+    // A client ends in TIME_WAIT, or handed over as an orphan in
+    // FIN_WAIT2 before the server's FIN (see `client_end`).
+    let client = |end| {
+        [
+            "CLOSE",
+            "SYN_SENT",
+            "ESTABLISHED",
+            "FIN_WAIT1",
+            "FIN_WAIT2",
+            end,
+        ]
+    };
+    let child = [
+        "LISTEN",
+        "SYN_RECV",
+        "ESTABLISHED",
+        "CLOSE_WAIT",
+        "LAST_ACK",
+        "CLOSE",
+    ];
+    // A handshake's last ACK and the client's FIN, handled on two CPUs
+    // at once, can both turn the request into a child; the kernel keeps
+    // one and closes the other (6.1 does this here). The loser has the
+    // winner's endpoints and no other state.
+    let raced = ["LISTEN", "SYN_RECV", "CLOSE"];
+    let lives = lifetimes(events);
+    let count = |states: &[&str]| lives.iter().filter(|(s, _)| s == states).count() as u64;
+    let clients = count(&client("TIME_WAIT")) + count(&client("FIN_WAIT2"));
+    let (children, raced_children) = (count(&child), count(&raced));
+    assert_eq!((clients, children), (n, n), "{steps:?}");
+    assert_eq!(count(&["CLOSE", "LISTEN", "CLOSE"]), 1);
+    assert_eq!(
+        clients + children + raced_children + 1,
+        lives.len() as u64,
+        "lives of other shapes: {steps:?}"
+    );
+    let winners: std::collections::HashSet<&(String, String)> = lives
+        .iter()
+        .filter(|(s, _)| s == &child)
+        .map(|(_, tuple)| tuple)
+        .collect();
+    for (_, tuple) in lives.iter().filter(|(s, _)| s == &raced) {
+        assert!(
+            winners.contains(tuple),
+            "a raced child {tuple:?} with no winner"
+        );
+    }
+    let states: u64 = steps.values().sum();
+    assert_eq!(states, 10 * n + 2 + 2 * raced_children, "{steps:?}");
+}
 
 #[test]
 fn a_rewritten_socket_record_makes_a_gap_or_a_duplicate() {
@@ -440,43 +442,13 @@ fn a_rewritten_socket_record_makes_a_gap_or_a_duplicate() {
     // SYN_SENT, so its next change (ESTABLISHED -> FIN_WAIT1) follows a gap;
     // the accepted child "was last seen" going ESTABLISHED -> CLOSE_WAIT,
     // so that change, when it comes, looks like a second report of it.
-    let map = socks_map_of(tracer.pid());
-    let dump: Value =
-        serde_json::from_str(&tests::sh("bpftool", &["-j", "map", "dump", "id", &map])).unwrap();
-    let (mut rewrote_client, mut rewrote_child) = (false, false);
-    for entry in dump.as_array().unwrap() {
-        let key = hex_bytes(&entry["key"]);
-        let mut value = hex_bytes(&entry["value"]);
-        let tgid = u32::from_ne_bytes(value[TGID..TGID + 4].try_into().unwrap());
-        match (value[STATE], value[PREV_STATE]) {
-            (1, 2) if tgid == client.pid() => {
-                (value[STATE], value[PREV_STATE]) = (2, 7);
-                rewrote_client = true;
-            }
-            (1, 3) if tgid == server.pid() => {
-                (value[STATE], value[PREV_STATE]) = (8, 1);
-                rewrote_child = true;
-            }
-            _ => continue,
-        }
-        let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>();
-        let mut args = vec![
-            "map".to_string(),
-            "update".into(),
-            "id".into(),
-            map.clone(),
-            "key".into(),
-            "hex".into(),
-        ];
-        args.extend(hex(&key));
-        args.extend(["value".to_string(), "hex".into()]);
-        args.extend(hex(&value));
-        tests::sh(
-            "bpftool",
-            &args.iter().map(String::as_str).collect::<Vec<_>>(),
-        );
-    }
-    assert!(rewrote_client && rewrote_child, "{dump}");
+    let (client_pid, server_pid) = (client.pid(), server.pid());
+    let rewritten = rewrite_socket_records(tracer.pid(), |tgid, last_seen| match last_seen {
+        (1, 2) if tgid == client_pid => Some((2, 7)),
+        (1, 3) if tgid == server_pid => Some((8, 1)),
+        _ => None,
+    });
+    assert_eq!(rewritten, 2);
 
     client.close();
     server.expect("closed");

@@ -18,15 +18,15 @@ struct Storm {
     gaps: Option<u64>,
     /// Every row that differs is a socket the view has in FIN_WAIT1 or
     /// FIN_WAIT2 and the kernel in TIME_WAIT: the changes the development
-    /// machine's blind spot hides from every BPF program
+    /// machine runs no BPF program for
     /// (docs/INVESTIGATIONS.md), which no later event of a timewait socket
     /// can reveal as a gap.
-    blind_spot_only: bool,
+    only_unseen_time_wait: bool,
 }
 
-/// Whether `got` and `want` differ only by rows of the blind spot's kind
-/// (see `Storm::blind_spot_only`).
-fn blind_spot_only(got: &[String], want: &[String]) -> bool {
+/// Whether `got` and `want` differ only by rows of unseen changes into TIME_WAIT
+/// (see `Storm::only_unseen_time_wait`).
+fn only_unseen_time_wait(got: &[String], want: &[String]) -> bool {
     // Proto, Recv-Q, Send-Q, Local, Foreign, State: the endpoints of a
     // row in one of `states`.
     let ends = |row: &str, states: &[&str]| -> Option<String> {
@@ -97,7 +97,7 @@ fn storm_then_compare(tag: &str, view_args: &[&str]) -> Storm {
         .map(|notice| number_before(notice, "of them gaps").unwrap_or(0));
     Storm {
         stdout: out.stdout,
-        blind_spot_only: blind_spot_only(&got, &want),
+        only_unseen_time_wait: only_unseen_time_wait(&got, &want),
         mismatch,
         gaps,
     }
@@ -155,14 +155,14 @@ fn lost_in(stdout: &str) -> u64 {
 fn after_a_mixed_storm_the_view_equals_a_fresh_snapshot() {
     for attempt in 1..=STORM_ATTEMPTS {
         let storm = storm_then_compare("live-storm", &["-tan", "--interval", "200"]);
-        // Losses that are all gaps (the blind spot) make the view resync
+        // Losses that are all gaps (changes no program ran for) make the view resync
         // mid-storm; that run cannot test the event-driven path.
         let only_gaps = storm
             .gaps
             .is_some_and(|gaps| gaps > 0 && gaps == lost_in(&storm.stdout));
-        if (only_gaps || storm.blind_spot_only) && attempt < STORM_ATTEMPTS {
+        if (only_gaps || storm.only_unseen_time_wait) && attempt < STORM_ATTEMPTS {
             eprintln!(
-                "storm {attempt}: only gaps lost ({:?}) or blind-spot rows; again",
+                "storm {attempt}: only gaps lost ({:?}) or rows of unseen changes into TIME_WAIT; again",
                 storm.gaps
             );
             continue;
@@ -187,11 +187,11 @@ fn after_losing_events_the_view_says_so_and_resynchronises() {
             "{notice}"
         );
         // A gap after the last resynchronisation, or a change hidden from
-        // every program (both the blind spot), leaves a row behind; only
+        // every program (both changes no program ran for), leaves a row behind; only
         // then is the storm run again.
-        let blind =
-            storm.mismatch.is_some() && (storm.gaps.unwrap_or(0) > 0 || storm.blind_spot_only);
-        if blind && attempt < STORM_ATTEMPTS {
+        let unseen = storm.mismatch.is_some()
+            && (storm.gaps.unwrap_or(0) > 0 || storm.only_unseen_time_wait);
+        if unseen && attempt < STORM_ATTEMPTS {
             eprintln!("storm {attempt}: {notice}; again");
             continue;
         }
@@ -359,20 +359,20 @@ fn a_listeners_accept_queue_is_shown_as_netstat_shows_it() {
 }
 
 #[test]
-fn only_the_blind_spots_rows_count_as_its_mismatch() {
+fn only_rows_of_unseen_time_wait_changes_count_as_that_mismatch() {
     let row = |ends: &str, state: &str| format!("tcp6       0      0 {ends}  {state}");
     let (a, b) = ("::1:37296 ::1:7000", "::1:37298 ::1:7000");
     let want = vec![row(a, "TIME_WAIT"), row(b, "TIME_WAIT")];
     let got = vec![row(a, "FIN_WAIT2"), row(b, "TIME_WAIT")];
-    assert!(blind_spot_only(&got, &want));
+    assert!(only_unseen_time_wait(&got, &want));
     // Any other difference is a mismatch of its own.
     let extra = vec![
         row(a, "FIN_WAIT2"),
         row(b, "TIME_WAIT"),
         row("::1:1 ::1:2", "TIME_WAIT"),
     ];
-    assert!(!blind_spot_only(&extra, &want));
+    assert!(!only_unseen_time_wait(&extra, &want));
     let reversed = vec![row(a, "TIME_WAIT"), row(b, "FIN_WAIT2")];
-    assert!(!blind_spot_only(&want, &reversed));
-    assert!(!blind_spot_only(&want, &want));
+    assert!(!only_unseen_time_wait(&want, &reversed));
+    assert!(!only_unseen_time_wait(&want, &want));
 }

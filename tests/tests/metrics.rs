@@ -46,7 +46,7 @@ fn a_scrape_during_a_storm_counts_it_exactly_and_passes_promtool() {
             sample(&after, "enetstat_connect_duration_seconds_count"),
         );
         let gaps = sample(&after, "enetstat_events_lost_total{cause=\"gap\"}");
-        // Changes no program saw (the blind spot, README) are counted as
+        // Changes no program saw (README, Known limits) are counted as
         // gaps: only such a run may fall short, and is run again.
         if counted != (2_000, 4_000, 2_000) && gaps > 0 && attempt < STORM_ATTEMPTS {
             eprintln!("storm {attempt}: {counted:?} counted, {gaps} gaps; again");

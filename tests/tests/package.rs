@@ -67,6 +67,14 @@ fn the_deb_holds_the_binary_man_page_completions_and_a_disabled_unit() {
         )
     );
 
+    man_page_has_its_sections(&root);
+    completions_load_and_offer_values(&root);
+    unit_is_installed_not_enabled(&root, deb);
+}
+
+/// The man page renders, written for people: beyond the options, the
+/// modes, exit status, JSON fields, metric names and examples.
+fn man_page_has_its_sections(root: &Unpacked) {
     let man = Command::new("man")
         .arg("-l")
         .arg(root.path("usr/share/man/man8/enetstat.8.gz"))
@@ -84,8 +92,6 @@ fn the_deb_holds_the_binary_man_page_completions_and_a_disabled_unit() {
     let words = page.split_whitespace().collect::<Vec<_>>().join(" ");
     assert!(words.contains("NAME enetstat - netstat on eBPF"), "{page}");
     assert!(page.contains("--metrics"), "{page}");
-    // Written for people: beyond the options, the modes, exit status, JSON
-    // fields, metric names and examples.
     for section in [
         "MODES",
         "EXIT STATUS",
@@ -95,7 +101,9 @@ fn the_deb_holds_the_binary_man_page_completions_and_a_disabled_unit() {
     ] {
         assert!(page.lines().any(|l| l == section), "{section}:\n{page}");
     }
+}
 
+fn completions_load_and_offer_values(root: &Unpacked) {
     // Each shell's completion loads in that shell's syntax.
     let bash = root.path("usr/share/bash-completion/completions/enetstat");
     let loaded = sh(
@@ -141,7 +149,11 @@ fn the_deb_holds_the_binary_man_page_completions_and_a_disabled_unit() {
         let text = std::fs::read_to_string(root.path(file)).unwrap();
         assert!(text.contains(needle), "{file}");
     }
+}
 
+/// The unit and the docs the README links are in place, and no
+/// maintainer script enables the unit.
+fn unit_is_installed_not_enabled(root: &Unpacked, deb: &str) {
     // Installed, not enabled: no maintainer script, no wants/ link.
     let unit = std::fs::read_to_string(root.path(UNIT)).expect("the metrics unit");
     assert!(

@@ -18,6 +18,7 @@ use std::{
 };
 
 use anyhow::{Context as _, Result};
+use tests::Tracer;
 
 use crate::{bench_kit, release_bin};
 
@@ -59,7 +60,6 @@ pub fn filtered_vs_nothing(rst: bool, cycles: usize) -> Result<Ratio> {
     };
     std::thread::sleep(Duration::from_secs(3));
 
-    let out = std::env::temp_dir().join(format!("enetstat-bench-alt-{}.out", std::process::id()));
     let mut phases = Vec::new();
     for cycle in 0..cycles {
         println!(
@@ -67,17 +67,14 @@ pub fn filtered_vs_nothing(rst: bool, cycles: usize) -> Result<Ratio> {
             if rst { "reset" } else { "normal" },
             cycle + 1
         );
-        let mut enetstat = ns.command(release_bin("enetstat"));
-        enetstat.args(bench_kit::FILTERED_OUT);
-        let mut tracer = bench_kit::start_tracer(enetstat, &out, true)?;
+        let tracer = Tracer::start_program(&ns, &release_bin("enetstat"), &bench_kit::FILTERED_OUT);
         let attached = (Instant::now() + SETTLE, Instant::now() + PHASE);
         std::thread::sleep(PHASE);
-        tracer.stop()?;
+        tracer.stop();
         let detached = (Instant::now() + SETTLE, Instant::now() + PHASE);
         std::thread::sleep(PHASE);
         phases.push((attached, detached));
     }
-    let _ = fs::remove_file(&out);
     done.store(true, Ordering::Relaxed);
     let _ = sampler.join();
     drop(storm);

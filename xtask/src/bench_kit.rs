@@ -1,15 +1,8 @@
 //! What the bench scenarios share: statistics, a namespace of their own, the
-//! storm generator's command line and rate, and starting and stopping a
-//! tracer.
+//! storm generator's command line and rate. Tracers start and stop through
+//! the test kit's `Tracer`.
 
-use std::{
-    fs,
-    io::{BufRead, BufReader},
-    path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
-    sync::mpsc,
-    time::{Duration, Instant},
-};
+use std::{fs, path::Path, process::Command};
 
 use anyhow::{Context as _, Result, bail};
 
@@ -72,94 +65,11 @@ pub fn enetstat_stop_figure(stderr: &[String], field: &str) -> Result<u64> {
         .with_context(|| format!("no '{field}' in enetstat's stop object: {stderr:?}"))
 }
 
-pub struct Running {
-    pub child: Child,
-    stderr: mpsc::Receiver<String>,
-}
-
-impl Running {
-    /// SIGINT (tcpstates stops on it; enetstat on either) and collect stderr.
-    pub fn stop(&mut self) -> Result<Vec<String>> {
-        // SAFETY: signalling our own child.
-        unsafe { kill(self.child.id() as i32, 2) };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while self.child.try_wait()?.is_none() {
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                bail!("tracer did not stop");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Ok(self.stderr.try_iter().collect())
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-unsafe extern "C" {
-    fn kill(pid: i32, sig: i32) -> i32;
-}
-
 pub fn mount_tracefs() -> Result<()> {
     if Path::new("/sys/kernel/tracing/events").is_dir() {
         return Ok(());
     }
     check(Command::new("mount").args(["-t", "tracefs", "tracefs", "/sys/kernel/tracing"]))
-}
-
-/// Starts a tracer writing to `out` and waits until it is attached: enetstat
-/// says so on stderr (`ready`); tcpstates says nothing unbuffered, so it gets
-/// a fixed two seconds. (`ip netns exec` execs, so the pid is the tracer's.)
-/// Starts `cmd` with stdout into `out`; with `ready`, waits (30 s at most,
-/// else fails) for enetstat's ready record, otherwise gives it 2 s.
-pub fn start_tracer(mut cmd: Command, out: &PathBuf, ready: bool) -> Result<Running> {
-    let file = fs::File::create(out)?;
-    let what = format!("{cmd:?}");
-    let mut child = cmd
-        .stdout(file)
-        .stderr(Stdio::piped())
-        .spawn()
-        .with_context(|| format!("starting {what}"))?;
-    let (tx, rx) = mpsc::channel();
-    let stderr = child.stderr.take().context("stderr")?;
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    match ready {
-        true => loop {
-            match rx.recv_timeout(Duration::from_secs(30)) {
-                Ok(line) if tests::ready(&line) => break,
-                Ok(_) => {}
-                Err(_) => bail!("{what} gave no ready record within 30 s"),
-            }
-        },
-        false => std::thread::sleep(Duration::from_secs(2)),
-    }
-    Ok(Running { child, stderr: rx })
-}
-
-/// Waits until the file at `path` stops growing; an error, not a silent
-/// end, when it still grows after 50 s.
-pub fn wait_quiet(path: &Path) -> Result<()> {
-    let mut last = u64::MAX;
-    for _ in 0..200 {
-        std::thread::sleep(Duration::from_millis(250));
-        let len = fs::metadata(path).map_or(0, |m| m.len());
-        if len == last {
-            return Ok(());
-        }
-        last = len;
-    }
-    bail!("{} still grows after 50 s", path.display())
 }
 
 /// The rate a finished `tcpload storm` reports.

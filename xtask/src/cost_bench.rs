@@ -5,13 +5,14 @@
 //! Statistics add two clock reads to every run, so these storms are apart
 //! from the rate table's.
 
-use std::{collections::HashMap, fmt::Write as _, fs, process::Command};
+use std::{collections::HashMap, fmt::Write as _, process::Command};
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Context as _, Result};
 use netstat_common::{DROP_PROGRAM, RESET_FUNCTIONS, TRACEPOINTS};
+use tests::Tracer;
 
 use crate::{
-    bench_kit::{Netns, WORKERS, cpu_ns, start_tracer, storm_command, storm_rate, wait_quiet},
+    bench_kit::{Netns, WORKERS, cpu_ns, storm_command, storm_rate},
     release_bin,
 };
 
@@ -60,29 +61,16 @@ struct Cost {
 
 fn measure(flags: &[&str], connections: u64, rst: bool) -> Result<Cost> {
     let ns = Netns::new("bench");
-    let out = std::env::temp_dir().join(format!("enetstat-cost-{}.out", std::process::id()));
-    let mut cmd = ns.command(release_bin("enetstat"));
-    cmd.args(flags).arg("--self-cost");
+    let mut args = flags.to_vec();
+    args.push("--self-cost");
+    let enetstat = release_bin("enetstat");
     // The live view's first table says it is attached; the others' ready
     // record does.
-    let ready = flags[0] != "-c";
-    if ready && !flags.contains(&"--json") {
-        cmd.arg("--stop-json");
-    }
-    let mut tracer = start_tracer(cmd, &out, ready)?;
-    if !ready {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while !fs::read_to_string(&out)
-            .unwrap_or_default()
-            .contains("Proto")
-        {
-            if std::time::Instant::now() > deadline {
-                bail!("enetstat {} drew no table within 30 s", flags.join(" "));
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-    }
-    let pid = tracer.child.id();
+    let tracer = match flags[0] {
+        "-c" => Tracer::start_live_program(&ns, &enetstat, &args[1..], "Proto"),
+        _ => Tracer::start_program(&ns, &enetstat, &args),
+    };
+    let pid = tracer.pid();
     let (before, cpu_before) = (program_stats()?, cpu_ns(pid));
     let rate = storm_rate(
         &storm_command(&ns, connections, rst)
@@ -90,13 +78,12 @@ fn measure(flags: &[&str], connections: u64, rst: bool) -> Result<Cost> {
             .context("running tcpload storm")?,
     )?;
     if flags[0] == "-E" {
-        wait_quiet(&out)?;
+        tracer.wait_quiet();
     } else {
         std::thread::sleep(std::time::Duration::from_secs(2));
     }
     let (after, cpu_after) = (program_stats()?, cpu_ns(pid));
-    tracer.stop()?;
-    let _ = fs::remove_file(&out);
+    tracer.stop();
     let n = connections as f64;
     let mut programs: Vec<(String, f64, f64)> = after
         .iter()

@@ -1,7 +1,7 @@
 //! `cargo xtask lint`: formatting, clippy with warnings as errors on every
 //! crate (the kernel crate with its pinned nightly), the userspace layers
-//! of `netstat-userspace/layers.txt`, and the module paths
-//! docs/ARCHITECTURE.md names.
+//! of `netstat-userspace/layers.txt`, the module paths docs/ARCHITECTURE.md
+//! names, and the size limits of sizes.rs.
 
 use std::{
     collections::HashMap,
@@ -76,11 +76,12 @@ pub fn run() -> Result<()> {
     )?)?;
     let mut problems = layers.check(&src)?;
     problems.extend(architecture_paths(&root)?);
+    problems.extend(crate::sizes::check(&root)?);
     for problem in &problems {
         println!("{problem}");
     }
     if !problems.is_empty() {
-        failed.push("layers and docs");
+        failed.push("layers, docs and sizes");
     }
     if !failed.is_empty() {
         bail!("lint failed: {}", failed.join(", "));
@@ -161,7 +162,7 @@ impl Layers {
 }
 
 /// The `.rs` files below `dir`, sorted.
-fn rust_files(dir: &Path) -> Result<Vec<PathBuf>> {
+pub fn rust_files(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for entry in fs::read_dir(dir)? {
         let path = entry?.path();

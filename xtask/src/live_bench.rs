@@ -7,12 +7,11 @@
 
 use std::{
     fmt::Write as _,
-    fs,
-    process::Stdio,
     time::{Duration, Instant},
 };
 
 use anyhow::{Context as _, Result, bail};
+use tests::Tracer;
 
 use crate::{
     bench_kit::{Netns, cpu_seconds, median, spread, storm_rate},
@@ -88,20 +87,12 @@ Output to a file. First table: from start to the first drawing. Memory: resident
     for viewer in [enetstat.to_str().context("utf-8 path")?, "netstat"] {
         let name = viewer.rsplit('/').next().unwrap_or(viewer);
         println!("bench: live view at scale: {name} -c -tan");
-        let out = std::env::temp_dir().join(format!("enetstat-scale-{}.out", std::process::id()));
         let started = Instant::now();
-        let mut child = ns
-            .command(viewer)
-            .args(["-c", "-tan"])
-            .stdout(fs::File::create(&out)?)
-            .stderr(Stdio::null())
-            .spawn()
-            .with_context(|| format!("starting {viewer} -c"))?;
+        let view = viewer_command(&ns, viewer, name);
         // The first drawing ends where the idle sockets' rows do.
         let rows = 2 * AT_SCALE;
-        while fs::read_to_string(&out).map_or(0, |t| t.matches("ESTABLISHED").count()) < rows {
-            if started.elapsed() > Duration::from_secs(120) || child.try_wait()?.is_some() {
-                let _ = child.kill();
+        while view.output().matches("ESTABLISHED").count() < rows {
+            if started.elapsed() > Duration::from_secs(120) {
                 bail!("{viewer} -c drew no full table within 120 s");
             }
             std::thread::sleep(Duration::from_millis(100));
@@ -109,20 +100,19 @@ Output to a file. First table: from start to the first drawing. Memory: resident
         let first = started.elapsed().as_secs_f64();
         // One drawing period, so that a re-reading viewer is past its first.
         std::thread::sleep(Duration::from_secs(2));
-        let memory = resident_outside_maps(child.id()) as f64 / rows as f64;
-        let before = cpu_seconds(child.id());
+        let pid = view.pid();
+        let memory = resident_outside_maps(pid) as f64 / rows as f64;
+        let before = cpu_seconds(pid);
         std::thread::sleep(IDLE);
-        let idle = (cpu_seconds(child.id()) - before) / IDLE.as_secs_f64();
-        let before = cpu_seconds(child.id());
+        let idle = (cpu_seconds(pid) - before) / IDLE.as_secs_f64();
+        let before = cpu_seconds(pid);
         ns.command(release_bin("tcpload"))
             .args(["storm", "--listen", "127.0.0.1:7000", "--count", "1"])
             .output()
             .context("running tcpload storm")?;
         std::thread::sleep(Duration::from_secs(2));
-        let change = (cpu_seconds(child.id()) - before - 2.0 * idle).max(0.0);
-        let _ = child.kill();
-        let _ = child.wait();
-        let _ = fs::remove_file(&out);
+        let change = (cpu_seconds(pid) - before - 2.0 * idle).max(0.0);
+        drop(view);
         let memory = match name {
             "netstat" => "-".to_string(),
             _ => format!("{memory:.0}"),
@@ -138,6 +128,13 @@ Output to a file. First table: from start to the first drawing. Memory: resident
     Ok(table)
 }
 
+/// `viewer -c -tan` running in `ns`, its output in a file; stopped on drop.
+fn viewer_command(ns: &Netns, viewer: &str, tag: &str) -> Tracer {
+    let mut cmd = ns.command(viewer);
+    cmd.args(["-c", "-tan"]);
+    Tracer::start_other(cmd, tag, Duration::ZERO)
+}
+
 /// One storm under one viewer.
 struct Sample {
     rate: f64,
@@ -146,21 +143,13 @@ struct Sample {
 }
 
 fn sample(ns: &Netns, viewer: &str) -> Result<Sample> {
-    let mut child = ns
-        .command(viewer)
-        .args(["-c", "-tan"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .with_context(|| format!("starting {viewer} -c"))?;
     // Past start-up (enetstat loads its programs and reads the idle sockets
     // once; netstat has drawn at least twice).
+    let view = viewer_command(ns, viewer, "sample");
     std::thread::sleep(Duration::from_secs(3));
-    if child.try_wait()?.is_some() {
-        bail!("{viewer} -c exited early");
-    }
-    let before = cpu_seconds(child.id());
-    let memory_before = resident_outside_maps(child.id());
+    let pid = view.pid();
+    let before = cpu_seconds(pid);
+    let memory_before = resident_outside_maps(pid);
     let out = ns
         .command(release_bin("tcpload"))
         .args([
@@ -173,8 +162,8 @@ fn sample(ns: &Netns, viewer: &str) -> Result<Sample> {
         .output()
         .context("running tcpload storm");
     std::thread::sleep(SETTLE);
-    let cpu = cpu_seconds(child.id()) - before;
-    let grown = resident_outside_maps(child.id()).saturating_sub(memory_before);
+    let cpu = cpu_seconds(pid) - before;
+    let grown = resident_outside_maps(pid).saturating_sub(memory_before);
     let time_waits = ns
         .command("ss")
         .args(["-Htan", "state", "time-wait"])
@@ -186,8 +175,7 @@ fn sample(ns: &Netns, viewer: &str) -> Result<Sample> {
                 .count()
         })
         .unwrap_or(0);
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(view);
     Ok(Sample {
         rate: storm_rate(&out?)?,
         cpu,

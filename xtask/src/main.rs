@@ -15,6 +15,7 @@ mod lint;
 mod live_bench;
 mod matrix;
 mod setup;
+mod sizes;
 mod snapshot_bench;
 mod storm_bench;
 

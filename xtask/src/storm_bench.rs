@@ -3,14 +3,15 @@
 //! tracers are `enetstat -E` (text and JSON) and libbpf-tools `tcpstates`,
 //! each writing to a file.
 
-use std::{fmt::Write as _, fs, process::Command};
+use std::{fmt::Write as _, process::Command, time::Duration};
 
 use anyhow::{Context as _, Result};
+use tests::{Tracer as Running, TracerOutput};
 
 use crate::{
     bench_kit::{
         FILTERED_OUT, Netns, WORKERS, cpu_seconds, enetstat_stop_figure, median, mount_tracefs,
-        spread, start_tracer, storm_command, storm_rate, wait_quiet,
+        spread, storm_command, storm_rate,
     },
     release_bin,
 };
@@ -350,32 +351,8 @@ fn format(
 
 fn storm(tracer: Tracer, connections: u64, rst: bool) -> Result<Sample> {
     let ns = Netns::new("bench");
-    let out_path = std::env::temp_dir().join(format!("enetstat-bench-{}.out", std::process::id()));
-    let mut traced = match tracer {
-        Tracer::None => None,
-        Tracer::EnetstatText
-        | Tracer::EnetstatJson
-        | Tracer::EnetstatFiltered
-        | Tracer::Metrics
-        | Tracer::Summary => {
-            let mut cmd = ns.command(release_bin("enetstat"));
-            cmd.args(enetstat_args(tracer));
-            Some(start_tracer(cmd, &out_path, true)?)
-        }
-        // tcpstates traces every namespace (the storm is the only traffic)
-        // and needs the host's tracefs, which `ip netns exec` would hide.
-        Tracer::Tcpstates => {
-            mount_tracefs()?;
-            Some(start_tracer(Command::new("tcpstates"), &out_path, false)?)
-        }
-        Tracer::EmptyPrograms => {
-            mount_tracefs()?;
-            let mut cmd = Command::new("bpftrace");
-            cmd.arg("-e").arg(EMPTY_PROGRAMS);
-            Some(start_tracer(cmd, &out_path, false)?)
-        }
-    };
-    let cpu_at_start = traced.as_ref().map_or(0.0, |t| cpu_seconds(t.child.id()));
+    let mut traced = start(tracer, &ns)?;
+    let cpu_at_start = traced.as_ref().map_or(0.0, |t| cpu_seconds(t.pid()));
     let mut scraper = match tracer {
         Tracer::Metrics => Some(
             ns.command("sh")
@@ -396,7 +373,7 @@ fn storm(tracer: Tracer, connections: u64, rst: bool) -> Result<Sample> {
         let _ = scraper.wait();
     }
 
-    let Some(tracer_run) = traced.as_mut() else {
+    let Some(tracer_run) = traced.take() else {
         return Ok(Sample {
             rate,
             written: 0,
@@ -409,38 +386,11 @@ fn storm(tracer: Tracer, connections: u64, rst: bool) -> Result<Sample> {
     };
     // -S writes a block every second: its output never goes quiet.
     if tracer != Tracer::Summary {
-        wait_quiet(&out_path)?;
+        tracer_run.wait_quiet();
     }
-    let cpu = cpu_seconds(tracer_run.child.id()) - cpu_at_start;
-    let stderr = tracer_run.stop()?;
-    let (written, state_events) = match tracer {
-        // tcpstates prints one line per state change after its header.
-        Tracer::Tcpstates => {
-            let lines = fs::read_to_string(&out_path)?.lines().count() as u64;
-            (lines.saturating_sub(1), lines.saturating_sub(1))
-        }
-        // enetstat's own count, from its stop object.
-        Tracer::EnetstatText | Tracer::EnetstatJson | Tracer::EnetstatFiltered => (
-            enetstat_stop_figure(&stderr, "events_seen")?,
-            enetstat_stop_figure(&stderr, "state_changes")?,
-        ),
-        Tracer::None | Tracer::EmptyPrograms | Tracer::Metrics | Tracer::Summary => (0, 0),
-    };
-    let _ = fs::remove_file(&out_path);
-    let lost = match tracer {
-        // "lost N events on CPU #k", once per loss report.
-        Tracer::Tcpstates => stderr
-            .iter()
-            .filter_map(|l| l.strip_prefix("lost "))
-            .filter_map(|l| l.split_whitespace().next()?.parse::<u64>().ok())
-            .sum(),
-        Tracer::EmptyPrograms => 0,
-        _ => enetstat_stop_figure(&stderr, "lost")?,
-    };
-    let filtered = match tracer {
-        Tracer::EnetstatFiltered => enetstat_stop_figure(&stderr, "filtered")?,
-        _ => 0,
-    };
+    let cpu = cpu_seconds(tracer_run.pid()) - cpu_at_start;
+    let output = tracer_run.stop();
+    let (written, state_events, lost, filtered) = counts(tracer, &output)?;
     Ok(Sample {
         rate,
         written,
@@ -449,9 +399,79 @@ fn storm(tracer: Tracer, connections: u64, rst: bool) -> Result<Sample> {
         filtered,
         cpu_us_per_event: cpu * 1e6 / written.max(1) as f64,
         loss_report: (lost > 0 && tracer != Tracer::Tcpstates)
-            .then(|| stderr.last().cloned())
+            .then(|| output.stderr.last().cloned())
             .flatten(),
     })
+}
+
+/// `tracer` started and attached in `ns`, writing to a file; None for the
+/// row with nothing attached.
+fn start(tracer: Tracer, ns: &Netns) -> Result<Option<Running>> {
+    Ok(match tracer {
+        Tracer::None => None,
+        Tracer::EnetstatText
+        | Tracer::EnetstatJson
+        | Tracer::EnetstatFiltered
+        | Tracer::Metrics
+        | Tracer::Summary => Some(Running::start_program(
+            ns,
+            &release_bin("enetstat"),
+            enetstat_args(tracer),
+        )),
+        // tcpstates traces every namespace (the storm is the only traffic)
+        // and needs the host's tracefs, which `ip netns exec` would hide.
+        Tracer::Tcpstates => {
+            mount_tracefs()?;
+            Some(Running::start_other(
+                Command::new("tcpstates"),
+                "tcpstates",
+                SETTLE,
+            ))
+        }
+        Tracer::EmptyPrograms => {
+            mount_tracefs()?;
+            let mut cmd = Command::new("bpftrace");
+            cmd.arg("-e").arg(EMPTY_PROGRAMS);
+            Some(Running::start_other(cmd, "bpftrace", SETTLE))
+        }
+    })
+}
+
+/// Time given a tracer that does not say when it is attached.
+const SETTLE: Duration = Duration::from_secs(2);
+
+/// (lines written, state changes among them, lost, filtered) as `tracer`
+/// reported them.
+fn counts(tracer: Tracer, output: &TracerOutput) -> Result<(u64, u64, u64, u64)> {
+    let stderr = &output.stderr;
+    let (written, state_events) = match tracer {
+        // tcpstates prints one line per state change after its header.
+        Tracer::Tcpstates => {
+            let lines = output.stdout.lines().count() as u64;
+            (lines.saturating_sub(1), lines.saturating_sub(1))
+        }
+        // enetstat's own count, from its stop object.
+        Tracer::EnetstatText | Tracer::EnetstatJson | Tracer::EnetstatFiltered => (
+            enetstat_stop_figure(stderr, "events_seen")?,
+            enetstat_stop_figure(stderr, "state_changes")?,
+        ),
+        Tracer::None | Tracer::EmptyPrograms | Tracer::Metrics | Tracer::Summary => (0, 0),
+    };
+    let lost = match tracer {
+        // "lost N events on CPU #k", once per loss report.
+        Tracer::Tcpstates => stderr
+            .iter()
+            .filter_map(|l| l.strip_prefix("lost "))
+            .filter_map(|l| l.split_whitespace().next()?.parse::<u64>().ok())
+            .sum(),
+        Tracer::EmptyPrograms => 0,
+        _ => enetstat_stop_figure(stderr, "lost")?,
+    };
+    let filtered = match tracer {
+        Tracer::EnetstatFiltered => enetstat_stop_figure(stderr, "filtered")?,
+        _ => 0,
+    };
+    Ok((written, state_events, lost, filtered))
 }
 
 /// The flags of the enetstat rows (each ends stderr with the stop object).

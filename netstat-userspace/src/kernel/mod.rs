@@ -76,55 +76,87 @@ fn program<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut BtfTracePoint> 
         .try_into()?)
 }
 
+/// The kernel side's configuration for `opts` on this kernel, and the names
+/// of the kernel's reset reasons where `tcp_send_reset` gives one.
+fn configure(
+    opts: &Options,
+    kernel_btf: &btf_rs::Btf,
+) -> Result<(Config, Option<&'static [String]>)> {
+    let mut config = build_config(kernel_btf, opts.netns)?;
+    config.filter = opts.filter;
+    config.counts_only = u8::from(opts.counts_only);
+    config.count_remotes = u8::from(opts.count_remotes);
+    config.count_per_netns = u8::from(opts.count_per_netns);
+    config.log_drops = u8::from(opts.log_drops);
+    // Read once per run and kept for its whole length.
+    let reset_reasons: Option<&'static [String]> =
+        btf::tracepoint_args(kernel_btf, "tcp_send_reset")
+            .is_some_and(|args| args.len() >= 3)
+            .then(|| btf::reset_reasons(kernel_btf))
+            .flatten()
+            .map(|names| &*Box::leak(names.into_boxed_slice()));
+    config.reset_reason_arg = u8::from(reset_reasons.is_some());
+    Ok((config, reset_reasons))
+}
+
+/// The object, with its maps sized for `opts` and `config` in place.
+fn load_object(opts: &Options, config: &Config) -> Result<Ebpf> {
+    let mut loader = EbpfLoader::new();
+    loader.override_global(maps::CONFIG, config, true);
+    if let Some(bytes) = opts.ring_bytes {
+        loader.map_max_entries(maps::EVENTS, bytes);
+    }
+    loader.map_max_entries(maps::SOCKS, opts.max_sockets);
+    let listeners = opts.max_sockets / maps::LISTENERS_PER_SOCKS;
+    loader.map_max_entries(maps::LISTENERS, listeners);
+    loader.load(PROGRAMS).map_err(explain_load_error)
+}
+
+/// Verifies every tracepoint program, then attaches them.
+fn attach_tracepoints(ebpf: &mut Ebpf, btf: &aya::Btf) -> Result<()> {
+    // Everything is verified (seconds under load) before anything is
+    // attached, so that the first programs run without their seconds
+    // for as short a time as possible.
+    for t in &TRACEPOINTS {
+        for name in [t.name, t.second] {
+            program(ebpf, name)?
+                .load(t.name, btf)
+                .map_err(|e| explain_program_error(name, e))?;
+        }
+    }
+    // A tracepoint calls its probes in attach order: every first
+    // program before any second.
+    let firsts = TRACEPOINTS.iter().map(|t| t.name);
+    let seconds = TRACEPOINTS.iter().map(|t| t.second);
+    for name in firsts.chain(seconds) {
+        program(ebpf, name)?
+            .attach()
+            .map_err(|e| explain_program_error(name, e))?;
+    }
+    Ok(())
+}
+
+/// Turns on the kernel's run statistics for the `attached` programs.
+fn enable_self_cost(ebpf: &Ebpf, attached: &[&'static str]) -> Result<self_cost::SelfCost> {
+    let programs = attached
+        .iter()
+        .map(|&name| {
+            let program = ebpf.program(name).context("program missing")?;
+            Ok((name, program.fd()?.try_clone()?))
+        })
+        .collect::<Result<_>>()?;
+    self_cost::SelfCost::enable(programs)
+}
+
 impl Probe {
     pub fn load(opts: &Options) -> Result<Self> {
         check_privileges()?;
         let kernel_btf = btf::load()?;
-        let mut config = build_config(&kernel_btf, opts.netns)?;
-        config.filter = opts.filter;
-        config.counts_only = u8::from(opts.counts_only);
-        config.count_remotes = u8::from(opts.count_remotes);
-        config.count_per_netns = u8::from(opts.count_per_netns);
-        config.log_drops = u8::from(opts.log_drops);
-        // Read once per run and kept for its whole length.
-        let reset_reasons: Option<&'static [String]> =
-            btf::tracepoint_args(&kernel_btf, "tcp_send_reset")
-                .is_some_and(|args| args.len() >= 3)
-                .then(|| btf::reset_reasons(&kernel_btf))
-                .flatten()
-                .map(|names| &*Box::leak(names.into_boxed_slice()));
-        config.reset_reason_arg = u8::from(reset_reasons.is_some());
+        let (config, reset_reasons) = configure(opts, &kernel_btf)?;
         raise_memlock_limit();
-
-        let mut loader = EbpfLoader::new();
-        loader.override_global(maps::CONFIG, &config, true);
-        if let Some(bytes) = opts.ring_bytes {
-            loader.map_max_entries(maps::EVENTS, bytes);
-        }
-        loader.map_max_entries(maps::SOCKS, opts.max_sockets);
-        let listeners = opts.max_sockets / maps::LISTENERS_PER_SOCKS;
-        loader.map_max_entries(maps::LISTENERS, listeners);
-        let mut ebpf = loader.load(PROGRAMS).map_err(explain_load_error)?;
-        // Everything is verified (seconds under load) before anything is
-        // attached, so that the first programs run without their seconds
-        // for as short a time as possible.
+        let mut ebpf = load_object(opts, &config)?;
         let btf = aya::Btf::from_sys_fs().context("reading the kernel's BTF")?;
-        for t in &TRACEPOINTS {
-            for name in [t.name, t.second] {
-                program(&mut ebpf, name)?
-                    .load(t.name, &btf)
-                    .map_err(|e| explain_program_error(name, e))?;
-            }
-        }
-        // A tracepoint calls its probes in attach order: every first
-        // program before any second.
-        let firsts = TRACEPOINTS.iter().map(|t| t.name);
-        let seconds = TRACEPOINTS.iter().map(|t| t.second);
-        for name in firsts.chain(seconds) {
-            program(&mut ebpf, name)?
-                .attach()
-                .map_err(|e| explain_program_error(name, e))?;
-        }
+        attach_tracepoints(&mut ebpf, &btf)?;
         let mut notes = Vec::new();
         let reset_programs = if btf::send_reset_covers_all_sockets(&kernel_btf) {
             Vec::new()
@@ -155,16 +187,7 @@ impl Probe {
             .chain(drop_reasons.map(|_| DROP_PROGRAM))
             .collect();
         let self_cost = match opts.self_cost {
-            true => {
-                let programs = attached
-                    .iter()
-                    .map(|&name| {
-                        let program = ebpf.program(name).context("program missing")?;
-                        Ok((name, program.fd()?.try_clone()?))
-                    })
-                    .collect::<Result<_>>()?;
-                Some(self_cost::SelfCost::enable(programs)?)
-            }
+            true => Some(enable_self_cost(&ebpf, &attached)?),
             false => None,
         };
         let counts = Arc::new(KernelCounts::take(

@@ -21,7 +21,7 @@ use crate::{
     kernel::{self, Counters, Probe},
     names::Names,
     netns,
-    output::Output,
+    output::{Output, Reader},
     owners::{InodeOwners, TcpOwners},
     plan::SocketPlan,
     procnet::{self, sockets::InetSocket},
@@ -146,8 +146,8 @@ impl LiveView<'_> {
     }
 
     /// Draws the table, or with --diff the rows that changed since the last
-    /// drawing; false when the reader has gone away.
-    fn draw(&mut self, now: i128) -> Result<bool> {
+    /// drawing.
+    fn draw(&mut self, now: i128) -> Result<Reader> {
         // The last drawing's buffer: a large table costs its text once, and
         // sized for it (a netstat line is under 100 bytes without -p), not
         // grown by doubling.
@@ -159,7 +159,7 @@ impl LiveView<'_> {
         shown
     }
 
-    fn draw_into(&mut self, out: &mut String, now: i128) -> Result<bool> {
+    fn draw_into(&mut self, out: &mut String, now: i128) -> Result<Reader> {
         let rows = rows::LiveRows {
             table: &self.table,
             now,
@@ -271,7 +271,7 @@ impl Sink for LiveView<'_> {
         if !(self.dirty || self.redraw_always || self.screen.out.is_terminal()) {
             return Ok(Flow::Go);
         }
-        if !self.draw(now)? {
+        if self.draw(now)?.is_gone() {
             return Ok(Flow::End);
         }
         self.dirty = false;
@@ -356,20 +356,20 @@ struct Screen {
 
 impl Screen {
     /// Shows one table: redrawn in place on a terminal, appended after a
-    /// separator line on a pipe. Returns false when the reader has gone away.
-    fn show(&mut self, table: &str, now: i128) -> Result<bool> {
-        let open = if self.out.is_terminal() {
+    /// separator line on a pipe.
+    fn show(&mut self, table: &str, now: i128) -> Result<Reader> {
+        let reader = if self.out.is_terminal() {
             self.out.clear_screen(VIEW)?
         } else if !self.first {
             self.out
                 .write(&format!("--- {}\n", local_time(now)), VIEW)?
         } else {
-            true
+            Reader::Reading
         };
-        Ok(open && self.write(table)?)
+        reader.then(|| self.write(table))
     }
 
-    fn write(&mut self, text: &str) -> Result<bool> {
+    fn write(&mut self, text: &str) -> Result<Reader> {
         self.first = false;
         self.out.write_whole(text, VIEW)
     }

@@ -2,8 +2,7 @@
 //! time in the current state.
 
 use crate::{
-    decoder::StateAge,
-    live::table::{ConnTable, Entry, Since},
+    live::table::{ConnTable, Entry},
     plan::SocketPlan,
     procnet::sockets::InetSocket,
     render::sockets::{InetProto, InetRow},
@@ -27,11 +26,11 @@ impl TcpRows for LiveRows<'_> {
     ) {
         let now = self.now;
         for entry in self.table.entries() {
-            let (socket, owner, since);
+            let (socket, owner, entered);
             let time_wait_socket;
             match entry {
                 Entry::Row(row) => {
-                    (socket, owner, since) = (&row.socket, row.shown_owner(), row.since)
+                    (socket, owner, entered) = (&row.socket, row.shown_owner(), row.entered)
                 }
                 Entry::TimeWait(packed, tw) => {
                     let (local, remote) = packed.tuple();
@@ -43,8 +42,8 @@ impl TcpRows for LiveRows<'_> {
                             as u64,
                         ..InetSocket::from_endpoints(local, remote, tw.state().0)
                     };
-                    (socket, owner, since) =
-                        (&time_wait_socket, None, self.table.time_wait_since(tw));
+                    (socket, owner, entered) =
+                        (&time_wait_socket, None, self.table.time_wait_entered(tw));
                 }
             }
             let family = if socket.local.is_ipv6() {
@@ -58,15 +57,11 @@ impl TcpRows for LiveRows<'_> {
             {
                 continue;
             }
-            let in_state = match since {
-                Since::Exact(t) => StateAge::Exact((now - t).max(0) as u64),
-                Since::Before(t) => StateAge::AtLeast((now - t).max(0) as u64),
-            };
             visit(&InetRow {
                 proto: InetProto::Tcp,
                 socket,
                 owner,
-                in_state: Some(in_state),
+                in_state: Some(entered.age_at(now)),
                 netns: None,
             });
         }

@@ -12,7 +12,7 @@ use std::{
 };
 
 use crate::{
-    decoder::{EventKind, NetEvent},
+    decoder::{EventKind, NetEvent, StateEntered},
     owners::{InodeOwners, Owner},
     procnet::sockets::InetSocket,
     tcp_state::TcpState,
@@ -22,22 +22,13 @@ use crate::{
 /// at most an orphan in FIN_WAIT2 (the namespace's tcp_fin_timeout).
 pub const TIME_WAIT_NS: i128 = 60_000_000_000;
 
-/// When a row entered its current state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Since {
-    /// Wall-clock nanoseconds of the transition.
-    Exact(i128),
-    /// The socket was already in this state at the snapshot, taken then.
-    Before(i128),
-}
-
 #[derive(Debug, Clone)]
 pub struct Row {
     /// As /proc shows it; for sockets born after the snapshot, the queue,
     /// uid and inode fields are zero (events do not carry them).
     pub socket: InetSocket,
     pub owner: Option<Owner>,
-    pub since: Since,
+    pub entered: StateEntered,
     /// The event stream's id for the socket; None for snapshot rows not yet
     /// seen in an event, and for TIME_WAIT rows (the kernel freed the socket
     /// and keeps a separate timewait object).
@@ -189,7 +180,7 @@ impl ConnTable {
             table.insert(Row {
                 socket,
                 owner,
-                since: Since::Before(now_ns),
+                entered: StateEntered::Bound(now_ns),
                 id: None,
                 inode_read: true,
             });
@@ -241,13 +232,8 @@ impl ConnTable {
     pub fn apply(&mut self, ev: &NetEvent) -> bool {
         let (old, new) = match ev.kind {
             EventKind::State { old, new } => (old, new),
-            // Sent to a TIME_WAIT socket of this host: the timewait socket
-            // may go without a state change the tracepoint would report.
             EventKind::ResetSent if self.resets_kill_time_wait => {
-                let hit = Packed::new(&(ev.remote, ev.local));
-                if self.time_wait.contains_key(&hit) {
-                    self.doubted.push((hit, ev.wall_ns));
-                }
+                self.doubt_time_wait(ev);
                 return false;
             }
             _ => return false,
@@ -266,16 +252,16 @@ impl ConnTable {
             return key.and_then(|k| self.remove(k)).is_some();
         }
         let old_row = key.and_then(|k| self.remove(k));
-        let entered_ns = match old_row.as_ref().map(|r| r.since) {
+        let entered_ns = match old_row.as_ref().map(|r| r.entered) {
             // An orphan handed to a timewait socket stays in FIN_WAIT2.
-            Some(Since::Exact(at)) if ev.peer_fin_pending => at as i64,
+            Some(StateEntered::Exact(at)) if ev.peer_fin_pending => at as i64,
             Some(_) if ev.peer_fin_pending => 0,
             _ => ev.wall_ns as i64,
         };
         let mut row = old_row.unwrap_or(Row {
             socket: InetSocket::from_endpoints(ev.local, ev.remote, new.0),
             owner: None,
-            since: Since::Exact(ev.wall_ns),
+            entered: StateEntered::Exact(ev.wall_ns),
             id: None,
             inode_read: false,
         });
@@ -293,17 +279,7 @@ impl ConnTable {
             self.time_wait.remove(&Packed::new(&tuple));
         }
         if new == TcpState::TIME_WAIT || ev.peer_fin_pending {
-            // The kernel's timewait object: no owner, queues or inode.
-            let lasts = match ev.peer_fin_pending {
-                true => self.fin_timeout_ns,
-                false => TIME_WAIT_NS,
-            };
-            let entry = TimeWait {
-                ends_ns: (ev.wall_ns + lasts) as i64,
-                entered_ns,
-                state: new.0,
-            };
-            self.time_wait.insert(Packed::new(&tuple), entry);
+            self.enter_time_wait(ev, new, entered_ns);
             return true;
         }
         row.socket.state = new.0;
@@ -311,13 +287,38 @@ impl ConnTable {
         row.socket.local = ev.local;
         row.socket.remote = ev.remote;
         row.socket.retransmits = u64::from(ev.retransmits);
-        row.since = Since::Exact(ev.wall_ns);
+        row.entered = StateEntered::Exact(ev.wall_ns);
         if ev.owner.is_some() {
             row.owner = ev.owner.clone();
         }
         row.id = Some(ev.socket);
         self.insert(row);
         true
+    }
+
+    /// A reset sent to a TIME_WAIT socket of this host: the timewait socket
+    /// may go without a state change the tracepoint would report.
+    fn doubt_time_wait(&mut self, ev: &NetEvent) {
+        let hit = Packed::new(&(ev.remote, ev.local));
+        if self.time_wait.contains_key(&hit) {
+            self.doubted.push((hit, ev.wall_ns));
+        }
+    }
+
+    /// The kernel's timewait object for `ev`'s socket (no owner, queues or
+    /// inode), in TIME_WAIT or, for an orphan, in FIN_WAIT2 (`new`).
+    fn enter_time_wait(&mut self, ev: &NetEvent, new: TcpState, entered_ns: i64) {
+        let lasts = match ev.peer_fin_pending {
+            true => self.fin_timeout_ns,
+            false => TIME_WAIT_NS,
+        };
+        let entry = TimeWait {
+            ends_ns: (ev.wall_ns + lasts) as i64,
+            entered_ns,
+            state: new.0,
+        };
+        self.time_wait
+            .insert(Packed::new(&(ev.local, ev.remote)), entry);
     }
 
     /// Settles the TIME_WAIT rows resets were sent to at least
@@ -479,10 +480,10 @@ impl ConnTable {
     }
 
     /// Since when a timewait row is in its state.
-    pub fn time_wait_since(&self, tw: &TimeWait) -> Since {
+    pub fn time_wait_entered(&self, tw: &TimeWait) -> StateEntered {
         match tw.entered_ns {
-            0 => Since::Before(self.snapshot_ns),
-            at => Since::Exact(i128::from(at)),
+            0 => StateEntered::Bound(self.snapshot_ns),
+            at => StateEntered::Exact(i128::from(at)),
         }
     }
 

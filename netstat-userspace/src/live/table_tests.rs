@@ -252,7 +252,7 @@ fn an_orphan_stays_fin_wait2_until_the_kernel_says_otherwise() {
     );
     // Entered FIN_WAIT2 at 20, when FIN_WAIT1 -> FIN_WAIT2 was seen.
     match t.entries()[0] {
-        Entry::TimeWait(_, tw) => assert_eq!(t.time_wait_since(tw), Since::Exact(20)),
+        Entry::TimeWait(_, tw) => assert_eq!(t.time_wait_entered(tw), StateEntered::Exact(20)),
         Entry::Row(_) => panic!("a timewait row"),
     }
     // The kernel: `a` got its peer's FIN (TIME_WAIT, 59 s left), `b` is gone.
@@ -268,7 +268,10 @@ fn an_orphan_stays_fin_wait2_until_the_kernel_says_otherwise() {
         Entry::TimeWait(_, tw) => {
             assert_eq!(tw.left(1_000), 59_000_000_000);
             // In TIME_WAIT since the kernel armed its 60 s: 1 s ago.
-            assert_eq!(t.time_wait_since(tw), Since::Exact(1_000 - 1_000_000_000));
+            assert_eq!(
+                t.time_wait_entered(tw),
+                StateEntered::Exact(1_000 - 1_000_000_000)
+            );
         }
         Entry::Row(_) => panic!("a timewait row"),
     }

@@ -24,45 +24,16 @@ impl JsonLog {
         self.time.write_utc(out, ev.wall_ns);
         out.push_str("\",\"event\":\"");
         out.push_str(ev.kind.name());
-        match &ev.owner {
-            Some(o) => {
-                out.push_str("\",\"pid\":");
-                push_u64(out, u64::from(o.pid));
-                out.push_str(",\"program\":");
-                write_json_string(out, &o.program);
-            }
-            None => out.push_str("\",\"pid\":null,\"program\":null"),
-        }
+        out.push('"');
+        push_owner(out, ev);
         out.push_str(",\"proto\":\"");
         out.push_str(tcp_proto(ev));
         out.push_str("\",\"local\":\"");
         push_endpoint(out, ev.local);
         out.push_str("\",\"remote\":\"");
         push_endpoint(out, ev.remote);
-        match ev.kind {
-            EventKind::State { old, new } => {
-                out.push_str("\",\"old_state\":\"");
-                out.push_str(old.name());
-                out.push_str("\",\"new_state\":\"");
-                out.push_str(new.name());
-                out.push('"');
-            }
-            _ => out.push_str("\",\"old_state\":null,\"new_state\":null"),
-        }
-        out.push_str(",\"state\":\"");
-        out.push_str(ev.state.name());
-        out.push_str("\",\"prev_state_ms\":");
-        match ev.age {
-            Some(StateAge::Exact(ns)) => {
-                push_millis(out, ns);
-                out.push_str(",\"prev_state_ms_at_least\":null");
-            }
-            Some(StateAge::AtLeast(ns)) => {
-                out.push_str("null,\"prev_state_ms_at_least\":");
-                push_u64(out, ns / 1_000_000);
-            }
-            None => out.push_str("null,\"prev_state_ms_at_least\":null"),
-        }
+        out.push('"');
+        push_states(out, ev);
         out.push_str(",\"after_gap\":");
         out.push_str(if ev.after_gap { "true" } else { "false" });
         out.push_str(",\"peer_fin_pending\":");
@@ -74,46 +45,96 @@ impl JsonLog {
         out.push_str(",\"socket\":\"");
         push_hex16(out, ev.socket);
         out.push('"');
-        let names = [
-            ("failure", ev.failure.map(|f| f.name())),
-            ("reset_reason", ev.reset_reason),
-            ("drop_reason", ev.drop_reason),
-        ];
-        for (key, value) in names {
-            out.push_str(",\"");
-            out.push_str(key);
-            out.push_str("\":");
-            match value {
-                Some(name) => {
-                    out.push('"');
-                    out.push_str(name);
-                    out.push('"');
-                }
-                None => out.push_str("null"),
-            }
+        push_reasons(out, ev);
+        push_totals(out, ev);
+        out.push('}');
+    }
+}
+
+/// `pid` and `program`.
+fn push_owner(out: &mut String, ev: &NetEvent) {
+    match &ev.owner {
+        Some(o) => {
+            out.push_str(",\"pid\":");
+            push_u64(out, u64::from(o.pid));
+            out.push_str(",\"program\":");
+            write_json_string(out, &o.program);
         }
-        match ev.totals {
-            Some(t) => {
-                out.push_str(",\"lifetime_ms\":");
-                match t.lifetime_ns {
-                    Some(ns) => push_millis(out, ns),
-                    None => out.push_str("null"),
-                }
-                out.push_str(",\"bytes_acked\":");
-                push_u64(out, t.bytes_acked);
-                out.push_str(",\"bytes_received\":");
-                push_u64(out, t.bytes_received);
-                out.push_str(",\"srtt_ms\":");
-                push_millis(out, t.srtt_ns);
-                out.push_str(",\"total_retransmits\":");
-                push_u64(out, u64::from(t.total_retransmits));
-                out.push('}');
+        None => out.push_str(",\"pid\":null,\"program\":null"),
+    }
+}
+
+/// `old_state`, `new_state`, `state` and the time in the state left.
+fn push_states(out: &mut String, ev: &NetEvent) {
+    match ev.kind {
+        EventKind::State { old, new } => {
+            out.push_str(",\"old_state\":\"");
+            out.push_str(old.name());
+            out.push_str("\",\"new_state\":\"");
+            out.push_str(new.name());
+            out.push('"');
+        }
+        _ => out.push_str(",\"old_state\":null,\"new_state\":null"),
+    }
+    out.push_str(",\"state\":\"");
+    out.push_str(ev.state.name());
+    out.push_str("\",\"prev_state_ms\":");
+    match ev.age {
+        Some(StateAge::Exact(ns)) => {
+            push_millis(out, ns);
+            out.push_str(",\"prev_state_ms_at_least\":null");
+        }
+        Some(StateAge::Bound(ns)) => {
+            out.push_str("null,\"prev_state_ms_at_least\":");
+            push_u64(out, ns / 1_000_000);
+        }
+        None => out.push_str("null,\"prev_state_ms_at_least\":null"),
+    }
+}
+
+/// `failure`, `reset_reason` and `drop_reason`: names or null.
+fn push_reasons(out: &mut String, ev: &NetEvent) {
+    let names = [
+        ("failure", ev.failure.map(|f| f.name())),
+        ("reset_reason", ev.reset_reason),
+        ("drop_reason", ev.drop_reason),
+    ];
+    for (key, value) in names {
+        out.push_str(",\"");
+        out.push_str(key);
+        out.push_str("\":");
+        match value {
+            Some(name) => {
+                out.push('"');
+                out.push_str(name);
+                out.push('"');
             }
-            None => out.push_str(
-                ",\"lifetime_ms\":null,\"bytes_acked\":null,\"bytes_received\":null,\"srtt_ms\":null,\"total_retransmits\":null}",
-            ),
+            None => out.push_str("null"),
         }
     }
+}
+
+/// A connection's totals at its end; null on every other event.
+fn push_totals(out: &mut String, ev: &NetEvent) {
+    let Some(t) = ev.totals else {
+        out.push_str(
+            ",\"lifetime_ms\":null,\"bytes_acked\":null,\"bytes_received\":null,\"srtt_ms\":null,\"total_retransmits\":null",
+        );
+        return;
+    };
+    out.push_str(",\"lifetime_ms\":");
+    match t.lifetime_ns {
+        Some(ns) => push_millis(out, ns),
+        None => out.push_str("null"),
+    }
+    out.push_str(",\"bytes_acked\":");
+    push_u64(out, t.bytes_acked);
+    out.push_str(",\"bytes_received\":");
+    push_u64(out, t.bytes_received);
+    out.push_str(",\"srtt_ms\":");
+    push_millis(out, t.srtt_ns);
+    out.push_str(",\"total_retransmits\":");
+    push_u64(out, u64::from(t.total_retransmits));
 }
 
 impl JsonLog {

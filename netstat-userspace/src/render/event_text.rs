@@ -60,7 +60,7 @@ impl TextLog {
         let start = out.len();
         match ev.age {
             Some(StateAge::Exact(ns)) => push_millis(out, ns),
-            Some(StateAge::AtLeast(ns)) => {
+            Some(StateAge::Bound(ns)) => {
                 out.push('>');
                 push_u64(out, ns / 1_000_000);
             }

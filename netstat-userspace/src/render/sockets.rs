@@ -179,7 +179,7 @@ impl SocketTable<'_> {
             out.push(' ');
             match row.in_state {
                 Some(StateAge::Exact(ns)) => _ = write!(out, "{:.1}s", ns as f64 / 1e9),
-                Some(StateAge::AtLeast(ns)) => _ = write!(out, ">{:.1}s", ns as f64 / 1e9),
+                Some(StateAge::Bound(ns)) => _ = write!(out, ">{:.1}s", ns as f64 / 1e9),
                 None => out.push('-'),
             }
         }

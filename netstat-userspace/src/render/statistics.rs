@@ -9,7 +9,7 @@
 
 use std::fmt::Write as _;
 
-use super::statistics_tables::{Entry, ICMP, ICMP6, IP, IP6, TCP, TCP_EXT, UDP, UDP6};
+use super::statistics_tables::{CounterFormat, ICMP, ICMP6, IP, IP6, TCP, TCP_EXT, UDP, UDP6};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -43,7 +43,7 @@ pub struct Sections {
 
 /// The printer, carrying netstat's "state" (the kind of the last counter
 /// looked at) from table to table and file to file.
-pub struct Statistics<'a> {
+pub struct StatisticsPrinter<'a> {
     out: &'a mut String,
     sections: Sections,
     state: Kind,
@@ -51,11 +51,11 @@ pub struct Statistics<'a> {
 
 /// The table a counter name is looked up in, and whether it is printed.
 struct Table {
-    entries: Option<&'static [Entry]>,
+    entries: Option<&'static [CounterFormat]>,
     shown: bool,
 }
 
-impl<'a> Statistics<'a> {
+impl<'a> StatisticsPrinter<'a> {
     pub fn new(out: &'a mut String, sections: Sections) -> Self {
         Self {
             out,
@@ -181,7 +181,7 @@ impl<'a> Statistics<'a> {
 }
 
 /// glibc's bsearch over netstat's table order, which is not always sorted.
-fn find(entries: &'static [Entry], key: &str) -> Option<&'static Entry> {
+fn find(entries: &'static [CounterFormat], key: &str) -> Option<&'static CounterFormat> {
     let (mut lo, mut hi) = (0, entries.len());
     while lo < hi {
         let mid = (lo + hi) / 2;
@@ -211,7 +211,7 @@ mod tests {
     #[test]
     fn sentences_histograms_and_raw_counters() {
         let mut out = String::new();
-        let mut s = Statistics::new(
+        let mut s = StatisticsPrinter::new(
             &mut out,
             Sections {
                 raw: true,
@@ -246,7 +246,7 @@ mod tests {
     #[test]
     fn hidden_sections_print_nothing_but_unknown_tables_show() {
         let mut out = String::new();
-        let mut s = Statistics::new(
+        let mut s = StatisticsPrinter::new(
             &mut out,
             Sections {
                 raw: false,
@@ -267,7 +267,7 @@ mod tests {
     #[test]
     fn snmp6_tables_follow_names() {
         let mut out = String::new();
-        let mut s = Statistics::new(
+        let mut s = StatisticsPrinter::new(
             &mut out,
             Sections {
                 raw: true,

@@ -7,9 +7,9 @@ use super::statistics::Kind::{
 };
 
 /// (counter name, sentence with `{}` for the value, kind)
-pub type Entry = (&'static str, &'static str, Kind);
+pub type CounterFormat = (&'static str, &'static str, Kind);
 
-pub const IP: &[Entry] = &[
+pub const IP: &[CounterFormat] = &[
     ("DefaultTTL", "", S),
     ("Forwarding", "", S),
     ("ForwDatagrams", "{} forwarded", N),
@@ -31,7 +31,7 @@ pub const IP: &[Entry] = &[
     ("ReasmTimeout", "{} fragments dropped after timeout", O),
 ];
 
-pub const IP6: &[Entry] = &[
+pub const IP6: &[CounterFormat] = &[
     ("Ip6FragCreates", "{} fragments created", O),
     (
         "Ip6FragFails",
@@ -60,7 +60,7 @@ pub const IP6: &[Entry] = &[
     ("Ip6ReasmTimeout", "{} fragments dropped after timeout", O),
 ];
 
-pub const ICMP: &[Entry] = &[
+pub const ICMP: &[CounterFormat] = &[
     ("InAddrMaskReps", "address mask replies: {}", In),
     ("InAddrMasks", "address mask request: {}", In),
     ("InDestUnreachs", "destination unreachable: {}", In),
@@ -89,7 +89,7 @@ pub const ICMP: &[Entry] = &[
     ("OutTimestamps", "timestamp requests: {}", Out),
 ];
 
-pub const ICMP6: &[Entry] = &[
+pub const ICMP6: &[CounterFormat] = &[
     ("Icmp6InDestUnreachs", "destination unreachable: {}", In),
     ("Icmp6InEchoReplies", "echo replies: {}", In),
     ("Icmp6InEchos", "echo requests: {}", In),
@@ -156,7 +156,7 @@ pub const ICMP6: &[Entry] = &[
     ("Icmp6OutTimeExcds", "sent ICMPv6 time exceeded: {}", Out),
 ];
 
-pub const TCP: &[Entry] = &[
+pub const TCP: &[CounterFormat] = &[
     ("ActiveOpens", "{} active connection openings", N),
     ("AttemptFails", "{} failed connection attempts", N),
     ("CurrEstab", "{} connections established", N),
@@ -173,7 +173,7 @@ pub const TCP: &[Entry] = &[
     ("RtoMin", "", N),
 ];
 
-pub const UDP: &[Entry] = &[
+pub const UDP: &[CounterFormat] = &[
     ("InDatagrams", "{} packets received", N),
     ("InErrors", "{} packet receive errors", N),
     ("NoPorts", "{} packets to unknown port received", N),
@@ -182,14 +182,14 @@ pub const UDP: &[Entry] = &[
     ("SndbufErrors", "{} send buffer errors", N),
 ];
 
-pub const UDP6: &[Entry] = &[
+pub const UDP6: &[CounterFormat] = &[
     ("Udp6InDatagrams", "{} packets received", N),
     ("Udp6InErrors", "{} packet receive errors", N),
     ("Udp6NoPorts", "{} packets to unknown port received", N),
     ("Udp6OutDatagrams", "{} packets sent", N),
 ];
 
-pub const TCP_EXT: &[Entry] = &[
+pub const TCP_EXT: &[CounterFormat] = &[
     (
         "DelayedACKLocked",
         "{} delayed acks further delayed because of locked socket",

@@ -155,6 +155,23 @@ fn transition_name(old: u8, new: u8) -> String {
 }
 
 fn block(out: &mut String, i: &Interval) {
+    text_counts(out, i);
+    text_reasons(out, i);
+    if i.missed > 0 {
+        let _ = write!(
+            out,
+            "\nmissed by the kernel side: {} events (counts above are short; see README, Known limits)",
+            i.missed
+        );
+    }
+    if let Some(cost) = &i.cost {
+        text_cost(out, i, cost);
+    }
+    text_lists(out, i);
+}
+
+/// The interval's rates, counts, latencies and transitions.
+fn text_counts(out: &mut String, i: &Interval) {
     let rate = |n: u64| n as f64 / i.seconds.max(1e-9);
     let _ = write!(
         out,
@@ -190,6 +207,10 @@ transitions:",
     for (old, new, n) in &i.traffic.transitions {
         let _ = write!(out, " {} {n}", transition_name(*old, *new));
     }
+}
+
+/// Resets sent and drops, by the kernel's reason, where counted.
+fn text_reasons(out: &mut String, i: &Interval) {
     for (label, counts) in [
         ("resets sent by reason", &i.resets_by_reason),
         ("TCP drops by reason", &i.drops),
@@ -203,26 +224,24 @@ transitions:",
             let _ = write!(out, " {reason} {n}");
         }
     }
-    if i.missed > 0 {
-        let _ = write!(
-            out,
-            "\nmissed by the kernel side: {} events (counts above are short; see README, Known limits)",
-            i.missed
-        );
-    }
-    if let Some(cost) = &i.cost {
-        let (kernel, user) = i.cost_ratios(cost);
-        let us = |v: Option<f64>| v.map_or("?".to_string(), |v| format!("{v:.2}"));
-        let runs: u64 = cost.programs.iter().map(|p| p.runs).sum();
-        let _ = write!(
-            out,
-            "\nself cost: kernel {} us per connection opened ({runs} program runs, {:.1} ms), userspace {} us per state change ({:.1} ms)",
-            us(kernel),
-            cost.kernel_ns() as f64 / 1e6,
-            us(user),
-            cost.user_ns as f64 / 1e6,
-        );
-    }
+}
+
+fn text_cost(out: &mut String, i: &Interval, cost: &Cost) {
+    let (kernel, user) = i.cost_ratios(cost);
+    let us = |v: Option<f64>| v.map_or("?".to_string(), |v| format!("{v:.2}"));
+    let runs: u64 = cost.programs.iter().map(|p| p.runs).sum();
+    let _ = write!(
+        out,
+        "\nself cost: kernel {} us per connection opened ({runs} program runs, {:.1} ms), userspace {} us per state change ({:.1} ms)",
+        us(kernel),
+        cost.kernel_ns() as f64 / 1e6,
+        us(user),
+        cost.user_ns as f64 / 1e6,
+    );
+}
+
+/// The ranked lists: busy listeners and remote endpoints.
+fn text_lists(out: &mut String, i: &Interval) {
     if let Some(listeners) = &i.listeners {
         let busy = listeners
             .iter()
@@ -262,6 +281,31 @@ fn text_list(out: &mut String, title: &str, lines: impl Iterator<Item = (SocketA
 }
 
 fn json(out: &mut String, i: &Interval) {
+    json_counts(out, i);
+    json_reasons(out, i);
+    json_array(out, "top_remotes", &i.remotes, |out, r| {
+        let _ = write!(
+            out,
+            "{{\"netns\":{},\"remote\":\"{}\",\"failed_connects\":{},\"resets\":{},\"retransmits\":{},\"drops\":{}}}",
+            r.netns, r.endpoint, r.failed_connects, r.resets, r.retransmits, r.drops
+        );
+    });
+    json_cost(out, i);
+    match &i.listeners {
+        None => out.push_str(",\"listeners\":null"),
+        Some(listeners) => json_array(out, "listeners", listeners, |out, l| {
+            let _ = write!(
+                out,
+                "{{\"netns\":{},\"local\":\"{}\",\"overflows\":{},\"accept_queue\":{},\"accept_queue_max\":{}}}",
+                l.netns, l.local, l.overflows, l.accept_queue, l.accept_queue_max
+            );
+        }),
+    }
+    out.push('}');
+}
+
+/// The interval's counts, latencies and transitions.
+fn json_counts(out: &mut String, i: &Interval) {
     let _ = write!(
         out,
         ",\"interval_s\":{:.3},\"new_active\":{},\"new_passive\":{},\"closed\":{},\
@@ -295,6 +339,10 @@ fn json(out: &mut String, i: &Interval) {
         let _ = write!(out, "{comma}\"{}\":{n}", transition_name(*old, *new));
     }
     out.push('}');
+}
+
+/// Resets sent and drops by reason; null where not counted.
+fn json_reasons(out: &mut String, i: &Interval) {
     for (key, counts) in [
         ("resets_by_reason", &i.resets_by_reason),
         ("drops", &i.drops),
@@ -310,38 +358,22 @@ fn json(out: &mut String, i: &Interval) {
         }
         out.push('}');
     }
-    json_array(out, "top_remotes", &i.remotes, |out, r| {
-        let _ = write!(
-            out,
-            "{{\"netns\":{},\"remote\":\"{}\",\"failed_connects\":{},\"resets\":{},\"retransmits\":{},\"drops\":{}}}",
-            r.netns, r.endpoint, r.failed_connects, r.resets, r.retransmits, r.drops
-        );
-    });
-    match &i.cost {
-        None => out.push_str(",\"self_cost\":null"),
-        Some(cost) => {
-            let (kernel, user) = i.cost_ratios(cost);
-            let v = |v: Option<f64>| v.map_or("null".to_string(), |v| format!("{v:.3}"));
-            let _ = write!(
-                out,
-                ",\"self_cost\":{{\"kernel_us_per_connection\":{},\"user_us_per_event\":{},{}}}",
-                v(kernel),
-                v(user),
-                super::stop::cost_fields(cost)
-            );
-        }
-    }
-    match &i.listeners {
-        None => out.push_str(",\"listeners\":null"),
-        Some(listeners) => json_array(out, "listeners", listeners, |out, l| {
-            let _ = write!(
-                out,
-                "{{\"netns\":{},\"local\":\"{}\",\"overflows\":{},\"accept_queue\":{},\"accept_queue_max\":{}}}",
-                l.netns, l.local, l.overflows, l.accept_queue, l.accept_queue_max
-            );
-        }),
-    }
-    out.push('}');
+}
+
+fn json_cost(out: &mut String, i: &Interval) {
+    let Some(cost) = &i.cost else {
+        out.push_str(",\"self_cost\":null");
+        return;
+    };
+    let (kernel, user) = i.cost_ratios(cost);
+    let v = |v: Option<f64>| v.map_or("null".to_string(), |v| format!("{v:.3}"));
+    let _ = write!(
+        out,
+        ",\"self_cost\":{{\"kernel_us_per_connection\":{},\"user_us_per_event\":{},{}}}",
+        v(kernel),
+        v(user),
+        super::stop::cost_fields(cost)
+    );
 }
 
 /// `,"key":[...]`, each item written by `object`.

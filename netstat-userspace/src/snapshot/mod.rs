@@ -49,7 +49,7 @@ pub fn run(listing: &Listing) -> Result<()> {
 
 /// Writes one listing; a closed pipe (`| head`) ends the program quietly.
 fn write_stdout(out: &mut Output, text: &str) -> Result<()> {
-    if !out.write_whole(text, "the listing")? {
+    if out.write_whole(text, "the listing")?.is_gone() {
         std::process::exit(0);
     }
     Ok(())

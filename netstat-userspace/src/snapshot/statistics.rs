@@ -2,10 +2,10 @@
 
 use anyhow::{Context as _, Result};
 
-use crate::plan::Statistics as Plan;
+use crate::plan::StatisticsPlan as Plan;
 use crate::{
     procnet::{self, snmp},
-    render::statistics::{Sections, Statistics},
+    render::statistics::{Sections, StatisticsPrinter},
 };
 
 pub fn list(plan: &Plan, out: &mut String) -> Result<()> {
@@ -15,7 +15,7 @@ pub fn list(plan: &Plan, out: &mut String) -> Result<()> {
         udp: plan.udp,
     };
     let snmp = snmp::parse_tables(&read("/proc/net/snmp")?, "/proc/net/snmp")?;
-    let mut printer = Statistics::new(out, sections);
+    let mut printer = StatisticsPrinter::new(out, sections);
     if plan.ipv6 {
         let pairs = snmp::parse_pairs(&read("/proc/net/snmp6")?, "/proc/net/snmp6")?;
         printer.pairs(&pairs);

@@ -358,30 +358,8 @@ fn storm(
             let listener = listener.try_clone()?;
             let clients_done = Arc::clone(&clients_done);
             let accepted = Arc::clone(&accepted);
-            // Each thread returns when it finished its last connection.
-            Ok(std::thread::spawn(move || -> Result<Option<Instant>> {
-                let mut last_done = None;
-                while accepted.load(Ordering::Relaxed) < to_accept {
-                    match listener.accept() {
-                        Ok((mut stream, _)) => {
-                            accepted.fetch_add(1, Ordering::Relaxed);
-                            // The client's request, or its FIN or reset.
-                            let mut buf = [0u8; 1];
-                            if matches!(stream.read(&mut buf), Ok(1)) && buf[0] == b'R' {
-                                set_linger_zero(&stream)?;
-                            }
-                            drop(stream);
-                            last_done = Some(Instant::now());
-                        }
-                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                            if clients_done.load(Ordering::Acquire) {
-                                break;
-                            }
-                        }
-                        Err(e) => return Err(e).context("accept"),
-                    }
-                }
-                Ok(last_done)
+            Ok(std::thread::spawn(move || {
+                serve_storm(&listener, &accepted, to_accept, &clients_done)
             }))
         })
         .collect::<Result<_>>()?;
@@ -417,6 +395,39 @@ fn storm(
         count as f64 / secs
     ));
     Ok(())
+}
+
+/// A storm's server thread: accepts until `to_accept` connections are
+/// accepted in all, or the clients are done; closes each as its client
+/// asks (`R`: with a reset). Returns when it finished its last connection.
+fn serve_storm(
+    listener: &TcpListener,
+    accepted: &AtomicU64,
+    to_accept: u64,
+    clients_done: &AtomicBool,
+) -> Result<Option<Instant>> {
+    let mut last_done = None;
+    while accepted.load(Ordering::Relaxed) < to_accept {
+        match listener.accept() {
+            Ok((mut stream, _)) => {
+                accepted.fetch_add(1, Ordering::Relaxed);
+                // The client's request, or its FIN or reset.
+                let mut buf = [0u8; 1];
+                if matches!(stream.read(&mut buf), Ok(1)) && buf[0] == b'R' {
+                    set_linger_zero(&stream)?;
+                }
+                drop(stream);
+                last_done = Some(Instant::now());
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if clients_done.load(Ordering::Acquire) {
+                    break;
+                }
+            }
+            Err(e) => return Err(e).context("accept"),
+        }
+    }
+    Ok(last_done)
 }
 
 /// One storm connection, ended as `ending` says.
