@@ -160,33 +160,8 @@ pub const RESET_FUNCTIONS: [&str; 2] = ["tcp_v4_send_reset", "tcp_v6_send_reset"
 pub const DROP_PROGRAM: &str = "kfree_skb";
 
 pub mod stat;
-
-/// Why a connection failed (see [`failure`]).
-pub mod failure {
-    pub const NONE: u8 = 0;
-    /// SYN_SENT -> CLOSE after a reset: nobody listens at the port.
-    pub const REFUSED: u8 = 1;
-    /// SYN_SENT -> CLOSE after SYN retransmits and no reset: no answer.
-    pub const TIMEOUT: u8 = 2;
-    /// Any other state -> CLOSE after a reset from the peer.
-    pub const RESET: u8 = 3;
-}
-
-/// The failure a state change ends a connection with, from the socket's
-/// flags and retransmit count before the change.
-#[inline(always)]
-pub fn failure(old: u8, new: u8, sock_flags: u8, retransmits: u32) -> u8 {
-    if new != tcp_state::CLOSE || old == tcp_state::LISTEN {
-        return failure::NONE;
-    }
-    let reset = sock_flags & flags::RESET_RECEIVED != 0;
-    match (old == tcp_state::SYN_SENT, reset) {
-        (true, true) => failure::REFUSED,
-        (true, false) if retransmits > 0 => failure::TIMEOUT,
-        (false, true) => failure::RESET,
-        _ => failure::NONE,
-    }
-}
+mod verdict;
+pub use verdict::{SocketEnd, errno, failure};
 
 /// The kernel swaps a closing socket for a timewait socket without a
 /// tracepoint: what it reports as FIN_WAIT2/CLOSING -> CLOSE is really the
@@ -339,8 +314,9 @@ pub struct Event {
     pub bytes_acked: u64,
     /// `tcp_sock.bytes_received`: bytes received in order (as `ss -i`).
     pub bytes_received: u64,
-    /// `tcp_sock.srtt_us >> 3`: smoothed round-trip time in us (as `ss -i`'s rtt).
-    pub srtt_us: u32,
+    /// `tcp_sock.srtt_us` as the kernel keeps it: 8 times the smoothed
+    /// round-trip time in us (`ss -i`'s rtt); 0: no RTT was ever sampled.
+    pub srtt_us_x8: u32,
     /// `tcp_sock.total_retrans`: every retransmission of the connection.
     pub total_retrans: u32,
 }
@@ -420,6 +396,13 @@ pub struct KernelOffsets {
     pub sock_flags: u16,
     /// The bit of `SOCK_DONE` in `sk_flags`: set when the peer's FIN arrived.
     pub sock_done_bit: u16,
+    /// `struct sock` -> `sk_err` (int): the error a socket ended with.
+    pub sock_err: u16,
+    /// `struct sock` -> `sk_err_soft` (int): an ICMP error seen meanwhile.
+    pub sock_err_soft: u16,
+    /// `struct tcp_sock` -> `segs_out` (u32): segments sent, the SYN included.
+    pub tcp_segs_out: u16,
+    pub _pad: u16,
 }
 
 /// Everything the kernel programs are told at load time (a read-only global).
@@ -471,6 +454,10 @@ impl Config {
             net_port_range: NO_FIELD,
             sock_flags: 0,
             sock_done_bit: 0,
+            sock_err: 0,
+            sock_err_soft: 0,
+            tcp_segs_out: 0,
+            _pad: 0,
         },
         filter: Filter {
             addr: [0; 16],
@@ -542,7 +529,7 @@ const _: () = assert!(size_of::<ListenKey>() == 8);
 const _: () = assert!(size_of::<RemoteKey>() == 24);
 const _: () = assert!(size_of::<ListenOwner>() == 32);
 const _: () = assert!(size_of::<SockInfo>() == 48);
-const _: () = assert!(size_of::<Config>() == 4 + 48 + 48 + 8);
+const _: () = assert!(size_of::<Config>() == 4 + 56 + 48 + 8);
 const _: () = assert!(size_of::<LossMark>() == 16);
 
 #[cfg(feature = "user")]

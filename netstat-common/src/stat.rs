@@ -14,7 +14,7 @@ pub const FAILURES: u32 = 260;
 /// Durations, as histograms of `HISTOGRAM_BUCKETS` counts
 /// ([`duration_bucket`]) followed by the sum of the durations in ns.
 /// SYN_SENT -> ESTABLISHED:
-pub const CONNECT_DURATION: u32 = 264;
+pub const CONNECT_DURATION: u32 = FAILURES + super::failure::SLOTS;
 /// From connect or accept (CLOSE -> SYN_SENT, LISTEN -> SYN_RECV) to
 /// the connection's end:
 pub const LIFETIME: u32 = CONNECT_DURATION + HISTOGRAM_BUCKETS + 1;

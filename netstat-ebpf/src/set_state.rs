@@ -8,8 +8,8 @@ use aya_ebpf::{
 };
 use aya_log_ebpf::warn;
 use netstat_common::{
-    Event, ListenKey, ListenOwner, SockInfo, counter, effective_new_state, ends_connection,
-    failure, flags, kind, stat, tcp_state,
+    Event, ListenKey, ListenOwner, SockInfo, SocketEnd, counter, effective_new_state,
+    ends_connection, failure, flags, kind, stat, tcp_state,
 };
 
 use crate::{
@@ -138,10 +138,9 @@ pub(crate) fn on_transition<C: EbpfContext>(
     if old == tcp_state::FIN_WAIT2 && new == tcp_state::CLOSE && !peer_fin_received(sk) {
         ev.flags |= flags::PEER_FIN_PENDING;
     }
-    ev.failure = failure(old, new, info.flags, info.retransmits);
     // A connection's end (a listener has no totals).
     if new == tcp_state::CLOSE && old != tcp_state::LISTEN {
-        add_totals(tsk, &info, ev);
+        record_end(tsk, &info, ev);
     }
     count_and_report(ev, &mut info, now);
     track_listener(sk, old, new, &listen_key, &info);
@@ -321,14 +320,21 @@ fn add_durations(netns: u32, change: u32, now: u64, entered: u64, born: u64) {
     }
 }
 
-/// A connection's totals as it closes: lifetime, and the byte counters, the
-/// smoothed RTT and the retransmissions of `struct tcp_sock`.
+/// A connection's end as the kernel recorded it in `struct tcp_sock`: the
+/// verdict (from `sk_err`, `sk_err_soft` and `segs_out`), lifetime, the byte counters, the
+/// smoothed RTT and the retransmissions.
 #[inline(always)]
-pub(crate) fn add_totals(tsk: u64, info: &SockInfo, ev: &mut Event) {
+fn record_end(tsk: u64, info: &SockInfo, ev: &mut Event) {
     let k = &CONFIG.kernel;
+    let end = SocketEnd {
+        err: member(tsk, &k.sock_err),
+        err_soft: member(tsk, &k.sock_err_soft),
+        segs_out: member(tsk, &k.tcp_segs_out),
+    };
+    ev.failure = failure(ev.oldstate, ev.newstate, info.flags, end);
     ev.born_ns = info.born_ns;
     ev.bytes_acked = member(tsk, &k.tcp_bytes_acked);
     ev.bytes_received = member(tsk, &k.tcp_bytes_received);
-    ev.srtt_us = member::<u32>(tsk, &k.tcp_srtt_us) >> 3;
+    ev.srtt_us_x8 = member(tsk, &k.tcp_srtt_us);
     ev.total_retrans = member(tsk, &k.tcp_total_retrans);
 }

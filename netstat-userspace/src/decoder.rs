@@ -51,24 +51,19 @@ impl EventKind {
     }
 }
 
-/// How a connection failed (on its change to CLOSE).
+/// How a connection failed, on its change to CLOSE: a value of
+/// `netstat_common::failure`, never `NONE`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Failure {
-    /// A connect answered by a reset: nobody listens there.
-    Refused,
-    /// A connect whose SYNs went unanswered.
-    Timeout,
-    /// An established (or closing) connection reset by the peer.
-    Reset,
-}
+pub struct Failure(u8);
 
 impl Failure {
+    /// The verdict of a raw `failure` value; None for none or an unknown one.
+    pub fn of(value: u8) -> Option<Self> {
+        (value != failure::NONE && usize::from(value) < failure::NAMES.len()).then_some(Self(value))
+    }
+
     pub fn name(self) -> &'static str {
-        match self {
-            Failure::Refused => "refused",
-            Failure::Timeout => "timeout",
-            Failure::Reset => "reset",
-        }
+        failure::NAMES[usize::from(self.0)]
     }
 }
 
@@ -81,9 +76,10 @@ pub struct CloseTotals {
     /// kernel counts them for `ss -i` (bytes_acked, bytes_received).
     pub bytes_acked: u64,
     pub bytes_received: u64,
-    /// Smoothed round-trip time (ns) and every retransmission, as the
-    /// kernel counts them for `ss -i` (rtt, retrans).
-    pub srtt_ns: u64,
+    /// Smoothed round-trip time (ns; None: the kernel never sampled one)
+    /// and every retransmission, as the kernel counts them for `ss -i`
+    /// (rtt, retrans).
+    pub srtt_ns: Option<u64>,
     pub total_retransmits: u32,
 }
 
@@ -239,12 +235,7 @@ impl Decoder {
             after_gap,
             peer_fin_pending,
             retransmits: raw.retransmits,
-            failure: match raw.failure {
-                failure::REFUSED => Some(Failure::Refused),
-                failure::TIMEOUT => Some(Failure::Timeout),
-                failure::RESET => Some(Failure::Reset),
-                _ => None,
-            },
+            failure: Failure::of(raw.failure),
             totals: close_totals(raw),
             netns: raw.netns,
             socket: raw.skaddr.wrapping_mul(self.socket_key),
@@ -320,7 +311,8 @@ fn close_totals(raw: &Event) -> Option<CloseTotals> {
             lifetime_ns: (raw.born_ns != 0).then(|| raw.ts_ns.saturating_sub(raw.born_ns)),
             bytes_acked: raw.bytes_acked,
             bytes_received: raw.bytes_received,
-            srtt_ns: u64::from(raw.srtt_us) * 1000,
+            // 8 times the RTT in us: 125 ns a unit.
+            srtt_ns: (raw.srtt_us_x8 != 0).then(|| u64::from(raw.srtt_us_x8) * 125),
             total_retransmits: raw.total_retrans,
         })
 }

@@ -18,9 +18,9 @@ pub struct Traffic {
     /// Connections whose socket ended: closed, entered TIME_WAIT, or handed
     /// to a timewait socket in FIN_WAIT2 (`ends_connection`; listeners excepted).
     pub closed: u64,
-    pub refused: u64,
-    pub timeout: u64,
-    pub reset: u64,
+    /// Connections ended by each verdict, by `failure` value (index 0,
+    /// no failure, stays 0); see `failures`.
+    pub failures: [u64; failure::NAMES.len()],
     /// Retransmitted data segments, SYNs and SYN-ACKs, counted apart.
     pub retransmits: u64,
     pub syn_retransmits: u64,
@@ -122,9 +122,10 @@ impl Traffic {
             opened_active: transition(s::CLOSE, s::SYN_SENT),
             opened_passive: transition(s::SYN_RECV, s::ESTABLISHED),
             closed,
-            refused: at(stat::FAILURES + u32::from(failure::REFUSED)),
-            timeout: at(stat::FAILURES + u32::from(failure::TIMEOUT)),
-            reset: at(stat::FAILURES + u32::from(failure::RESET)),
+            failures: std::array::from_fn(|v| match v {
+                0 => 0,
+                v => at(stat::FAILURES + v as u32),
+            }),
             retransmits: at(stat::RETRANSMITS),
             syn_retransmits: at(stat::SYN_RETRANSMITS),
             synack_retransmits: at(stat::SYNACK_RETRANSMITS),
@@ -137,6 +138,11 @@ impl Traffic {
             reset_reasons: by_reason(stats, stat::RESET_REASONS, stat::RESET_REASON_SLOTS),
             drops: by_reason(stats, stat::DROPS, stat::DROP_REASON_SLOTS),
         }
+    }
+
+    /// (verdict name, connections) for every verdict, in `failure` order.
+    pub fn failures(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        (1..failure::NAMES.len()).map(|v| (failure::NAMES[v], self.failures[v]))
     }
 
     /// What was counted between two readings.
@@ -166,7 +172,9 @@ mod tests {
         stats[(stat::CONNECT_DURATION + 7) as usize] = 3;
         stats[(stat::CONNECT_DURATION + HISTOGRAM_BUCKETS) as usize] = 300_000;
         let t = Traffic::from_stats(&stats);
-        assert_eq!((t.opened_active, t.closed, t.refused), (5, 5, 2));
+        assert_eq!((t.opened_active, t.closed), (5, 5));
+        assert_eq!(t.failures().next(), Some(("refused", 2)));
+        assert_eq!(t.failures().count(), 6);
         assert_eq!(t.transitions.len(), 5);
         assert_eq!(t.connect_duration.count(), 3);
         assert_eq!(t.connect_duration.buckets[7], 3);

@@ -75,22 +75,47 @@ fn failures_of(events: &[Value], pid: u32) -> Vec<String> {
         .collect()
 }
 
+/// Each of the six verdicts, provoked in a namespace, is labelled exactly,
+/// from the kernel's own record rather than from timing.
 #[test]
 fn each_failure_label_comes_from_a_real_failure() {
     let ns = Netns::new("failures");
-    // SYNs to 9999 vanish: the connect gives up after 2.5 s, one retransmit in.
+    // SYNs to 9999 vanish; the kernel gives up after one retransmit (~3 s).
     ns.drop_syns_to(9999);
+    ns.sysctl("net.ipv4.tcp_syn_retries", "1");
+    // SYNs to 9998 get an ICMP host unreachable back.
+    ns.exec_ok(&["nft", "add table inet enetstat_unreach"]);
+    ns.exec_ok(&[
+        "nft",
+        "add chain inet enetstat_unreach input { type filter hook input priority 0 ; }",
+    ]);
+    ns.exec_ok(&[
+        "nft",
+        "add rule inet enetstat_unreach input tcp dport 9998 reject with icmp type host-unreachable",
+    ]);
+    // One local port: a second connect to the same remote finds none free.
+    ns.sysctl("net.ipv4.ip_local_port_range", "40000 40000");
     let tracer = Tracer::start(&ns, &["-E", "-n", "--json"]);
 
+    // One after another: each ends before the next takes the one port.
     let mut refused = connect(&ns, "127.0.0.1:9", &[]);
     refused.expect("failed ConnectionRefused");
-    let mut timeout = connect(&ns, "127.0.0.1:9999", &["--timeout-ms", "2500"]);
+    // Blocking: the kernel ends it at the SYN's retransmit (a non-blocking
+    // caller reads the first ICMP error and closes: see README, failures).
+    let mut unreachable = connect(&ns, "127.0.0.1:9998", &["--timeout-ms", "0"]);
+    unreachable.expect("failed HostUnreachable");
+    // The application gives up first: the kernel has not.
+    let mut aborted = connect(&ns, "127.0.0.1:9999", &["--timeout-ms", "1500"]);
+    aborted.expect("failed TimedOut");
+    let mut timeout = connect(&ns, "127.0.0.1:9999", &["--timeout-ms", "20000"]);
     timeout.expect("failed TimedOut");
     // The client resets the connection; the server's socket gets the reset.
     let mut server = serve(&ns, "127.0.0.1:7200", &[]);
     let mut resetter = connect(&ns, "127.0.0.1:7200", &["--rst"]);
     resetter.expect("connected");
     server.expect("accepted");
+    let mut no_port = connect(&ns, "127.0.0.1:7200", &[]);
+    no_port.expect("failed AddrNotAvailable");
     resetter.close();
     server.expect("closed");
     tracer.wait_quiet();
@@ -100,6 +125,9 @@ fn each_failure_label_comes_from_a_real_failure() {
     for (pid, label) in [
         (refused.pid(), "refused"),
         (timeout.pid(), "timeout"),
+        (aborted.pid(), "aborted"),
+        (unreachable.pid(), "unreachable"),
+        (no_port.pid(), "no_port"),
         (server.pid(), "reset"),
         (resetter.pid(), "none"),
     ] {
@@ -111,12 +139,21 @@ fn each_failure_label_comes_from_a_real_failure() {
         .iter()
         .filter(|e| e["pid"] == timeout.pid() && e["event"] == "retransmit")
         .count() as u64;
-    let closed = events
-        .iter()
-        .find(|e| e["pid"] == timeout.pid() && e["failure"] == "timeout")
-        .unwrap();
+    let end_of = |pid: u32| {
+        events
+            .iter()
+            .find(|e| e["pid"] == pid && e["new_state"] == "CLOSE")
+            .unwrap()
+    };
     assert!(retransmits_logged >= 1, "{}", out.stdout);
-    assert_eq!(closed["total_retransmits"], retransmits_logged, "{closed}");
+    assert_eq!(
+        end_of(timeout.pid())["total_retransmits"],
+        retransmits_logged
+    );
+    // No RTT was ever sampled on a connect that was never answered.
+    for pid in [timeout.pid(), aborted.pid(), no_port.pid()] {
+        assert_eq!(end_of(pid)["srtt_ms"], Value::Null, "{}", end_of(pid));
+    }
 }
 
 #[test]

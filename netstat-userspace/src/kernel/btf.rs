@@ -172,6 +172,10 @@ pub fn kernel_offsets(btf: &Btf) -> Result<KernelOffsets> {
         tcp_total_retrans: at(&["tcp_sock", "total_retrans"])?,
         net_port_range: packed_port_range(btf).unwrap_or(NO_FIELD),
         sock_flags: at(&["sock", "__sk_common", "skc_flags"])?,
+        sock_err: at(&["sock", "sk_err"])?,
+        sock_err_soft: at(&["sock", "sk_err_soft"])?,
+        tcp_segs_out: at(&["tcp_sock", "segs_out"])?,
+        _pad: 0,
         sock_done_bit: enum_value(btf, "sock_flags", "SOCK_DONE").ok_or_else(|| {
             fail::no_ebpf(
                 "kernel BTF has no enum sock_flags SOCK_DONE; this kernel is not supported",

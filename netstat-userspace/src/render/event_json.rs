@@ -132,7 +132,10 @@ fn push_totals(out: &mut String, ev: &NetEvent) {
     out.push_str(",\"bytes_received\":");
     push_u64(out, t.bytes_received);
     out.push_str(",\"srtt_ms\":");
-    push_millis(out, t.srtt_ns);
+    match t.srtt_ns {
+        Some(ns) => push_millis(out, ns),
+        None => out.push_str("null"),
+    }
     out.push_str(",\"total_retransmits\":");
     push_u64(out, u64::from(t.total_retransmits));
 }

@@ -126,8 +126,14 @@ fn write_details(out: &mut String, ev: &NetEvent) {
         out.push_str("B received ");
         push_u64(out, bytes_received);
         out.push_str("B srtt ");
-        push_millis(out, srtt_ns);
-        out.push_str("ms retrans ");
+        match srtt_ns {
+            Some(ns) => {
+                push_millis(out, ns);
+                out.push_str("ms");
+            }
+            None => out.push('?'),
+        }
+        out.push_str(" retrans ");
         push_u64(out, u64::from(total_retransmits));
     }
 }
@@ -201,7 +207,7 @@ mod tests {
         let mut text = String::new();
         TextLog::new(Names::new(numeric), false).write_line(&mut text, &ev);
         assert!(
-            text.ends_with("FIN_WAIT2 -> TIME_WAIT             -       0 after-gap lifetime ? acked 0B received 0B srtt 0.000ms retrans 0"),
+            text.ends_with("FIN_WAIT2 -> TIME_WAIT             -       0 after-gap lifetime ? acked 0B received 0B srtt ? retrans 0"),
             "{text}"
         );
         let mut json = String::new();

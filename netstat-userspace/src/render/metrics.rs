@@ -223,13 +223,15 @@ impl Reading {
             "TCP state changes, by netstat's state names (TIME_WAIT entries as such).",
             transitions,
         )?;
-        let mut failures = each(&|t| t.refused, &[("reason", "refused")]);
-        failures.extend(each(&|t| t.timeout, &[("reason", "timeout")]));
-        failures.extend(each(&|t| t.reset, &[("reason", "reset")]));
+        let failures = ns.iter().flat_map(|n| {
+            n.traffic
+                .failures()
+                .map(|(reason, count)| (with_netns(n.netns, &[("reason", reason)]), count))
+        });
         counters(
             e,
             "enetstat_connect_failures",
-            "Connections that failed: refused (reset answering the SYN), timeout (SYNs unanswered), reset (by the peer later).",
+            "Connections that failed, by the kernel's record at their end: refused, timeout (the kernel gave up retrying), reset (by the peer), aborted (closed by the application before established), unreachable (an ICMP error), no_port (no local port free).",
             failures,
         )?;
         let mut retransmits = each(&|t| t.retransmits, &[("kind", "data")]);

@@ -176,7 +176,7 @@ fn text_counts(out: &mut String, i: &Interval) {
     let _ = write!(
         out,
         " ({:.1} s)\nconnections/s: {:.1} new active, {:.1} new passive, {:.1} closed\n\
-failed connects: {} refused, {} timeout; resets on established: {}\n\
+failures: {}\n\
 retransmits/s: {:.1} data, {:.1} SYN, {:.1} SYN-ACK; resets/s: {:.1} sent, {:.1} received\n\
 TIME_WAIT: {} ({:+}); SYN_SENT over 1 s: {}; listen overflows: {}, drops: {}\n\
 handshake ms (p50/p90/p99/max, bucket bounds): connect {}; accept {}\n\
@@ -185,9 +185,11 @@ transitions:",
         rate(i.traffic.opened_active),
         rate(i.traffic.opened_passive),
         rate(i.traffic.closed),
-        i.traffic.refused,
-        i.traffic.timeout,
-        i.traffic.reset,
+        i.traffic
+            .failures()
+            .map(|(verdict, n)| format!("{n} {verdict}"))
+            .collect::<Vec<_>>()
+            .join(", "),
         rate(i.traffic.retransmits),
         rate(i.traffic.syn_retransmits),
         rate(i.traffic.synack_retransmits),
@@ -309,7 +311,7 @@ fn json_counts(out: &mut String, i: &Interval) {
     let _ = write!(
         out,
         ",\"interval_s\":{:.3},\"new_active\":{},\"new_passive\":{},\"closed\":{},\
-\"failures\":{{\"refused\":{},\"timeout\":{},\"reset\":{}}},\
+\"failures\":{{{}}},\
 \"retransmits\":{},\"syn_retransmits\":{},\"synack_retransmits\":{},\"resets_sent\":{},\"resets_received\":{},\
 \"time_wait\":{},\"time_wait_growth\":{},\"syn_sent_over_1s\":{},\
 \"listen_overflows\":{},\"listen_drops\":{},\"connect_latency_ms\":{:#},\"accept_latency_ms\":{:#},\"missed\":{},\"transitions\":{{",
@@ -317,9 +319,11 @@ fn json_counts(out: &mut String, i: &Interval) {
         i.traffic.opened_active,
         i.traffic.opened_passive,
         i.traffic.closed,
-        i.traffic.refused,
-        i.traffic.timeout,
-        i.traffic.reset,
+        i.traffic
+            .failures()
+            .map(|(verdict, n)| format!("\"{verdict}\":{n}"))
+            .collect::<Vec<_>>()
+            .join(","),
         i.traffic.retransmits,
         i.traffic.syn_retransmits,
         i.traffic.synack_retransmits,
@@ -399,9 +403,8 @@ mod tests {
                 opened_active: 10,
                 opened_passive: 8,
                 closed: 16,
-                refused: 2,
-                timeout: 0,
-                reset: 1,
+                // 2 refused, 1 reset, 3 aborted.
+                failures: [0, 2, 0, 1, 3, 0, 0],
                 retransmits: 4,
                 syn_retransmits: 0,
                 synack_retransmits: 0,
@@ -465,7 +468,7 @@ mod tests {
             out,
             " (2.0 s)\n\
 connections/s: 5.0 new active, 4.0 new passive, 8.0 closed\n\
-failed connects: 2 refused, 0 timeout; resets on established: 1\n\
+failures: 2 refused, 0 timeout, 1 reset, 3 aborted, 0 unreachable, 0 no_port\n\
 retransmits/s: 2.0 data, 0.0 SYN, 0.0 SYN-ACK; resets/s: 1.5 sent, 1.5 received\n\
 TIME_WAIT: 8 (+8); SYN_SENT over 1 s: 0; listen overflows: 0, drops: 0\n\
 handshake ms (p50/p90/p99/max, bucket bounds): connect 0.128/1.024/1.024/1.024; accept -\n\
@@ -484,6 +487,8 @@ top remotes (failed connects/resets/retransmits/drops):\n  127.0.0.1:7001       
         let v: serde_json::Value = serde_json::from_str(&out).expect(&out);
         assert_eq!(v["transitions"]["FIN_WAIT2->TIME_WAIT"], 8);
         assert_eq!(v["failures"]["refused"], 2);
+        assert_eq!(v["failures"]["aborted"], 3);
+        assert_eq!(v["failures"].as_object().map(|f| f.len()), Some(6));
         assert_eq!(v["top_remotes"][0]["remote"], "127.0.0.1:7001");
         assert_eq!(v["top_remotes"][0]["netns"], 1);
         assert_eq!(v["missed"], 0);

@@ -51,6 +51,8 @@ enum Role {
         /// Close with a reset (SO_LINGER 0).
         #[arg(long)]
         rst: bool,
+        /// Give up after this long; 0: a blocking connect, which only the
+        /// kernel ends.
         #[arg(long, default_value_t = 5000)]
         timeout_ms: u64,
         /// Bytes to send once connected.
@@ -310,7 +312,11 @@ fn stray_ack(from: std::net::SocketAddrV4, to: std::net::SocketAddrV4) -> Result
 }
 
 fn connect(to: SocketAddr, rst: bool, timeout: Duration, send: usize) -> Result<()> {
-    let mut stream = match TcpStream::connect_timeout(&to, timeout) {
+    let connected = match timeout.is_zero() {
+        true => TcpStream::connect(to),
+        false => TcpStream::connect_timeout(&to, timeout),
+    };
+    let mut stream = match connected {
         Ok(stream) => stream,
         Err(e) => {
             say(&format!("failed {:?}", e.kind()));
