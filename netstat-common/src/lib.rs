@@ -84,6 +84,8 @@ pub mod maps {
     pub const COUNTERS: &str = "COUNTERS";
     pub const STATS: &str = "STATS";
     pub const REMOTES: &str = "REMOTES";
+    pub const CGROUPS: &str = "CGROUPS";
+    pub const PROGRAMS: &str = "PROGRAMS";
     pub const HANDLED: &str = "HANDLED";
     pub const SCRATCH: &str = "SCRATCH";
     pub const NESTING: &str = "NESTING";
@@ -233,6 +235,31 @@ pub struct RemoteStats {
     pub drops: u64,
 }
 
+/// Key of the `PROGRAMS` map: a process (with its cgroup) that owns
+/// connections, for the summary's top lists.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct ProgramKey {
+    /// The cgroup v2 id (its directory's inode) when the process acted.
+    pub cgroup: u64,
+    pub tgid: u32,
+    pub _pad: u32,
+    pub comm: [u8; TASK_COMM_LEN],
+}
+
+/// Value of the `CGROUPS` (keyed by cgroup v2 id) and `PROGRAMS` maps (per
+/// CPU; userspace sums): what the sockets a process owns did.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OwnerStats {
+    /// Connects begun (CLOSE -> SYN_SENT).
+    pub opened: u64,
+    /// Connections that ended with a failure verdict.
+    pub failed: u64,
+    /// Resets received or sent on its connections.
+    pub resets: u64,
+}
+
 /// Value of the `NETNS_STATS` map: `STATS` of one network namespace (per
 /// CPU; userspace sums), kept when every namespace is watched.
 #[repr(C)]
@@ -319,6 +346,8 @@ pub struct Event {
     pub srtt_us_x8: u32,
     /// `tcp_sock.total_retrans`: every retransmission of the connection.
     pub total_retrans: u32,
+    /// The owner's cgroup v2 id, valid when `flags` has `OWNER_KNOWN`.
+    pub cgroup: u64,
 }
 
 /// A ring record of its own kind, told from an [`Event`] by its size: events
@@ -417,13 +446,15 @@ pub struct Config {
     pub counts_only: u8,
     /// Fill `REMOTES` (`--summary` reads it).
     pub count_remotes: u8,
+    /// Fill `CGROUPS` and `PROGRAMS` (`--summary`, `--metrics`).
+    pub count_owners: u8,
     /// Fill `NETNS_STATS` (`--metrics --netns all` reads it).
     pub count_per_netns: u8,
     /// `tcp_send_reset` has a third argument, the reset's reason (6.10+).
     pub reset_reason_arg: u8,
     /// Send an event for each TCP packet dropped (`-E --drops`).
     pub log_drops: u8,
-    pub _pad3: [u8; 3],
+    pub _pad3: [u8; 2],
 }
 
 impl Config {
@@ -476,7 +507,8 @@ impl Config {
         count_per_netns: 0,
         reset_reason_arg: 0,
         log_drops: 0,
-        _pad3: [0; 3],
+        count_owners: 0,
+        _pad3: [0; 2],
     };
 }
 
@@ -499,6 +531,8 @@ pub struct SockInfo {
     pub comm: [u8; TASK_COMM_LEN],
     /// When the socket was made, if the kernel side saw it; 0 = unknown.
     pub born_ns: u64,
+    /// The owner's cgroup v2 id, valid with `OWNER_KNOWN`.
+    pub cgroup: u64,
 }
 
 /// Key of the `LISTENERS` map: a listening port in a namespace. Children of a
@@ -520,15 +554,18 @@ pub struct ListenOwner {
     pub tgid: u32,
     pub _pad: u32,
     pub comm: [u8; TASK_COMM_LEN],
+    pub cgroup: u64,
 }
 
 // The kernel and userspace must agree on these sizes; no implicit padding.
-const _: () = assert!(size_of::<Event>() == 128);
+const _: () = assert!(size_of::<Event>() == 136);
 const _: () = assert!(size_of::<Filter>() == 48);
 const _: () = assert!(size_of::<ListenKey>() == 8);
 const _: () = assert!(size_of::<RemoteKey>() == 24);
-const _: () = assert!(size_of::<ListenOwner>() == 32);
-const _: () = assert!(size_of::<SockInfo>() == 48);
+const _: () = assert!(size_of::<ListenOwner>() == 40);
+const _: () = assert!(size_of::<SockInfo>() == 56);
+const _: () = assert!(size_of::<ProgramKey>() == 32);
+const _: () = assert!(size_of::<OwnerStats>() == 24);
 const _: () = assert!(size_of::<Config>() == 4 + 56 + 48 + 8);
 const _: () = assert!(size_of::<LossMark>() == 16);
 
@@ -553,6 +590,10 @@ mod user {
     unsafe impl aya::Pod for super::ListenOwner {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::LossMark {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::ProgramKey {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::OwnerStats {}
 }
 
 #[cfg(test)]

@@ -6,7 +6,8 @@ use aya_ebpf::{
     maps::{LruHashMap, LruPerCpuHashMap, PerCpuArray, RingBuf},
 };
 use netstat_common::{
-    Event, ListenKey, ListenOwner, NetnsStats, RemoteKey, RemoteStats, SockInfo, counter, stat,
+    Event, ListenKey, ListenOwner, NetnsStats, OwnerStats, ProgramKey, RemoteKey, RemoteStats,
+    SockInfo, counter, stat,
 };
 
 use crate::{
@@ -57,6 +58,17 @@ pub(crate) static ZERO_STATS: PerCpuArray<NetnsStats> = PerCpuArray::with_max_en
 /// top lists; least recently used endpoints make room for new ones.
 #[map]
 pub(crate) static REMOTES: LruPerCpuHashMap<RemoteKey, RemoteStats> =
+    LruPerCpuHashMap::with_max_entries(8192, 0);
+
+/// What the sockets of each owner's cgroup (v2 id) did, for the summary's
+/// and the metrics' lists of who opens connections.
+#[map]
+pub(crate) static CGROUPS: LruPerCpuHashMap<u64, OwnerStats> =
+    LruPerCpuHashMap::with_max_entries(4096, 0);
+
+/// The same per owning process (pid, command, cgroup).
+#[map]
+pub(crate) static PROGRAMS: LruPerCpuHashMap<ProgramKey, OwnerStats> =
     LruPerCpuHashMap::with_max_entries(8192, 0);
 
 /// Per CPU: marks of the events the first program of a pair has handled,

@@ -1,17 +1,23 @@
 //! Putting an event together and sending it: the ring buffer, the owner a
-//! socket's record holds, the per-endpoint counts of `--summary`.
+//! socket's record holds, the per-endpoint and per-owner counts of
+//! `--summary`.
 
 use aya_ebpf::{
     bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
     helpers::bpf_ktime_get_ns,
+    maps::LruPerCpuHashMap,
 };
 use netstat_common::{
-    Event, LossMark, RemoteKey, RemoteStats, SockInfo, counter, flags, kind, stat, tcp_state,
+    Event, LossMark, OwnerStats, ProgramKey, RemoteKey, RemoteStats, SockInfo, counter, flags,
+    kind, stat, tcp_state,
 };
 
 use crate::{
     config::{CONFIG, cfg, filter},
-    maps::{COUNTERS, EVENTS, REMOTES, SCRATCH, SOCKS, add_counter, add_stat, remember_sock},
+    maps::{
+        CGROUPS, COUNTERS, EVENTS, PROGRAMS, REMOTES, SCRATCH, SOCKS, add_counter, add_stat,
+        remember_sock,
+    },
     mem,
     pair::{PairRun, Role, Verdict},
     read::{endpoints_from_packet, sock_state, tcp_sock, write_ends},
@@ -83,6 +89,7 @@ fn mark_losses(now: u64) {
 pub(crate) fn copy_owner(ev: &mut Event, info: &SockInfo) {
     ev.tgid = info.tgid;
     ev.comm = info.comm;
+    ev.cgroup = info.cgroup;
     ev.retransmits = info.retransmits;
     ev.flags = info.flags & !flags::UNREPORTED;
 }
@@ -110,6 +117,39 @@ pub(crate) fn count_remote(ev: &Event, add: impl FnOnce(&mut RemoteStats)) {
         let mut entry = RemoteStats::default();
         add(&mut entry);
         let _ = REMOTES.insert(&key, &entry, 0);
+    }
+}
+
+/// Adds to the entries of the event's owner in `CGROUPS` and `PROGRAMS`,
+/// if the owner is known. Not inlined, as `count_remote`.
+#[inline(never)]
+pub(crate) fn count_owner(ev: &Event, add: impl Fn(&mut OwnerStats)) {
+    if cfg(&CONFIG.count_owners) == 0 || ev.flags & flags::OWNER_KNOWN == 0 {
+        return;
+    }
+    add_owner_stats(&CGROUPS, &ev.cgroup, &add);
+    let key = ProgramKey {
+        cgroup: ev.cgroup,
+        tgid: ev.tgid,
+        _pad: 0,
+        comm: ev.comm,
+    };
+    add_owner_stats(&PROGRAMS, &key, &add);
+}
+
+#[inline(always)]
+fn add_owner_stats<K>(
+    map: &LruPerCpuHashMap<K, OwnerStats>,
+    key: &K,
+    add: &impl Fn(&mut OwnerStats),
+) {
+    if let Some(entry) = map.get_ptr_mut(key) {
+        // SAFETY: this CPU's value of a per-CPU map, valid while we run.
+        add(unsafe { &mut *entry });
+    } else {
+        let mut entry = OwnerStats::default();
+        add(&mut entry);
+        let _ = map.insert(key, &entry, 0);
     }
 }
 
@@ -237,6 +277,7 @@ fn count_event(netns: u32, event_kind: u8, state: u8, ev: &Event) {
             count_remote(ev, |r| r.retransmits += 1);
         }
         kind::SEND_RESET => {
+            count_owner(ev, |o| o.resets += 1);
             add_stat(netns, stat::RESETS_SENT, 1);
             if ev.reset_reason != 0 && u32::from(ev.reset_reason) <= stat::RESET_REASON_SLOTS {
                 add_stat(
@@ -248,6 +289,7 @@ fn count_event(netns: u32, event_kind: u8, state: u8, ev: &Event) {
             count_remote(ev, |r| r.resets += 1);
         }
         _ => {
+            count_owner(ev, |o| o.resets += 1);
             add_stat(netns, stat::RESETS_RECEIVED, 1);
             count_remote(ev, |r| r.resets += 1);
         }

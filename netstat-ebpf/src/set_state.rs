@@ -2,7 +2,9 @@
 
 use aya_ebpf::{
     EbpfContext,
-    helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns},
+    helpers::{
+        bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns,
+    },
     macros::btf_tracepoint,
     programs::BtfTracePointContext,
 };
@@ -18,7 +20,7 @@ use crate::{
     mem,
     pair::{PairRun, Role, Verdict, program_pair, tp},
     read::{member, sock_ends, tcp_sock},
-    report::{copy_owner, count_remote, new_event, submit},
+    report::{copy_owner, count_owner, count_remote, new_event, submit},
     verdict::{excluded, passes, sock_verdict},
 };
 
@@ -222,6 +224,8 @@ fn take_owner(info: &mut SockInfo, old: u8, new: u8, listen_key: &ListenKey) {
     if in_owner_syscall(old, new) {
         info.tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
         info.comm = bpf_get_current_comm().unwrap_or([0; 16]);
+        // SAFETY: no arguments, no memory touched.
+        info.cgroup = unsafe { bpf_get_current_cgroup_id() };
         info.flags |= flags::OWNER_KNOWN;
     } else if old == tcp_state::LISTEN
         && new == tcp_state::SYN_RECV
@@ -231,6 +235,7 @@ fn take_owner(info: &mut SockInfo, old: u8, new: u8, listen_key: &ListenKey) {
         if let Some(parent) = unsafe { LISTENERS.get(listen_key) } {
             info.tgid = parent.tgid;
             info.comm = parent.comm;
+            info.cgroup = parent.cgroup;
             info.flags |= flags::OWNER_KNOWN;
         }
     }
@@ -251,7 +256,11 @@ fn count_and_report(ev: &mut Event, info: &mut SockInfo, now: u64) {
     let entered = if info.state == old { info.ts_ns } else { 0 };
     let change = u32::from(old) << 8 | u32::from(effective);
     add_durations(netns, change, now, entered, info.born_ns);
+    if old == tcp_state::CLOSE && effective == tcp_state::SYN_SENT {
+        count_owner(ev, |o| o.opened += 1);
+    }
     if ev.failure != failure::NONE {
+        count_owner(ev, |o| o.failed += 1);
         add_stat(netns, stat::FAILURES + ev.failure as u32, 1);
         if old == tcp_state::SYN_SENT {
             count_remote(ev, |r| r.failed_connects += 1);
@@ -272,6 +281,7 @@ fn track_listener(sk: u64, old: u8, new: u8, listen_key: &ListenKey, info: &Sock
             tgid: info.tgid,
             _pad: 0,
             comm: info.comm,
+            cgroup: info.cgroup,
         };
         // Another listener on the port (SO_REUSEPORT) already has the entry.
         let fresh = LISTENERS.get_ptr(listen_key).is_none();

@@ -17,6 +17,7 @@ use std::{
 use netstat_common::{AF_INET6, Event, LossMark, failure, flags, kind};
 
 use crate::{
+    cgroups::CgroupNames,
     clock::WallClock,
     owners::{Owner, TcpOwners},
     tcp_state::TcpState,
@@ -118,6 +119,8 @@ pub struct NetEvent {
     pub local: SocketAddr,
     pub remote: SocketAddr,
     pub owner: Option<Owner>,
+    /// The owner's cgroup v2 path, where the owner is known.
+    pub cgroup: Option<Rc<str>>,
     /// For state changes: time in the old state.
     pub age: Option<StateAge>,
     /// For state changes: the kernel side never saw the socket enter its
@@ -166,6 +169,7 @@ pub struct Decoder {
     /// The kernel's reset and drop reasons by value (empty: none named).
     reset_reasons: &'static [String],
     drop_reasons: &'static [String],
+    cgroups: RefCell<CgroupNames>,
 }
 
 /// An owner as the kernel side names it: (pid, comm).
@@ -188,6 +192,7 @@ impl Decoder {
             last_owner: RefCell::new(None),
             reset_reasons: &[],
             drop_reasons: &[],
+            cgroups: RefCell::new(CgroupNames::new()),
         }
     }
 
@@ -216,12 +221,18 @@ impl Decoder {
                 old: TcpState::FIN_WAIT2,
                 new: TcpState::FIN_WAIT2,
             });
-        let owner = if raw.flags & flags::OWNER_KNOWN != 0 {
+        let known = raw.flags & flags::OWNER_KNOWN != 0;
+        let owner = if known {
             Some(self.owner(raw.tgid, raw.comm))
         } else if raw.netns == self.own_netns {
             self.snapshot.lookup(local, remote).cloned()
         } else {
             None
+        };
+        let cgroup = match &owner {
+            Some(_) if known => Some(self.cgroups.borrow_mut().path(raw.cgroup, raw.tgid)),
+            Some(o) => self.cgroups.borrow_mut().of_process(o.pid),
+            None => None,
         };
         NetEvent {
             wall_ns: self.clock.wall_ns(raw.ts_ns),
@@ -231,6 +242,7 @@ impl Decoder {
             local,
             remote,
             owner,
+            cgroup,
             age: self.age(raw, kind, after_gap, (local, remote)),
             after_gap,
             peer_fin_pending,
@@ -342,7 +354,7 @@ impl Decoder {
             .entry(key)
             .or_insert_with(|| Owner {
                 pid,
-                program: Rc::from(comm_str(&comm)),
+                program: Rc::from(crate::textfmt::c_string(&comm)),
             })
             .clone();
         *last = Some((key, owner.clone()));
@@ -366,11 +378,6 @@ pub fn socket_addr(ipv6: bool, bytes: &[u8; 16], port: u16) -> SocketAddr {
         IpAddr::V4(Ipv4Addr::new(bytes[0], bytes[1], bytes[2], bytes[3]))
     };
     SocketAddr::new(ip, port)
-}
-
-fn comm_str(comm: &[u8]) -> String {
-    let end = comm.iter().position(|&b| b == 0).unwrap_or(comm.len());
-    crate::textfmt::lossy_utf8(&comm[..end])
 }
 
 #[cfg(test)]

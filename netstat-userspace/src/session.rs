@@ -68,6 +68,7 @@ pub fn attach(tracing: &Tracing, needs: Needs) -> Result<Attached> {
         filter: tracing.filter,
         counts_only: needs != Needs::Events,
         count_remotes: needs == Needs::CountsByRemote,
+        count_owners: needs != Needs::Events,
         count_per_netns: tracing.metrics.is_some() && tracing.namespaces == Selection::All,
         count_drops: needs == Needs::CountsByRemote,
         log_drops: tracing.drops && needs == Needs::Events,

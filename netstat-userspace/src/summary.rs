@@ -1,7 +1,7 @@
 //! `enetstat -S`: one block of counts per interval for a connection storm.
 //!
-//! kernel maps (STATS, REMOTES, SOCKS; counted by the programs, which send
-//! no events in this mode) + /proc (TIME_WAIT count, listen overflows) +
+//! kernel maps (STATS, REMOTES, CGROUPS, PROGRAMS, SOCKS; counted by the
+//! programs, which send no events in this mode) + /proc (TIME_WAIT count, listen overflows) +
 //! sock_diag (each listener's queue and drop counter) ->
 //! interval deltas (`Interval`, at each tick of the session) ->
 //! render::summary (text or JSON).
@@ -9,9 +9,10 @@
 use std::{collections::HashMap, net::SocketAddr, time::Duration};
 
 use anyhow::Result;
-use netstat_common::{RemoteKey, RemoteStats};
+use netstat_common::{OwnerStats, ProgramKey, RemoteKey, RemoteStats};
 
 use crate::{
+    cgroups::{self, CgroupNames},
     clock::WallClock,
     command,
     cost::Cost,
@@ -22,7 +23,7 @@ use crate::{
     procnet::sockstat::TcpPressure,
     render::{
         stop::StopSummary,
-        summary::{self as render, Interval, Listener, Remote},
+        summary::{self as render, CgroupCount, Interval, Listener, ProgramCount, Remote},
     },
     session::{self, Attached, Flow, Sink},
     sock_diag::{self, ListenerLoad},
@@ -51,6 +52,7 @@ async fn summarise(asked: &command::Summary, mut attached: Attached) -> Result<(
         stop_json: attached.json_records,
         blocks_left: asked.count,
         filtered: attached.filter != netstat_common::Filter::default(),
+        cgroups: CgroupNames::new(),
     };
     let english = format!(
         "tracing TCP in {}, a summary every {:.1} s",
@@ -80,6 +82,7 @@ struct Summary {
     blocks_left: Option<u64>,
     /// A filter was given: the stop summary says what it left out.
     filtered: bool,
+    cgroups: CgroupNames,
 }
 
 impl Summary {
@@ -87,7 +90,8 @@ impl Summary {
     fn block(&mut self, probe: &Probe) -> Result<Flow> {
         let now = kernel::monotonic_ns();
         let totals = Cumulative::read(probe, self.namespaces)?;
-        let interval = totals.since(&self.last, probe, now, now - self.last_at)?;
+        let mut interval = totals.since(&self.last, probe, now, now - self.last_at)?;
+        (interval.cgroups, interval.programs) = totals.owners_since(&self.last, &mut self.cgroups);
         let block = self.render.render(self.clock.wall_ns(now), &interval);
         (self.last, self.last_at) = (totals, now);
         match self.out.write_whole(&block, "the summary") {
@@ -145,6 +149,8 @@ impl Sink for Summary {
 struct Cumulative {
     stats: Vec<u64>,
     remotes: HashMap<RemoteKey, RemoteStats>,
+    cgroups: HashMap<u64, OwnerStats>,
+    programs: HashMap<ProgramKey, OwnerStats>,
     /// Summed over the watched namespaces.
     pressure: TcpPressure,
     /// Listeners by (netns, local address, inode); None without sock_diag.
@@ -174,7 +180,10 @@ impl Cumulative {
                 _ => listeners = None,
             }
         }
+        let owners = probe.owners()?;
         Ok(Self {
+            cgroups: owners.cgroups.into_iter().collect(),
+            programs: owners.programs.into_iter().collect(),
             cost: probe.cost()?,
             missed: counters.unrecovered.unwrap_or(0) + counters.gaps,
             stats: probe.stats()?,
@@ -211,6 +220,48 @@ impl Cumulative {
             )
         });
         Some(listeners)
+    }
+
+    /// The 5 cgroups and the 5 processes whose sockets opened most since
+    /// `before` (then failed most), their cgroups named by `names`.
+    fn owners_since(
+        &self,
+        before: &Self,
+        names: &mut CgroupNames,
+    ) -> (Vec<CgroupCount>, Vec<ProgramCount>) {
+        // A member of each cgroup, to name it by where the hierarchy is not
+        // in view.
+        let pids: HashMap<u64, u32> = self.programs.keys().map(|k| (k.cgroup, k.tgid)).collect();
+        let mut cgroups: Vec<(u64, OwnerStats)> = since_each(&self.cgroups, &before.cgroups);
+        cgroups.sort_by_key(|(id, o)| rank(*id, o));
+        let cgroups = cgroups
+            .into_iter()
+            .take(5)
+            .map(|(id, o)| {
+                let cgroup = names.path(id, pids.get(&id).copied().unwrap_or(0));
+                CgroupCount {
+                    name: cgroups::short_name(&cgroup),
+                    cgroup,
+                    opened: o.opened,
+                    failed: o.failed,
+                    resets: o.resets,
+                }
+            })
+            .collect();
+        let mut programs = since_each(&self.programs, &before.programs);
+        programs.sort_by_key(|(key, o)| rank((key.tgid, key.comm), o));
+        let programs = programs
+            .into_iter()
+            .take(5)
+            .map(|(key, o)| ProgramCount {
+                pid: key.tgid,
+                program: crate::textfmt::c_string(&key.comm),
+                cgroup: names.path(key.cgroup, key.tgid),
+                opened: o.opened,
+                failed: o.failed,
+            })
+            .collect();
+        (cgroups, programs)
     }
 
     /// What happened between `before` and now, `elapsed_ns` apart.
@@ -253,6 +304,8 @@ impl Cumulative {
             listen_drops: now_p.listen_drops.saturating_sub(was_p.listen_drops),
             missed: self.missed.saturating_sub(before.missed),
             remotes,
+            cgroups: Vec::new(),
+            programs: Vec::new(),
             listeners: self.listeners_since(before),
             cost: self
                 .cost
@@ -260,6 +313,30 @@ impl Cumulative {
                 .map(|now| now.since(before.cost.as_ref().unwrap_or(&Cost::default()))),
         })
     }
+}
+
+/// Each owner's counts since `before`, where any grew.
+fn since_each<K: Copy + Eq + std::hash::Hash>(
+    now: &HashMap<K, OwnerStats>,
+    before: &HashMap<K, OwnerStats>,
+) -> Vec<(K, OwnerStats)> {
+    now.iter()
+        .filter_map(|(key, now)| {
+            let was = before.get(key).copied().unwrap_or_default();
+            let o = OwnerStats {
+                opened: now.opened.saturating_sub(was.opened),
+                failed: now.failed.saturating_sub(was.failed),
+                resets: now.resets.saturating_sub(was.resets),
+            };
+            (o != OwnerStats::default()).then_some((*key, o))
+        })
+        .collect()
+}
+
+/// Most opened first, then most failed, then most resets; ties by key.
+fn rank<K: Ord>(key: K, o: &OwnerStats) -> impl Ord + use<K> {
+    use std::cmp::Reverse;
+    (Reverse(o.opened), Reverse(o.failed), Reverse(o.resets), key)
 }
 
 /// Counts by a kernel enum's value, with the kernel's names for them.

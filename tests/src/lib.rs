@@ -4,6 +4,7 @@
 //! Everything a test starts is cleaned up on drop, so a failing assertion
 //! still removes its namespace and kills its processes.
 
+pub mod cgroup;
 pub mod kernel;
 pub mod scrape;
 pub mod sequences;

@@ -38,12 +38,12 @@ Bad flags, values or combinations; missing privileges; a kernel without BTF or a
 With \fB\-E \-\-json\fR, one object per line, every field present, null where it does not apply:
 \fBtime\fR (RFC 3339, UTC),
 \fBevent\fR (state, retransmit, retransmit_synack, send_reset, receive_reset, drop),
-\fBpid\fR, \fBprogram\fR, \fBproto\fR, \fBlocal\fR, \fBremote\fR,
+\fBpid\fR, \fBprogram\fR, \fBcgroup\fR (the owner's cgroup v2 path), \fBproto\fR, \fBlocal\fR, \fBremote\fR,
 \fBold_state\fR, \fBnew_state\fR, \fBstate\fR,
 \fBprev_state_ms\fR, \fBprev_state_ms_at_least\fR,
 \fBafter_gap\fR, \fBpeer_fin_pending\fR (FIN_WAIT2 \-> FIN_WAIT2: an orphan handed to a timewait socket before the peer's FIN),
 \fBretransmits\fR, \fBnetns\fR, \fBsocket\fR,
-\fBfailure\fR, \fBreset_reason\fR, \fBdrop_reason\fR,
+\fBfailure\fR (refused, timeout, reset, aborted, unreachable, no_port), \fBreset_reason\fR, \fBdrop_reason\fR,
 \fBlifetime_ms\fR, \fBbytes_acked\fR, \fBbytes_received\fR, \fBsrtt_ms\fR, \fBtotal_retransmits\fR.
 .PP
 Where events were lost (the ring buffer was full), a record

@@ -12,13 +12,13 @@ use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
 use aya::{
-    Ebpf, EbpfError, EbpfLoader,
+    Ebpf, EbpfError, EbpfLoader, Pod,
     maps::{HashMap as BpfHashMap, MapData, MapError, PerCpuHashMap, RingBuf},
     programs::{BtfTracePoint, FEntry, ProgramError},
 };
 use netstat_common::{
-    Config, DROP_PROGRAM, Event, Filter, ListenKey, ListenOwner, LossMark, RESET_FUNCTIONS,
-    RemoteKey, RemoteStats, SockInfo, TRACEPOINTS, maps,
+    Config, DROP_PROGRAM, Event, Filter, ListenKey, ListenOwner, LossMark, OwnerStats, ProgramKey,
+    RESET_FUNCTIONS, RemoteKey, RemoteStats, SockInfo, TRACEPOINTS, maps,
 };
 
 use crate::{cost::Cost, fail};
@@ -35,6 +35,8 @@ pub struct Options {
     pub counts_only: bool,
     /// Count per remote endpoint (`--summary`).
     pub count_remotes: bool,
+    /// Fill `CGROUPS` and `PROGRAMS`.
+    pub count_owners: bool,
     /// Count per network namespace (`--metrics --netns all`).
     pub count_per_netns: bool,
     /// Count TCP packets dropped, by reason (`--summary`).
@@ -69,6 +71,13 @@ pub struct Probe {
     pub programs: Vec<&'static str>,
 }
 
+/// The kernel side's counts per owner (`Probe::owners`).
+#[derive(Debug, Default)]
+pub struct Owners {
+    pub cgroups: Vec<(u64, OwnerStats)>,
+    pub programs: Vec<(ProgramKey, OwnerStats)>,
+}
+
 fn program<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut BtfTracePoint> {
     Ok(ebpf
         .program_mut(name)
@@ -86,6 +95,7 @@ fn configure(
     config.filter = opts.filter;
     config.counts_only = u8::from(opts.counts_only);
     config.count_remotes = u8::from(opts.count_remotes);
+    config.count_owners = u8::from(opts.count_owners);
     config.count_per_netns = u8::from(opts.count_per_netns);
     config.log_drops = u8::from(opts.log_drops);
     // Read once per run and kept for its whole length.
@@ -244,17 +254,41 @@ impl Probe {
     /// Per remote endpoint: failures, resets and retransmits so far, summed
     /// over CPUs.
     pub fn remotes(&self) -> Result<Vec<(RemoteKey, RemoteStats)>> {
-        let remotes: PerCpuHashMap<_, RemoteKey, RemoteStats> =
-            PerCpuHashMap::try_from(self.map(maps::REMOTES)?)?;
+        self.per_cpu_sums(maps::REMOTES, |total, cpu: &RemoteStats| {
+            total.failed_connects += cpu.failed_connects;
+            total.drops += cpu.drops;
+            total.resets += cpu.resets;
+            total.retransmits += cpu.retransmits;
+        })
+    }
+
+    /// Per owner's cgroup (v2 id) and per owning process: connections
+    /// opened and failed, resets, so far, summed over CPUs.
+    pub fn owners(&self) -> Result<Owners> {
+        let add = |total: &mut OwnerStats, cpu: &OwnerStats| {
+            total.opened += cpu.opened;
+            total.failed += cpu.failed;
+            total.resets += cpu.resets;
+        };
+        Ok(Owners {
+            cgroups: self.per_cpu_sums(maps::CGROUPS, add)?,
+            programs: self.per_cpu_sums(maps::PROGRAMS, add)?,
+        })
+    }
+
+    /// Every entry of the per-CPU hash map `name`, its values summed with `add`.
+    fn per_cpu_sums<K: Pod, V: Pod + Default>(
+        &self,
+        name: &str,
+        add: impl Fn(&mut V, &V),
+    ) -> Result<Vec<(K, V)>> {
+        let map: PerCpuHashMap<_, K, V> = PerCpuHashMap::try_from(self.map(name)?)?;
         let mut all = Vec::new();
-        for entry in remotes.iter() {
+        for entry in map.iter() {
             let (key, per_cpu) = entry?;
-            let mut total = RemoteStats::default();
+            let mut total = V::default();
             for cpu in per_cpu.iter() {
-                total.failed_connects += cpu.failed_connects;
-                total.drops += cpu.drops;
-                total.resets += cpu.resets;
-                total.retransmits += cpu.retransmits;
+                add(&mut total, cpu);
             }
             all.push((key, total));
         }
@@ -480,6 +514,8 @@ mod tests {
             maps::COUNTERS,
             maps::STATS,
             maps::REMOTES,
+            maps::CGROUPS,
+            maps::PROGRAMS,
             maps::HANDLED,
             maps::SCRATCH,
             maps::NESTING,

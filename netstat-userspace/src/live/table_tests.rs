@@ -19,6 +19,7 @@ fn ev(socket: u64, old: u8, new: u8, local: &str, remote: &str, at: i128) -> Net
             pid: 7,
             program: Rc::from("x"),
         }),
+        cgroup: None,
         age: Some(StateAge::Exact(1)),
         after_gap: false,
         peer_fin_pending: false,

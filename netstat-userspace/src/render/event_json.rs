@@ -7,7 +7,7 @@ use std::{fmt::Write as _, net::SocketAddr};
 use crate::{
     clock::TimeFormat,
     decoder::{EventKind, Lost, NetEvent, StateAge},
-    render::tcp_proto,
+    render::{push_json_string, tcp_proto},
     textfmt::{push_millis, push_u64},
 };
 
@@ -51,16 +51,21 @@ impl JsonLog {
     }
 }
 
-/// `pid` and `program`.
+/// `pid`, `program` and `cgroup`.
 fn push_owner(out: &mut String, ev: &NetEvent) {
     match &ev.owner {
         Some(o) => {
             out.push_str(",\"pid\":");
             push_u64(out, u64::from(o.pid));
             out.push_str(",\"program\":");
-            write_json_string(out, &o.program);
+            push_json_string(out, &o.program);
         }
         None => out.push_str(",\"pid\":null,\"program\":null"),
+    }
+    out.push_str(",\"cgroup\":");
+    match &ev.cgroup {
+        Some(path) => push_json_string(out, path),
+        None => out.push_str("null"),
     }
 }
 
@@ -179,23 +184,6 @@ fn push_hex16(out: &mut String, v: u64) {
     }
 }
 
-/// Appends `s` as a JSON string literal (program names may hold anything).
-fn write_json_string(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            // C0, DEL and C1: a terminal showing the log obeys them raw.
-            c if c.is_control() => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -249,7 +237,7 @@ pub(crate) mod tests {
     #[test]
     fn escapes_program_names() {
         let mut s = String::new();
-        write_json_string(&mut s, "a\"b\\c\nd\x1b\u{9b}\u{fffd}");
+        push_json_string(&mut s, "a\"b\\c\nd\x1b\u{9b}\u{fffd}");
         assert_eq!(s, r#""a\"b\\c\u000ad\u001b\u009b�""#);
         let v: serde_json::Value = serde_json::from_str(&s).unwrap();
         assert_eq!(v, "a\"b\\c\nd\x1b\u{9b}\u{fffd}");

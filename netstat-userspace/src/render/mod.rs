@@ -16,6 +16,8 @@ mod statistics_tables;
 pub mod stop;
 pub mod summary;
 
+use std::fmt::Write as _;
+
 use crate::decoder::NetEvent;
 
 /// netstat's protocol column: `tcp` or `tcp6`.
@@ -28,4 +30,21 @@ pub fn tcp_proto(ev: &NetEvent) -> &'static str {
 pub fn pad_column(out: &mut String, start: usize, width: usize) {
     crate::textfmt::pad_to(out, start, width);
     out.push(' ');
+}
+
+/// Appends `s` as a JSON string literal (program names may hold anything).
+pub fn push_json_string(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            // C0, DEL and C1: a terminal showing the log obeys them raw.
+            c if c.is_control() => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
 }

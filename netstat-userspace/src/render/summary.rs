@@ -1,7 +1,7 @@
 //! `enetstat -S`: one block (text) or one object (JSON) per interval. Counts
 //! are for the interval; the text also gives them per second.
 
-use std::{fmt::Write as _, net::SocketAddr};
+use std::{fmt::Write as _, net::SocketAddr, rc::Rc};
 
 use crate::{
     clock::TimeFormat,
@@ -34,6 +34,10 @@ pub struct Interval {
     /// The 5 remote endpoints with most failed connects + resets +
     /// retransmits + drops.
     pub remotes: Vec<Remote>,
+    /// The 5 cgroups and the 5 processes whose sockets opened most
+    /// connections (then failed most).
+    pub cgroups: Vec<CgroupCount>,
+    pub programs: Vec<ProgramCount>,
     /// Every listener, most overflows first; None where the kernel offers
     /// no TCP sock_diag to read them from.
     pub listeners: Option<Vec<Listener>>,
@@ -75,6 +79,29 @@ pub struct Remote {
     pub drops: u64,
     pub resets: u64,
     pub retransmits: u64,
+}
+
+/// A cgroup's connections in an interval (its sockets' owners' cgroup).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CgroupCount {
+    /// Relative to the cgroup v2 root, or `id:N` where no path is known.
+    pub cgroup: Rc<str>,
+    /// The unit, container or pod it is, where known.
+    pub name: Option<String>,
+    pub opened: u64,
+    pub failed: u64,
+    pub resets: u64,
+}
+
+/// A process's connections in an interval.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProgramCount {
+    pub pid: u32,
+    /// The kernel's command name.
+    pub program: String,
+    pub cgroup: Rc<str>,
+    pub opened: u64,
+    pub failed: u64,
 }
 
 impl Remote {
@@ -251,7 +278,7 @@ fn text_lists(out: &mut String, i: &Interval) {
             .take(5)
             .map(|l| {
                 let figures = format!("{}, {}/{}", l.overflows, l.accept_queue, l.accept_queue_max);
-                (l.local, figures)
+                (l.local.to_string(), figures)
             });
         text_list(out, "top listeners (overflows, accept queue/limit)", busy);
     }
@@ -260,22 +287,33 @@ fn text_lists(out: &mut String, i: &Interval) {
             "{}/{}/{}/{}",
             r.failed_connects, r.resets, r.retransmits, r.drops
         );
-        (r.endpoint, figures)
+        (r.endpoint.to_string(), figures)
     });
     text_list(
         out,
         "top remotes (failed connects/resets/retransmits/drops)",
         remotes,
     );
+    let cgroups = i.cgroups.iter().map(|c| {
+        let figures = format!("{}/{}/{}", c.opened, c.failed, c.resets);
+        (c.cgroup.to_string(), figures)
+    });
+    text_list(out, "top cgroups (opened/failed/resets)", cgroups);
+    let programs = i.programs.iter().map(|p| {
+        let figures = format!("{}/{}  {}", p.opened, p.failed, p.cgroup);
+        (format!("{}/{}", p.pid, p.program), figures)
+    });
+    text_list(out, "top programs (opened/failed, cgroup)", programs);
 }
 
-/// `\nTITLE:` and a line per endpoint with its figures, or ` none`.
-fn text_list(out: &mut String, title: &str, lines: impl Iterator<Item = (SocketAddr, String)>) {
+/// `\nTITLE:` and a line per item (an endpoint, a cgroup) with its
+/// figures, or ` none`.
+fn text_list(out: &mut String, title: &str, lines: impl Iterator<Item = (String, String)>) {
     let _ = write!(out, "\n{title}:");
     let mut none = true;
     for (endpoint, figures) in lines {
         none = false;
-        let _ = write!(out, "\n  {:<47} {figures}", endpoint.to_string());
+        let _ = write!(out, "\n  {endpoint:<47} {figures}");
     }
     if none {
         out.push_str(" none");
@@ -290,6 +328,28 @@ fn json(out: &mut String, i: &Interval) {
             out,
             "{{\"netns\":{},\"remote\":\"{}\",\"failed_connects\":{},\"resets\":{},\"retransmits\":{},\"drops\":{}}}",
             r.netns, r.endpoint, r.failed_connects, r.resets, r.retransmits, r.drops
+        );
+    });
+    json_array(out, "top_cgroups", &i.cgroups, |out, c| {
+        let _ = write!(
+            out,
+            "{{\"cgroup\":{},\"name\":{},\"opened\":{},\"failed\":{},\"resets\":{}}}",
+            json_string(&c.cgroup),
+            c.name.as_deref().map_or("null".to_string(), json_string),
+            c.opened,
+            c.failed,
+            c.resets
+        );
+    });
+    json_array(out, "top_programs", &i.programs, |out, p| {
+        let _ = write!(
+            out,
+            "{{\"pid\":{},\"program\":{},\"cgroup\":{},\"opened\":{},\"failed\":{}}}",
+            p.pid,
+            json_string(&p.program),
+            json_string(&p.cgroup),
+            p.opened,
+            p.failed
         );
     });
     json_cost(out, i);
@@ -380,6 +440,13 @@ fn json_cost(out: &mut String, i: &Interval) {
     );
 }
 
+/// `s` as a JSON string literal.
+fn json_string(s: &str) -> String {
+    let mut out = String::new();
+    super::push_json_string(&mut out, s);
+    out
+}
+
 /// `,"key":[...]`, each item written by `object`.
 fn json_array<T>(out: &mut String, key: &str, items: &[T], object: impl Fn(&mut String, &T)) {
     let _ = write!(out, ",\"{key}\":[");
@@ -441,6 +508,20 @@ mod tests {
                 resets: 2,
                 retransmits: 0,
             }],
+            cgroups: vec![CgroupCount {
+                cgroup: Rc::from("/system.slice/nginx.service"),
+                name: Some("nginx.service".to_string()),
+                opened: 9,
+                failed: 2,
+                resets: 1,
+            }],
+            programs: vec![ProgramCount {
+                pid: 42,
+                program: "nginx".to_string(),
+                cgroup: Rc::from("/system.slice/nginx.service"),
+                opened: 9,
+                failed: 2,
+            }],
             listeners: Some(vec![
                 Listener {
                     netns: 1,
@@ -476,7 +557,9 @@ transitions: CLOSE->SYN_SENT 10 FIN_WAIT2->TIME_WAIT 8\n\
 resets sent by reason: no_socket 3\n\
 TCP drops by reason: netfilter_drop 2\n\
 top listeners (overflows, accept queue/limit):\n  127.0.0.1:7000                                  12, 2/1\n\
-top remotes (failed connects/resets/retransmits/drops):\n  127.0.0.1:7001                                  2/2/0/1"
+top remotes (failed connects/resets/retransmits/drops):\n  127.0.0.1:7001                                  2/2/0/1\n\
+top cgroups (opened/failed/resets):\n  /system.slice/nginx.service                     9/2/1\n\
+top programs (opened/failed, cgroup):\n  42/nginx                                        9/2  /system.slice/nginx.service"
         );
     }
 
@@ -491,6 +574,13 @@ top remotes (failed connects/resets/retransmits/drops):\n  127.0.0.1:7001       
         assert_eq!(v["failures"].as_object().map(|f| f.len()), Some(6));
         assert_eq!(v["top_remotes"][0]["remote"], "127.0.0.1:7001");
         assert_eq!(v["top_remotes"][0]["netns"], 1);
+        assert_eq!(v["top_cgroups"][0]["name"], "nginx.service");
+        assert_eq!(v["top_cgroups"][0]["opened"], 9);
+        assert_eq!(
+            v["top_programs"][0]["cgroup"],
+            "/system.slice/nginx.service"
+        );
+        assert_eq!(v["top_programs"][0]["pid"], 42);
         assert_eq!(v["missed"], 0);
         assert_eq!(v["connect_latency_ms"]["p50"], 0.128);
         assert_eq!(v["connect_latency_ms"]["max"], 1.024);
