@@ -165,6 +165,9 @@ pub struct Cli {
     /// With -E, -S, -c or --metrics: stop after this many seconds
     #[arg(long, value_name = "SECONDS")]
     pub duration: Option<f64>,
+    /// With -S: a socket in CLOSE_WAIT longer than this (its peer closed, its application has not) is listed as a leak, by owner
+    #[arg(long, value_name = "SECONDS")]
+    pub close_wait_age: Option<f64>,
     /// With -E: kernel ring buffer size in bytes (power of two, at least the page size)
     #[arg(long, value_name = "BYTES")]
     pub ring_size: Option<u32>,

@@ -177,6 +177,11 @@ fn stop_options(g: &Given) -> Option<String> {
     if c.duration.is_some() && g.tracing.is_none() && !c.continuous {
         return Some("--duration goes with -E, -S, -c or --metrics".into());
     }
+    if c.close_wait_age.is_some() && g.tracing != Some("-S") {
+        return Some(
+            "--close-wait-age goes with -S (it lists CLOSE_WAIT leaks per interval)".into(),
+        );
+    }
     let reads_events = matches!(g.modes.first(), Some(&"-E" | &"-c"));
     (c.ring_size.is_some() && !reads_events)
         .then(|| "--ring-size goes with -E or -c, the modes that read events".into())

@@ -71,6 +71,8 @@ pub struct Summary {
     pub every: Duration,
     pub json: bool,
     pub count: Option<u64>,
+    /// Longer in CLOSE_WAIT than this: a leak (`--close-wait-age`).
+    pub close_wait_age: Duration,
 }
 
 pub struct Live {
@@ -118,6 +120,11 @@ impl Command {
                 every: fail::seconds("--summary interval", seconds, 0.1)?,
                 json: cli.json,
                 count: cli.count,
+                close_wait_age: fail::seconds(
+                    "--close-wait-age",
+                    cli.close_wait_age.unwrap_or(10.0),
+                    0.001,
+                )?,
             }));
         }
         let live_tcp = match &plan {

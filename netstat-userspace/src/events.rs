@@ -115,7 +115,7 @@ fn ends_unseen(probe: &Probe) -> Result<u64> {
             }
         }
     }
-    let remembered = probe.states_since_before(asked)?;
+    let remembered = kernel::states_since_before(&probe.remembered()?, asked);
     let ends = surplus(&remembered, &live);
     if ends > 0 {
         log::info!("{ends} sockets' ends unseen, found at stop");

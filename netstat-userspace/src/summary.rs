@@ -9,7 +9,7 @@
 use std::{collections::HashMap, net::SocketAddr, time::Duration};
 
 use anyhow::Result;
-use netstat_common::{OwnerStats, ProgramKey, RemoteKey, RemoteStats};
+use netstat_common::{OwnerStats, ProgramKey, RemoteKey, RemoteStats, SockInfo};
 
 use crate::{
     cgroups::{self, CgroupNames},
@@ -23,7 +23,9 @@ use crate::{
     procnet::sockstat::TcpPressure,
     render::{
         stop::StopSummary,
-        summary::{self as render, CgroupCount, Interval, Listener, ProgramCount, Remote},
+        summary::{
+            self as render, CgroupCount, CloseWait, Interval, Listener, ProgramCount, Remote,
+        },
     },
     session::{self, Attached, Flow, Sink},
     sock_diag::{self, ListenerLoad},
@@ -53,6 +55,7 @@ async fn summarise(asked: &command::Summary, mut attached: Attached) -> Result<(
         blocks_left: asked.count,
         filtered: attached.filter != netstat_common::Filter::default(),
         cgroups: CgroupNames::new(),
+        close_wait_age: asked.close_wait_age,
     };
     let english = format!(
         "tracing TCP in {}, a summary every {:.1} s",
@@ -83,6 +86,7 @@ struct Summary {
     /// A filter was given: the stop summary says what it left out.
     filtered: bool,
     cgroups: CgroupNames,
+    close_wait_age: Duration,
 }
 
 impl Summary {
@@ -90,8 +94,11 @@ impl Summary {
     fn block(&mut self, probe: &Probe) -> Result<Flow> {
         let now = kernel::monotonic_ns();
         let totals = Cumulative::read(probe, self.namespaces)?;
-        let mut interval = totals.since(&self.last, probe, now, now - self.last_at)?;
+        let socks = probe.remembered()?;
+        let mut interval = totals.since(&self.last, probe, &socks, (now, now - self.last_at))?;
         (interval.cgroups, interval.programs) = totals.owners_since(&self.last, &mut self.cgroups);
+        interval.close_wait = self.close_wait_leaks(&socks, now);
+        interval.close_wait_age_s = self.close_wait_age.as_secs_f64();
         let block = self.render.render(self.clock.wall_ns(now), &interval);
         (self.last, self.last_at) = (totals, now);
         match self.out.write_whole(&block, "the summary") {
@@ -112,6 +119,47 @@ impl Summary {
         })
     }
 }
+
+impl Summary {
+    /// The owners of sockets in CLOSE_WAIT for longer than the leak age
+    /// at monotonic `now`: most such sockets first.
+    fn close_wait_leaks(&mut self, socks: &[SockInfo], now: u64) -> Vec<CloseWait> {
+        let since = now.saturating_sub(self.close_wait_age.as_nanos() as u64);
+        let mut by_owner: HashMap<Option<OwnerId>, (u64, u64)> = HashMap::new();
+        for info in socks
+            .iter()
+            .filter(|i| i.state == netstat_common::tcp_state::CLOSE_WAIT && i.ts_ns < since)
+        {
+            let owner = (info.flags & netstat_common::flags::OWNER_KNOWN != 0).then_some((
+                info.tgid,
+                info.comm,
+                info.cgroup,
+            ));
+            let (count, oldest) = by_owner.entry(owner).or_insert((0, u64::MAX));
+            *count += 1;
+            *oldest = (*oldest).min(info.ts_ns);
+        }
+        let mut leaks: Vec<_> = by_owner.into_iter().collect();
+        leaks.sort_by_key(|(owner, (count, oldest))| (std::cmp::Reverse(*count), *oldest, *owner));
+        leaks
+            .into_iter()
+            .take(CLOSE_WAIT_OWNERS)
+            .map(|(owner, (count, oldest))| CloseWait {
+                pid: owner.map(|o| o.0),
+                program: owner.map(|o| crate::textfmt::c_string(&o.1)),
+                cgroup: owner.map(|o| self.cgroups.path(o.2, o.0)),
+                count,
+                oldest_s: now.saturating_sub(oldest) as f64 / 1e9,
+            })
+            .collect()
+    }
+}
+
+/// A socket's owner as the kernel side records it: pid, command, cgroup.
+type OwnerId = (u32, [u8; 16], u64);
+
+/// Owners listed with CLOSE_WAIT leaks (JSON; the text shows five).
+const CLOSE_WAIT_OWNERS: usize = 20;
 
 impl Sink for Summary {
     fn reads_events(&self) -> bool {
@@ -265,7 +313,15 @@ impl Cumulative {
     }
 
     /// What happened between `before` and now, `elapsed_ns` apart.
-    fn since(&self, before: &Self, probe: &Probe, now: u64, elapsed_ns: u64) -> Result<Interval> {
+    /// `socks`: the kernel side's sockets, read at monotonic `now`,
+    /// `elapsed_ns` after `before`.
+    fn since(
+        &self,
+        before: &Self,
+        probe: &Probe,
+        socks: &[SockInfo],
+        (now, elapsed_ns): (u64, u64),
+    ) -> Result<Interval> {
         let (now_p, was_p) = (&self.pressure, &before.pressure);
         let traffic = Traffic::since(&self.stats, &before.stats);
         use netstat_common::tcp_state as s;
@@ -296,7 +352,7 @@ impl Cumulative {
             traffic,
             time_wait: now_p.time_wait,
             time_wait_growth: now_p.time_wait as i64 - was_p.time_wait as i64,
-            syn_sent_over_1s: probe.states_since_before(now.saturating_sub(1_000_000_000))?
+            syn_sent_over_1s: kernel::states_since_before(socks, now.saturating_sub(1_000_000_000))
                 [usize::from(s::SYN_SENT)],
             listen_overflows: now_p
                 .listen_overflows
@@ -306,6 +362,8 @@ impl Cumulative {
             remotes,
             cgroups: Vec::new(),
             programs: Vec::new(),
+            close_wait: Vec::new(),
+            close_wait_age_s: 0.0,
             listeners: self.listeners_since(before),
             cost: self
                 .cost

@@ -1,8 +1,10 @@
 //! Who opens the connections: owners counted by cgroup and by process in
 //! the kernel, named by their cgroup v2 path.
 
+use std::time::{Duration, Instant};
+
 use serde_json::Value;
-use tests::{Netns, Proc, Tracer, cgroup::Cgroup, tcpload_bin};
+use tests::{Netns, Proc, Tracer, cgroup::Cgroup, serve, tcpload_bin, wait_limit};
 
 const LISTEN: &str = "127.0.0.1:7700";
 
@@ -58,4 +60,45 @@ fn a_cgroup_that_storms_is_named_first_with_its_exact_count() {
         .filter(|c| **c != cgroup.path.as_str())
         .collect();
     assert_eq!(elsewhere, Vec::<&Value>::new());
+}
+
+/// A server keeps 5 accepted sockets open after their peers close: once
+/// they have been in CLOSE_WAIT longer than `--close-wait-age`, `-S` names
+/// the server's pid with exactly 5.
+#[test]
+fn a_server_that_never_closes_its_sockets_is_named_with_its_leak() {
+    let ns = Netns::new("close-wait");
+    let summary = Tracer::start(&ns, &["-S", "0.3", "--json", "--close-wait-age", "1"]);
+    let mut server = serve(&ns, "127.0.0.1:7710", &["--accept", "5", "--hold"]);
+    let mut clients = tests::flood(&ns, "127.0.0.1:7710", 5);
+    for _ in 0..5 {
+        server.expect("accepted");
+    }
+    let closed = Instant::now();
+    clients.close();
+    let deadline = Instant::now() + wait_limit();
+    let leak = loop {
+        let out = summary.output();
+        let last: Option<Value> = out
+            .lines()
+            .last()
+            .and_then(|l| serde_json::from_str(l).ok());
+        if let Some(leak) = last.as_ref().and_then(|b| b["close_wait"].get(0).cloned()) {
+            break leak;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no CLOSE_WAIT leak named:\n{out}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    // Listed only once the age has passed.
+    assert!(closed.elapsed() >= Duration::from_secs(1));
+    assert_eq!(leak["pid"], server.pid(), "{leak}");
+    assert_eq!(leak["program"], "tcpload", "{leak}");
+    assert_eq!(leak["count"], 5, "{leak}");
+    assert!(leak["oldest_s"].as_f64().unwrap() >= 1.0, "{leak}");
+    let out = summary.stop();
+    assert!(out.status.success(), "{:?}", out.stderr);
+    server.close();
 }

@@ -317,20 +317,27 @@ impl Probe {
             .with_context(|| format!("{name} map missing"))
     }
 
-    /// Remembered sockets by the state they have been in since before
-    /// `before_ns` (CLOCK_MONOTONIC), indexed by state number.
-    pub fn states_since_before(&self, before_ns: u64) -> Result<[u64; 16]> {
+    /// Every socket the kernel side remembers (`SOCKS`): its owner, state
+    /// and when it entered it.
+    pub fn remembered(&self) -> Result<Vec<SockInfo>> {
         let socks: BpfHashMap<_, u64, SockInfo> = BpfHashMap::try_from(self.map(maps::SOCKS)?)?;
-        let mut by_state = [0; 16];
-        for entry in socks.iter() {
-            // An entry may go between listing its key and reading it.
-            let Ok((_, info)) = entry else { continue };
-            if info.ts_ns < before_ns {
-                by_state[usize::from(info.state & 15)] += 1;
-            }
-        }
-        Ok(by_state)
+        // An entry may go between listing its key and reading it.
+        Ok(socks
+            .iter()
+            .filter_map(|e| e.ok())
+            .map(|(_, info)| info)
+            .collect())
     }
+}
+
+/// Remembered sockets by the state they have been in since before
+/// `before_ns` (CLOCK_MONOTONIC), indexed by state number.
+pub fn states_since_before(socks: &[SockInfo], before_ns: u64) -> [u64; 16] {
+    let mut by_state = [0; 16];
+    for info in socks.iter().filter(|i| i.ts_ns < before_ns) {
+        by_state[usize::from(info.state & 15)] += 1;
+    }
+    by_state
 }
 
 /// One ring-buffer record: an event, or the mark of events lost before

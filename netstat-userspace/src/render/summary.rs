@@ -38,6 +38,10 @@ pub struct Interval {
     /// connections (then failed most).
     pub cgroups: Vec<CgroupCount>,
     pub programs: Vec<ProgramCount>,
+    /// Owners of CLOSE_WAIT leaks at the interval's end, most first, and
+    /// the age that makes one (`--close-wait-age`).
+    pub close_wait: Vec<CloseWait>,
+    pub close_wait_age_s: f64,
     /// Every listener, most overflows first; None where the kernel offers
     /// no TCP sock_diag to read them from.
     pub listeners: Option<Vec<Listener>>,
@@ -91,6 +95,19 @@ pub struct CgroupCount {
     pub opened: u64,
     pub failed: u64,
     pub resets: u64,
+}
+
+/// The sockets of one owner in CLOSE_WAIT for longer than the leak age:
+/// the peer has closed, the application has not.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CloseWait {
+    /// None: sockets whose owner the kernel side never saw act.
+    pub pid: Option<u32>,
+    pub program: Option<String>,
+    pub cgroup: Option<Rc<str>>,
+    pub count: u64,
+    /// The longest any of them has been in CLOSE_WAIT.
+    pub oldest_s: f64,
 }
 
 /// A process's connections in an interval.
@@ -304,6 +321,19 @@ fn text_lists(out: &mut String, i: &Interval) {
         (format!("{}/{}", p.pid, p.program), figures)
     });
     text_list(out, "top programs (opened/failed, cgroup)", programs);
+    let leaks = i.close_wait.iter().take(5).map(|l| {
+        let owner = match (l.pid, &l.program) {
+            (Some(pid), Some(program)) => format!("{pid}/{program}"),
+            _ => "-".to_string(),
+        };
+        let cgroup = l.cgroup.as_deref().unwrap_or("-");
+        (owner, format!("{}, {:.1} s  {cgroup}", l.count, l.oldest_s))
+    });
+    let title = format!(
+        "CLOSE_WAIT over {} s (sockets, oldest, cgroup)",
+        i.close_wait_age_s
+    );
+    text_list(out, &title, leaks);
 }
 
 /// `\nTITLE:` and a line per item (an endpoint, a cgroup) with its
@@ -350,6 +380,19 @@ fn json(out: &mut String, i: &Interval) {
             json_string(&p.cgroup),
             p.opened,
             p.failed
+        );
+    });
+    let _ = write!(out, ",\"close_wait_age_s\":{}", i.close_wait_age_s);
+    json_array(out, "close_wait", &i.close_wait, |out, l| {
+        let text = |v: Option<&str>| v.map_or("null".to_string(), json_string);
+        let _ = write!(
+            out,
+            "{{\"pid\":{},\"program\":{},\"cgroup\":{},\"count\":{},\"oldest_s\":{:.3}}}",
+            l.pid.map_or("null".to_string(), |p| p.to_string()),
+            text(l.program.as_deref()),
+            text(l.cgroup.as_deref()),
+            l.count,
+            l.oldest_s
         );
     });
     json_cost(out, i);

@@ -1,33 +1,38 @@
 use super::*;
 
+/// Two seconds of a storm's counts.
+fn traffic() -> Traffic {
+    Traffic {
+        opened_active: 10,
+        opened_passive: 8,
+        closed: 16,
+        // 2 refused, 1 reset, 3 aborted.
+        failures: [0, 2, 0, 1, 3, 0, 0],
+        retransmits: 4,
+        syn_retransmits: 0,
+        synack_retransmits: 0,
+        resets_sent: 3,
+        resets_received: 3,
+        transitions: vec![(7, 2, 10), (5, 6, 8)],
+        // 6 handshakes under 128 us, 4 under 1.024 ms.
+        connect_duration: Histogram {
+            buckets: (0..40)
+                .map(|b| [0, 6, 4][(b == 7) as usize + 2 * (b == 10) as usize])
+                .collect(),
+            sum_ns: 2_000_000,
+        },
+        accept_duration: Histogram {
+            buckets: vec![0; 40],
+            sum_ns: 0,
+        },
+        ..Traffic::default()
+    }
+}
+
 fn interval() -> Interval {
     Interval {
         seconds: 2.0,
-        traffic: Traffic {
-            opened_active: 10,
-            opened_passive: 8,
-            closed: 16,
-            // 2 refused, 1 reset, 3 aborted.
-            failures: [0, 2, 0, 1, 3, 0, 0],
-            retransmits: 4,
-            syn_retransmits: 0,
-            synack_retransmits: 0,
-            resets_sent: 3,
-            resets_received: 3,
-            transitions: vec![(7, 2, 10), (5, 6, 8)],
-            // 6 handshakes under 128 us, 4 under 1.024 ms.
-            connect_duration: Histogram {
-                buckets: (0..40)
-                    .map(|b| [0, 6, 4][(b == 7) as usize + 2 * (b == 10) as usize])
-                    .collect(),
-                sum_ns: 2_000_000,
-            },
-            accept_duration: Histogram {
-                buckets: vec![0; 40],
-                sum_ns: 0,
-            },
-            ..Traffic::default()
-        },
+        traffic: traffic(),
         time_wait: 8,
         time_wait_growth: 8,
         syn_sent_over_1s: 0,
@@ -59,6 +64,14 @@ fn interval() -> Interval {
             opened: 9,
             failed: 2,
         }],
+        close_wait: vec![CloseWait {
+            pid: Some(42),
+            program: Some("nginx".to_string()),
+            cgroup: Some(Rc::from("/system.slice/nginx.service")),
+            count: 5,
+            oldest_s: 12.5,
+        }],
+        close_wait_age_s: 10.0,
         listeners: Some(vec![
             Listener {
                 netns: 1,
@@ -96,7 +109,8 @@ TCP drops by reason: netfilter_drop 2\n\
 top listeners (overflows, accept queue/limit):\n  127.0.0.1:7000                                  12, 2/1\n\
 top remotes (failed connects/resets/retransmits/drops):\n  127.0.0.1:7001                                  2/2/0/1\n\
 top cgroups (opened/failed/resets):\n  /system.slice/nginx.service                     9/2/1\n\
-top programs (opened/failed, cgroup):\n  42/nginx                                        9/2  /system.slice/nginx.service"
+top programs (opened/failed, cgroup):\n  42/nginx                                        9/2  /system.slice/nginx.service\n\
+CLOSE_WAIT over 10 s (sockets, oldest, cgroup):\n  42/nginx                                        5, 12.5 s  /system.slice/nginx.service"
     );
 }
 
@@ -118,6 +132,9 @@ fn json_object() {
         "/system.slice/nginx.service"
     );
     assert_eq!(v["top_programs"][0]["pid"], 42);
+    assert_eq!(v["close_wait"][0]["count"], 5);
+    assert_eq!(v["close_wait"][0]["oldest_s"], 12.5);
+    assert_eq!(v["close_wait_age_s"], 10.0);
     assert_eq!(v["missed"], 0);
     assert_eq!(v["connect_latency_ms"]["p50"], 0.128);
     assert_eq!(v["connect_latency_ms"]["max"], 1.024);

@@ -44,6 +44,10 @@ enum Role {
         /// Close accepted sockets with a reset (SO_LINGER 0) instead of reading to EOF.
         #[arg(long)]
         rst: bool,
+        /// Keep every accepted socket open, never reading or closing it,
+        /// until stdin closes or says anything (a CLOSE_WAIT leak).
+        #[arg(long)]
+        hold: bool,
     },
     Connect {
         #[arg(long)]
@@ -142,7 +146,8 @@ fn main() -> Result<()> {
             listen,
             accept,
             rst,
-        } => serve(listen, accept, rst),
+            hold,
+        } => serve(listen, accept, rst, hold),
         Role::Connect {
             to,
             rst,
@@ -239,12 +244,17 @@ fn flood(to: std::net::SocketAddrV4, count: u32) -> Result<()> {
     Ok(())
 }
 
-fn serve(listen: SocketAddr, accept: u64, rst: bool) -> Result<()> {
+fn serve(listen: SocketAddr, accept: u64, rst: bool, hold: bool) -> Result<()> {
     let listener = TcpListener::bind(listen).with_context(|| format!("bind {listen}"))?;
     say("listening");
+    let mut held = Vec::new();
     for _ in 0..accept {
         let (mut stream, _) = listener.accept().context("accept")?;
         say("accepted");
+        if hold {
+            held.push(stream);
+            continue;
+        }
         if rst {
             set_linger_zero(&stream)?;
         } else {
@@ -253,6 +263,11 @@ fn serve(listen: SocketAddr, accept: u64, rst: bool) -> Result<()> {
             let _ = stream.read_to_end(&mut sink);
         }
         drop(stream);
+        say("closed");
+    }
+    if hold {
+        until_told()?;
+        drop(held);
         say("closed");
     }
     Ok(())
