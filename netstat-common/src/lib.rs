@@ -247,6 +247,15 @@ pub struct OwnerStats {
     pub resets: u64,
 }
 
+impl OwnerStats {
+    /// Adds `other`'s counts (one CPU's, or an earlier reading's).
+    pub fn add(&mut self, other: &Self) {
+        self.opened += other.opened;
+        self.failed += other.failed;
+        self.resets += other.resets;
+    }
+}
+
 /// Value of the `NETNS_STATS` map: `STATS` of one network namespace (per
 /// CPU; userspace sums), kept when every namespace is watched.
 #[repr(C)]

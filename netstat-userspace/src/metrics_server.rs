@@ -25,6 +25,7 @@ use tokio::{
 };
 
 use crate::{
+    cgroups::CgroupNames,
     fail,
     kernel::KernelCounts,
     netns::{self, Selection},
@@ -274,7 +275,28 @@ fn scrape(counts: &KernelCounts, (namespaces, reset_reasons): Scope) -> Result<S
         lost_gaps: counters.gaps,
         reset_reasons,
         programs: counts.cost()?.map(|c| c.programs),
+        opened_by_cgroup: opened_by_cgroup(counts)?,
     }))
+}
+
+/// Connects begun so far by cgroup path (cgroups that began none left out).
+fn opened_by_cgroup(counts: &KernelCounts) -> Result<Vec<(String, u64)>> {
+    let owners = counts.owners()?;
+    // A member of each cgroup, to name it by where the hierarchy is not in view.
+    let pids: BTreeMap<u64, u32> = owners
+        .programs
+        .iter()
+        .map(|(k, _)| (k.cgroup, k.tgid))
+        .collect();
+    let mut names = CgroupNames::new();
+    let mut by_path: BTreeMap<String, u64> = BTreeMap::new();
+    for (id, stats) in owners.cgroups {
+        if stats.opened > 0 {
+            let pid = pids.get(&id).copied().unwrap_or(0);
+            *by_path.entry(names.path(id, pid).to_string()).or_default() += stats.opened;
+        }
+    }
+    Ok(by_path.into_iter().collect())
 }
 
 #[cfg(test)]

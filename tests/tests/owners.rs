@@ -4,21 +4,22 @@
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use tests::{Netns, Proc, Tracer, cgroup::Cgroup, serve, tcpload_bin, wait_limit};
+use tests::{Netns, Proc, Tracer, cgroup::Cgroup, scrape, serve, tcpload_bin, wait_limit};
 
 const LISTEN: &str = "127.0.0.1:7700";
+const ENDPOINT: &str = "127.0.0.1:9979";
 
 /// N connects from a process in a cgroup the test made, beside other
 /// traffic from the test's own: `-S` names that cgroup and that process
-/// first, with exactly N opened, and `-E --json` gives each of its
-/// connects the cgroup's path.
+/// first, with exactly N opened, so does the metric of that cgroup, and
+/// `-E --json` gives each of its connects the cgroup's path.
 #[test]
 fn a_cgroup_that_storms_is_named_first_with_its_exact_count() {
     const N: u32 = 300;
     let ns = Netns::new("owners");
     let cgroup = Cgroup::new("storm");
     // One interval, ended by the stop: every connect falls in it.
-    let summary = Tracer::start(&ns, &["-S", "600", "--json"]);
+    let summary = Tracer::start(&ns, &["-S", "600", "--json", "--metrics", ENDPOINT]);
     let events = Tracer::start(&ns, &["-E", "-n", "--json"]);
     let mut listener = tests::listen(&ns, LISTEN, 1024);
     let mut other = tests::flood(&ns, LISTEN, 20);
@@ -30,6 +31,12 @@ fn a_cgroup_that_storms_is_named_first_with_its_exact_count() {
     ));
     storm.expect("flooded");
     events.wait_quiet();
+    let metrics = scrape::scrape(&ns, ENDPOINT);
+    let series = format!(
+        "enetstat_cgroup_connections_opened_total{{cgroup=\"{}\"}}",
+        cgroup.path
+    );
+    assert_eq!(scrape::sample(&metrics, &series), u64::from(N), "{metrics}");
     let summary = summary.stop();
     let events = events.stop();
     other.close();
@@ -42,8 +49,9 @@ fn a_cgroup_that_storms_is_named_first_with_its_exact_count() {
     assert_eq!(first["cgroup"], cgroup.path.as_str(), "{block}");
     assert_eq!(first["opened"], N, "{block}");
     assert_eq!(first["failed"], 0, "{block}");
+    // The test's own: the other flood's 20 and the scrape's connect.
     let second = &block["top_cgroups"][1];
-    assert_eq!(second["opened"], 20, "{block}");
+    assert_eq!(second["opened"], 21, "{block}");
     let program = &block["top_programs"][0];
     assert_eq!(program["pid"], storm.pid(), "{block}");
     assert_eq!(program["program"], "tcpload", "{block}");

@@ -9,7 +9,7 @@ use aya::{
     maps::{MapData, PerCpuArray, PerCpuHashMap},
     programs::ProgramFd,
 };
-use netstat_common::{NetnsStats, TRACEPOINTS, counter, maps, stat};
+use netstat_common::{NetnsStats, OwnerStats, ProgramKey, TRACEPOINTS, counter, maps, stat};
 
 use super::self_cost::SelfCost;
 use crate::cost::Cost;
@@ -18,6 +18,10 @@ pub struct KernelCounts {
     stats: PerCpuArray<MapData, u64>,
     /// `STATS` by network namespace, where the programs keep them.
     netns_stats: PerCpuHashMap<MapData, u32, NetnsStats>,
+    /// What each owner's cgroup (`CGROUPS`, by cgroup v2 id) and each
+    /// owning process (`PROGRAMS`) did.
+    cgroups: PerCpuHashMap<MapData, u64, OwnerStats>,
+    programs: PerCpuHashMap<MapData, ProgramKey, OwnerStats>,
     counters: PerCpuArray<MapData, u64>,
     /// Programs whose skipped runs are losses unless a second program made
     /// up for them: the first of each pair, and the fentry programs. Empty
@@ -68,6 +72,27 @@ pub struct Evicted {
     pub listeners: u64,
 }
 
+/// The kernel side's counts per owner (`KernelCounts::owners`).
+#[derive(Debug, Default)]
+pub struct Owners {
+    pub cgroups: Vec<(u64, OwnerStats)>,
+    pub programs: Vec<(ProgramKey, OwnerStats)>,
+}
+
+/// Each entry of a per-CPU map of owner counts, summed over CPUs.
+fn summed<K: aya::Pod>(
+    map: &PerCpuHashMap<MapData, K, OwnerStats>,
+) -> Result<Vec<(K, OwnerStats)>> {
+    let mut all = Vec::new();
+    for entry in map.iter() {
+        let (key, per_cpu) = entry?;
+        let mut total = OwnerStats::default();
+        per_cpu.iter().for_each(|cpu| total.add(cpu));
+        all.push((key, total));
+    }
+    Ok(all)
+}
+
 impl KernelCounts {
     /// Takes the two maps out of the loaded object, once everything is
     /// attached (`reset_programs`: the fentry programs attached;
@@ -94,12 +119,18 @@ impl KernelCounts {
                 Ok(program.fd()?.try_clone()?)
             })
             .collect::<Result<_>>()?;
-        let netns_stats = ebpf
-            .take_map(maps::NETNS_STATS)
-            .context("NETNS_STATS map missing")?;
+        let hash = |ebpf: &mut Ebpf, name: &str| {
+            ebpf.take_map(name)
+                .with_context(|| format!("{name} map missing"))
+        };
+        let netns_stats = hash(ebpf, maps::NETNS_STATS)?;
+        let cgroups = hash(ebpf, maps::CGROUPS)?;
+        let programs = hash(ebpf, maps::PROGRAMS)?;
         let mut counts = Self {
             stats: array(ebpf, maps::STATS)?,
             netns_stats: PerCpuHashMap::try_from(netns_stats)?,
+            cgroups: PerCpuHashMap::try_from(cgroups)?,
+            programs: PerCpuHashMap::try_from(programs)?,
             counters: array(ebpf, maps::COUNTERS)?,
             firsts,
             unrecovered_at_start: None,
@@ -162,6 +193,15 @@ impl KernelCounts {
             all.push((netns, sum));
         }
         Ok(all)
+    }
+
+    /// Per owner's cgroup (v2 id) and per owning process: connections
+    /// opened and failed, resets, so far, summed over CPUs.
+    pub fn owners(&self) -> Result<Owners> {
+        Ok(Owners {
+            cgroups: summed(&self.cgroups)?,
+            programs: summed(&self.programs)?,
+        })
     }
 
     /// `COUNTERS[index]` summed over CPUs.

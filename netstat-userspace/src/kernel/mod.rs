@@ -6,19 +6,19 @@ pub(crate) mod btf;
 mod counts;
 mod self_cost;
 
-pub use counts::{Counters, Evicted, KernelCounts};
+pub use counts::{Counters, Evicted, KernelCounts, Owners};
 
 use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
 use aya::{
-    Ebpf, EbpfError, EbpfLoader, Pod,
+    Ebpf, EbpfError, EbpfLoader,
     maps::{HashMap as BpfHashMap, MapData, MapError, PerCpuHashMap, RingBuf},
     programs::{BtfTracePoint, FEntry, ProgramError},
 };
 use netstat_common::{
-    Config, DROP_PROGRAM, Event, Filter, ListenKey, ListenOwner, LossMark, OwnerStats, ProgramKey,
-    RESET_FUNCTIONS, RemoteKey, RemoteStats, SockInfo, TRACEPOINTS, maps,
+    Config, DROP_PROGRAM, Event, Filter, ListenKey, ListenOwner, LossMark, RESET_FUNCTIONS,
+    RemoteKey, RemoteStats, SockInfo, TRACEPOINTS, maps,
 };
 
 use crate::{cost::Cost, fail};
@@ -69,13 +69,6 @@ pub struct Probe {
     pub drop_reasons: Option<&'static [String]>,
     /// The programs attached, by name.
     pub programs: Vec<&'static str>,
-}
-
-/// The kernel side's counts per owner (`Probe::owners`).
-#[derive(Debug, Default)]
-pub struct Owners {
-    pub cgroups: Vec<(u64, OwnerStats)>,
-    pub programs: Vec<(ProgramKey, OwnerStats)>,
 }
 
 fn program<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut BtfTracePoint> {
@@ -254,45 +247,26 @@ impl Probe {
     /// Per remote endpoint: failures, resets and retransmits so far, summed
     /// over CPUs.
     pub fn remotes(&self) -> Result<Vec<(RemoteKey, RemoteStats)>> {
-        self.per_cpu_sums(maps::REMOTES, |total, cpu: &RemoteStats| {
-            total.failed_connects += cpu.failed_connects;
-            total.drops += cpu.drops;
-            total.resets += cpu.resets;
-            total.retransmits += cpu.retransmits;
-        })
-    }
-
-    /// Per owner's cgroup (v2 id) and per owning process: connections
-    /// opened and failed, resets, so far, summed over CPUs.
-    pub fn owners(&self) -> Result<Owners> {
-        let add = |total: &mut OwnerStats, cpu: &OwnerStats| {
-            total.opened += cpu.opened;
-            total.failed += cpu.failed;
-            total.resets += cpu.resets;
-        };
-        Ok(Owners {
-            cgroups: self.per_cpu_sums(maps::CGROUPS, add)?,
-            programs: self.per_cpu_sums(maps::PROGRAMS, add)?,
-        })
-    }
-
-    /// Every entry of the per-CPU hash map `name`, its values summed with `add`.
-    fn per_cpu_sums<K: Pod, V: Pod + Default>(
-        &self,
-        name: &str,
-        add: impl Fn(&mut V, &V),
-    ) -> Result<Vec<(K, V)>> {
-        let map: PerCpuHashMap<_, K, V> = PerCpuHashMap::try_from(self.map(name)?)?;
+        let remotes: PerCpuHashMap<_, RemoteKey, RemoteStats> =
+            PerCpuHashMap::try_from(self.map(maps::REMOTES)?)?;
         let mut all = Vec::new();
-        for entry in map.iter() {
+        for entry in remotes.iter() {
             let (key, per_cpu) = entry?;
-            let mut total = V::default();
+            let mut total = RemoteStats::default();
             for cpu in per_cpu.iter() {
-                add(&mut total, cpu);
+                total.failed_connects += cpu.failed_connects;
+                total.drops += cpu.drops;
+                total.resets += cpu.resets;
+                total.retransmits += cpu.retransmits;
             }
             all.push((key, total));
         }
         Ok(all)
+    }
+
+    /// Per owner's cgroup and per owning process: what their sockets did.
+    pub fn owners(&self) -> Result<Owners> {
+        self.counts.owners()
     }
 
     /// What the full LRU maps evicted so far: entries added, less those

@@ -31,7 +31,12 @@ pub struct Reading {
     pub reset_reasons: Option<&'static [String]>,
     /// Our programs' runs and time (`--self-cost`; None without).
     pub programs: Option<Vec<ProgramCost>>,
+    /// Connects begun so far by owners' cgroup path, all namespaces.
+    pub opened_by_cgroup: Vec<(String, u64)>,
 }
+
+/// Cgroups given a series of their own; the rest add up to `other`.
+pub const CGROUP_SERIES: usize = 20;
 
 /// One watched namespace's figures.
 #[derive(Debug, Clone, Default)]
@@ -167,6 +172,7 @@ impl Collector for Scrape {
         r.resets(&mut e)?;
         r.pressure_metrics(&mut e)?;
         r.durations(&mut e)?;
+        r.owners(&mut e)?;
         r.losses_and_cost(&mut e)
     }
 }
@@ -244,6 +250,25 @@ impl Reading {
             retransmits,
         )?;
         Ok(())
+    }
+
+    /// Connects begun by the `CGROUP_SERIES` cgroups that began most, and
+    /// by all others together (`cgroup="other"`): bounded cardinality.
+    fn owners(&self, e: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let mut by_cgroup = self.opened_by_cgroup.clone();
+        by_cgroup.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        let other: u64 = by_cgroup.iter().skip(CGROUP_SERIES).map(|c| c.1).sum();
+        by_cgroup.truncate(CGROUP_SERIES);
+        let samples = by_cgroup
+            .iter()
+            .map(|(cgroup, n)| (vec![("cgroup", cgroup.clone())], *n))
+            .chain([(vec![("cgroup", "other".to_string())], other)]);
+        counters(
+            e,
+            "enetstat_cgroup_connections_opened",
+            "Connects begun, by the cgroup v2 path of the socket's owner (the 20 that began most since start; the rest as other).",
+            samples,
+        )
     }
 
     /// Resets sent (by reason) and received.
@@ -394,6 +419,33 @@ pub(crate) mod tests {
 
     /// The name of every metric a scrape can hold (with `--self-cost`), as
     /// its `# TYPE` line gives it (counters with `_total`).
+    /// However many cgroups open connections, 21 series: the top 20 and
+    /// `other`, whose sum is every connect counted.
+    #[test]
+    fn cgroup_series_are_bounded_and_add_up() {
+        let reading = Reading {
+            opened_by_cgroup: (0..30).map(|i| (format!("/cg{i:02}"), i + 1)).collect(),
+            ..Reading::default()
+        };
+        let text = prometheus_text(&render(reading));
+        let samples: Vec<(&str, u64)> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("enetstat_cgroup_connections_opened_total{cgroup=\""))
+            .map(|l| {
+                let (cgroup, n) = l.split_once("\"} ").unwrap();
+                (cgroup, n.parse().unwrap())
+            })
+            .collect();
+        assert_eq!(samples.len(), 21, "{text}");
+        assert!(samples.contains(&("/cg29", 30)), "{text}");
+        assert!(samples.contains(&("other", (1..=10u64).sum())), "{text}");
+        assert!(!samples.iter().any(|s| s.0 == "/cg09"), "{text}");
+        assert_eq!(
+            samples.iter().map(|s| s.1).sum::<u64>(),
+            (1..=30u64).sum::<u64>()
+        );
+    }
+
     pub(crate) fn every_metric_name() -> Vec<String> {
         let reading = Reading {
             namespaces: vec![NetnsReading::default()],
