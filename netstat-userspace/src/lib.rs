@@ -27,6 +27,7 @@ mod netns;
 mod output;
 mod owners;
 mod plan;
+mod ports;
 mod procnet;
 mod render;
 mod session;

@@ -6,7 +6,11 @@
 //! interval deltas (`Interval`, at each tick of the session) ->
 //! render::summary (text or JSON).
 
-use std::{collections::HashMap, net::SocketAddr, time::Duration};
+use std::{
+    collections::HashMap,
+    net::{IpAddr, SocketAddr},
+    time::Duration,
+};
 
 use anyhow::Result;
 use netstat_common::{OwnerStats, ProgramKey, RemoteKey, RemoteStats, SockInfo};
@@ -20,11 +24,13 @@ use crate::{
     kernel::{self, Probe},
     netns::{self, Selection},
     output::{Output, Reader},
+    ports::{self, PortUse},
     procnet::sockstat::TcpPressure,
     render::{
         stop::StopSummary,
         summary::{
-            self as render, CgroupCount, CloseWait, Interval, Listener, ProgramCount, Remote,
+            self as render, CgroupCount, CloseWait, EphemeralPorts, Interval, Listener,
+            ProgramCount, Remote,
         },
     },
     session::{self, Attached, Flow, Sink},
@@ -155,6 +161,9 @@ impl Summary {
     }
 }
 
+/// Ephemeral ports held, by (netns, local address, remote endpoint).
+type PortsHeld = HashMap<(u32, IpAddr, SocketAddr), PortUse>;
+
 /// A socket's owner as the kernel side records it: pid, command, cgroup.
 type OwnerId = (u32, [u8; 16], u64);
 
@@ -203,6 +212,9 @@ struct Cumulative {
     pressure: TcpPressure,
     /// Listeners by (netns, local address, inode); None without sock_diag.
     listeners: Option<HashMap<(u32, SocketAddr, u64), ListenerLoad>>,
+    /// Ephemeral ports held by (netns, local address, remote endpoint),
+    /// and each namespace's budget; None without sock_diag.
+    ports: Option<(PortsHeld, HashMap<u32, u64>)>,
     /// Kernel-side losses so far (`Counters::unrecovered + unseen`).
     missed: u64,
     /// What the tracer has cost so far (`--self-cost`).
@@ -214,7 +226,20 @@ impl Cumulative {
         let counters = probe.counters()?;
         let mut pressure = TcpPressure::default();
         let mut listeners = Some(HashMap::new());
+        let mut ports = Some((HashMap::new(), HashMap::new()));
         for (inode, path) in namespaces.members() {
+            match (netns::inside(path.as_deref(), ports::budget), &mut ports) {
+                (Ok(Some((range, held))), Some((all, sizes))) => {
+                    sizes.insert(inode, range.size());
+                    all.extend(held.into_iter().map(|((l, r), u)| ((inode, l, r), u)));
+                }
+                (Ok(None), _) => {}
+                (Err(e), _) => {
+                    log::debug!("no ephemeral-port budget: {e}");
+                    ports = None;
+                }
+                (_, None) => {}
+            }
             // A namespace gone since it was listed has nothing left to count.
             let Some((p, found)) = netns::inside(path.as_deref(), sock_diag::namespace_load)?
             else {
@@ -238,6 +263,7 @@ impl Cumulative {
             remotes: probe.remotes()?.into_iter().collect(),
             pressure,
             listeners,
+            ports,
         })
     }
 
@@ -312,6 +338,36 @@ impl Cumulative {
         (cgroups, programs)
     }
 
+    /// The 5 (local address, remote endpoint) pairs holding most of their
+    /// namespace's ephemeral ports, with the time left at the interval's
+    /// growth; None without sock_diag.
+    fn ports_since(&self, before: &Self, seconds: f64) -> Option<Vec<EphemeralPorts>> {
+        let (held, sizes) = self.ports.as_ref()?;
+        let was = before.ports.as_ref().map(|p| &p.0);
+        let mut top: Vec<_> = held.iter().collect();
+        top.sort_by_key(|(key, u)| (std::cmp::Reverse(u.in_use), **key));
+        let rows = top
+            .into_iter()
+            .take(5)
+            .map(|(&(netns, local, remote), u)| {
+                let range = sizes.get(&netns).copied().unwrap_or(0);
+                let before = was.and_then(|w| w.get(&(netns, local, remote)));
+                let growth = u.in_use as f64 - before.map_or(0, |b| b.in_use) as f64;
+                EphemeralPorts {
+                    netns,
+                    local,
+                    remote,
+                    in_use: u.in_use,
+                    time_wait: u.time_wait,
+                    range,
+                    exhausted_in_s: (growth > 0.0 && seconds > 0.0)
+                        .then(|| range.saturating_sub(u.in_use) as f64 / (growth / seconds)),
+                }
+            })
+            .collect();
+        Some(rows)
+    }
+
     /// What happened between `before` and now, `elapsed_ns` apart.
     /// `socks`: the kernel side's sockets, read at monotonic `now`,
     /// `elapsed_ns` after `before`.
@@ -365,6 +421,7 @@ impl Cumulative {
             close_wait: Vec::new(),
             close_wait_age_s: 0.0,
             listeners: self.listeners_since(before),
+            ephemeral_ports: self.ports_since(before, elapsed_ns as f64 / 1e9),
             cost: self
                 .cost
                 .as_ref()

@@ -1,5 +1,6 @@
-//! Who opens the connections: owners counted by cgroup and by process in
-//! the kernel, named by their cgroup v2 path.
+//! Who opens the connections (owners counted by cgroup and by process in
+//! the kernel, named by their cgroup v2 path) and what breaks next
+//! (CLOSE_WAIT leaks, the ephemeral-port budget).
 
 use std::time::{Duration, Instant};
 
@@ -109,4 +110,30 @@ fn a_server_that_never_closes_its_sockets_is_named_with_its_leak() {
     let out = summary.stop();
     assert!(out.status.success(), "{:?}", out.stderr);
     server.close();
+}
+
+/// In a namespace whose port range holds 100 ports, 80 connections to one
+/// remote endpoint, closed by the client (their ports held by timewait
+/// sockets): `-S` counts 80 of 100 toward that endpoint.
+#[test]
+fn the_ports_held_toward_one_remote_are_counted_against_the_range() {
+    let ns = Netns::new("ports");
+    ns.sysctl("net.ipv4.ip_local_port_range", "40000 40099");
+    let summary = Tracer::start(&ns, &["-S", "600", "--json"]);
+    tests::storm(&ns, "127.0.0.1:7000", 80, &["--workers", "1"]);
+    let out = summary.stop();
+    let block: Value =
+        serde_json::from_str(out.stdout.lines().last().expect("a block")).expect("a JSON block");
+    let top = &block["ephemeral_ports"][0];
+    assert_eq!(top["remote"], "127.0.0.1:7000", "{block}");
+    assert_eq!(top["local"], "127.0.0.1", "{block}");
+    assert_eq!(top["in_use"], 80, "{block}");
+    assert_eq!(top["range"], 100, "{block}");
+    // Handed to a timewait socket in TIME_WAIT, or still in FIN_WAIT2.
+    assert!(top["time_wait"].as_u64().unwrap() <= 80, "{block}");
+    assert_eq!(
+        block["ephemeral_ports"].as_array().unwrap().len(),
+        1,
+        "{block}"
+    );
 }

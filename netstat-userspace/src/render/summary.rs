@@ -1,7 +1,11 @@
 //! `enetstat -S`: one block (text) or one object (JSON) per interval. Counts
 //! are for the interval; the text also gives them per second.
 
-use std::{fmt::Write as _, net::SocketAddr, rc::Rc};
+use std::{
+    fmt::Write as _,
+    net::{IpAddr, SocketAddr},
+    rc::Rc,
+};
 
 use crate::{
     clock::TimeFormat,
@@ -42,6 +46,9 @@ pub struct Interval {
     /// the age that makes one (`--close-wait-age`).
     pub close_wait: Vec<CloseWait>,
     pub close_wait_age_s: f64,
+    /// The 5 pairs holding most ephemeral ports at the interval's end; None
+    /// where the kernel offers no TCP sock_diag to count them.
+    pub ephemeral_ports: Option<Vec<EphemeralPorts>>,
     /// Every listener, most overflows first; None where the kernel offers
     /// no TCP sock_diag to read them from.
     pub listeners: Option<Vec<Listener>>,
@@ -108,6 +115,22 @@ pub struct CloseWait {
     pub count: u64,
     /// The longest any of them has been in CLOSE_WAIT.
     pub oldest_s: f64,
+}
+
+/// The ephemeral ports one (local address, remote endpoint) pair holds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EphemeralPorts {
+    pub netns: u32,
+    pub local: IpAddr,
+    pub remote: SocketAddr,
+    /// Connected sockets and TIME_WAIT ones; of them in TIME_WAIT.
+    pub in_use: u64,
+    pub time_wait: u64,
+    /// The namespace's budget (`ip_local_port_range` less reserved ports).
+    pub range: u64,
+    /// Seconds until none is left at the interval's growth; None when the
+    /// count did not grow.
+    pub exhausted_in_s: Option<f64>,
 }
 
 /// A process's connections in an interval.
@@ -334,6 +357,35 @@ fn text_lists(out: &mut String, i: &Interval) {
         i.close_wait_age_s
     );
     text_list(out, &title, leaks);
+    for p in i.ephemeral_ports.iter().flatten().take(3) {
+        let share = p.in_use as f64 * 100.0 / p.range.max(1) as f64;
+        let _ = write!(
+            out,
+            "\nephemeral ports to {} from {}: {} of {} ({share:.0}%), {} in TIME_WAIT, ",
+            p.remote,
+            p.local,
+            thousands(p.in_use),
+            thousands(p.range),
+            thousands(p.time_wait),
+        );
+        match p.exhausted_in_s {
+            Some(s) => _ = write!(out, "exhausted in ~{s:.0} s"),
+            None => out.push_str("not growing"),
+        }
+    }
+}
+
+/// `n` with a comma every three digits, as the ephemeral-port line reads.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// `\nTITLE:` and a line per item (an endpoint, a cgroup) with its
@@ -383,6 +435,23 @@ fn json(out: &mut String, i: &Interval) {
         );
     });
     let _ = write!(out, ",\"close_wait_age_s\":{}", i.close_wait_age_s);
+    match &i.ephemeral_ports {
+        None => out.push_str(",\"ephemeral_ports\":null"),
+        Some(ports) => json_array(out, "ephemeral_ports", ports, |out, p| {
+            let _ = write!(
+                out,
+                "{{\"netns\":{},\"local\":\"{}\",\"remote\":\"{}\",\"in_use\":{},\"time_wait\":{},\"range\":{},\"exhausted_in_s\":{}}}",
+                p.netns,
+                p.local,
+                p.remote,
+                p.in_use,
+                p.time_wait,
+                p.range,
+                p.exhausted_in_s
+                    .map_or("null".to_string(), |s| format!("{s:.1}"))
+            );
+        }),
+    }
     json_array(out, "close_wait", &i.close_wait, |out, l| {
         let text = |v: Option<&str>| v.map_or("null".to_string(), json_string);
         let _ = write!(

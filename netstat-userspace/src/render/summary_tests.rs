@@ -72,6 +72,15 @@ fn interval() -> Interval {
             oldest_s: 12.5,
         }],
         close_wait_age_s: 10.0,
+        ephemeral_ports: Some(vec![EphemeralPorts {
+            netns: 1,
+            local: "10.0.0.1".parse().unwrap(),
+            remote: "10.0.0.5:443".parse().unwrap(),
+            in_use: 22_900,
+            time_wait: 20_000,
+            range: 28_232,
+            exhausted_in_s: Some(40.2),
+        }]),
         listeners: Some(vec![
             Listener {
                 netns: 1,
@@ -110,7 +119,8 @@ top listeners (overflows, accept queue/limit):\n  127.0.0.1:7000                
 top remotes (failed connects/resets/retransmits/drops):\n  127.0.0.1:7001                                  2/2/0/1\n\
 top cgroups (opened/failed/resets):\n  /system.slice/nginx.service                     9/2/1\n\
 top programs (opened/failed, cgroup):\n  42/nginx                                        9/2  /system.slice/nginx.service\n\
-CLOSE_WAIT over 10 s (sockets, oldest, cgroup):\n  42/nginx                                        5, 12.5 s  /system.slice/nginx.service"
+CLOSE_WAIT over 10 s (sockets, oldest, cgroup):\n  42/nginx                                        5, 12.5 s  /system.slice/nginx.service\n\
+ephemeral ports to 10.0.0.5:443 from 10.0.0.1: 22,900 of 28,232 (81%), 20,000 in TIME_WAIT, exhausted in ~40 s"
     );
 }
 
@@ -135,6 +145,9 @@ fn json_object() {
     assert_eq!(v["close_wait"][0]["count"], 5);
     assert_eq!(v["close_wait"][0]["oldest_s"], 12.5);
     assert_eq!(v["close_wait_age_s"], 10.0);
+    assert_eq!(v["ephemeral_ports"][0]["remote"], "10.0.0.5:443");
+    assert_eq!(v["ephemeral_ports"][0]["in_use"], 22_900);
+    assert_eq!(v["ephemeral_ports"][0]["exhausted_in_s"], 40.2);
     assert_eq!(v["missed"], 0);
     assert_eq!(v["connect_latency_ms"]["p50"], 0.128);
     assert_eq!(v["connect_latency_ms"]["max"], 1.024);
