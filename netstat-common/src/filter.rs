@@ -23,7 +23,10 @@ pub struct Filter {
     pub states: u16,
     /// Family of `addr`; 0 = no address filter.
     pub addr_family: u8,
-    pub _pad: u8,
+    /// 1: only sockets whose owner's cgroup v2 id is in `CGROUP_FILTER`
+    /// (`--cgroup`: the cgroup and those below it); sockets of unknown
+    /// owner are passed on, as for `pid`.
+    pub by_cgroup: u8,
     /// `1 << family` for each wanted family (AF_INET, AF_INET6); 0 = both.
     pub families: u16,
 }

@@ -86,6 +86,7 @@ pub mod maps {
     pub const REMOTES: &str = "REMOTES";
     pub const CGROUPS: &str = "CGROUPS";
     pub const PROGRAMS: &str = "PROGRAMS";
+    pub const CGROUP_FILTER: &str = "CGROUP_FILTER";
     pub const HANDLED: &str = "HANDLED";
     pub const SCRATCH: &str = "SCRATCH";
     pub const NESTING: &str = "NESTING";
@@ -495,7 +496,7 @@ impl Config {
             dport: 0,
             states: 0,
             addr_family: 0,
-            _pad: 0,
+            by_cgroup: 0,
             families: 0,
         },
         counts_only: 0,

@@ -3,7 +3,7 @@
 use aya_ebpf::{
     bindings::BPF_NOEXIST,
     macros::map,
-    maps::{LruHashMap, LruPerCpuHashMap, PerCpuArray, RingBuf},
+    maps::{HashMap, LruHashMap, LruPerCpuHashMap, PerCpuArray, RingBuf},
 };
 use netstat_common::{
     Event, ListenKey, ListenOwner, NetnsStats, OwnerStats, ProgramKey, RemoteKey, RemoteStats,
@@ -65,6 +65,11 @@ pub(crate) static REMOTES: LruPerCpuHashMap<RemoteKey, RemoteStats> =
 #[map]
 pub(crate) static CGROUPS: LruPerCpuHashMap<u64, OwnerStats> =
     LruPerCpuHashMap::with_max_entries(4096, 0);
+
+/// The cgroup v2 ids `--cgroup` keeps (the cgroup and those below it),
+/// kept up to date by userspace.
+#[map]
+pub(crate) static CGROUP_FILTER: HashMap<u64, u8> = HashMap::with_max_entries(65_536, 0);
 
 /// The same per owning process (pid, command, cgroup).
 #[map]

@@ -7,7 +7,7 @@ use crate::pair::Verdict;
 
 use crate::{
     config::{CONFIG, cfg, filter},
-    maps::add_counter,
+    maps::{CGROUP_FILTER, add_counter},
     read::{ephemeral_ports, netns_of, sock_ends},
 };
 
@@ -76,6 +76,10 @@ pub(crate) fn passes(ev: &Event, states_match: bool) -> bool {
     let owner = (ev.flags & flags::OWNER_KNOWN != 0).then_some(ev.tgid);
     let pass = states_match
         && filter.pid_matches(owner)
+        && (filter.by_cgroup == 0
+            || owner.is_none()
+            // SAFETY: the value is not read.
+            || unsafe { CGROUP_FILTER.get(&ev.cgroup) }.is_some())
         && filter.endpoints_match(ev.family, &ev.saddr, ev.sport, &ev.daddr, ev.dport);
     if !pass {
         add_counter(counter::FILTERED);

@@ -102,6 +102,31 @@ fn process_cgroup(pid: u32) -> Option<String> {
         .map(str::to_string)
 }
 
+/// The directory of the cgroup `path` (relative to the cgroup v2 root, as
+/// `--cgroup` takes it) in this process's view; an error says why not.
+pub fn find(path: &str) -> Result<PathBuf, String> {
+    let Some(root) = hierarchy() else {
+        return Err(format!(
+            "--cgroup {path}: no cgroup v2 hierarchy is mounted here (see /proc/self/mountinfo); run enetstat where it is, with --netns for another namespace"
+        ));
+    };
+    let dir = root.join(path.trim_start_matches('/'));
+    match dir.join("cgroup.procs").is_file() && path.starts_with('/') {
+        true => Ok(dir),
+        false => Err(format!(
+            "--cgroup {path}: not a cgroup under {} (paths start at the cgroup v2 root, as the 0:: line of /proc/PID/cgroup gives them)",
+            root.display()
+        )),
+    }
+}
+
+/// The ids of the cgroup at `dir` and of every cgroup below it.
+pub fn ids_below(dir: &Path) -> Vec<u64> {
+    let mut found = HashMap::new();
+    walk(dir, dir, &mut found);
+    found.into_keys().collect()
+}
+
 /// Records the id (inode) of `dir` and of every cgroup below it.
 fn walk(root: &Path, dir: &Path, found: &mut HashMap<u64, Rc<str>>) {
     let Ok(meta) = std::fs::metadata(dir) else {

@@ -165,6 +165,9 @@ pub struct Cli {
     /// With -E, -S, -c or --metrics: stop after this many seconds
     #[arg(long, value_name = "SECONDS")]
     pub duration: Option<f64>,
+    /// With -E, -S or --metrics: only sockets owned by a process in this cgroup v2 or below it (a path from the cgroup v2 root, as in the 0:: line of /proc/PID/cgroup)
+    #[arg(long, value_name = "PATH")]
+    pub cgroup: Option<String>,
     /// With -S: a socket in CLOSE_WAIT longer than this (its peer closed, its application has not) is listed as a leak, by owner
     #[arg(long, value_name = "SECONDS")]
     pub close_wait_age: Option<f64>,

@@ -2,12 +2,13 @@
 //! every value is validated here (one line, exit 2), and no mode sees the
 //! raw flags.
 
-use std::{net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use anyhow::Result;
 use netstat_common::Filter;
 
 use crate::{
+    cgroups,
     cli::{Cli, METRICS_ADDR},
     combinations, fail, filter,
     names::Numeric,
@@ -57,6 +58,8 @@ pub struct Tracing {
     /// `--json` or `--stop-json`: the ready record and the stop object as
     /// JSON.
     pub json_records: bool,
+    /// `--cgroup`: the path asked for and its directory here.
+    pub cgroup: Option<(String, PathBuf)>,
 }
 
 pub struct Events {
@@ -173,9 +176,16 @@ impl Tracing {
                 cli.pid.unwrap_or_default()
             )));
         }
+        let cgroup = match &cli.cgroup {
+            Some(path) => Some((path.clone(), cgroups::find(path).map_err(fail::usage)?)),
+            None => None,
+        };
+        let mut filter = filter::from_cli(cli)?;
+        filter.by_cgroup = u8::from(cgroup.is_some());
         Ok(Tracing {
+            cgroup,
             namespaces: Selection::from_cli(cli.netns.as_deref())?,
-            filter: filter::from_cli(cli)?,
+            filter,
             stop_after: cli
                 .duration
                 .map(|s| fail::seconds("--duration", s, 0.001))

@@ -75,6 +75,7 @@ async fn stream(events: &Events, mut attached: Attached) -> Result<()> {
         line: String::with_capacity(256),
         decoder,
         filter: attached.filter,
+        cgroup: events.tracing.cgroup.as_ref().map(|c| c.0.clone()),
         namespaces,
         limit: events.count,
         counts: LogCounts::default(),
@@ -143,6 +144,8 @@ struct EventLog {
     line: String,
     decoder: Decoder,
     filter: netstat_common::Filter,
+    /// `--cgroup`: the path whose sockets (and those below it) are kept.
+    cgroup: Option<String>,
     namespaces: Selection,
     limit: Option<u64>,
     counts: LogCounts,
@@ -170,6 +173,19 @@ impl EventLog {
                 false
             }
         }
+    }
+
+    /// Whether `--cgroup` keeps a socket of an owner in `cgroup` (the
+    /// kernel has checked those whose owner it saw act; this catches the
+    /// older ones).
+    fn cgroup_matches(&self, cgroup: Option<&str>) -> bool {
+        let Some(wanted) = &self.cgroup else {
+            return true;
+        };
+        cgroup.is_some_and(|c| {
+            c.strip_prefix(wanted.trim_end_matches('/'))
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        })
     }
 
     fn flow(&self) -> Flow {
@@ -204,10 +220,13 @@ impl Sink for EventLog {
         self.counts.state_changes += u64::from(raw.kind == netstat_common::kind::STATE);
         let ev = self.decoder.decode(raw);
         // Events from the kernel can leave the owner to userspace (sockets
-        // older than the programs); those are held to `--pid` here.
+        // older than the programs); those are held to `--pid` and
+        // `--cgroup` here.
         if !self
             .filter
             .pid_matches(Some(ev.owner.as_ref().map_or(0, |o| o.pid)))
+            || (raw.flags & netstat_common::flags::OWNER_KNOWN == 0
+                && !self.cgroup_matches(ev.cgroup.as_deref()))
         {
             return Ok(Flow::Go);
         }

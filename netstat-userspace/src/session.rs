@@ -63,7 +63,7 @@ pub enum Needs {
 /// two.
 pub fn attach(tracing: &Tracing, needs: Needs) -> Result<Attached> {
     raise_priority();
-    let probe = Probe::load(&kernel::Options {
+    let mut probe = Probe::load(&kernel::Options {
         netns: tracing.namespaces.kernel_filter(),
         filter: tracing.filter,
         counts_only: needs != Needs::Events,
@@ -76,6 +76,9 @@ pub fn attach(tracing: &Tracing, needs: Needs) -> Result<Attached> {
         max_sockets: tracing.max_sockets,
         self_cost: tracing.self_cost,
     })?;
+    if let Some((_, dir)) = &tracing.cgroup {
+        probe.keep_cgroups(dir.clone())?;
+    }
     // Loading parsed the kernel's whole BTF (tens of MB, freed since).
     give_back_freed_memory();
     for note in &probe.notes {

@@ -60,13 +60,32 @@ impl Tracer {
         if !args.iter().any(|a| *a == "--json" || *a == "--stop-json") {
             args.push("--stop-json");
         }
-        let mut tracer = Self::spawn_program(ns, program, &args);
+        Self::spawn_program(ns, program, &args).until_ready()
+    }
+
+    /// As `start`, run outside the namespace and pointed at it with
+    /// `--netns NAME`: it then sees the host's mounts, among them the
+    /// cgroup hierarchy that `ip netns exec` hides under a sysfs of its own.
+    pub fn start_beside(ns: &Netns, args: &[&str]) -> Self {
+        let mut cmd = Command::new(enetstat_bin());
+        cmd.args(args).args(["--netns", &ns.name, "--stop-json"]);
+        let out = std::env::temp_dir().join(format!(
+            "{}-beside-{}.out",
+            ns.name,
+            args.join("_").replace('/', "")
+        ));
+        Self::spawn_command(cmd, out).until_ready()
+    }
+
+    /// Waits (bounded) for the ready record.
+    fn until_ready(mut self) -> Self {
+        let tracer = &mut self;
         let deadline = Instant::now() + wait_limit();
         let mut said = Vec::new();
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match tracer.stderr.recv_timeout(left) {
-                Ok(line) if ready(&line) => return tracer,
+                Ok(line) if ready(&line) => return self,
                 Ok(line) if line.starts_with(NOTE) => tracer.notes.push(line),
                 Ok(line) => said.push(line),
                 Err(_) => panic!(

@@ -188,6 +188,29 @@ fn listing_flags_with_other_modes_options() {
     }
 }
 
+/// The options of `-S`'s owner lists go with the modes that count owners.
+#[test]
+fn owner_and_leak_options_go_with_their_modes() {
+    let ns = Netns::new("flag-owners");
+    let cases: &[(&[&str], Want)] = &[
+        (
+            &["-tan", "--cgroup", "/"],
+            Refused("--cgroup goes with -E, -S"),
+        ),
+        (
+            &["-S", "1", "--cgroup", "/enetstat-no-such-cgroup"],
+            Refused("--cgroup /enetstat-no-such-cgroup: "),
+        ),
+        (
+            &["-tan", "--close-wait-age", "5"],
+            Refused("--close-wait-age goes with -S"),
+        ),
+    ];
+    for (args, want) in cases {
+        check(&ns, args, want);
+    }
+}
+
 /// `--pid` and `--state` select unix sockets as they select TCP ones
 /// (unix sockets are listed from the test's own namespace: it holds them).
 #[test]

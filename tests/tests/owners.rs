@@ -12,8 +12,9 @@ const ENDPOINT: &str = "127.0.0.1:9979";
 
 /// N connects from a process in a cgroup the test made, beside other
 /// traffic from the test's own: `-S` names that cgroup and that process
-/// first, with exactly N opened, so does the metric of that cgroup, and
-/// `-E --json` gives each of its connects the cgroup's path.
+/// first, with exactly N opened, so does the metric of that cgroup,
+/// `--cgroup` of its path counts its N and nothing else, and `-E --json`
+/// gives each of its connects the cgroup's path.
 #[test]
 fn a_cgroup_that_storms_is_named_first_with_its_exact_count() {
     const N: u32 = 300;
@@ -22,6 +23,8 @@ fn a_cgroup_that_storms_is_named_first_with_its_exact_count() {
     // One interval, ended by the stop: every connect falls in it.
     let summary = Tracer::start(&ns, &["-S", "600", "--json", "--metrics", ENDPOINT]);
     let events = Tracer::start(&ns, &["-E", "-n", "--json"]);
+    // --cgroup needs the hierarchy in view: run beside the namespace.
+    let only = Tracer::start_beside(&ns, &["-S", "600", "--json", "--cgroup", &cgroup.path]);
     let mut listener = tests::listen(&ns, LISTEN, 1024);
     let mut other = tests::flood(&ns, LISTEN, 20);
     let count = N.to_string();
@@ -39,6 +42,7 @@ fn a_cgroup_that_storms_is_named_first_with_its_exact_count() {
     );
     assert_eq!(scrape::sample(&metrics, &series), u64::from(N), "{metrics}");
     let summary = summary.stop();
+    let only = only.stop();
     let events = events.stop();
     other.close();
     storm.close();
@@ -58,6 +62,21 @@ fn a_cgroup_that_storms_is_named_first_with_its_exact_count() {
     assert_eq!(program["program"], "tcpload", "{block}");
     assert_eq!(program["cgroup"], cgroup.path.as_str(), "{block}");
     assert_eq!(program["opened"], N, "{block}");
+
+    // --cgroup: that cgroup's connects and nothing else.
+    let block: Value =
+        serde_json::from_str(only.stdout.lines().last().expect("a block")).expect("a JSON block");
+    assert_eq!(block["new_active"], N, "{block}");
+    assert_eq!(
+        block["top_cgroups"].as_array().map(Vec::len),
+        Some(1),
+        "{block}"
+    );
+    assert_eq!(
+        block["top_cgroups"][0]["cgroup"],
+        cgroup.path.as_str(),
+        "{block}"
+    );
 
     let all = events.events();
     let mine: Vec<&Value> = all.iter().filter(|e| e["pid"] == storm.pid()).collect();

@@ -8,7 +8,7 @@ mod self_cost;
 
 pub use counts::{Counters, Evicted, KernelCounts, Owners};
 
-use std::sync::Arc;
+use std::{path::PathBuf, sync::Arc};
 
 use anyhow::{Context as _, Result};
 use aya::{
@@ -289,6 +289,36 @@ impl Probe {
         self.ebpf
             .map(name)
             .with_context(|| format!("{name} map missing"))
+    }
+
+    /// Fills `CGROUP_FILTER` with the ids of the cgroup at `dir` and those
+    /// below it, and keeps adding those made later (a thread re-reads the
+    /// hierarchy every second) for as long as enetstat runs.
+    pub fn keep_cgroups(&mut self, dir: PathBuf) -> Result<()> {
+        let map = self
+            .ebpf
+            .take_map(maps::CGROUP_FILTER)
+            .context("CGROUP_FILTER map missing")?;
+        let mut kept: BpfHashMap<MapData, u64, u8> = BpfHashMap::try_from(map)?;
+        let add = move |kept: &mut BpfHashMap<MapData, u64, u8>| -> Result<()> {
+            for id in crate::cgroups::ids_below(&dir) {
+                if kept.get(&id, 0).is_err() {
+                    kept.insert(id, 1, 0)?;
+                }
+            }
+            Ok(())
+        };
+        add(&mut kept)?;
+        std::thread::spawn(move || {
+            loop {
+                std::thread::sleep(std::time::Duration::from_secs(1));
+                if let Err(e) = add(&mut kept) {
+                    log::warn!("--cgroup: cgroups made since start not followed: {e}");
+                    return;
+                }
+            }
+        });
+        Ok(())
     }
 
     /// Every socket the kernel side remembers (`SOCKS`): its owner, state
