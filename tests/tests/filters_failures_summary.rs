@@ -156,6 +156,37 @@ fn each_failure_label_comes_from_a_real_failure() {
     }
 }
 
+/// The case: three non-blocking connects to a listener whose
+/// accept queue is full, given up by the application 1.5 s later, while
+/// the kernel still retries their SYNs: `aborted`, and no RTT.
+#[test]
+fn connects_given_up_on_a_full_accept_queue_are_aborted() {
+    let ns = Netns::new("aborted");
+    let tracer = Tracer::start(&ns, &["-E", "-n", "--json"]);
+    // Backlog 1: two handshaken connections fill the queue.
+    let mut listener = tests::listen(&ns, "127.0.0.1:7300", 1);
+    let mut filling = tests::flood(&ns, "127.0.0.1:7300", 2);
+    let mut given_up: Vec<Proc> = (0..3)
+        .map(|_| connect(&ns, "127.0.0.1:7300", &["--timeout-ms", "1500"]))
+        .collect();
+    for c in &mut given_up {
+        c.expect("failed TimedOut");
+    }
+    tracer.wait_quiet();
+    let out = tracer.stop();
+    filling.close();
+    listener.close();
+    let events = out.events();
+    for c in &given_up {
+        assert_eq!(failures_of(&events, c.pid()), ["aborted"], "{}", out.stdout);
+        let end = events
+            .iter()
+            .find(|e| e["pid"] == c.pid() && e["new_state"] == "CLOSE")
+            .unwrap();
+        assert_eq!(end["srtt_ms"], Value::Null, "{end}");
+    }
+}
+
 #[test]
 fn a_closed_connection_reports_its_totals() {
     let ns = Netns::new("totals");

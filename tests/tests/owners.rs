@@ -131,28 +131,54 @@ fn a_server_that_never_closes_its_sockets_is_named_with_its_leak() {
     server.close();
 }
 
-/// In a namespace whose port range holds 100 ports, 80 connections to one
-/// remote endpoint, closed by the client (their ports held by timewait
-/// sockets): `-S` counts 80 of 100 toward that endpoint.
+/// In a namespace whose port range holds 100 ports: 80 connections to
+/// one remote endpoint, closed by the client (their ports held by timewait
+/// sockets), count 80 of 100 toward it; 100 held toward a second endpoint
+/// use every port, and a 101st connect there finds none: `no_port`.
 #[test]
 fn the_ports_held_toward_one_remote_are_counted_against_the_range() {
     let ns = Netns::new("ports");
     ns.sysctl("net.ipv4.ip_local_port_range", "40000 40099");
     let summary = Tracer::start(&ns, &["-S", "600", "--json"]);
+    let events = Tracer::start(&ns, &["-E", "-n", "--json"]);
     tests::storm(&ns, "127.0.0.1:7000", 80, &["--workers", "1"]);
+    let mut listener = tests::listen(&ns, "127.0.0.1:7100", 256);
+    let mut held = tests::flood(&ns, "127.0.0.1:7100", 100);
+    let mut last = tests::connect(&ns, "127.0.0.1:7100", &[]);
+    last.expect("failed AddrNotAvailable");
+    events.wait_quiet();
     let out = summary.stop();
+    let events = events.stop();
+    held.close();
+    listener.close();
+
     let block: Value =
         serde_json::from_str(out.stdout.lines().last().expect("a block")).expect("a JSON block");
-    let top = &block["ephemeral_ports"][0];
-    assert_eq!(top["remote"], "127.0.0.1:7000", "{block}");
-    assert_eq!(top["local"], "127.0.0.1", "{block}");
-    assert_eq!(top["in_use"], 80, "{block}");
-    assert_eq!(top["range"], 100, "{block}");
+    let pairs = block["ephemeral_ports"]
+        .as_array()
+        .expect("ephemeral_ports");
+    let toward = |remote: &str| {
+        pairs
+            .iter()
+            .find(|p| p["remote"] == remote && p["local"] == "127.0.0.1")
+            .unwrap_or_else(|| panic!("no {remote} in {block}"))
+    };
+    assert_eq!(pairs[0]["remote"], "127.0.0.1:7100", "{block}");
+    assert_eq!(toward("127.0.0.1:7100")["in_use"], 100, "{block}");
+    assert_eq!(toward("127.0.0.1:7100")["time_wait"], 0, "{block}");
+    assert_eq!(toward("127.0.0.1:7000")["in_use"], 80, "{block}");
+    assert_eq!(toward("127.0.0.1:7000")["range"], 100, "{block}");
     // Handed to a timewait socket in TIME_WAIT, or still in FIN_WAIT2.
-    assert!(top["time_wait"].as_u64().unwrap() <= 80, "{block}");
-    assert_eq!(
-        block["ephemeral_ports"].as_array().unwrap().len(),
-        1,
+    assert!(
+        toward("127.0.0.1:7000")["time_wait"].as_u64().unwrap() <= 80,
         "{block}"
     );
+
+    let all = events.events();
+    let verdicts: Vec<&Value> = all
+        .iter()
+        .filter(|e| e["pid"] == last.pid() && e["new_state"] == "CLOSE")
+        .map(|e| &e["failure"])
+        .collect();
+    assert_eq!(verdicts, [&Value::from("no_port")], "{}", events.stdout);
 }
