@@ -87,6 +87,7 @@ pub mod maps {
     pub const CGROUPS: &str = "CGROUPS";
     pub const PROGRAMS: &str = "PROGRAMS";
     pub const CGROUP_FILTER: &str = "CGROUP_FILTER";
+    pub const CLOSED_LISTENERS: &str = "CLOSED_LISTENERS";
     pub const HANDLED: &str = "HANDLED";
     pub const SCRATCH: &str = "SCRATCH";
     pub const NESTING: &str = "NESTING";
@@ -200,11 +201,12 @@ pub fn ends_connection(old: u8, effective: u8) -> bool {
 mod filter;
 pub use filter::Filter;
 
-/// Key of the `REMOTES` map: a remote endpoint as one network namespace
-/// sees it, for the summary's top lists.
+/// An endpoint as one network namespace sees it: the key of `REMOTES` (a
+/// remote endpoint, for the summary's top lists) and of `CLOSED_LISTENERS`
+/// (a listener's local endpoint).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub struct RemoteKey {
+pub struct EndpointKey {
     pub addr: [u8; 16],
     pub port: u16,
     pub family: u8,
@@ -428,7 +430,8 @@ pub struct KernelOffsets {
     pub sock_err_soft: u16,
     /// `struct tcp_sock` -> `segs_out` (u32): segments sent, the SYN included.
     pub tcp_segs_out: u16,
-    pub _pad: u16,
+    /// `struct sock` -> `sk_drops` (atomic_t): what a listener dropped.
+    pub sock_drops: u16,
 }
 
 /// Everything the kernel programs are told at load time (a read-only global).
@@ -485,7 +488,7 @@ impl Config {
             sock_err: 0,
             sock_err_soft: 0,
             tcp_segs_out: 0,
-            _pad: 0,
+            sock_drops: 0,
         },
         filter: Filter {
             addr: [0; 16],
@@ -558,7 +561,7 @@ pub struct ListenOwner {
 const _: () = assert!(size_of::<Event>() == 136);
 const _: () = assert!(size_of::<Filter>() == 48);
 const _: () = assert!(size_of::<ListenKey>() == 8);
-const _: () = assert!(size_of::<RemoteKey>() == 24);
+const _: () = assert!(size_of::<EndpointKey>() == 24);
 const _: () = assert!(size_of::<ListenOwner>() == 40);
 const _: () = assert!(size_of::<SockInfo>() == 56);
 const _: () = assert!(size_of::<ProgramKey>() == 32);
@@ -576,7 +579,7 @@ mod user {
     // SAFETY: as above.
     unsafe impl aya::Pod for super::SockInfo {}
     // SAFETY: as above.
-    unsafe impl aya::Pod for super::RemoteKey {}
+    unsafe impl aya::Pod for super::EndpointKey {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::RemoteStats {}
     // SAFETY: an array of u64.

@@ -6,7 +6,7 @@ use aya_ebpf::{
     maps::{HashMap, LruHashMap, LruPerCpuHashMap, PerCpuArray, RingBuf},
 };
 use netstat_common::{
-    Event, ListenKey, ListenOwner, NetnsStats, OwnerStats, ProgramKey, RemoteKey, RemoteStats,
+    EndpointKey, Event, ListenKey, ListenOwner, NetnsStats, OwnerStats, ProgramKey, RemoteStats,
     SockInfo, counter, stat,
 };
 
@@ -57,7 +57,7 @@ pub(crate) static ZERO_STATS: PerCpuArray<NetnsStats> = PerCpuArray::with_max_en
 /// Failures, resets and retransmits per remote endpoint, for the summary's
 /// top lists; least recently used endpoints make room for new ones.
 #[map]
-pub(crate) static REMOTES: LruPerCpuHashMap<RemoteKey, RemoteStats> =
+pub(crate) static REMOTES: LruPerCpuHashMap<EndpointKey, RemoteStats> =
     LruPerCpuHashMap::with_max_entries(8192, 0);
 
 /// What the sockets of each owner's cgroup (v2 id) did, for the summary's
@@ -65,6 +65,13 @@ pub(crate) static REMOTES: LruPerCpuHashMap<RemoteKey, RemoteStats> =
 #[map]
 pub(crate) static CGROUPS: LruPerCpuHashMap<u64, OwnerStats> =
     LruPerCpuHashMap::with_max_entries(4096, 0);
+
+/// Each listening endpoint's drops (`sk_drops`) when its listeners closed,
+/// summed, so that `--summary` still counts the overflows of a listener
+/// that closed within an interval.
+#[map]
+pub(crate) static CLOSED_LISTENERS: LruHashMap<EndpointKey, u64> =
+    LruHashMap::with_max_entries(1024, 0);
 
 /// The cgroup v2 ids `--cgroup` keeps (the cgroup and those below it),
 /// kept up to date by userspace.

@@ -8,7 +8,7 @@ use aya_ebpf::{
     maps::LruPerCpuHashMap,
 };
 use netstat_common::{
-    Event, LossMark, OwnerStats, ProgramKey, RemoteKey, RemoteStats, SockInfo, counter, flags,
+    EndpointKey, Event, LossMark, OwnerStats, ProgramKey, RemoteStats, SockInfo, counter, flags,
     kind, stat, tcp_state,
 };
 
@@ -103,7 +103,7 @@ pub(crate) fn count_remote(ev: &Event, add: impl FnOnce(&mut RemoteStats)) {
     if cfg(&CONFIG.count_remotes) == 0 {
         return;
     }
-    let key = RemoteKey {
+    let key = EndpointKey {
         addr: ev.daddr,
         port: ev.dport,
         family: ev.family,

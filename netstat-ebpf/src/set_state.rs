@@ -10,13 +10,16 @@ use aya_ebpf::{
 };
 use aya_log_ebpf::warn;
 use netstat_common::{
-    Event, ListenKey, ListenOwner, SockInfo, SocketEnd, counter, effective_new_state,
+    EndpointKey, Event, ListenKey, ListenOwner, SockInfo, SocketEnd, counter, effective_new_state,
     ends_connection, failure, flags, kind, stat, tcp_state,
 };
 
 use crate::{
     config::{CONFIG, cfg, filter},
-    maps::{LISTENERS, SOCKS, add_counter, add_duration, add_stat, forget_sock, remember_sock},
+    maps::{
+        CLOSED_LISTENERS, LISTENERS, SOCKS, add_counter, add_duration, add_stat, forget_sock,
+        remember_sock,
+    },
     mem,
     pair::{PairRun, Role, Verdict, program_pair, tp},
     read::{member, sock_ends, tcp_sock},
@@ -146,6 +149,9 @@ pub(crate) fn on_transition<C: EbpfContext>(
     }
     count_and_report(ev, &mut info, now);
     track_listener(sk, old, new, &listen_key, &info);
+    if old == tcp_state::LISTEN && new == tcp_state::CLOSE {
+        record_closed_listener(sk, ev);
+    }
 
     // Kept through CLOSE: a closed socket may still send a reset or connect
     // again. `tcp_destroy_sock` frees the entry.
@@ -295,6 +301,30 @@ fn track_listener(sk: u64, old: u8, new: u8, listen_key: &ListenKey, info: &Sock
     {
         add_counter(counter::LISTENERS_REMOVED);
     }
+}
+
+/// A listener's drops as it closes, added to its endpoint's entry in
+/// `CLOSED_LISTENERS` (only `--summary` reads it). Not inlined, as
+/// `count_remote`.
+#[inline(never)]
+fn record_closed_listener(sk: u64, ev: &Event) {
+    if cfg(&CONFIG.count_remotes) == 0 {
+        return;
+    }
+    let drops = u64::from(member::<u32>(sk, &CONFIG.kernel.sock_drops));
+    let key = EndpointKey {
+        addr: ev.saddr,
+        port: ev.sport,
+        family: ev.family,
+        _pad: 0,
+        netns: ev.netns,
+    };
+    let total = match CLOSED_LISTENERS.get_ptr(&key) {
+        // SAFETY: a map value, read at once.
+        Some(before) => drops + unsafe { *before },
+        None => drops,
+    };
+    let _ = CLOSED_LISTENERS.insert(&key, &total, 0);
 }
 
 /// Whether the peer's FIN reached `sk`: `tcp_fin` sets `SOCK_DONE` before

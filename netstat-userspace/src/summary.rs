@@ -13,7 +13,7 @@ use std::{
 };
 
 use anyhow::Result;
-use netstat_common::{OwnerStats, ProgramKey, RemoteKey, RemoteStats, SockInfo};
+use netstat_common::{EndpointKey, OwnerStats, ProgramKey, RemoteStats, SockInfo};
 
 use crate::{
     cgroups::{self, CgroupNames},
@@ -205,13 +205,15 @@ impl Sink for Summary {
 /// Cumulative counts at one instant.
 struct Cumulative {
     stats: Vec<u64>,
-    remotes: HashMap<RemoteKey, RemoteStats>,
+    remotes: HashMap<EndpointKey, RemoteStats>,
     cgroups: HashMap<u64, OwnerStats>,
     programs: HashMap<ProgramKey, OwnerStats>,
     /// Summed over the watched namespaces.
     pressure: TcpPressure,
     /// Listeners by (netns, local address, inode); None without sock_diag.
     listeners: Option<HashMap<(u32, SocketAddr, u64), ListenerLoad>>,
+    /// Drops of the listeners that closed, by endpoint, summed since start.
+    closed_listeners: HashMap<EndpointKey, u64>,
     /// Ephemeral ports held by (netns, local address, remote endpoint),
     /// and each namespace's budget; None without sock_diag.
     ports: Option<(PortsHeld, HashMap<u32, u64>)>,
@@ -263,6 +265,7 @@ impl Cumulative {
             remotes: probe.remotes()?.into_iter().collect(),
             pressure,
             listeners,
+            closed_listeners: probe.closed_listeners()?.into_iter().collect(),
             ports,
         })
     }
@@ -282,9 +285,11 @@ impl Cumulative {
                     overflows: now.drops.saturating_sub(was.map_or(0, |w| w.drops)),
                     accept_queue: now.accept_queue,
                     accept_queue_max: now.accept_queue_max,
+                    closed: false,
                 }
             })
             .collect();
+        listeners.extend(self.closed_since(before));
         listeners.sort_by_key(|l| {
             (
                 std::cmp::Reverse(l.overflows),
@@ -294,6 +299,36 @@ impl Cumulative {
             )
         });
         Some(listeners)
+    }
+
+    /// The listeners that closed since `before`, by endpoint: the drops the
+    /// kernel side read as they closed, less what `before` had read of
+    /// them (a listener gone since then).
+    fn closed_since(&self, before: &Self) -> Vec<Listener> {
+        let (now_open, was_open) = (self.listeners.as_ref(), before.listeners.as_ref());
+        self.closed_listeners
+            .iter()
+            .filter_map(|(key, &total)| {
+                let closed =
+                    total.saturating_sub(before.closed_listeners.get(key).copied().unwrap_or(0));
+                let local = endpoint(key);
+                let read_before: u64 = was_open
+                    .into_iter()
+                    .flatten()
+                    .filter(|((netns, addr, _), _)| *netns == key.netns && *addr == local)
+                    .filter(|(k, _)| now_open.is_none_or(|n| !n.contains_key(k)))
+                    .map(|(_, l)| l.drops)
+                    .sum();
+                (closed > 0).then(|| Listener {
+                    netns: key.netns,
+                    local,
+                    overflows: closed.saturating_sub(read_before),
+                    accept_queue: 0,
+                    accept_queue_max: 0,
+                    closed: true,
+                })
+            })
+            .collect()
     }
 
     /// The 5 cgroups and the 5 processes whose sockets opened most since
@@ -462,6 +497,6 @@ fn named(names: &'static [String], counts: &[(u8, u64)]) -> Vec<(&'static str, u
         .collect()
 }
 
-fn endpoint(key: &RemoteKey) -> SocketAddr {
+fn endpoint(key: &EndpointKey) -> SocketAddr {
     decoder::socket_addr(key.family == netstat_common::AF_INET6, &key.addr, key.port)
 }

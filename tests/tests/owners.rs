@@ -182,3 +182,42 @@ fn the_ports_held_toward_one_remote_are_counted_against_the_range() {
         .collect();
     assert_eq!(verdicts, [&Value::from("no_port")], "{}", events.stdout);
 }
+
+/// A listener that overflows and closes within one interval keeps its
+/// overflows: the kernel side reads its drops as it leaves LISTEN.
+#[test]
+fn a_listener_closed_within_an_interval_keeps_its_overflows() {
+    let ns = Netns::new("closed-listener");
+    let summary = Tracer::start(&ns, &["-S", "600", "--json"]);
+    // Backlog 1: two connections fill the queue, the other SYNs are dropped.
+    let mut listener = tests::listen(&ns, "127.0.0.1:7400", 1);
+    let mut flood = tests::flood(&ns, "127.0.0.1:7400", 10);
+    // Before the dropped SYNs' first retransmit (1 s): what ss shows is all.
+    std::thread::sleep(Duration::from_millis(300));
+    let ss = ns.exec_ok(&["ss", "-tlmnH", "sport = :7400"]);
+    let drops: u64 = ss
+        .split(['(', ','])
+        .find_map(|field| {
+            field
+                .trim()
+                .strip_prefix('d')?
+                .trim_end_matches(')')
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no drop count in {ss}"));
+    assert!(drops >= 1, "{ss}");
+    listener.close();
+    let out = summary.stop();
+    flood.close();
+    let block: Value =
+        serde_json::from_str(out.stdout.lines().last().expect("a block")).expect("a JSON block");
+    let closed = block["listeners"]
+        .as_array()
+        .expect("listeners")
+        .iter()
+        .find(|l| l["local"] == "127.0.0.1:7400")
+        .unwrap_or_else(|| panic!("no closed listener in {block}"));
+    assert_eq!(closed["closed"], true, "{block}");
+    assert_eq!(closed["overflows"], drops, "{block}\n{ss}");
+}

@@ -175,7 +175,7 @@ pub fn kernel_offsets(btf: &Btf) -> Result<KernelOffsets> {
         sock_err: at(&["sock", "sk_err"])?,
         sock_err_soft: at(&["sock", "sk_err_soft"])?,
         tcp_segs_out: at(&["tcp_sock", "segs_out"])?,
-        _pad: 0,
+        sock_drops: at(&["sock", "sk_drops"])?,
         sock_done_bit: enum_value(btf, "sock_flags", "SOCK_DONE").ok_or_else(|| {
             fail::no_ebpf(
                 "kernel BTF has no enum sock_flags SOCK_DONE; this kernel is not supported",

@@ -17,8 +17,8 @@ use aya::{
     programs::{BtfTracePoint, FEntry, ProgramError},
 };
 use netstat_common::{
-    Config, DROP_PROGRAM, Event, Filter, ListenKey, ListenOwner, LossMark, RESET_FUNCTIONS,
-    RemoteKey, RemoteStats, SockInfo, TRACEPOINTS, maps,
+    Config, DROP_PROGRAM, EndpointKey, Event, Filter, ListenKey, ListenOwner, LossMark,
+    RESET_FUNCTIONS, RemoteStats, SockInfo, TRACEPOINTS, maps,
 };
 
 use crate::{cost::Cost, fail};
@@ -246,8 +246,8 @@ impl Probe {
 
     /// Per remote endpoint: failures, resets and retransmits so far, summed
     /// over CPUs.
-    pub fn remotes(&self) -> Result<Vec<(RemoteKey, RemoteStats)>> {
-        let remotes: PerCpuHashMap<_, RemoteKey, RemoteStats> =
+    pub fn remotes(&self) -> Result<Vec<(EndpointKey, RemoteStats)>> {
+        let remotes: PerCpuHashMap<_, EndpointKey, RemoteStats> =
             PerCpuHashMap::try_from(self.map(maps::REMOTES)?)?;
         let mut all = Vec::new();
         for entry in remotes.iter() {
@@ -262,6 +262,14 @@ impl Probe {
             all.push((key, total));
         }
         Ok(all)
+    }
+
+    /// Each listening endpoint's drops counted as its listeners closed,
+    /// summed since start (`CLOSED_LISTENERS`).
+    pub fn closed_listeners(&self) -> Result<Vec<(EndpointKey, u64)>> {
+        let map: BpfHashMap<_, EndpointKey, u64> =
+            BpfHashMap::try_from(self.map(maps::CLOSED_LISTENERS)?)?;
+        Ok(map.iter().filter_map(|e| e.ok()).collect())
     }
 
     /// Per owner's cgroup and per owning process: what their sockets did.

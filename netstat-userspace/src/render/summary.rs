@@ -76,9 +76,13 @@ pub struct Listener {
     pub local: SocketAddr,
     /// Connection attempts it dropped because its accept or SYN queue was full.
     pub overflows: u64,
-    /// Its accept queue at the interval's end, and the queue's limit.
+    /// Its accept queue at the interval's end, and the queue's limit (0
+    /// for one that closed).
     pub accept_queue: u64,
     pub accept_queue_max: u64,
+    /// It closed within the interval (its drops read by the kernel side
+    /// as it closed).
+    pub closed: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -317,7 +321,10 @@ fn text_lists(out: &mut String, i: &Interval) {
             .filter(|l| l.overflows > 0 || l.accept_queue > 0)
             .take(5)
             .map(|l| {
-                let figures = format!("{}, {}/{}", l.overflows, l.accept_queue, l.accept_queue_max);
+                let figures = match l.closed {
+                    true => format!("{}, closed", l.overflows),
+                    false => format!("{}, {}/{}", l.overflows, l.accept_queue, l.accept_queue_max),
+                };
                 (l.local.to_string(), figures)
             });
         text_list(out, "top listeners (overflows, accept queue/limit)", busy);
@@ -470,8 +477,8 @@ fn json(out: &mut String, i: &Interval) {
         Some(listeners) => json_array(out, "listeners", listeners, |out, l| {
             let _ = write!(
                 out,
-                "{{\"netns\":{},\"local\":\"{}\",\"overflows\":{},\"accept_queue\":{},\"accept_queue_max\":{}}}",
-                l.netns, l.local, l.overflows, l.accept_queue, l.accept_queue_max
+                "{{\"netns\":{},\"local\":\"{}\",\"overflows\":{},\"accept_queue\":{},\"accept_queue_max\":{},\"closed\":{}}}",
+                l.netns, l.local, l.overflows, l.accept_queue, l.accept_queue_max, l.closed
             );
         }),
     }

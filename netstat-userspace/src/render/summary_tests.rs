@@ -88,6 +88,7 @@ fn interval() -> Interval {
                 overflows: 12,
                 accept_queue: 2,
                 accept_queue_max: 1,
+                closed: false,
             },
             Listener {
                 netns: 1,
@@ -95,6 +96,7 @@ fn interval() -> Interval {
                 overflows: 0,
                 accept_queue: 0,
                 accept_queue_max: 128,
+                closed: false,
             },
         ]),
     }
