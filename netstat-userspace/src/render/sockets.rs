@@ -82,6 +82,10 @@ pub fn state(out: &mut String, proto: InetProto, state: u8) {
 
 /// Where netstat cuts an address column unless -W: 22 characters plus ':'.
 const SHORT_ADDRESS: usize = 22;
+/// A live row in CLOSE_WAIT this long is marked a leak (as `-S`'s
+/// `--close-wait-age` default).
+const CLOSE_WAIT_LEAK_NS: u64 = 10_000_000_000;
+
 /// "PID/Program name" is at most 19 bytes, in a 20-wide column.
 const PROGRAM_WIDTH: usize = 20;
 
@@ -177,10 +181,23 @@ impl SocketTable<'_> {
         }
         if self.live {
             out.push(' ');
-            match row.in_state {
-                Some(StateAge::Exact(ns)) => _ = write!(out, "{:.1}s", ns as f64 / 1e9),
-                Some(StateAge::Bound(ns)) => _ = write!(out, ">{:.1}s", ns as f64 / 1e9),
-                None => out.push('-'),
+            let age = match row.in_state {
+                Some(StateAge::Exact(ns)) => {
+                    let _ = write!(out, "{:.1}s", ns as f64 / 1e9);
+                    ns
+                }
+                Some(StateAge::Bound(ns)) => {
+                    let _ = write!(out, ">{:.1}s", ns as f64 / 1e9);
+                    ns
+                }
+                None => {
+                    out.push('-');
+                    0
+                }
+            };
+            // The peer closed that long ago and the application has not.
+            if s.state == netstat_common::tcp_state::CLOSE_WAIT && age >= CLOSE_WAIT_LEAK_NS {
+                out.push_str(" leak");
             }
         }
         if let Some(inode) = row.netns {
@@ -295,4 +312,47 @@ fn floor_char_boundary(s: &str, mut at: usize) -> usize {
         at -= 1;
     }
     at
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{names::Numeric, procnet::sockets::InetSocket};
+
+    /// The live view marks a socket in CLOSE_WAIT for 10 s or more.
+    #[test]
+    fn a_live_close_wait_row_of_ten_seconds_is_marked_a_leak() {
+        let names = Names::new(Numeric::default());
+        let plan = SocketPlan::default();
+        let table = SocketTable {
+            names: &names,
+            columns: &plan,
+            owners: None,
+            ticks_per_second: 100,
+            live: true,
+            netns: false,
+        };
+        let socket = InetSocket::from_endpoints(
+            "127.0.0.1:80".parse().unwrap(),
+            "127.0.0.1:5000".parse().unwrap(),
+            netstat_common::tcp_state::CLOSE_WAIT,
+        );
+        let line = |age| {
+            let mut out = String::new();
+            table.inet_row(
+                &mut out,
+                &InetRow {
+                    proto: InetProto::Tcp,
+                    socket: &socket,
+                    owner: None,
+                    in_state: Some(age),
+                    netns: None,
+                },
+            );
+            out
+        };
+        assert!(line(StateAge::Exact(12_000_000_000)).ends_with("CLOSE_WAIT  12.0s leak\n"));
+        assert!(line(StateAge::Bound(10_000_000_000)).ends_with(">10.0s leak\n"));
+        assert!(line(StateAge::Exact(9_900_000_000)).ends_with("CLOSE_WAIT  9.9s\n"));
+    }
 }
