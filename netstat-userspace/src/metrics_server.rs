@@ -29,6 +29,7 @@ use crate::{
     fail,
     kernel::KernelCounts,
     netns::{self, Selection},
+    ports,
     procnet::sockstat::TcpPressure,
     render::metrics::{self, NetnsReading, Reading},
     sock_diag::{self, ListenerLoad},
@@ -241,6 +242,16 @@ fn add_load(reading: &mut NetnsReading, load: Option<(TcpPressure, Option<Vec<Li
 fn scrape(counts: &KernelCounts, (namespaces, reset_reasons): Scope) -> Result<String> {
     let counters = counts.counters()?;
     let load = |path: Option<&std::path::Path>| netns::inside(path, sock_diag::namespace_load);
+    let mut by_remote: BTreeMap<String, u64> = BTreeMap::new();
+    for (_, path) in namespaces.members() {
+        // No sock_diag, or the namespace gone: nothing to count there.
+        if let Ok(Some((_, held))) = netns::inside(path.as_deref(), ports::budget) {
+            for ((_, remote), used) in held {
+                *by_remote.entry(remote.to_string()).or_default() += used.in_use;
+            }
+        }
+    }
+    let ephemeral_by_remote = by_remote.into_iter().collect();
     let namespaces = match namespaces {
         Selection::One(_) => {
             let mut reading = NetnsReading {
@@ -276,7 +287,21 @@ fn scrape(counts: &KernelCounts, (namespaces, reset_reasons): Scope) -> Result<S
         reset_reasons,
         programs: counts.cost()?.map(|c| c.programs),
         opened_by_cgroup: opened_by_cgroup(counts)?,
+        close_wait_by_program: close_wait_by_program(counts),
+        ephemeral_by_remote,
     }))
+}
+
+/// Sockets in CLOSE_WAIT for 10 s or more, by owner's program.
+fn close_wait_by_program(counts: &KernelCounts) -> Vec<(String, u64)> {
+    const AGE_NS: u64 = 10_000_000_000;
+    let since = crate::kernel::monotonic_ns().saturating_sub(AGE_NS);
+    let mut by_program: BTreeMap<String, u64> = BTreeMap::new();
+    for (owner, count, _) in crate::kernel::close_wait_leaks(&counts.remembered(), since) {
+        let program = owner.map_or("-".to_string(), |o| crate::textfmt::c_string(&o.1));
+        *by_program.entry(program).or_default() += count;
+    }
+    by_program.into_iter().collect()
 }
 
 /// Connects begun so far by cgroup path (cgroups that began none left out).

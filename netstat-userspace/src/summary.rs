@@ -131,26 +131,10 @@ impl Summary {
     /// at monotonic `now`: most such sockets first.
     fn close_wait_leaks(&mut self, socks: &[SockInfo], now: u64) -> Vec<CloseWait> {
         let since = now.saturating_sub(self.close_wait_age.as_nanos() as u64);
-        let mut by_owner: HashMap<Option<OwnerId>, (u64, u64)> = HashMap::new();
-        for info in socks
-            .iter()
-            .filter(|i| i.state == netstat_common::tcp_state::CLOSE_WAIT && i.ts_ns < since)
-        {
-            let owner = (info.flags & netstat_common::flags::OWNER_KNOWN != 0).then_some((
-                info.tgid,
-                info.comm,
-                info.cgroup,
-            ));
-            let (count, oldest) = by_owner.entry(owner).or_insert((0, u64::MAX));
-            *count += 1;
-            *oldest = (*oldest).min(info.ts_ns);
-        }
-        let mut leaks: Vec<_> = by_owner.into_iter().collect();
-        leaks.sort_by_key(|(owner, (count, oldest))| (std::cmp::Reverse(*count), *oldest, *owner));
-        leaks
+        kernel::close_wait_leaks(socks, since)
             .into_iter()
             .take(CLOSE_WAIT_OWNERS)
-            .map(|(owner, (count, oldest))| CloseWait {
+            .map(|(owner, count, oldest)| CloseWait {
                 pid: owner.map(|o| o.0),
                 program: owner.map(|o| crate::textfmt::c_string(&o.1)),
                 cgroup: owner.map(|o| self.cgroups.path(o.2, o.0)),
@@ -163,9 +147,6 @@ impl Summary {
 
 /// Ephemeral ports held, by (netns, local address, remote endpoint).
 type PortsHeld = HashMap<(u32, IpAddr, SocketAddr), PortUse>;
-
-/// A socket's owner as the kernel side records it: pid, command, cgroup.
-type OwnerId = (u32, [u8; 16], u64);
 
 /// Owners listed with CLOSE_WAIT leaks (JSON; the text shows five).
 const CLOSE_WAIT_OWNERS: usize = 20;

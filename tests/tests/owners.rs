@@ -96,7 +96,18 @@ fn a_cgroup_that_storms_is_named_first_with_its_exact_count() {
 #[test]
 fn a_server_that_never_closes_its_sockets_is_named_with_its_leak() {
     let ns = Netns::new("close-wait");
-    let summary = Tracer::start(&ns, &["-S", "0.3", "--json", "--close-wait-age", "1"]);
+    let summary = Tracer::start(
+        &ns,
+        &[
+            "-S",
+            "0.3",
+            "--json",
+            "--close-wait-age",
+            "1",
+            "--metrics",
+            ENDPOINT,
+        ],
+    );
     let mut server = serve(&ns, "127.0.0.1:7710", &["--accept", "5", "--hold"]);
     let mut clients = tests::flood(&ns, "127.0.0.1:7710", 5);
     for _ in 0..5 {
@@ -126,6 +137,21 @@ fn a_server_that_never_closes_its_sockets_is_named_with_its_leak() {
     assert_eq!(leak["program"], "tcpload", "{leak}");
     assert_eq!(leak["count"], 5, "{leak}");
     assert!(leak["oldest_s"].as_f64().unwrap() >= 1.0, "{leak}");
+    // The metric's age is 10 s.
+    let series = "enetstat_close_wait_sockets{program=\"tcpload\"}";
+    let deadline = closed + Duration::from_secs(10) + wait_limit();
+    loop {
+        let metrics = scrape::scrape(&ns, ENDPOINT);
+        let held = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(series)?.trim().parse().ok());
+        if held == Some(5u64) {
+            assert!(closed.elapsed() >= Duration::from_secs(10), "{metrics}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no {series} 5 in\n{metrics}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
     let out = summary.stop();
     assert!(out.status.success(), "{:?}", out.stderr);
     server.close();
@@ -139,7 +165,7 @@ fn a_server_that_never_closes_its_sockets_is_named_with_its_leak() {
 fn the_ports_held_toward_one_remote_are_counted_against_the_range() {
     let ns = Netns::new("ports");
     ns.sysctl("net.ipv4.ip_local_port_range", "40000 40099");
-    let summary = Tracer::start(&ns, &["-S", "600", "--json"]);
+    let summary = Tracer::start(&ns, &["-S", "600", "--json", "--metrics", ENDPOINT]);
     let events = Tracer::start(&ns, &["-E", "-n", "--json"]);
     tests::storm(&ns, "127.0.0.1:7000", 80, &["--workers", "1"]);
     let mut listener = tests::listen(&ns, "127.0.0.1:7100", 256);
@@ -147,6 +173,9 @@ fn the_ports_held_toward_one_remote_are_counted_against_the_range() {
     let mut last = tests::connect(&ns, "127.0.0.1:7100", &[]);
     last.expect("failed AddrNotAvailable");
     events.wait_quiet();
+    let metrics = scrape::scrape(&ns, ENDPOINT);
+    let series = "enetstat_ephemeral_ports_in_use{remote=\"127.0.0.1:7100\"}";
+    assert_eq!(scrape::sample(&metrics, series), 100, "{metrics}");
     let out = summary.stop();
     let events = events.stop();
     held.close();

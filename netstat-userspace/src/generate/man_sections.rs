@@ -53,6 +53,8 @@ On stop, \fB\-E\fR, \fB\-S\fR and \fB\-\-metrics\fR write one line to standard e
 \fBenetstat_connections_opened_total\fR{direction},
 \fBenetstat_connections_closed_total\fR,
 \fBenetstat_cgroup_connections_opened_total\fR{cgroup} (the 20 cgroups that began most, and other),
+\fBenetstat_close_wait_sockets\fR{program} (10 s or more in CLOSE_WAIT; the top 10 and other),
+\fBenetstat_ephemeral_ports_in_use\fR{remote} (the top 10 and other),
 \fBenetstat_tcp_transitions_total\fR{old,new},
 \fBenetstat_connect_failures_total\fR{reason},
 \fBenetstat_retransmits_total\fR{kind="data"|"syn"|"synack"},

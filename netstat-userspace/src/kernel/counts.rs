@@ -6,10 +6,13 @@
 use anyhow::{Context as _, Result};
 use aya::{
     Ebpf,
-    maps::{MapData, PerCpuArray, PerCpuHashMap},
+    maps::{HashMap, MapData, PerCpuArray, PerCpuHashMap},
     programs::ProgramFd,
 };
-use netstat_common::{NetnsStats, OwnerStats, ProgramKey, TRACEPOINTS, counter, maps, stat};
+use netstat_common::{
+    NetnsStats, OwnerStats, ProgramKey, SockInfo, TRACEPOINTS, counter, flags, maps, stat,
+    tcp_state,
+};
 
 use super::self_cost::SelfCost;
 use crate::cost::Cost;
@@ -22,6 +25,8 @@ pub struct KernelCounts {
     /// owning process (`PROGRAMS`) did.
     cgroups: PerCpuHashMap<MapData, u64, OwnerStats>,
     programs: PerCpuHashMap<MapData, ProgramKey, OwnerStats>,
+    /// The sockets the kernel side remembers (`SOCKS`).
+    socks: HashMap<MapData, u64, SockInfo>,
     counters: PerCpuArray<MapData, u64>,
     /// Programs whose skipped runs are losses unless a second program made
     /// up for them: the first of each pair, and the fentry programs. Empty
@@ -70,6 +75,32 @@ pub struct Counters {
 pub struct Evicted {
     pub sockets: u64,
     pub listeners: u64,
+}
+
+/// A socket's owner as the kernel side records it: pid, command, cgroup.
+pub type OwnerId = (u32, [u8; 16], u64);
+
+/// Sockets in CLOSE_WAIT since before monotonic `since`, by owner (None:
+/// never seen act): how many, and since when the oldest; most first.
+pub fn close_wait_leaks(socks: &[SockInfo], since: u64) -> Vec<(Option<OwnerId>, u64, u64)> {
+    let mut by_owner: std::collections::HashMap<Option<OwnerId>, (u64, u64)> =
+        std::collections::HashMap::new();
+    for info in socks
+        .iter()
+        .filter(|i| i.state == tcp_state::CLOSE_WAIT && i.ts_ns < since)
+    {
+        let owner =
+            (info.flags & flags::OWNER_KNOWN != 0).then_some((info.tgid, info.comm, info.cgroup));
+        let (count, oldest) = by_owner.entry(owner).or_insert((0, u64::MAX));
+        *count += 1;
+        *oldest = (*oldest).min(info.ts_ns);
+    }
+    let mut leaks: Vec<_> = by_owner
+        .into_iter()
+        .map(|(owner, (count, oldest))| (owner, count, oldest))
+        .collect();
+    leaks.sort_by_key(|&(owner, count, oldest)| (std::cmp::Reverse(count), oldest, owner));
+    leaks
 }
 
 /// The kernel side's counts per owner (`KernelCounts::owners`).
@@ -126,11 +157,13 @@ impl KernelCounts {
         let netns_stats = hash(ebpf, maps::NETNS_STATS)?;
         let cgroups = hash(ebpf, maps::CGROUPS)?;
         let programs = hash(ebpf, maps::PROGRAMS)?;
+        let socks = hash(ebpf, maps::SOCKS)?;
         let mut counts = Self {
             stats: array(ebpf, maps::STATS)?,
             netns_stats: PerCpuHashMap::try_from(netns_stats)?,
             cgroups: PerCpuHashMap::try_from(cgroups)?,
             programs: PerCpuHashMap::try_from(programs)?,
+            socks: HashMap::try_from(socks)?,
             counters: array(ebpf, maps::COUNTERS)?,
             firsts,
             unrecovered_at_start: None,
@@ -193,6 +226,17 @@ impl KernelCounts {
             all.push((netns, sum));
         }
         Ok(all)
+    }
+
+    /// Every socket the kernel side remembers: its owner, state and when
+    /// it entered it.
+    pub fn remembered(&self) -> Vec<SockInfo> {
+        // An entry may go between listing its key and reading it.
+        self.socks
+            .iter()
+            .filter_map(|e| e.ok())
+            .map(|(_, info)| info)
+            .collect()
     }
 
     /// Per owner's cgroup (v2 id) and per owning process: connections

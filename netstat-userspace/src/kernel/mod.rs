@@ -6,7 +6,7 @@ pub(crate) mod btf;
 mod counts;
 mod self_cost;
 
-pub use counts::{Counters, Evicted, KernelCounts, Owners};
+pub use counts::{Counters, Evicted, KernelCounts, Owners, close_wait_leaks};
 
 use std::{path::PathBuf, sync::Arc};
 
@@ -280,10 +280,12 @@ impl Probe {
     /// What the full LRU maps evicted so far: entries added, less those
     /// removed and those still there.
     pub fn evicted(&self, c: &Counters) -> Result<Evicted> {
-        let socks = BpfHashMap::<_, u64, SockInfo>::try_from(self.map(maps::SOCKS)?)?;
         let listeners =
             BpfHashMap::<_, ListenKey, ListenOwner>::try_from(self.map(maps::LISTENERS)?)?;
-        let held = (socks.keys().count() as u64, listeners.keys().count() as u64);
+        let held = (
+            self.counts.remembered().len() as u64,
+            listeners.keys().count() as u64,
+        );
         Ok(Evicted {
             sockets: c.socks_added.saturating_sub(c.socks_removed + held.0),
             listeners: c
@@ -332,13 +334,7 @@ impl Probe {
     /// Every socket the kernel side remembers (`SOCKS`): its owner, state
     /// and when it entered it.
     pub fn remembered(&self) -> Result<Vec<SockInfo>> {
-        let socks: BpfHashMap<_, u64, SockInfo> = BpfHashMap::try_from(self.map(maps::SOCKS)?)?;
-        // An entry may go between listing its key and reading it.
-        Ok(socks
-            .iter()
-            .filter_map(|e| e.ok())
-            .map(|(_, info)| info)
-            .collect())
+        Ok(self.counts.remembered())
     }
 }
 

@@ -33,10 +33,28 @@ pub struct Reading {
     pub programs: Option<Vec<ProgramCost>>,
     /// Connects begun so far by owners' cgroup path, all namespaces.
     pub opened_by_cgroup: Vec<(String, u64)>,
+    /// Sockets in CLOSE_WAIT for 10 s or more, by owner's program (`-`:
+    /// owner never seen act).
+    pub close_wait_by_program: Vec<(String, u64)>,
+    /// Ephemeral ports held now, by remote endpoint (all local addresses
+    /// and namespaces).
+    pub ephemeral_by_remote: Vec<(String, u64)>,
 }
 
 /// Cgroups given a series of their own; the rest add up to `other`.
 pub const CGROUP_SERIES: usize = 20;
+/// Programs and remote endpoints given a series of their own.
+pub const TOP_SERIES: usize = 10;
+
+/// The `top` largest of `counts` by name, and `other`: the sum of the rest.
+fn top_and_other(counts: &[(String, u64)], top: usize) -> Vec<(String, u64)> {
+    let mut sorted = counts.to_vec();
+    sorted.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let other: u64 = sorted.iter().skip(top).map(|c| c.1).sum();
+    sorted.truncate(top);
+    sorted.push(("other".to_string(), other));
+    sorted
+}
 
 /// One watched namespace's figures.
 #[derive(Debug, Clone, Default)]
@@ -105,6 +123,21 @@ pub fn prometheus_text(openmetrics: &str) -> String {
 struct Scrape(Reading);
 
 type Labels = Vec<(&'static str, String)>;
+
+/// A gauge family of labelled samples.
+fn gauges(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    values: impl IntoIterator<Item = (Labels, u64)>,
+) -> Result<(), std::fmt::Error> {
+    let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    for (labels, n) in values {
+        ConstGauge::new(i64::try_from(n).unwrap_or(i64::MAX))
+            .encode(family.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
 
 fn counters(
     encoder: &mut DescriptorEncoder,
@@ -255,19 +288,30 @@ impl Reading {
     /// Connects begun by the `CGROUP_SERIES` cgroups that began most, and
     /// by all others together (`cgroup="other"`): bounded cardinality.
     fn owners(&self, e: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let mut by_cgroup = self.opened_by_cgroup.clone();
-        by_cgroup.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-        let other: u64 = by_cgroup.iter().skip(CGROUP_SERIES).map(|c| c.1).sum();
-        by_cgroup.truncate(CGROUP_SERIES);
-        let samples = by_cgroup
-            .iter()
-            .map(|(cgroup, n)| (vec![("cgroup", cgroup.clone())], *n))
-            .chain([(vec![("cgroup", "other".to_string())], other)]);
+        let samples = top_and_other(&self.opened_by_cgroup, CGROUP_SERIES)
+            .into_iter()
+            .map(|(cgroup, n)| (vec![("cgroup", cgroup)], n));
         counters(
             e,
             "enetstat_cgroup_connections_opened",
             "Connects begun, by the cgroup v2 path of the socket's owner (the 20 that began most since start; the rest as other).",
             samples,
+        )?;
+        gauges(
+            e,
+            "enetstat_close_wait_sockets",
+            "Sockets 10 s or more in CLOSE_WAIT (the peer closed, the application has not), by owner's program (the 10 with most; the rest as other).",
+            top_and_other(&self.close_wait_by_program, TOP_SERIES)
+                .into_iter()
+                .map(|(program, n)| (vec![("program", program)], n)),
+        )?;
+        gauges(
+            e,
+            "enetstat_ephemeral_ports_in_use",
+            "Local ports of ip_local_port_range held toward a remote endpoint, connected or in TIME_WAIT (the 10 with most; the rest as other).",
+            top_and_other(&self.ephemeral_by_remote, TOP_SERIES)
+                .into_iter()
+                .map(|(remote, n)| (vec![("remote", remote)], n)),
         )
     }
 
