@@ -177,11 +177,10 @@ fn stop_options(g: &Given) -> Option<String> {
     if c.duration.is_some() && g.tracing.is_none() && !c.continuous {
         return Some("--duration goes with -E, -S, -c or --metrics".into());
     }
-    if c.cgroup.is_some() && (g.tracing.is_none() || c.continuous) {
-        return Some(
-            "--cgroup goes with -E, -S or --metrics; the listing and -c cannot filter by cgroup"
-                .into(),
-        );
+    if c.cgroup.is_some()
+        && let Some(listing) = first_of(&[&g.listings])
+    {
+        return Some(format!("--cgroup selects sockets: {listing} lists none"));
     }
     if c.close_wait_age.is_some() && g.tracing != Some("-S") {
         return Some(

@@ -10,7 +10,8 @@ use netstat_common::Filter;
 use crate::{
     cgroups,
     cli::{Cli, METRICS_ADDR},
-    combinations, fail, filter,
+    combinations, fail,
+    filter::{self, RowFilter},
     names::Numeric,
     netns::Selection,
     plan::{Plan, SocketPlan},
@@ -33,7 +34,7 @@ pub enum Command {
 /// The netstat listing.
 pub struct Listing {
     pub plan: Plan,
-    pub filter: Filter,
+    pub filter: RowFilter,
     pub namespaces: Selection,
     pub numeric: Numeric,
     /// `-c`: re-list every second, until stopped or `stop_after`.
@@ -144,7 +145,7 @@ impl Command {
         }
         let listing = Listing {
             plan,
-            filter: tracing.filter,
+            filter: RowFilter::new(tracing.filter, cli.cgroup.clone()),
             namespaces,
             numeric,
             continuous: cli.continuous,
@@ -176,9 +177,18 @@ impl Tracing {
                 cli.pid.unwrap_or_default()
             )));
         }
+        // The kernel programs need the cgroups' ids; a listing compares
+        // each owner's /proc/PID/cgroup line with the path.
         let cgroup = match &cli.cgroup {
-            Some(path) => Some((path.clone(), cgroups::find(path).map_err(fail::usage)?)),
-            None => None,
+            Some(path) if event_mode => {
+                Some((path.clone(), cgroups::find(path).map_err(fail::usage)?))
+            }
+            Some(path) if !path.starts_with('/') => {
+                return Err(fail::usage(format!(
+                    "--cgroup {path}: paths start at the cgroup v2 root, as the 0:: line of /proc/PID/cgroup gives them (/system.slice/...)"
+                )));
+            }
+            _ => None,
         };
         let mut filter = filter::from_cli(cli)?;
         filter.by_cgroup = u8::from(cgroup.is_some());

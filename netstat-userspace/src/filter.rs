@@ -2,7 +2,7 @@
 //! as one `netstat_common::Filter`: the kernel programs apply it to events,
 //! and the listing applies the same value to /proc rows.
 
-use std::net::IpAddr;
+use std::{cell::RefCell, collections::HashMap, net::IpAddr};
 
 use anyhow::Result;
 use netstat_common::{AF_INET, AF_INET6, Filter, tcp_state};
@@ -48,6 +48,72 @@ pub fn socket_matches(filter: &Filter, s: &InetSocket, owner: Option<u32>) -> bo
         // A row whose owner is unknown here cannot be shown as the pid's.
         && filter.pid_matches(Some(owner.unwrap_or(0)))
         && filter.endpoints_match(family, &local, s.local.port(), &remote, s.remote.port())
+}
+
+/// What the listing and the live view keep of /proc's rows: the shared
+/// terms, and `--cgroup`, checked against each owner's /proc/PID/cgroup.
+#[derive(Debug, Clone, Default)]
+pub struct RowFilter {
+    pub terms: Filter,
+    /// `--cgroup`: a path from the cgroup v2 root.
+    pub cgroup: Option<String>,
+    /// Whether each owner looked at is in `cgroup` (or below it).
+    owners_in: RefCell<HashMap<u32, bool>>,
+}
+
+impl RowFilter {
+    pub fn new(terms: Filter, cgroup: Option<String>) -> Self {
+        Self {
+            terms,
+            cgroup,
+            owners_in: RefCell::default(),
+        }
+    }
+
+    /// Whether a row needs its owner to be kept or dropped.
+    pub fn by_owner(&self) -> bool {
+        self.terms.pid != 0 || self.cgroup.is_some()
+    }
+
+    /// Whether an Internet row is wanted; `owner` is its owner's pid when known.
+    pub fn socket_matches(&self, s: &InetSocket, owner: Option<u32>) -> bool {
+        socket_matches(&self.terms, s, owner) && self.owner_in_cgroup(owner)
+    }
+
+    /// Whether a unix socket is wanted (see `unix_matches`).
+    pub fn unix_matches(&self, s: &UnixSocket, owner: Option<u32>) -> bool {
+        unix_matches(&self.terms, s, owner) && self.owner_in_cgroup(owner)
+    }
+
+    /// Whether `--cgroup` keeps a row of `owner` (an unknown owner is not
+    /// in any cgroup asked for).
+    fn owner_in_cgroup(&self, owner: Option<u32>) -> bool {
+        let Some(wanted) = &self.cgroup else {
+            return true;
+        };
+        let Some(pid) = owner else {
+            return false;
+        };
+        *self.owners_in.borrow_mut().entry(pid).or_insert_with(|| {
+            std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+                .ok()
+                .and_then(|text| {
+                    let path = text
+                        .lines()
+                        .find_map(|l| l.strip_prefix("0::"))?
+                        .to_string();
+                    Some(cgroup_under(&path, wanted))
+                })
+                .unwrap_or(false)
+        })
+    }
+}
+
+/// Whether cgroup `path` is `wanted` or below it.
+pub fn cgroup_under(path: &str, wanted: &str) -> bool {
+    let wanted = wanted.trim_end_matches('/');
+    path.strip_prefix(wanted)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/') || wanted.is_empty())
 }
 
 /// Whether `--state` and `--pid` keep a unix socket (`owner`: its pid if
@@ -162,6 +228,16 @@ mod tests {
     use netstat_common::tcp_state as k;
 
     use super::*;
+
+    #[test]
+    fn a_cgroup_holds_itself_and_those_below_it() {
+        assert!(cgroup_under("/system.slice/nginx.service", "/system.slice"));
+        assert!(cgroup_under("/system.slice", "/system.slice/"));
+        assert!(cgroup_under("/system.slice", "/system.slice"));
+        assert!(cgroup_under("/user.slice", "/"));
+        assert!(!cgroup_under("/system.slice2", "/system.slice"));
+        assert!(!cgroup_under("/user.slice", "/system.slice"));
+    }
 
     #[test]
     fn ports() {

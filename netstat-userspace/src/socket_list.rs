@@ -4,11 +4,11 @@
 use std::{net::IpAddr, path::PathBuf};
 
 use anyhow::Result;
-use netstat_common::{AF_INET, AF_INET6, Filter};
+use netstat_common::{AF_INET, AF_INET6};
 
 use crate::{
     fail,
-    filter::socket_matches,
+    filter::RowFilter,
     names::Names,
     netns,
     owners::InodeOwners,
@@ -40,7 +40,7 @@ pub trait TcpRows {
 /// groups from ours.
 pub fn list(
     plan: &SocketPlan,
-    filter: &Filter,
+    filter: &RowFilter,
     namespaces: &[(u32, Option<PathBuf>)],
     names: &Names,
     out: &mut String,
@@ -88,7 +88,7 @@ pub fn list(
                 for socket in unix::parse(&text, "/proc/net/unix")? {
                     let owner = owners.as_ref().and_then(|o| o.pid_of(socket.inode));
                     if (plan.all || socket.listening() == plan.listening)
-                        && crate::filter::unix_matches(filter, &socket, owner)
+                        && filter.unix_matches(&socket, owner)
                     {
                         table.unix_row(out, &socket);
                     }
@@ -132,7 +132,7 @@ fn unlisted(plan: &SocketPlan, families: &[(&str, &str)]) {
 /// The Internet rows of the listing as data (for the live view's --diff).
 pub fn internet_rows(
     plan: &SocketPlan,
-    filter: &Filter,
+    filter: &RowFilter,
     live: Option<&dyn TcpRows>,
     visit: &mut dyn FnMut(&InetRow),
 ) -> Result<()> {
@@ -149,15 +149,15 @@ pub fn internet_rows(
 
 /// Whether rows read from /proc need the owner scan: for -p, or to filter by
 /// pid. Live TCP rows carry their owners.
-fn owners_needed(plan: &SocketPlan, filter: &Filter, live: Option<&dyn TcpRows>) -> bool {
+fn owners_needed(plan: &SocketPlan, filter: &RowFilter, live: Option<&dyn TcpRows>) -> bool {
     let proc_rows = live.is_none() || plan.untracked();
-    (plan.programs || filter.pid != 0) && proc_rows
+    (plan.programs || filter.by_owner()) && proc_rows
 }
 
 /// Which Internet rows the listing shows, and where they come from.
 struct Internet<'a> {
     plan: &'a SocketPlan,
-    filter: &'a Filter,
+    filter: &'a RowFilter,
     namespaces: &'a [(u32, Option<PathBuf>)],
     live: Option<&'a dyn TcpRows>,
     owners: Option<&'a InodeOwners>,
@@ -166,7 +166,7 @@ struct Internet<'a> {
 impl Internet<'_> {
     fn visit(&self, visit: &mut dyn FnMut(&InetRow)) -> Result<()> {
         let plan = self.plan;
-        let wanted = |s: &InetSocket, owner: Option<u32>| socket_matches(self.filter, s, owner);
+        let wanted = |s: &InetSocket, owner: Option<u32>| self.filter.socket_matches(s, owner);
         let several = self.namespaces.len() > 1;
         let protocols = [
             (plan.tcp, InetProto::Tcp, "tcp"),

@@ -194,8 +194,17 @@ fn owner_and_leak_options_go_with_their_modes() {
     let ns = Netns::new("flag-owners");
     let cases: &[(&[&str], Want)] = &[
         (
-            &["-tan", "--cgroup", "/"],
-            Refused("--cgroup goes with -E, -S"),
+            &["-r", "--cgroup", "/"],
+            Refused("--cgroup selects sockets"),
+        ),
+        (
+            &["-tan", "--cgroup", "system.slice"],
+            Refused("--cgroup system.slice: paths start at the cgroup v2 root"),
+        ),
+        // Every owner is in the root cgroup or below it.
+        (
+            &["-tanp", "--cgroup", "/"],
+            Works(|out| out.contains("Proto")),
         ),
         (
             &["-S", "1", "--cgroup", "/enetstat-no-such-cgroup"],

@@ -13,8 +13,8 @@ const ENDPOINT: &str = "127.0.0.1:9979";
 /// N connects from a process in a cgroup the test made, beside other
 /// traffic from the test's own: `-S` names that cgroup and that process
 /// first, with exactly N opened, so does the metric of that cgroup,
-/// `--cgroup` of its path counts its N and nothing else, and `-E --json`
-/// gives each of its connects the cgroup's path.
+/// `--cgroup` of its path counts its N and nothing else (and lists its N
+/// rows), and `-E --json` gives each of its connects the cgroup's path.
 #[test]
 fn a_cgroup_that_storms_is_named_first_with_its_exact_count() {
     const N: u32 = 300;
@@ -34,6 +34,18 @@ fn a_cgroup_that_storms_is_named_first_with_its_exact_count() {
         &["flood", "--to", LISTEN, "--count", &count],
     ));
     storm.expect("flooded");
+    // The listing keeps the rows whose owner's /proc/PID/cgroup is in it.
+    let enetstat = tests::enetstat_bin();
+    let listing = ns.exec_ok(&[
+        enetstat.to_str().unwrap(),
+        "-tanp",
+        "--cgroup",
+        &cgroup.path,
+    ]);
+    let rows: Vec<&str> = listing.lines().filter(|l| l.starts_with("tcp")).collect();
+    assert_eq!(rows.len(), N as usize, "{listing}");
+    let owner = format!("{}/tcpload", storm.pid());
+    assert!(rows.iter().all(|r| r.contains(&owner)), "{listing}");
     events.wait_quiet();
     let metrics = scrape::scrape(&ns, ENDPOINT);
     let series = format!(

@@ -12,12 +12,13 @@ pub mod table;
 use std::{fmt::Write as _, time::Duration};
 
 use anyhow::Result;
-use netstat_common::{AF_INET, AF_INET6, Event, Filter, tcp_state};
+use netstat_common::{AF_INET, AF_INET6, Event, tcp_state};
 
 use crate::{
     clock::{TimeFormat, WallClock},
     command::Live,
     decoder::Decoder,
+    filter::RowFilter,
     kernel::{self, Counters, Probe},
     names::Names,
     netns,
@@ -40,7 +41,7 @@ pub fn run(live: &Live, attached: Attached) -> Result<()> {
 }
 
 async fn view(live: &Live, mut attached: Attached) -> Result<()> {
-    let (plan, filter) = (&live.sockets, &live.tracing.filter);
+    let (plan, filter) = (&live.sockets, &live.fallback.filter);
     let own_netns = netns::own()?;
     let probe = &attached.probe;
     let clock = WallClock::new();
@@ -91,7 +92,7 @@ async fn view(live: &Live, mut attached: Attached) -> Result<()> {
 /// (or when rows it does not follow are shown).
 struct LiveView<'a> {
     plan: &'a SocketPlan,
-    filter: &'a Filter,
+    filter: &'a RowFilter,
     own_netns: u32,
     names: Names,
     decoder: Decoder,
@@ -231,10 +232,10 @@ impl Sink for LiveView<'_> {
         }
         self.last_sweep = tokio::time::Instant::now();
         // Sweeps over the whole table, so once per drawing, not per batch.
-        if self.filter.states != 0 {
+        if self.filter.terms.states != 0 {
             // Events leave a wanted state; the kernel sends none after, so
             // such rows would linger unseen.
-            let filter = self.filter;
+            let filter = &self.filter.terms;
             self.dirty |= self.table.retain(|state| filter.state_matches(state));
         }
         let now = now_ns(&self.clock);
@@ -311,7 +312,7 @@ fn read_states(plan: &SocketPlan, states: u32) -> Option<Vec<InetSocket>> {
 const QUEUE_LOOKUPS: usize = 512;
 
 /// The TCP sockets of the plan's families and the socket owners, from /proc.
-fn read_tcp(plan: &SocketPlan, filter: &Filter) -> Result<(Vec<InetSocket>, InodeOwners)> {
+fn read_tcp(plan: &SocketPlan, filter: &RowFilter) -> Result<(Vec<InetSocket>, InodeOwners)> {
     let owners = InodeOwners::scan();
     let mut sockets = Vec::new();
     for (wanted, path) in [(plan.ipv4, "/proc/net/tcp"), (plan.ipv6, "/proc/net/tcp6")] {
@@ -319,7 +320,7 @@ fn read_tcp(plan: &SocketPlan, filter: &Filter) -> Result<(Vec<InetSocket>, Inod
             sockets.extend(
                 procnet::sockets::parse(&text, path)?
                     .into_iter()
-                    .filter(|s| crate::filter::socket_matches(filter, s, owners.pid_of(s.inode))),
+                    .filter(|s| filter.socket_matches(s, owners.pid_of(s.inode))),
             );
         }
     }
