@@ -34,18 +34,7 @@ fn a_cgroup_that_storms_is_named_first_with_its_exact_count() {
         &["flood", "--to", LISTEN, "--count", &count],
     ));
     storm.expect("flooded");
-    // The listing keeps the rows whose owner's /proc/PID/cgroup is in it.
-    let enetstat = tests::enetstat_bin();
-    let listing = ns.exec_ok(&[
-        enetstat.to_str().unwrap(),
-        "-tanp",
-        "--cgroup",
-        &cgroup.path,
-    ]);
-    let rows: Vec<&str> = listing.lines().filter(|l| l.starts_with("tcp")).collect();
-    assert_eq!(rows.len(), N as usize, "{listing}");
-    let owner = format!("{}/tcpload", storm.pid());
-    assert!(rows.iter().all(|r| r.contains(&owner)), "{listing}");
+    lists_only_its_rows(&ns, &cgroup, storm.pid(), N);
     events.wait_quiet();
     let metrics = scrape::scrape(&ns, ENDPOINT);
     let series = format!(
@@ -100,6 +89,22 @@ fn a_cgroup_that_storms_is_named_first_with_its_exact_count() {
         .filter(|c| **c != cgroup.path.as_str())
         .collect();
     assert_eq!(elsewhere, Vec::<&Value>::new());
+}
+
+/// The listing with `--cgroup` keeps the rows whose owner's
+/// /proc/PID/cgroup is in it: the `n` of process `pid`.
+fn lists_only_its_rows(ns: &Netns, cgroup: &Cgroup, pid: u32, n: u32) {
+    let enetstat = tests::enetstat_bin();
+    let listing = ns.exec_ok(&[
+        enetstat.to_str().unwrap(),
+        "-tanp",
+        "--cgroup",
+        &cgroup.path,
+    ]);
+    let rows: Vec<&str> = listing.lines().filter(|l| l.starts_with("tcp")).collect();
+    assert_eq!(rows.len(), n as usize, "{listing}");
+    let owner = format!("{pid}/tcpload");
+    assert!(rows.iter().all(|r| r.contains(&owner)), "{listing}");
 }
 
 /// A server keeps 5 accepted sockets open after their peers close: once
