@@ -1,6 +1,7 @@
 //! `cargo xtask bench`: the connection storm (storm_bench), the tracer's
 //! cost per program and per event (cost_bench), the snapshot
-//! listing (snapshot_bench) and the live view (live_bench), each in fresh
+//! listing (snapshot_bench), the live view (live_bench) and -S at scale
+//! (summary_bench), each in fresh
 //! network namespaces. Results go to stdout and bench/RESULTS.md as
 //! markdown tables.
 
@@ -23,6 +24,7 @@ pub enum Scenario {
     Cost,
     Snapshot,
     Live,
+    Summary,
 }
 
 pub fn run(opts: &Options) -> Result<()> {
@@ -48,6 +50,9 @@ pub fn run(opts: &Options) -> Result<()> {
     if opts.only.is_none_or(|s| s == Scenario::Live) {
         report.push_str(&crate::live_bench::table(opts.runs.unwrap_or(3))?);
         report.push_str(&crate::live_bench::at_scale_table()?);
+    }
+    if opts.only.is_none_or(|s| s == Scenario::Summary) {
+        report.push_str(&crate::summary_bench::table()?);
     }
     println!("\n{report}");
     let dir = workspace_root().join("bench");

@@ -18,6 +18,7 @@ mod setup;
 mod sizes;
 mod snapshot_bench;
 mod storm_bench;
+mod summary_bench;
 
 use std::{
     path::{Path, PathBuf},
@@ -83,7 +84,7 @@ enum Task {
         /// Runs per scenario (default 3).
         #[arg(long)]
         runs: Option<usize>,
-        /// Only one scenario: `storm`, `cost`, `snapshot` or `live` (default: all).
+        /// Only one scenario: `storm`, `cost`, `snapshot`, `live` or `summary` (default: all).
         #[arg(long)]
         only: Option<bench::Scenario>,
     },
