@@ -165,7 +165,9 @@ pub const DROP_PROGRAM: &str = "kfree_skb";
 
 mod snmp;
 pub mod stat;
+mod tallies;
 pub use snmp::snmp_field;
+pub use tallies::{EndpointKey, OwnerStats, ProgramKey, RemoteStats, owners};
 mod verdict;
 pub use verdict::{SocketEnd, errno, failure};
 
@@ -200,64 +202,6 @@ pub fn ends_connection(old: u8, effective: u8) -> bool {
 
 mod filter;
 pub use filter::Filter;
-
-/// An endpoint as one network namespace sees it: the key of `REMOTES` (a
-/// remote endpoint, for the summary's top lists) and of `CLOSED_LISTENERS`
-/// (a listener's local endpoint).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub struct EndpointKey {
-    pub addr: [u8; 16],
-    pub port: u16,
-    pub family: u8,
-    pub _pad: u8,
-    pub netns: u32,
-}
-
-/// Value of the `REMOTES` map (per CPU; userspace sums).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct RemoteStats {
-    pub failed_connects: u64,
-    pub resets: u64,
-    pub retransmits: u64,
-    /// TCP packets from this endpoint the kernel dropped.
-    pub drops: u64,
-}
-
-/// Key of the `PROGRAMS` map: a process (with its cgroup) that owns
-/// connections, for the summary's top lists.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub struct ProgramKey {
-    /// The cgroup v2 id (its directory's inode) when the process acted.
-    pub cgroup: u64,
-    pub tgid: u32,
-    pub _pad: u32,
-    pub comm: [u8; TASK_COMM_LEN],
-}
-
-/// Value of the `CGROUPS` (keyed by cgroup v2 id) and `PROGRAMS` maps (per
-/// CPU; userspace sums): what the sockets a process owns did.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct OwnerStats {
-    /// Connects begun (CLOSE -> SYN_SENT).
-    pub opened: u64,
-    /// Connections that ended with a failure verdict.
-    pub failed: u64,
-    /// Resets received or sent on its connections.
-    pub resets: u64,
-}
-
-impl OwnerStats {
-    /// Adds `other`'s counts (one CPU's, or an earlier reading's).
-    pub fn add(&mut self, other: &Self) {
-        self.opened += other.opened;
-        self.failed += other.failed;
-        self.resets += other.resets;
-    }
-}
 
 /// Value of the `NETNS_STATS` map: `STATS` of one network namespace (per
 /// CPU; userspace sums), kept when every namespace is watched.
@@ -446,7 +390,8 @@ pub struct Config {
     pub counts_only: u8,
     /// Fill `REMOTES` (`--summary` reads it).
     pub count_remotes: u8,
-    /// Fill `CGROUPS` and `PROGRAMS` (`--summary`, `--metrics`).
+    /// Count per owner (`owners::*`): nothing, connects by cgroup
+    /// (`--metrics`), or everything `--summary` lists.
     pub count_owners: u8,
     /// Fill `NETNS_STATS` (`--metrics --netns all` reads it).
     pub count_per_netns: u8,

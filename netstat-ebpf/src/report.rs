@@ -9,7 +9,7 @@ use aya_ebpf::{
 };
 use netstat_common::{
     EndpointKey, Event, LossMark, OwnerStats, ProgramKey, RemoteStats, SockInfo, counter, flags,
-    kind, stat, tcp_state,
+    kind, owners, stat, tcp_state,
 };
 
 use crate::{
@@ -124,10 +124,14 @@ pub(crate) fn count_remote(ev: &Event, add: impl FnOnce(&mut RemoteStats)) {
 /// if the owner is known. Not inlined, as `count_remote`.
 #[inline(never)]
 pub(crate) fn count_owner(ev: &Event, add: impl Fn(&mut OwnerStats)) {
-    if cfg(&CONFIG.count_owners) == 0 || ev.flags & flags::OWNER_KNOWN == 0 {
+    if cfg(&CONFIG.count_owners) == owners::NONE || ev.flags & flags::OWNER_KNOWN == 0 {
         return;
     }
     add_owner_stats(&CGROUPS, &ev.cgroup, &add);
+    // The metrics read only the cgroups' connects.
+    if cfg(&CONFIG.count_owners) != owners::ALL {
+        return;
+    }
     let key = ProgramKey {
         cgroup: ev.cgroup,
         tgid: ev.tgid,
@@ -135,6 +139,14 @@ pub(crate) fn count_owner(ev: &Event, add: impl Fn(&mut OwnerStats)) {
         comm: ev.comm,
     };
     add_owner_stats(&PROGRAMS, &key, &add);
+}
+
+/// `count_owner` for what only `--summary` lists (failures, resets).
+#[inline(always)]
+pub(crate) fn count_owner_fully(ev: &Event, add: impl Fn(&mut OwnerStats)) {
+    if cfg(&CONFIG.count_owners) == owners::ALL {
+        count_owner(ev, add);
+    }
 }
 
 #[inline(always)]
@@ -277,7 +289,7 @@ fn count_event(netns: u32, event_kind: u8, state: u8, ev: &Event) {
             count_remote(ev, |r| r.retransmits += 1);
         }
         kind::SEND_RESET => {
-            count_owner(ev, |o| o.resets += 1);
+            count_owner_fully(ev, |o| o.resets += 1);
             add_stat(netns, stat::RESETS_SENT, 1);
             if ev.reset_reason != 0 && u32::from(ev.reset_reason) <= stat::RESET_REASON_SLOTS {
                 add_stat(
@@ -289,7 +301,7 @@ fn count_event(netns: u32, event_kind: u8, state: u8, ev: &Event) {
             count_remote(ev, |r| r.resets += 1);
         }
         _ => {
-            count_owner(ev, |o| o.resets += 1);
+            count_owner_fully(ev, |o| o.resets += 1);
             add_stat(netns, stat::RESETS_RECEIVED, 1);
             count_remote(ev, |r| r.resets += 1);
         }

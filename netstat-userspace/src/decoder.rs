@@ -169,7 +169,9 @@ pub struct Decoder {
     /// The kernel's reset and drop reasons by value (empty: none named).
     reset_reasons: &'static [String],
     drop_reasons: &'static [String],
-    cgroups: RefCell<CgroupNames>,
+    /// Names the owners' cgroups (`NetEvent::cgroup`) where asked to
+    /// (`with_cgroups`): a per-event lookup the text log and -c skip.
+    cgroups: Option<RefCell<CgroupNames>>,
 }
 
 /// An owner as the kernel side names it: (pid, comm).
@@ -192,12 +194,20 @@ impl Decoder {
             last_owner: RefCell::new(None),
             reset_reasons: &[],
             drop_reasons: &[],
-            cgroups: RefCell::new(CgroupNames::new()),
+            cgroups: None,
         }
     }
 
     /// Names reset and drop reasons from the kernel's tables
     /// (`Probe::reset_reasons`, `Probe::drop_reasons`).
+    /// Names each event's owner's cgroup (`NetEvent::cgroup`).
+    pub fn with_cgroups(self) -> Self {
+        Self {
+            cgroups: Some(RefCell::new(CgroupNames::new())),
+            ..self
+        }
+    }
+
     pub fn with_reasons(self, resets: &'static [String], drops: &'static [String]) -> Self {
         Self {
             reset_reasons: resets,
@@ -229,10 +239,10 @@ impl Decoder {
         } else {
             None
         };
-        let cgroup = match &owner {
-            Some(_) if known => Some(self.cgroups.borrow_mut().path(raw.cgroup, raw.tgid)),
-            Some(o) => self.cgroups.borrow_mut().of_process(o.pid),
-            None => None,
+        let cgroup = match (&owner, &self.cgroups) {
+            (Some(_), Some(names)) if known => Some(names.borrow_mut().path(raw.cgroup, raw.tgid)),
+            (Some(o), Some(names)) => names.borrow_mut().of_process(o.pid),
+            _ => None,
         };
         NetEvent {
             wall_ns: self.clock.wall_ns(raw.ts_ns),

@@ -59,7 +59,11 @@ pub fn run(events: &Events, attached: Attached) -> Result<()> {
 }
 
 async fn stream(events: &Events, mut attached: Attached) -> Result<()> {
-    let decoder = attached.decoder()?;
+    // Cgroups are named in JSON, and checked for --cgroup.
+    let decoder = match events.json || events.tracing.cgroup.is_some() {
+        true => attached.decoder()?.with_cgroups(),
+        false => attached.decoder()?,
+    };
     let namespaces = attached.namespaces;
     let english = format!("tracing TCP in {}", namespaces.describe());
     attached.announce("events", &english);

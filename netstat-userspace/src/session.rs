@@ -68,7 +68,13 @@ pub fn attach(tracing: &Tracing, needs: Needs) -> Result<Attached> {
         filter: tracing.filter,
         counts_only: needs != Needs::Events,
         count_remotes: needs == Needs::CountsByRemote,
-        count_owners: needs != Needs::Events,
+        // -S lists owners; the metrics (alone or beside a mode) count
+        // connects by cgroup.
+        count_owners: match needs {
+            Needs::CountsByRemote => netstat_common::owners::ALL,
+            _ if tracing.metrics.is_some() => netstat_common::owners::CGROUP_CONNECTS,
+            _ => netstat_common::owners::NONE,
+        },
         count_per_netns: tracing.metrics.is_some() && tracing.namespaces == Selection::All,
         count_drops: needs == Needs::CountsByRemote,
         log_drops: tracing.drops && needs == Needs::Events,

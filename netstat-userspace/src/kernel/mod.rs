@@ -35,8 +35,8 @@ pub struct Options {
     pub counts_only: bool,
     /// Count per remote endpoint (`--summary`).
     pub count_remotes: bool,
-    /// Fill `CGROUPS` and `PROGRAMS`.
-    pub count_owners: bool,
+    /// What to count per owner (`netstat_common::owners`).
+    pub count_owners: u8,
     /// Count per network namespace (`--metrics --netns all`).
     pub count_per_netns: bool,
     /// Count TCP packets dropped, by reason (`--summary`).
@@ -88,7 +88,7 @@ fn configure(
     config.filter = opts.filter;
     config.counts_only = u8::from(opts.counts_only);
     config.count_remotes = u8::from(opts.count_remotes);
-    config.count_owners = u8::from(opts.count_owners);
+    config.count_owners = opts.count_owners;
     config.count_per_netns = u8::from(opts.count_per_netns);
     config.log_drops = u8::from(opts.log_drops);
     // Read once per run and kept for its whole length.
