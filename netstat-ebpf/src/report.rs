@@ -120,16 +120,29 @@ pub(crate) fn count_remote(ev: &Event, add: impl FnOnce(&mut RemoteStats)) {
     }
 }
 
-/// Adds to the entries of the event's owner in `CGROUPS` and `PROGRAMS`,
-/// if the owner is known. Not inlined, as `count_remote`.
+/// What `count_owner` adds one to.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OwnerCount {
+    Opened,
+    Failed,
+    Resets,
+}
+
+/// Adds one to the entries of the event's owner in `CGROUPS` and
+/// `PROGRAMS`, if the owner is known and the mode reads it (the metrics:
+/// only the cgroups' connects). Not inlined, as `count_remote`; one
+/// function for every count, so that the verifier walks one body.
 #[inline(never)]
-pub(crate) fn count_owner(ev: &Event, add: impl Fn(&mut OwnerStats)) {
-    if cfg(&CONFIG.count_owners) == owners::NONE || ev.flags & flags::OWNER_KNOWN == 0 {
+pub(crate) fn count_owner(ev: &Event, what: OwnerCount) {
+    let level = cfg(&CONFIG.count_owners);
+    if level == owners::NONE || ev.flags & flags::OWNER_KNOWN == 0 {
         return;
     }
-    add_owner_stats(&CGROUPS, &ev.cgroup, &add);
-    // The metrics read only the cgroups' connects.
-    if cfg(&CONFIG.count_owners) != owners::ALL {
+    if level != owners::ALL && what != OwnerCount::Opened {
+        return;
+    }
+    add_owner_stats(&CGROUPS, &ev.cgroup, what);
+    if level != owners::ALL {
         return;
     }
     let key = ProgramKey {
@@ -138,23 +151,16 @@ pub(crate) fn count_owner(ev: &Event, add: impl Fn(&mut OwnerStats)) {
         _pad: 0,
         comm: ev.comm,
     };
-    add_owner_stats(&PROGRAMS, &key, &add);
-}
-
-/// `count_owner` for what only `--summary` lists (failures, resets).
-#[inline(always)]
-pub(crate) fn count_owner_fully(ev: &Event, add: impl Fn(&mut OwnerStats)) {
-    if cfg(&CONFIG.count_owners) == owners::ALL {
-        count_owner(ev, add);
-    }
+    add_owner_stats(&PROGRAMS, &key, what);
 }
 
 #[inline(always)]
-fn add_owner_stats<K>(
-    map: &LruPerCpuHashMap<K, OwnerStats>,
-    key: &K,
-    add: &impl Fn(&mut OwnerStats),
-) {
+fn add_owner_stats<K>(map: &LruPerCpuHashMap<K, OwnerStats>, key: &K, what: OwnerCount) {
+    let add = |s: &mut OwnerStats| match what {
+        OwnerCount::Opened => s.opened += 1,
+        OwnerCount::Failed => s.failed += 1,
+        OwnerCount::Resets => s.resets += 1,
+    };
     if let Some(entry) = map.get_ptr_mut(key) {
         // SAFETY: this CPU's value of a per-CPU map, valid while we run.
         add(unsafe { &mut *entry });
@@ -289,7 +295,7 @@ fn count_event(netns: u32, event_kind: u8, state: u8, ev: &Event) {
             count_remote(ev, |r| r.retransmits += 1);
         }
         kind::SEND_RESET => {
-            count_owner_fully(ev, |o| o.resets += 1);
+            count_owner(ev, OwnerCount::Resets);
             add_stat(netns, stat::RESETS_SENT, 1);
             if ev.reset_reason != 0 && u32::from(ev.reset_reason) <= stat::RESET_REASON_SLOTS {
                 add_stat(
@@ -301,7 +307,7 @@ fn count_event(netns: u32, event_kind: u8, state: u8, ev: &Event) {
             count_remote(ev, |r| r.resets += 1);
         }
         _ => {
-            count_owner_fully(ev, |o| o.resets += 1);
+            count_owner(ev, OwnerCount::Resets);
             add_stat(netns, stat::RESETS_RECEIVED, 1);
             count_remote(ev, |r| r.resets += 1);
         }

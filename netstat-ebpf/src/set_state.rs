@@ -23,7 +23,7 @@ use crate::{
     mem,
     pair::{PairRun, Role, Verdict, program_pair, tp},
     read::{member, sock_ends, tcp_sock},
-    report::{copy_owner, count_owner, count_owner_fully, count_remote, new_event, submit},
+    report::{OwnerCount, copy_owner, count_owner, count_remote, new_event, submit},
     verdict::{excluded, passes, sock_verdict},
 };
 
@@ -263,10 +263,10 @@ fn count_and_report(ev: &mut Event, info: &mut SockInfo, now: u64) {
     let change = u32::from(old) << 8 | u32::from(effective);
     add_durations(netns, change, now, entered, info.born_ns);
     if old == tcp_state::CLOSE && effective == tcp_state::SYN_SENT {
-        count_owner(ev, |o| o.opened += 1);
+        count_owner(ev, OwnerCount::Opened);
     }
     if ev.failure != failure::NONE {
-        count_owner_fully(ev, |o| o.failed += 1);
+        count_owner(ev, OwnerCount::Failed);
         add_stat(netns, stat::FAILURES + ev.failure as u32, 1);
         if old == tcp_state::SYN_SENT {
             count_remote(ev, |r| r.failed_connects += 1);

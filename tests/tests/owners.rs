@@ -182,6 +182,9 @@ fn a_server_that_never_closes_its_sockets_is_named_with_its_leak() {
 fn the_ports_held_toward_one_remote_are_counted_against_the_range() {
     let ns = Netns::new("ports");
     ns.sysctl("net.ipv4.ip_local_port_range", "40000 40099");
+    // No port of a timewait socket reused for a new connect to the same
+    // endpoint (loopback allows it a second on): 80 connects, 80 ports.
+    ns.sysctl("net.ipv4.tcp_tw_reuse", "0");
     let summary = Tracer::start(&ns, &["-S", "600", "--json", "--metrics", ENDPOINT]);
     let events = Tracer::start(&ns, &["-E", "-n", "--json"]);
     tests::storm(&ns, "127.0.0.1:7000", 80, &["--workers", "1"]);
