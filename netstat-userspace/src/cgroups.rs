@@ -102,6 +102,14 @@ fn process_cgroup(pid: u32) -> Option<String> {
         .map(str::to_string)
 }
 
+/// A member process of each cgroup in `programs` (the kernel side's owner
+/// keys), to name a cgroup by where the hierarchy is not in view.
+pub fn members<'a>(
+    programs: impl Iterator<Item = &'a netstat_common::ProgramKey>,
+) -> HashMap<u64, u32> {
+    programs.map(|k| (k.cgroup, k.tgid)).collect()
+}
+
 /// The directory of the cgroup `path` (relative to the cgroup v2 root, as
 /// `--cgroup` takes it) in this process's view; an error says why not.
 pub fn find(path: &str) -> Result<PathBuf, String> {

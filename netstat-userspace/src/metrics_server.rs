@@ -308,11 +308,7 @@ fn close_wait_by_program(counts: &KernelCounts) -> Vec<(String, u64)> {
 fn opened_by_cgroup(counts: &KernelCounts) -> Result<Vec<(String, u64)>> {
     let owners = counts.owners()?;
     // A member of each cgroup, to name it by where the hierarchy is not in view.
-    let pids: BTreeMap<u64, u32> = owners
-        .programs
-        .iter()
-        .map(|(k, _)| (k.cgroup, k.tgid))
-        .collect();
+    let pids = crate::cgroups::members(owners.programs.iter().map(|(k, _)| k));
     let mut names = CgroupNames::new();
     let mut by_path: BTreeMap<String, u64> = BTreeMap::new();
     for (id, stats) in owners.cgroups {

@@ -321,7 +321,7 @@ impl Cumulative {
     ) -> (Vec<CgroupCount>, Vec<ProgramCount>) {
         // A member of each cgroup, to name it by where the hierarchy is not
         // in view.
-        let pids: HashMap<u64, u32> = self.programs.keys().map(|k| (k.cgroup, k.tgid)).collect();
+        let pids = cgroups::members(self.programs.keys());
         let mut cgroups: Vec<(u64, OwnerStats)> = since_each(&self.cgroups, &before.cgroups);
         cgroups.sort_by_key(|(id, o)| rank(*id, o));
         let cgroups = cgroups

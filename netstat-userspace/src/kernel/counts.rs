@@ -239,6 +239,11 @@ impl KernelCounts {
             .collect()
     }
 
+    /// How many sockets the kernel side remembers.
+    pub fn remembered_count(&self) -> u64 {
+        self.socks.keys().count() as u64
+    }
+
     /// Per owner's cgroup (v2 id) and per owning process: connections
     /// opened and failed, resets, so far, summed over CPUs.
     pub fn owners(&self) -> Result<Owners> {

@@ -283,7 +283,7 @@ impl Probe {
         let listeners =
             BpfHashMap::<_, ListenKey, ListenOwner>::try_from(self.map(maps::LISTENERS)?)?;
         let held = (
-            self.counts.remembered().len() as u64,
+            self.counts.remembered_count(),
             listeners.keys().count() as u64,
         );
         Ok(Evicted {
