@@ -37,24 +37,14 @@ pub const COUNT: u32 = SYN_RETRANSMITS + 1;
 /// counts every longer one too.
 pub const HISTOGRAM_BUCKETS: u32 = 40;
 
-/// The bucket of a duration: the bit length of its microseconds (a
-/// branch per bit-width halving, no loop, for the verifier).
+/// The bucket of a duration: the bit length of its microseconds. Without
+/// a branch per bit (BPF has no count-leading-zeros instruction; LLVM
+/// expands it into shifts and masks): each branch would be a path of its
+/// own for the verifier, with the bucket's value known on it.
 #[inline(always)]
 pub fn duration_bucket(ns: u64) -> u32 {
-    let mut us = ns / 1000;
-    let mut bits = 0;
-    for shift in [32, 16, 8, 4, 2, 1] {
-        if us >> shift != 0 {
-            us >>= shift;
-            bits += shift;
-        }
-    }
-    bits += us as u32;
-    if bits < HISTOGRAM_BUCKETS {
-        bits
-    } else {
-        HISTOGRAM_BUCKETS - 1
-    }
+    let bits = u64::BITS - (ns / 1000).leading_zeros();
+    bits.min(HISTOGRAM_BUCKETS - 1)
 }
 
 /// The index of the change `old` -> `new` (states as the kernel numbers them).

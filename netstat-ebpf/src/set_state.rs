@@ -265,14 +265,9 @@ fn count_and_report(ev: &mut Event, info: &mut SockInfo, now: u64) {
     if old == tcp_state::CLOSE && effective == tcp_state::SYN_SENT {
         count_owner(ev, OwnerCount::Opened);
     }
-    // Read back from the event (map memory): the verifier then follows one
-    // unknown value, not a path per verdict `failure` chose, through the
-    // rest (on 5.10 and 6.1 that multiplied past the time a load may take).
-    // SAFETY: a field of the event this program run owns.
-    let verdict = unsafe { core::ptr::read_volatile(&ev.failure) };
-    if verdict != failure::NONE {
+    if ev.failure != failure::NONE {
         count_owner(ev, OwnerCount::Failed);
-        add_stat(netns, stat::FAILURES + u32::from(verdict), 1);
+        add_stat(netns, stat::FAILURES + u32::from(ev.failure), 1);
         if old == tcp_state::SYN_SENT {
             count_remote(ev, |r| r.failed_connects += 1);
         }

@@ -122,9 +122,18 @@ fn attach_tracepoints(ebpf: &mut Ebpf, btf: &aya::Btf) -> Result<()> {
     // for as short a time as possible.
     for t in &TRACEPOINTS {
         for name in [t.name, t.second] {
-            program(ebpf, name)?
+            let program = program(ebpf, name)?;
+            program
                 .load(t.name, btf)
                 .map_err(|e| explain_program_error(name, e))?;
+            // The verifier's work, which decides the load time on a slow machine.
+            if let Some(count) = program
+                .info()
+                .ok()
+                .and_then(|i| i.verified_instruction_count())
+            {
+                log::debug!("{name}: the verifier went through {count} instructions");
+            }
         }
     }
     // A tracepoint calls its probes in attach order: every first
