@@ -66,7 +66,7 @@ async fn stream(events: &Events, mut attached: Attached) -> Result<()> {
     };
     let namespaces = attached.namespaces;
     let english = format!("tracing TCP in {}", namespaces.describe());
-    attached.announce("events", &english);
+    let stop = attached.announce("events", &english, events.tracing.stop_after)?;
     let format = if events.json {
         Format::Json(JsonLog::default())
     } else {
@@ -96,7 +96,7 @@ async fn stream(events: &Events, mut attached: Attached) -> Result<()> {
     if !log.open {
         return log.finish(&attached.probe, false);
     }
-    session::run(&mut attached.probe, events.tracing.stop_after, &mut log).await
+    session::run(&mut attached.probe, stop, &mut log).await
 }
 
 /// Gaps not found yet: sockets the kernel side last saw in a state, since

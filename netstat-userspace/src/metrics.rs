@@ -19,12 +19,12 @@ pub fn run(tracing: &Tracing, mut attached: Attached) -> Result<()> {
             "tracing TCP in {} for the metrics endpoint",
             attached.namespaces.describe()
         );
-        attached.announce("metrics", &english);
+        let stop = attached.announce("metrics", &english, tracing.stop_after)?;
         let mut sink = Serving {
             stop_json: attached.json_records,
             filtered: attached.filter != netstat_common::Filter::default(),
         };
-        session::run(&mut attached.probe, tracing.stop_after, &mut sink).await
+        session::run(&mut attached.probe, stop, &mut sink).await
     })
 }
 

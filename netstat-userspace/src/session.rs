@@ -113,7 +113,16 @@ impl Attached {
 impl Attached {
     /// Says that tracing has begun: `english` for people and, with `--json`
     /// or `--stop-json`, the ready record for scripts (`render::ready`).
-    pub fn announce(&self, mode: &str, english: &str) {
+    /// Returns the stop request for `run`: its signal handlers are in place
+    /// first, so a Ctrl-C from the moment the announcement is read stops
+    /// the mode cleanly.
+    pub fn announce(
+        &self,
+        mode: &str,
+        english: &str,
+        stop_after: Option<Duration>,
+    ) -> Result<impl Future<Output = ()> + use<>> {
+        let stop = crate::stop_request::requested(stop_after)?;
         eprintln!("enetstat: {english} (stop with Ctrl-C)");
         if self.json_records {
             let netns = match self.namespaces {
@@ -125,6 +134,7 @@ impl Attached {
                 crate::render::ready::json(mode, netns, &self.probe.programs)
             );
         }
+        Ok(stop)
     }
 }
 
@@ -193,7 +203,7 @@ pub trait Sink {
 /// the stop request all wait here.
 pub async fn run(
     probe: &mut Probe,
-    stop_after: Option<Duration>,
+    stop: impl Future<Output = ()>,
     sink: &mut impl Sink,
 ) -> Result<()> {
     let mut ring = match sink.reads_events() {
@@ -201,7 +211,6 @@ pub async fn run(
         false => None,
     };
     let mut logger = watch(probe.take_logger()?)?;
-    let stop = crate::stop_request::requested(stop_after)?;
     tokio::pin!(stop);
     // The kernel wakes us only when the ring holds 256 KiB; below that we
     // look every POLL (see netstat-ebpf's `submit`).

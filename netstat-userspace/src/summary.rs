@@ -68,8 +68,8 @@ async fn summarise(asked: &command::Summary, mut attached: Attached) -> Result<(
         namespaces.describe(),
         every.as_secs_f64()
     );
-    attached.announce("summary", &english);
-    session::run(&mut attached.probe, asked.tracing.stop_after, &mut summary).await
+    let stop = attached.announce("summary", &english, asked.tracing.stop_after)?;
+    session::run(&mut attached.probe, stop, &mut summary).await
 }
 
 /// The summary: a sink of the session that writes one block per period.

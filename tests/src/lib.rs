@@ -130,14 +130,23 @@ impl Netns {
         cmd
     }
 
-    /// Runs `args` inside the namespace to completion; panics on failure.
     /// A `TcpExt` counter of the namespace (/proc/net/netstat).
     pub fn tcp_ext(&self, name: &str) -> u64 {
-        let text = self.exec_ok(&["cat", "/proc/net/netstat"]);
-        netstat_common::snmp_field(&text, "TcpExt", name)
-            .unwrap_or_else(|| panic!("no TcpExt {name} in\n{text}"))
+        self.counter("/proc/net/netstat", "TcpExt", name)
     }
 
+    /// A `Tcp` counter of the namespace (/proc/net/snmp).
+    pub fn tcp(&self, name: &str) -> u64 {
+        self.counter("/proc/net/snmp", "Tcp", name)
+    }
+
+    fn counter(&self, file: &str, table: &str, name: &str) -> u64 {
+        let text = self.exec_ok(&["cat", file]);
+        netstat_common::snmp_field(&text, table, name)
+            .unwrap_or_else(|| panic!("no {table} {name} in\n{text}"))
+    }
+
+    /// Runs `args` inside the namespace to completion; panics on failure.
     pub fn exec_ok(&self, args: &[&str]) -> String {
         let mut full = vec!["netns", "exec", &self.name];
         full.extend_from_slice(args);

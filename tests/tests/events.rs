@@ -33,9 +33,19 @@ fn graceful_close(tag: &str, addr: &str) {
     let out = tracer.stop();
     assert!(out.status.success(), "{:?}", out.stderr);
     let events = out.events();
+    // A slow guest may retransmit the server's FIN (seen on 6.1 emulated):
+    // the changes are compared exactly, the retransmits with the kernel's count.
+    let (changes, retransmits): (Vec<Value>, Vec<Value>) =
+        events.into_iter().partition(|e| e["event"] == "state");
     assert_eq!(
-        sorted(per_socket(&events)),
-        graceful_sequences(server, client, client_end(&events)),
+        sorted(per_socket(&changes)),
+        graceful_sequences(server, client, client_end(&changes)),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(
+        retransmits.len() as u64,
+        ns.tcp("RetransSegs"),
         "{}",
         out.stdout
     );

@@ -84,7 +84,8 @@ async fn view(live: &Live, mut attached: Attached) -> Result<()> {
             first: true,
         },
     };
-    crate::session::run(&mut attached.probe, live.tracing.stop_after, &mut view).await
+    let stop = crate::stop_request::requested(live.tracing.stop_after)?;
+    crate::session::run(&mut attached.probe, stop, &mut view).await
 }
 
 /// The live view: a sink of the session. Events move the table's rows; the
