@@ -11,6 +11,7 @@ use std::{
     fmt::Write as _,
     fs,
     io::{BufRead as _, BufReader},
+    os::unix::process::CommandExt as _,
     path::{Path, PathBuf},
     process::{Command, Stdio},
     time::{Duration, Instant},
@@ -274,7 +275,7 @@ fn run_in_vm(
     );
     let started = Instant::now();
     let console = dir.join("console.log");
-    let booted = boot(image, &dir, &script_path, kvm, &console, VM_TIMEOUT)?;
+    let booted = boot(image, &dir, &script_path, (kvm, &console), VM_TIMEOUT, None)?;
     let mut out = format!(
         "xtask: kernel {}: VM finished in {} s\n",
         kernel.name,
@@ -355,20 +356,31 @@ fn kvm_works(image: &Path, dir: &Path) -> bool {
         return false;
     }
     let log = dir.join("kvm-console.log");
-    let _ = boot(image, dir, &script, true, &log, Duration::from_secs(120));
+    // Where KVM cannot run the guest, QEMU reports an internal error and
+    // waits: no need to wait out the trial.
+    let failed = Some("KVM internal error");
+    let _ = boot(
+        image,
+        dir,
+        &script,
+        (true, &log),
+        Duration::from_secs(120),
+        failed,
+    );
     marker.exists()
 }
 
-/// Runs `script` in a VM on `image`; false if it had to be killed at
-/// `timeout`. vng's exit status says nothing of the script's (it exits 255
-/// after a clean run here), so results are read from `dir`.
+/// Runs `script` in a VM on `image` (with KVM or not, its console into
+/// a file); false if it had to be killed at `timeout`, or as soon as the
+/// console shows `give_up`. vng's exit status says nothing of the script's
+/// (it exits 255 after a clean run here), so results are read from `dir`.
 fn boot(
     image: &Path,
     dir: &Path,
     script: &Path,
-    kvm: bool,
-    console: &Path,
+    (kvm, console): (bool, &Path),
     timeout: Duration,
+    give_up: Option<&str>,
 ) -> Result<bool> {
     let _ = setup::make_executable(script);
     let log = fs::File::create(console).context("creating the console log")?;
@@ -388,9 +400,13 @@ fn boot(
         // need events on both.
         cmd.args(["--disable-kvm", "--qemu-opts=-accel tcg,thread=single"]);
     }
+    // A group of its own: QEMU outlives a killed vng, and a VM left
+    // running takes a core from every later one (seen here after each
+    // timed-out KVM trial).
     let mut child = cmd
         .arg("--")
         .arg(script)
+        .process_group(0)
         .current_dir(crate::workspace_root())
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
@@ -400,15 +416,26 @@ fn boot(
     let deadline = Instant::now() + timeout;
     loop {
         if child.try_wait()?.is_some() {
+            kill_group(child.id());
             return Ok(true);
         }
-        if Instant::now() > deadline {
-            let _ = child.kill();
+        let gave_up = give_up
+            .is_some_and(|text| fs::read_to_string(console).is_ok_and(|log| log.contains(text)));
+        if gave_up || Instant::now() > deadline {
+            kill_group(child.id());
             let _ = child.wait();
             return Ok(false);
         }
         std::thread::sleep(Duration::from_millis(500));
     }
+}
+
+/// Kills every process left in the group `leader` led.
+fn kill_group(leader: u32) {
+    let _ = Command::new("kill")
+        .args(["-KILL", "--", &format!("-{leader}")])
+        .stderr(Stdio::null())
+        .status();
 }
 
 /// The kernel image of `kernel`'s newest package, downloaded and unpacked
