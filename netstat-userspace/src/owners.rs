@@ -3,8 +3,6 @@
 
 use std::{collections::HashMap, net::SocketAddr, rc::Rc};
 
-use procfs::process::FDTarget;
-
 use crate::{
     procnet::{self, sockets::InetSocket},
     tcp_state::TcpState,
@@ -41,29 +39,44 @@ impl InodeOwners {
             return owners;
         };
         for process in processes.flatten() {
-            let fds = match process.fd() {
-                Ok(fds) => fds,
-                Err(procfs::ProcError::PermissionDenied(_)) => {
-                    owners.incomplete = true;
-                    continue;
-                }
-                // Exited meanwhile.
-                Err(_) => continue,
-            };
             let mut program = None;
-            for fd in fds.flatten() {
-                if let FDTarget::Socket(inode) = fd.target {
-                    let program =
-                        program.get_or_insert_with(|| Rc::<str>::from(program_name(&process)));
-                    owners.by_inode.entry(inode).or_insert_with(|| Owner {
-                        pid: process.pid as u32,
-                        program: program.clone(),
-                    });
-                }
-            }
+            let complete = for_each_socket(process.pid, |inode| {
+                let program =
+                    program.get_or_insert_with(|| Rc::<str>::from(program_name(&process)));
+                owners.by_inode.entry(inode).or_insert_with(|| Owner {
+                    pid: process.pid as u32,
+                    program: program.clone(),
+                });
+            });
+            owners.incomplete |= !complete;
         }
         owners
     }
+}
+
+/// Calls `found` with the inode of each socket among `pid`'s open files;
+/// false if the list of them was unreadable (another user's process,
+/// without CAP_DAC_READ_SEARCH). As netstat, a link that cannot be read
+/// (without CAP_SYS_PTRACE) is passed over: its row shows `-`.
+fn for_each_socket(pid: i32, mut found: impl FnMut(u64)) -> bool {
+    let entries = match std::fs::read_dir(format!("/proc/{pid}/fd")) {
+        Ok(entries) => entries,
+        Err(e) => return e.kind() != std::io::ErrorKind::PermissionDenied,
+    };
+    for entry in entries.flatten() {
+        let Ok(target) = std::fs::read_link(entry.path()) else {
+            continue;
+        };
+        let inode = target
+            .to_str()
+            .and_then(|t| t.strip_prefix("socket:["))
+            .and_then(|t| t.strip_suffix(']'))
+            .and_then(|t| t.parse().ok());
+        if let Some(inode) = inode {
+            found(inode);
+        }
+    }
+    true
 }
 
 /// netstat's program name: argv[0] (control characters shown as `.`), cut
@@ -99,6 +112,8 @@ pub struct TcpOwners {
     states: HashMap<(SocketAddr, SocketAddr), u8>,
     /// Listening port -> owner: children of listeners opened before start-up.
     listeners: HashMap<u16, Owner>,
+    /// Some processes' fds were unreadable (`InodeOwners::incomplete`).
+    pub incomplete: bool,
 }
 
 impl TcpOwners {
@@ -118,7 +133,10 @@ impl TcpOwners {
 
     /// The owners of `sockets`, from an inode scan taken with them.
     pub fn new(inodes: &InodeOwners, sockets: &[InetSocket]) -> Self {
-        let mut owners = Self::default();
+        let mut owners = Self {
+            incomplete: inodes.incomplete,
+            ..Self::default()
+        };
         for socket in sockets {
             owners
                 .states
