@@ -7,6 +7,7 @@
 //!   (load, ring buffer) -> `decoder` -> `filter` -> `render`. The /proc side
 //!   (`owners`) feeds the decoder the sockets that existed before start-up.
 
+mod capabilities;
 mod cgroups;
 mod cli;
 mod clock;

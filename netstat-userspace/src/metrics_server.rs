@@ -84,6 +84,11 @@ pub fn start(
         })
         .context("starting the metrics thread")?;
     eprintln!("enetstat: serving metrics on http://{local}/metrics");
+    if !local.ip().is_loopback() {
+        eprintln!(
+            "enetstat: warning: {local} is reachable from other hosts, without TLS or authentication: whoever reaches it sees this host's connections (firewall it, or serve on 127.0.0.1)"
+        );
+    }
     Ok(())
 }
 

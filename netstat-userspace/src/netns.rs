@@ -10,7 +10,7 @@ use std::{
 
 use anyhow::Result;
 
-use crate::fail;
+use crate::{capabilities, fail};
 
 /// Where `ip netns add` keeps its namespaces.
 const NAMED: &str = "/var/run/netns";
@@ -164,10 +164,15 @@ fn cannot_open(path: &Path, e: std::io::Error) -> anyhow::Error {
 fn enter(file: &File, path: &Path) -> Result<()> {
     // SAFETY: setns on an open namespace file.
     if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+        let error = std::io::Error::last_os_error();
+        let set = capabilities::effective();
+        if !capabilities::missing(set, &[capabilities::SYS_ADMIN]).is_empty() {
+            let what = format!("entering network namespace {}", path.display());
+            return Err(capabilities::refuse(&what, &[capabilities::SYS_ADMIN]));
+        }
         return Err(fail::usage(format!(
-            "cannot enter network namespace {} ({}): run enetstat as root",
-            path.display(),
-            std::io::Error::last_os_error()
+            "cannot enter network namespace {} ({error})",
+            path.display()
         )));
     }
     Ok(())

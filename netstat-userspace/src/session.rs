@@ -14,6 +14,7 @@ use tokio::{
 };
 
 use crate::{
+    capabilities,
     command::Tracing,
     decoder::Decoder,
     kernel::{self, Counters, Probe, Record},
@@ -62,6 +63,15 @@ pub enum Needs {
 /// snapshots are to be taken after this, so no socket falls between the
 /// two.
 pub fn attach(tracing: &Tracing, needs: Needs) -> Result<Attached> {
+    // -S and the metrics read each namespace's sockets from inside it.
+    let enters = needs != Needs::Events || tracing.metrics.is_some();
+    if tracing.namespaces == Selection::All && enters {
+        let missing = capabilities::missing(capabilities::effective(), &[capabilities::SYS_ADMIN]);
+        if !missing.is_empty() {
+            let what = "--netns all with -S or --metrics (entering each namespace)";
+            return Err(capabilities::refuse(what, &missing));
+        }
+    }
     raise_priority();
     let mut probe = Probe::load(&kernel::Options {
         netns: tracing.namespaces.kernel_filter(),
@@ -102,7 +112,9 @@ impl Attached {
     /// A decoder that knows the owners of the sockets in our namespace that
     /// predate us.
     pub fn decoder(&self) -> Result<Decoder> {
-        let decoder = Decoder::new(self.probe.attached_ns, netns::own()?, TcpOwners::scan());
+        let owners = TcpOwners::scan();
+        note_unread_owners(owners.incomplete);
+        let decoder = Decoder::new(self.probe.attached_ns, netns::own()?, owners);
         Ok(decoder.with_reasons(
             self.probe.reset_reasons.unwrap_or_default(),
             self.probe.drop_reasons.unwrap_or_default(),
@@ -135,6 +147,19 @@ impl Attached {
             );
         }
         Ok(stop)
+    }
+}
+
+/// Says once that the owners of sockets older than this run are partly
+/// unknown: without these capabilities /proc/PID/fd of another user's
+/// process cannot be read. The kernel side names the owners of the rest.
+pub fn note_unread_owners(incomplete: bool) {
+    if incomplete {
+        eprintln!(
+            "enetstat: note: some owners of sockets opened before this run are unknown: reading other processes' /proc/PID/fd needs {} and {}",
+            capabilities::DAC_READ_SEARCH.name(),
+            capabilities::SYS_PTRACE.name()
+        );
     }
 }
 

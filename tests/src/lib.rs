@@ -402,6 +402,37 @@ pub fn listen(ns: &Netns, addr: &str, backlog: u32) -> Proc {
     listener
 }
 
+/// Whether the running kernel is older than `major.minor`.
+pub fn kernel_before(major: u32, minor: u32) -> bool {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").expect("osrelease");
+    let mut parts = release
+        .split(['.', '-'])
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    (parts.next().unwrap_or(0), parts.next().unwrap_or(0)) < (major, minor)
+}
+
+/// `setpriv` as user nobody with exactly `caps` (setpriv's names: `bpf`,
+/// `perfmon`) effective, inherited, ambient and bounding, then `--`: the
+/// command to put before a program.
+pub fn as_nobody(caps: &[&str]) -> Vec<String> {
+    let set: String = std::iter::once("-all".to_string())
+        .chain(caps.iter().map(|c| format!("+{c}")))
+        .collect::<Vec<_>>()
+        .join(",");
+    [
+        "setpriv",
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        &format!("--inh-caps={set}"),
+        &format!("--ambient-caps={set}"),
+        &format!("--bounding-set={set}"),
+        "--",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
 /// `tcpload flood` in `ns`: `count` non-blocking connects to `to`, held
 /// until told to close.
 pub fn flood(ns: &Netns, to: &str, count: u32) -> Proc {

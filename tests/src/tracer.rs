@@ -63,6 +63,18 @@ impl Tracer {
         Self::spawn_program(ns, program, &args).until_ready()
     }
 
+    /// As `start`, with enetstat run through `wrapper` inside the namespace
+    /// (`setpriv ... --`: another user, other capabilities).
+    pub fn start_wrapped(ns: &Netns, wrapper: &[String], program: &Path, args: &[&str]) -> Self {
+        let mut cmd = ns.command(&wrapper[0]);
+        cmd.args(&wrapper[1..])
+            .arg(program)
+            .args(args)
+            .arg("--stop-json");
+        let out = std::env::temp_dir().join(format!("{}-wrapped.out", ns.name));
+        Self::spawn_command(cmd, out).until_ready()
+    }
+
     /// As `start`, run outside the namespace and pointed at it with
     /// `--netns NAME`: it then sees the host's mounts, among them the
     /// cgroup hierarchy that `ip netns exec` hides under a sysfs of its own.

@@ -48,7 +48,7 @@ fn without_privileges() {
             "-E",
         ],
     );
-    assert_refused(&out, "needs root (or CAP_BPF and CAP_PERFMON)");
+    assert_refused(&out, "needs CAP_BPF and CAP_PERFMON: run enetstat as root");
 }
 
 #[test]

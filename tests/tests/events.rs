@@ -7,84 +7,19 @@ use serde_json::Value;
 use tests::{
     Netns, Proc, STORM_ATTEMPTS, Tracer, connect,
     kernel::rewrite_socket_records,
-    sequences::{client_end, lifetimes, netstat_endpoint, per_socket, seq, sorted, step},
+    sequences::{
+        assert_graceful, client_end, connect_accept_close, graceful_sequences, lifetimes,
+        netstat_endpoint, per_socket, seq, sorted, step,
+    },
     serve, storm, tcpload_bin,
 };
-
-/// Client connects, server accepts, client closes (with a reset if asked),
-/// server reads to EOF and closes. Returns (server pid, client pid).
-fn connect_accept_close(ns: &Netns, addr: &str, client_rst: bool) -> (u32, u32) {
-    let mut server = serve(ns, addr, &[]);
-    let mut client = connect(ns, addr, if client_rst { &["--rst"] } else { &[] });
-    client.expect("connected");
-    server.expect("accepted");
-    client.close();
-    server.expect("closed");
-    assert!(client.wait().success());
-    assert!(server.wait().success());
-    (server.pid(), client.pid())
-}
 
 fn graceful_close(tag: &str, addr: &str) {
     let ns = Netns::new(tag);
     let tracer = Tracer::start(&ns, &["-E", "-n", "--json"]);
-    let (server, client) = connect_accept_close(&ns, addr, false);
+    let owners = connect_accept_close(&ns, addr, false);
     tracer.wait_quiet();
-    let out = tracer.stop();
-    assert!(out.status.success(), "{:?}", out.stderr);
-    let events = out.events();
-    // A slow guest may retransmit the server's FIN (seen on 6.1 emulated):
-    // the changes are compared exactly, the retransmits with the kernel's count.
-    let (changes, retransmits): (Vec<Value>, Vec<Value>) =
-        events.into_iter().partition(|e| e["event"] == "state");
-    assert_eq!(
-        sorted(per_socket(&changes)),
-        graceful_sequences(server, client, client_end(&changes)),
-        "{}",
-        out.stdout
-    );
-    assert_eq!(
-        retransmits.len() as u64,
-        ns.tcp("RetransSegs"),
-        "{}",
-        out.stdout
-    );
-    let (seen, lost, unknown) = out.summary();
-    assert_eq!((seen, lost, unknown), (12, 0, 0));
-}
-
-/// The 12 state changes of `connect_accept_close` without a reset, each
-/// socket's in order with its owner, sorted; the client's FIN_WAIT2 ends
-/// as `client_end` says.
-fn graceful_sequences(
-    server: u32,
-    client: u32,
-    client_end: &str,
-) -> Vec<Vec<(String, Option<u64>)>> {
-    let expected = vec![
-        seq(server, &["CLOSE->LISTEN", "LISTEN->CLOSE"]),
-        seq(
-            client,
-            &[
-                "CLOSE->SYN_SENT",
-                "SYN_SENT->ESTABLISHED",
-                "ESTABLISHED->FIN_WAIT1",
-                "FIN_WAIT1->FIN_WAIT2",
-                client_end,
-            ],
-        ),
-        seq(
-            server,
-            &[
-                "LISTEN->SYN_RECV",
-                "SYN_RECV->ESTABLISHED",
-                "ESTABLISHED->CLOSE_WAIT",
-                "CLOSE_WAIT->LAST_ACK",
-                "LAST_ACK->CLOSE",
-            ],
-        ),
-    ];
-    sorted(expected)
+    assert_graceful(&ns, &tracer.stop(), owners);
 }
 
 #[test]

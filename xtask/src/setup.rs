@@ -21,6 +21,9 @@ const TEST_TOOLS: &[(&str, &str)] = &[
     ("netstat", "net-tools"),
     ("setpriv", "util-linux"),
     ("unshare", "util-linux"),
+    ("prlimit", "util-linux"),
+    // The package test rates the shipped units.
+    ("systemd-analyze", "systemd"),
     ("bpftool", "bpftool"),
     ("curl", "curl"),
     // The metrics tests scrape with a real Prometheus server and check with promtool.

@@ -104,6 +104,14 @@ pub fn skipped_runs_counted(btf: &Btf) -> Result<(), String> {
     }
 }
 
+/// Whether the kernel charges BPF maps to RLIMIT_MEMLOCK: through 5.10 a
+/// map's `struct bpf_map_memory` held the charge; 5.11 moved it to memory
+/// cgroups and removed the type.
+pub fn charges_memlock(btf: &Btf) -> bool {
+    btf.resolve_types_by_name("bpf_map_memory")
+        .is_ok_and(|types| types.iter().any(|t| matches!(t, Type::Struct(_))))
+}
+
 /// The kernel's reset reasons (`enum sk_rst_reason`, Linux 6.10+) by value,
 /// named as BTF spells them, lower-cased without the `SK_RST_REASON_`
 /// prefix (`no_socket`); None when the kernel has no such enum.

@@ -21,7 +21,7 @@ use netstat_common::{
     RESET_FUNCTIONS, RemoteStats, SockInfo, TRACEPOINTS, maps,
 };
 
-use crate::{cost::Cost, fail};
+use crate::{capabilities, cost::Cost, fail};
 
 /// The compiled kernel programs (built by build.rs through aya-build).
 static PROGRAMS: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/netstat"));
@@ -165,7 +165,7 @@ impl Probe {
         check_privileges()?;
         let kernel_btf = btf::load()?;
         let (config, reset_reasons) = configure(opts, &kernel_btf)?;
-        raise_memlock_limit();
+        raise_memlock_limit(&kernel_btf)?;
         let mut ebpf = load_object(opts, &config)?;
         let btf = aya::Btf::from_sys_fs().context("reading the kernel's BTF")?;
         attach_tracepoints(&mut ebpf, &btf)?;
@@ -467,36 +467,36 @@ fn build_config(btf: &btf_rs::Btf, netns: u32) -> Result<Config> {
 /// Capabilities needed to load tracing programs: CAP_BPF + CAP_PERFMON, or
 /// CAP_SYS_ADMIN (which implies both on older kernels).
 fn check_privileges() -> Result<()> {
-    const CAP_SYS_ADMIN: u32 = 21;
-    const CAP_PERFMON: u32 = 38;
-    const CAP_BPF: u32 = 39;
-    let status =
-        std::fs::read_to_string("/proc/self/status").context("reading /proc/self/status")?;
-    let effective = status
-        .lines()
-        .find_map(|l| l.strip_prefix("CapEff:"))
-        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
-        .unwrap_or(0);
-    let has = |cap: u32| effective & (1 << cap) != 0;
-    if has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON)) {
-        return Ok(());
+    let set = capabilities::effective();
+    let missing = capabilities::missing(set, &[capabilities::BPF, capabilities::PERFMON]);
+    if !missing.is_empty() {
+        return Err(capabilities::refuse("loading the eBPF programs", &missing));
     }
-    Err(fail::no_ebpf(
-        "loading eBPF programs needs root (or CAP_BPF and CAP_PERFMON): run enetstat with sudo",
-    ))
+    Ok(())
 }
 
-/// Kernels before 5.11 charge BPF maps to RLIMIT_MEMLOCK; lift it, ignoring
-/// failure (newer kernels use memory cgroups instead).
-fn raise_memlock_limit() {
+/// Kernels before 5.11 charge BPF maps to RLIMIT_MEMLOCK, whose usual
+/// limit holds none of ours: lift it, which takes CAP_SYS_RESOURCE unless
+/// it is unlimited already. Newer kernels charge memory cgroups instead.
+fn raise_memlock_limit(kernel_btf: &btf_rs::Btf) -> Result<()> {
     let unlimited = libc::rlimit {
         rlim_cur: libc::RLIM_INFINITY,
         rlim_max: libc::RLIM_INFINITY,
     };
     // SAFETY: valid pointer to a rlimit.
-    if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &unlimited) } != 0 {
-        log::debug!("could not raise RLIMIT_MEMLOCK");
+    if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &unlimited) } == 0 {
+        return Ok(());
     }
+    let mut now = unlimited;
+    // SAFETY: valid pointer to a rlimit.
+    let read = unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut now) } == 0;
+    if !btf::charges_memlock(kernel_btf) || (read && now.rlim_cur == libc::RLIM_INFINITY) {
+        return Ok(());
+    }
+    Err(capabilities::refuse(
+        "lifting the locked-memory limit that Linux before 5.11 charges BPF maps to",
+        &[capabilities::SYS_RESOURCE],
+    ))
 }
 
 fn explain_load_error(e: EbpfError) -> anyhow::Error {

@@ -48,6 +48,7 @@ async fn view(live: &Live, mut attached: Attached) -> Result<()> {
     // One read of /proc serves both: the decoder names the owners of events
     // on these sockets, the table starts from them.
     let (sockets, inodes) = read_tcp(plan, filter)?;
+    crate::session::note_unread_owners(inodes.incomplete);
     let decoder = Decoder::new(
         probe.attached_ns,
         own_netns,
