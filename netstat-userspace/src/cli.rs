@@ -136,6 +136,9 @@ pub struct Cli {
     /// Serve Prometheus metrics on http://ADDR/metrics (default 127.0.0.1:9977; :PORT for every interface), alone or beside -E, -S or -c (needs root)
     #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = METRICS_ADDR)]
     pub metrics: Option<String>,
+    /// With --metrics: TLS and basic authentication for the endpoint, from a YAML file in the Prometheus exporter-toolkit's format (tls_server_config, basic_auth_users)
+    #[arg(long, value_name = "FILE")]
+    pub web_config: Option<std::path::PathBuf>,
 
     // ---- filters (every mode) ----
     /// Only connections with this local or remote port (number or service name)

@@ -56,6 +56,8 @@ pub struct Tracing {
     pub drops: bool,
     /// `--metrics`: the addresses to try, in order (`:PORT`: IPv6 then IPv4).
     pub metrics: Option<Vec<SocketAddr>>,
+    /// `--web-config`: the endpoint's TLS and users (read at start).
+    pub web_config: Option<PathBuf>,
     /// `--json` or `--stop-json`: the ready record and the stop object as
     /// JSON.
     pub json_records: bool,
@@ -164,6 +166,11 @@ impl Tracing {
         if cli.drops && !cli.events {
             return Err(fail::usage("--drops goes with -E (the event log)"));
         }
+        if cli.web_config.is_some() && cli.metrics.is_none() {
+            return Err(fail::usage(
+                "--web-config protects the metrics endpoint: use it with --metrics",
+            ));
+        }
         let event_mode =
             cli.events || cli.summary.is_some() || cli.metrics.is_some() || cli.continuous;
         if cli.self_cost && !event_mode {
@@ -205,6 +212,7 @@ impl Tracing {
             self_cost: cli.self_cost,
             drops: cli.drops,
             metrics: cli.metrics.as_deref().map(metrics_addrs).transpose()?,
+            web_config: cli.web_config.clone(),
             json_records: cli.json || cli.stop_json,
         })
     }

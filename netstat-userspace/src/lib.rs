@@ -40,6 +40,7 @@ mod summary;
 mod tcp_state;
 mod textfmt;
 mod traffic;
+mod web_config;
 
 pub mod fuzzing;
 
@@ -92,10 +93,15 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         Command::Live(l) => Some(&l.tracing),
         Command::Metrics(t) => Some(t),
     };
-    // Bound now, so a bad or busy address is said before anything is loaded.
+    // Bound and read now, so a bad or busy address, or a bad web
+    // configuration, is said before anything is loaded.
     let endpoint = tracing
         .and_then(|t| t.metrics.as_deref())
         .map(metrics_server::bind)
+        .transpose()?;
+    let web = tracing
+        .and_then(|t| t.web_config.as_deref())
+        .map(web_config::load)
         .transpose()?;
     let needs = match &command {
         Command::Listing(listing) => return snapshot::run(listing),
@@ -122,6 +128,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         let namespaces = attached.namespaces;
         metrics_server::start(
             listener,
+            web,
             probe.shared_counts(),
             namespaces,
             probe.reset_reasons,

@@ -6,7 +6,9 @@
 //! Safe to expose: loopback unless told otherwise; only GET /metrics (404
 //! for other paths, 405 for other methods); a request head of at most
 //! `MAX_REQUEST` bytes that must arrive within `REQUEST_TIME`; at most
-//! `MAX_CLIENTS` connections at once (more are closed at once).
+//! `MAX_CLIENTS` connections at once (more are closed at once). With
+//! `--web-config`, HTTPS only (a TLS handshake within `REQUEST_TIME`) and
+//! basic authentication (401 otherwise).
 
 use std::{
     collections::BTreeMap,
@@ -19,9 +21,10 @@ use std::{
 };
 
 use anyhow::{Context as _, Result};
+use base64::Engine as _;
 use tokio::{
-    io::{AsyncReadExt as _, AsyncWriteExt as _},
-    net::{TcpListener, TcpStream},
+    io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _},
+    net::TcpListener,
 };
 
 use crate::{
@@ -34,6 +37,7 @@ use crate::{
     render::metrics::{self, NetnsReading, Reading},
     sock_diag::{self, ListenerLoad},
     traffic::Traffic,
+    web_config::WebConfig,
 };
 
 const MAX_REQUEST: usize = 8 * 1024;
@@ -61,14 +65,18 @@ pub fn bind(wanted: &[SocketAddr]) -> Result<StdListener> {
     )))
 }
 
-/// Serves `listener` until the process ends.
+/// Serves `listener` until the process ends, as `web` says (None: plain
+/// HTTP, no authentication).
 pub fn start(
     listener: StdListener,
+    web: Option<WebConfig>,
     counts: Arc<KernelCounts>,
     namespaces: Selection,
     reset_reasons: Option<&'static [String]>,
 ) -> Result<()> {
     let local = listener.local_addr()?;
+    let tls = web.as_ref().is_some_and(|w| w.tls.is_some());
+    let authenticated = web.as_ref().is_some_and(|w| !w.users.is_empty());
     std::thread::Builder::new()
         .name("metrics".into())
         .spawn(move || {
@@ -76,17 +84,22 @@ pub fn start(
                 .enable_all()
                 .build();
             match runtime {
-                Ok(runtime) => {
-                    runtime.block_on(serve(listener, counts, (namespaces, reset_reasons)))
-                }
+                Ok(runtime) => runtime.block_on(serve(
+                    listener,
+                    Arc::new(Guard::new(web)),
+                    counts,
+                    (namespaces, reset_reasons),
+                )),
                 Err(e) => log::error!("metrics endpoint: no runtime: {e}"),
             }
         })
         .context("starting the metrics thread")?;
-    eprintln!("enetstat: serving metrics on http://{local}/metrics");
-    if !local.ip().is_loopback() {
+    let scheme = if tls { "https" } else { "http" };
+    eprintln!("enetstat: serving metrics on {scheme}://{local}/metrics");
+    let protected = tls && authenticated;
+    if !(local.ip().is_loopback() || protected) {
         eprintln!(
-            "enetstat: warning: {local} is reachable from other hosts, without TLS or authentication: whoever reaches it sees this host's connections (firewall it, or serve on 127.0.0.1)"
+            "enetstat: warning: {local} is reachable from other hosts, without TLS and authentication: whoever reaches it sees this host's connections (give --web-config, firewall it, or serve on 127.0.0.1)"
         );
     }
     Ok(())
@@ -96,7 +109,85 @@ pub fn start(
 /// kernel's reset reasons.
 type Scope = (Selection, Option<&'static [String]>);
 
-async fn serve(listener: StdListener, counts: Arc<KernelCounts>, scope: Scope) {
+/// Who may scrape: the TLS acceptor and the users, with the credentials
+/// already verified (bcrypt costs tens of milliseconds a check).
+struct Guard {
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    users: Vec<(String, String)>,
+    verified: std::sync::Mutex<std::collections::HashSet<String>>,
+}
+
+/// Verified credentials kept at most (a scraper sends the same each time).
+const VERIFIED_KEPT: usize = 64;
+
+impl Guard {
+    fn new(web: Option<WebConfig>) -> Self {
+        let (tls, users) = web.map_or((None, Vec::new()), |w| (w.tls, w.users));
+        Self {
+            tls: tls.map(tokio_rustls::TlsAcceptor::from),
+            users,
+            verified: Default::default(),
+        }
+    }
+
+    /// Whether the request head carries the credentials of a user.
+    async fn admits(&self, head: &[u8]) -> bool {
+        if self.users.is_empty() {
+            return true;
+        }
+        let Some(credentials) = basic_credentials(head) else {
+            return false;
+        };
+        let verified = |g: &Self| g.verified.lock().is_ok_and(|v| v.contains(&credentials));
+        if verified(self) {
+            return true;
+        }
+        let Some((user, password)) = decode_basic(&credentials) else {
+            return false;
+        };
+        let Some(hash) = self
+            .users
+            .iter()
+            .find(|(u, _)| *u == user)
+            .map(|(_, h)| h.clone())
+        else {
+            return false;
+        };
+        let ok = tokio::task::spawn_blocking(move || bcrypt::verify(password, &hash))
+            .await
+            .is_ok_and(|r| r.unwrap_or(false));
+        if let (true, Ok(mut kept)) = (ok, self.verified.lock()) {
+            if kept.len() >= VERIFIED_KEPT {
+                kept.clear();
+            }
+            kept.insert(credentials);
+        }
+        ok
+    }
+}
+
+/// The token of an `Authorization: Basic` header.
+fn basic_credentials(head: &[u8]) -> Option<String> {
+    String::from_utf8_lossy(head).lines().find_map(|l| {
+        let (name, value) = l.split_once(':')?;
+        let value = value.trim();
+        let scheme = value.get(..6)?;
+        (name.eq_ignore_ascii_case("authorization") && scheme.eq_ignore_ascii_case("basic "))
+            .then(|| value[6..].trim().to_string())
+    })
+}
+
+/// `user:password` from a Basic token.
+fn decode_basic(token: &str) -> Option<(String, String)> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(token)
+        .ok()?;
+    let text = String::from_utf8(bytes).ok()?;
+    let (user, password) = text.split_once(':')?;
+    Some((user.to_string(), password.to_string()))
+}
+
+async fn serve(listener: StdListener, guard: Arc<Guard>, counts: Arc<KernelCounts>, scope: Scope) {
     let listener = match TcpListener::from_std(listener) {
         Ok(listener) => listener,
         Err(e) => return log::error!("metrics endpoint: {e}"),
@@ -111,20 +202,39 @@ async fn serve(listener: StdListener, counts: Arc<KernelCounts>, scope: Scope) {
             continue;
         }
         let (counts, clients) = (Arc::clone(&counts), Arc::clone(&clients));
+        let guard = Arc::clone(&guard);
         tokio::spawn(async move {
-            answer(stream, &counts, scope).await;
+            match &guard.tls {
+                Some(tls) => {
+                    // Plain HTTP, or a handshake too slow: dropped.
+                    let handshake = tokio::time::timeout(REQUEST_TIME, tls.accept(stream));
+                    if let Ok(Ok(stream)) = handshake.await {
+                        answer(stream, &guard, &counts, scope).await;
+                    }
+                }
+                None => answer(stream, &guard, &counts, scope).await,
+            }
             clients.fetch_sub(1, Ordering::Relaxed);
         });
     }
 }
 
-async fn answer(mut stream: TcpStream, counts: &KernelCounts, scope: Scope) {
+async fn answer<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    guard: &Guard,
+    counts: &KernelCounts,
+    scope: Scope,
+) {
     let head = match tokio::time::timeout(REQUEST_TIME, read_head(&mut stream)).await {
         Ok(Some(head)) => head,
         Ok(None) => return respond(&mut stream, "400 Bad Request", "text/plain", "").await,
         // Too slow: dropped without an answer.
         Err(_) => return,
     };
+    if !guard.admits(&head).await {
+        let body = "credentials needed\n";
+        return respond(&mut stream, "401 Unauthorized", "text/plain", body).await;
+    }
     let (status, kind, body) = match route(&head) {
         Route::Metrics { openmetrics } => match scrape(counts, scope) {
             Ok(text) if openmetrics => ("200 OK", metrics::OPENMETRICS, text),
@@ -148,7 +258,7 @@ async fn answer(mut stream: TcpStream, counts: &KernelCounts, scope: Scope) {
 
 /// The request head (up to the blank line), or None when the client sent
 /// more than `MAX_REQUEST` bytes without one, or closed.
-async fn read_head(stream: &mut TcpStream) -> Option<Vec<u8>> {
+async fn read_head<S: AsyncRead + Unpin>(stream: &mut S) -> Option<Vec<u8>> {
     let mut head = Vec::with_capacity(1024);
     let mut buf = [0u8; 1024];
     loop {
@@ -209,11 +319,11 @@ fn accepts_openmetrics(head: &[u8]) -> bool {
     })
 }
 
-async fn respond(stream: &mut TcpStream, status: &str, kind: &str, body: &str) {
-    let allow = if status.starts_with("405") {
-        "Allow: GET\r\n"
-    } else {
-        ""
+async fn respond<S: AsyncWrite + Unpin>(stream: &mut S, status: &str, kind: &str, body: &str) {
+    let allow = match &status[..3] {
+        "405" => "Allow: GET\r\n",
+        "401" => "WWW-Authenticate: Basic realm=\"enetstat\"\r\n",
+        _ => "",
     };
     let text = format!(
         "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\n{allow}Connection: close\r\n\r\n{body}",

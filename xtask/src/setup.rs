@@ -26,6 +26,8 @@ const TEST_TOOLS: &[(&str, &str)] = &[
     ("systemd-analyze", "systemd"),
     ("bpftool", "bpftool"),
     ("curl", "curl"),
+    // Certificates for the --web-config test.
+    ("openssl", "openssl"),
     // The metrics tests scrape with a real Prometheus server and check with promtool.
     ("prometheus", "prometheus"),
     ("promtool", "prometheus"),
