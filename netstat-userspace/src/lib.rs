@@ -22,6 +22,7 @@ mod generate;
 mod kernel;
 mod live;
 mod metrics;
+mod metrics_guard;
 mod metrics_server;
 mod names;
 mod netns;

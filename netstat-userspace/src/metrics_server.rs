@@ -6,7 +6,9 @@
 //! Safe to expose: loopback unless told otherwise; only GET /metrics (404
 //! for other paths, 405 for other methods); a request head of at most
 //! `MAX_REQUEST` bytes that must arrive within `REQUEST_TIME`; at most
-//! `MAX_CLIENTS` connections at once (more are closed at once). With
+//! `MAX_CLIENTS` connections at once: a new one takes the place of the
+//! oldest still sending its request (idle connections cannot shut a
+//! scraper out), or is closed when all are being answered. With
 //! `--web-config`, HTTPS only (a TLS handshake within `REQUEST_TIME`) and
 //! basic authentication (401 otherwise).
 
@@ -14,14 +16,13 @@ use std::{
     collections::BTreeMap,
     net::{SocketAddr, TcpListener as StdListener},
     sync::{
-        Arc,
-        atomic::{AtomicUsize, Ordering},
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
     },
     time::Duration,
 };
 
 use anyhow::{Context as _, Result};
-use base64::Engine as _;
 use tokio::{
     io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _},
     net::TcpListener,
@@ -31,6 +32,7 @@ use crate::{
     cgroups::CgroupNames,
     fail,
     kernel::KernelCounts,
+    metrics_guard::Guard,
     netns::{self, Selection},
     ports,
     procnet::sockstat::TcpPressure,
@@ -44,7 +46,7 @@ const MAX_REQUEST: usize = 8 * 1024;
 const REQUEST_TIME: Duration = Duration::from_secs(5);
 /// For writing the answer: a client that stops reading is dropped.
 const ANSWER_TIME: Duration = Duration::from_secs(10);
-const MAX_CLIENTS: usize = 32;
+const MAX_CLIENTS: usize = 16;
 
 /// Binds the endpoint at the first of `wanted` that takes it, so a busy
 /// address is said before anything is loaded.
@@ -109,118 +111,79 @@ pub fn start(
 /// kernel's reset reasons.
 type Scope = (Selection, Option<&'static [String]>);
 
-/// Who may scrape: the TLS acceptor and the users, with the credentials
-/// already verified (bcrypt costs tens of milliseconds a check).
-struct Guard {
-    tls: Option<tokio_rustls::TlsAcceptor>,
-    users: Vec<(String, String)>,
-    verified: std::sync::Mutex<std::collections::HashSet<String>>,
-}
-
-/// Verified credentials kept at most (a scraper sends the same each time).
-const VERIFIED_KEPT: usize = 64;
-
-impl Guard {
-    fn new(web: Option<WebConfig>) -> Self {
-        let (tls, users) = web.map_or((None, Vec::new()), |w| (w.tls, w.users));
-        Self {
-            tls: tls.map(tokio_rustls::TlsAcceptor::from),
-            users,
-            verified: Default::default(),
-        }
-    }
-
-    /// Whether the request head carries the credentials of a user.
-    async fn admits(&self, head: &[u8]) -> bool {
-        if self.users.is_empty() {
-            return true;
-        }
-        let Some(credentials) = basic_credentials(head) else {
-            return false;
-        };
-        let verified = |g: &Self| g.verified.lock().is_ok_and(|v| v.contains(&credentials));
-        if verified(self) {
-            return true;
-        }
-        let Some((user, password)) = decode_basic(&credentials) else {
-            return false;
-        };
-        let Some(hash) = self
-            .users
-            .iter()
-            .find(|(u, _)| *u == user)
-            .map(|(_, h)| h.clone())
-        else {
-            return false;
-        };
-        let ok = tokio::task::spawn_blocking(move || bcrypt::verify(password, &hash))
-            .await
-            .is_ok_and(|r| r.unwrap_or(false));
-        if let (true, Ok(mut kept)) = (ok, self.verified.lock()) {
-            if kept.len() >= VERIFIED_KEPT {
-                kept.clear();
-            }
-            kept.insert(credentials);
-        }
-        ok
-    }
-}
-
-/// The token of an `Authorization: Basic` header.
-fn basic_credentials(head: &[u8]) -> Option<String> {
-    String::from_utf8_lossy(head).lines().find_map(|l| {
-        let (name, value) = l.split_once(':')?;
-        let value = value.trim();
-        let scheme = value.get(..6)?;
-        (name.eq_ignore_ascii_case("authorization") && scheme.eq_ignore_ascii_case("basic "))
-            .then(|| value[6..].trim().to_string())
-    })
-}
-
-/// `user:password` from a Basic token.
-fn decode_basic(token: &str) -> Option<(String, String)> {
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(token)
-        .ok()?;
-    let text = String::from_utf8(bytes).ok()?;
-    let (user, password) = text.split_once(':')?;
-    Some((user.to_string(), password.to_string()))
-}
-
 async fn serve(listener: StdListener, guard: Arc<Guard>, counts: Arc<KernelCounts>, scope: Scope) {
     let listener = match TcpListener::from_std(listener) {
         Ok(listener) => listener,
         Err(e) => return log::error!("metrics endpoint: {e}"),
     };
-    let clients = Arc::new(AtomicUsize::new(0));
-    loop {
+    let clients = Arc::new(Clients::default());
+    for id in 0u64.. {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
-        if clients.fetch_add(1, Ordering::Relaxed) >= MAX_CLIENTS {
-            clients.fetch_sub(1, Ordering::Relaxed);
+        if !clients.make_room() {
             continue;
         }
-        let (counts, clients) = (Arc::clone(&counts), Arc::clone(&clients));
-        let guard = Arc::clone(&guard);
-        tokio::spawn(async move {
+        let waiting = Arc::new(AtomicBool::new(true));
+        let (counts, guard) = (Arc::clone(&counts), Arc::clone(&guard));
+        let (mine, all) = (Arc::clone(&waiting), Arc::clone(&clients));
+        let task = tokio::spawn(async move {
             match &guard.tls {
                 Some(tls) => {
                     // Plain HTTP, or a handshake too slow: dropped.
                     let handshake = tokio::time::timeout(REQUEST_TIME, tls.accept(stream));
                     if let Ok(Ok(stream)) = handshake.await {
-                        answer(stream, &guard, &counts, scope).await;
+                        answer(stream, &mine, &guard, &counts, scope).await;
                     }
                 }
-                None => answer(stream, &guard, &counts, scope).await,
+                None => answer(stream, &mine, &guard, &counts, scope).await,
             }
-            clients.fetch_sub(1, Ordering::Relaxed);
+            all.remove(id);
         });
+        // The task has not run yet (one thread): it cannot have removed
+        // itself before it is added.
+        clients.add(id, waiting, task.abort_handle());
+    }
+}
+
+/// The connections being served, oldest first: id, whether it is still
+/// waiting for its request, and the handle that ends it.
+#[derive(Default)]
+struct Clients(Mutex<Vec<(u64, Arc<AtomicBool>, tokio::task::AbortHandle)>>);
+
+impl Clients {
+    /// Whether a new connection may be served, after ending the oldest one
+    /// still waiting for its request if all places are taken.
+    fn make_room(&self) -> bool {
+        let Ok(mut all) = self.0.lock() else {
+            return false;
+        };
+        if all.len() < MAX_CLIENTS {
+            return true;
+        }
+        let Some(at) = all.iter().position(|(_, w, _)| w.load(Ordering::Relaxed)) else {
+            return false;
+        };
+        all.remove(at).2.abort();
+        true
+    }
+
+    fn add(&self, id: u64, waiting: Arc<AtomicBool>, task: tokio::task::AbortHandle) {
+        if let Ok(mut all) = self.0.lock() {
+            all.push((id, waiting, task));
+        }
+    }
+
+    fn remove(&self, id: u64) {
+        if let Ok(mut all) = self.0.lock() {
+            all.retain(|(i, _, _)| *i != id);
+        }
     }
 }
 
 async fn answer<S: AsyncRead + AsyncWrite + Unpin>(
     mut stream: S,
+    waiting: &AtomicBool,
     guard: &Guard,
     counts: &KernelCounts,
     scope: Scope,
@@ -231,6 +194,7 @@ async fn answer<S: AsyncRead + AsyncWrite + Unpin>(
         // Too slow: dropped without an answer.
         Err(_) => return,
     };
+    waiting.store(false, Ordering::Relaxed);
     if !guard.admits(&head).await {
         let body = "credentials needed\n";
         return respond(&mut stream, "401 Unauthorized", "text/plain", body).await;

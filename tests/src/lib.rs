@@ -402,6 +402,21 @@ pub fn listen(ns: &Netns, addr: &str, backlog: u32) -> Proc {
     listener
 }
 
+/// Lifts this process's open-file limit to its hard limit (tests that
+/// hold a thousand connections).
+pub fn raise_open_files() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: valid pointers to a rlimit.
+    unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
+        limit.rlim_cur = limit.rlim_max;
+        libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+    }
+}
+
 /// Whether the running kernel is older than `major.minor`.
 pub fn kernel_before(major: u32, minor: u32) -> bool {
     let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").expect("osrelease");

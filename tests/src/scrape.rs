@@ -25,7 +25,20 @@ pub fn exchange(ns: &Netns, endpoint: &str, request: &[u8]) -> String {
 
 /// The body of `GET /metrics` (the Prometheus text format), checked for 200.
 pub fn scrape(ns: &Netns, endpoint: &str) -> String {
-    let answer = exchange(ns, endpoint, b"GET /metrics HTTP/1.1\r\nHost: test\r\n\r\n");
+    checked_body(exchange(
+        ns,
+        endpoint,
+        b"GET /metrics HTTP/1.1\r\nHost: test\r\n\r\n",
+    ))
+}
+
+/// As `scrape`, with the Basic authorization `token`.
+pub fn scrape_as(ns: &Netns, endpoint: &str, token: &str) -> String {
+    let request = format!("GET /metrics HTTP/1.1\r\nAuthorization: Basic {token}\r\n\r\n");
+    checked_body(exchange(ns, endpoint, request.as_bytes()))
+}
+
+fn checked_body(answer: String) -> String {
     let (head, body) = answer.split_once("\r\n\r\n").expect("an HTTP answer");
     assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
     assert!(

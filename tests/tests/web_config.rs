@@ -7,6 +7,8 @@ use std::{
     process::Command,
 };
 
+use base64::{Engine as _, engine::general_purpose::STANDARD};
+
 use tests::{
     Netns, Tracer,
     scrape::{Prometheus, exchange, prometheus_counts_a_mixed_storm},
@@ -96,4 +98,113 @@ fn over_tls_with_basic_auth_a_real_prometheus_counts_a_storm_exactly() {
     assert_eq!(result, Ok(()));
     assert!(out.status.success(), "{:?}", out.stderr);
     assert_eq!(out.stop_object()["lost"], 0);
+}
+
+/// enetstat's resident memory, in kB.
+fn rss_kb(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").parse().ok())
+        .expect("VmRSS")
+}
+
+/// A scrape with alice's credentials over plain HTTP: its status line, and
+/// how long it took.
+fn timed_scrape(ns: &Netns) -> (String, std::time::Duration) {
+    let started = std::time::Instant::now();
+    let answer = exchange(
+        ns,
+        ENDPOINT,
+        b"GET /metrics HTTP/1.1\r\nAuthorization: Basic YWxpY2U6c2VjcmV0\r\n\r\n",
+    );
+    let status = answer.lines().next().unwrap_or_default().to_string();
+    (status, started.elapsed())
+}
+
+/// Up to a second for a scrape, slowed in an emulated guest.
+fn within_a_second(ns: &Netns, what: &str) {
+    let (status, took) = timed_scrape(ns);
+    assert_eq!(status, "HTTP/1.1 200 OK", "{what}");
+    assert!(
+        took < tests::slowed(std::time::Duration::from_secs(1)),
+        "{what}: {took:?}"
+    );
+}
+
+#[test]
+fn idle_connections_huge_requests_and_a_password_flood_leave_scrapes_answered() {
+    let ns = Netns::new("metrics-abuse");
+    let dir = std::env::temp_dir().join(format!("{}-web", ns.name));
+    std::fs::create_dir_all(&dir).unwrap();
+    // Basic auth without TLS, so that the abuse is plain TCP; a real hash
+    // cost, so that a flood of checks would show.
+    let hash = bcrypt::hash("secret", 10).unwrap();
+    let web = dir.join("web.yml");
+    std::fs::write(&web, format!("basic_auth_users:\n  alice: '{hash}'\n")).unwrap();
+    let tracer = Tracer::start(
+        &ns,
+        &[
+            "--metrics",
+            ENDPOINT,
+            "--addr",
+            "127.0.0.2/32",
+            "--web-config",
+            web.to_str().unwrap(),
+        ],
+    );
+    // Accepted once, the credentials cost no more checks.
+    within_a_second(&ns, "first scrape");
+    let before = rss_kb(tracer.pid());
+    tests::raise_open_files();
+    let idle: Vec<std::net::TcpStream> = ns.inside(|| {
+        (0..1_000)
+            .filter_map(|_| std::net::TcpStream::connect(ENDPOINT).ok())
+            .collect()
+    });
+    assert_eq!(idle.len(), 1_000);
+    within_a_second(&ns, "beside 1,000 idle connections");
+    drop(idle);
+    let huge = std::thread::scope(|scope| {
+        let sender = scope.spawn(|| {
+            let mut request = b"GET /metrics HTTP/1.1\r\n".to_vec();
+            request.extend(std::iter::repeat_n(b'x', 1 << 20));
+            exchange(&ns, ENDPOINT, &request)
+        });
+        within_a_second(&ns, "during a 1 MB request head");
+        sender.join().unwrap()
+    });
+    assert!(
+        huge.starts_with("HTTP/1.1 400") || huge.is_empty(),
+        "{huge}"
+    );
+    // 100 wrong passwords a second for 2 s, beside a storm the endpoint
+    // must count exactly.
+    std::thread::scope(|scope| {
+        let flood = scope.spawn(|| {
+            let mut unauthorized = 0;
+            for i in 0..200 {
+                let request = format!(
+                    "GET /metrics HTTP/1.1\r\nAuthorization: Basic {}\r\n\r\n",
+                    STANDARD.encode(format!("alice:wrong{i}"))
+                );
+                let answer = exchange(&ns, ENDPOINT, request.as_bytes());
+                unauthorized += u32::from(answer.starts_with("HTTP/1.1 401"));
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            unauthorized
+        });
+        tests::storm(&ns, "127.0.0.2:7000", 2_000, &[]);
+        within_a_second(&ns, "during a password flood");
+        assert_eq!(flood.join().unwrap(), 200);
+    });
+    let text = tests::scrape::scrape_as(&ns, ENDPOINT, "YWxpY2U6c2VjcmV0");
+    let active = "enetstat_connections_opened_total{direction=\"active\"}";
+    assert_eq!(tests::scrape::sample(&text, active), 2_000);
+    let grown = rss_kb(tracer.pid()).saturating_sub(before);
+    assert!(grown < 8 * 1024, "resident memory grew {grown} kB");
+    let out = tracer.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(out.status.success(), "{:?}", out.stderr);
 }
