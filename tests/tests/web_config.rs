@@ -126,6 +126,7 @@ fn timed_scrape(ns: &Netns) -> (String, std::time::Duration) {
 /// Up to a second for a scrape, slowed in an emulated guest.
 fn within_a_second(ns: &Netns, what: &str) {
     let (status, took) = timed_scrape(ns);
+    eprintln!("scrape {what}: {took:?}");
     assert_eq!(status, "HTTP/1.1 200 OK", "{what}");
     assert!(
         took < tests::slowed(std::time::Duration::from_secs(1)),
@@ -203,6 +204,7 @@ fn idle_connections_huge_requests_and_a_password_flood_leave_scrapes_answered() 
     let active = "enetstat_connections_opened_total{direction=\"active\"}";
     assert_eq!(tests::scrape::sample(&text, active), 2_000);
     let grown = rss_kb(tracer.pid()).saturating_sub(before);
+    eprintln!("resident memory: {before} kB before the abuse, grown {grown} kB");
     assert!(grown < 8 * 1024, "resident memory grew {grown} kB");
     let out = tracer.stop();
     let _ = std::fs::remove_dir_all(&dir);
