@@ -59,24 +59,28 @@ fn status(ns: &Netns, ca: &Path, credentials: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// `enetstat --metrics` with the web configuration `web`, in `ns`. The
+/// storms go to 127.0.0.2: the scrapes' own connections are not counted.
+fn serve_with(ns: &Netns, web: &Path) -> Tracer {
+    let web = web.to_str().unwrap();
+    let args = [
+        "--metrics",
+        ENDPOINT,
+        "--addr",
+        "127.0.0.2/32",
+        "--web-config",
+        web,
+    ];
+    Tracer::start(ns, &args)
+}
+
 #[test]
 fn over_tls_with_basic_auth_a_real_prometheus_counts_a_storm_exactly() {
     let ns = Netns::new("metrics-tls");
     let dir = std::env::temp_dir().join(format!("{}-tls", ns.name));
     let web = tls_files(&dir);
     let ca = dir.join("ca.crt");
-    // The storm goes to 127.0.0.2: the scrapes' own connections are not counted.
-    let tracer = Tracer::start(
-        &ns,
-        &[
-            "--metrics",
-            ENDPOINT,
-            "--addr",
-            "127.0.0.2/32",
-            "--web-config",
-            web.to_str().unwrap(),
-        ],
-    );
+    let tracer = serve_with(&ns, &web);
     assert_eq!(status(&ns, &ca, "alice:wrong"), "401");
     assert_eq!(status(&ns, &ca, "alice:secret"), "200");
     // Plain HTTP to the TLS port gets no HTTP answer; the scrapes after it work.
@@ -144,17 +148,7 @@ fn idle_connections_huge_requests_and_a_password_flood_leave_scrapes_answered() 
     let hash = bcrypt::hash("secret", 10).unwrap();
     let web = dir.join("web.yml");
     std::fs::write(&web, format!("basic_auth_users:\n  alice: '{hash}'\n")).unwrap();
-    let tracer = Tracer::start(
-        &ns,
-        &[
-            "--metrics",
-            ENDPOINT,
-            "--addr",
-            "127.0.0.2/32",
-            "--web-config",
-            web.to_str().unwrap(),
-        ],
-    );
+    let tracer = serve_with(&ns, &web);
     // Accepted once, the credentials cost no more checks.
     within_a_second(&ns, "first scrape");
     let before = rss_kb(tracer.pid());
