@@ -138,3 +138,39 @@ impl Drop for Turn<'_> {
         self.0.store(false, Ordering::Relaxed);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_basic_token_is_found_in_any_case_and_decoded() {
+        let head = b"GET /metrics HTTP/1.1\r\nauthorization: basic YWxpY2U6c2VjcmV0\r\n\r\n";
+        let token = basic_credentials(head).unwrap();
+        assert_eq!(token, "YWxpY2U6c2VjcmV0");
+        assert_eq!(
+            decode_basic(&token),
+            Some(("alice".into(), "secret".into()))
+        );
+        assert_eq!(
+            basic_credentials(b"GET / HTTP/1.1\r\nAuthorization: Bearer x\r\n\r\n"),
+            None
+        );
+        assert_eq!(decode_basic("not base64!"), None);
+    }
+
+    #[test]
+    fn checks_run_one_at_a_time_and_at_most_four_a_second() {
+        let guard = Guard::new(None);
+        let first = guard.start_check();
+        assert!(first.is_some());
+        // One under way: no other starts.
+        assert!(guard.start_check().is_none());
+        drop(first);
+        for _ in 0..3 {
+            assert!(guard.start_check().is_some());
+        }
+        // Four this second, each ended: the budget is spent.
+        assert!(guard.start_check().is_none());
+    }
+}

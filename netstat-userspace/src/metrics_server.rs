@@ -401,6 +401,37 @@ fn opened_by_cgroup(counts: &KernelCounts) -> Result<Vec<(String, u64)>> {
 
 #[cfg(test)]
 mod tests {
+
+    /// A full house of clients, those in `waiting` still sending their
+    /// request; their tasks live in `runtime`.
+    fn full_house(runtime: &tokio::runtime::Runtime, waiting: &[u64]) -> Clients {
+        let clients = Clients::default();
+        for id in 0..MAX_CLIENTS as u64 {
+            let task = runtime.spawn(std::future::pending::<()>());
+            let flag = Arc::new(AtomicBool::new(waiting.contains(&id)));
+            clients.add(id, flag, task.abort_handle());
+        }
+        clients
+    }
+
+    #[test]
+    fn a_full_house_displaces_its_oldest_waiting_client_only() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let ids = |c: &Clients| c.0.lock().unwrap().iter().map(|e| e.0).collect::<Vec<_>>();
+        let clients = full_house(&runtime, &[5, 9]);
+        assert!(clients.make_room());
+        assert!(!ids(&clients).contains(&5), "the oldest still waiting goes");
+        assert!(ids(&clients).contains(&9));
+        assert_eq!(ids(&clients).len(), MAX_CLIENTS - 1);
+        // Every client being answered: no room, and nobody displaced.
+        let busy = full_house(&runtime, &[]);
+        assert!(!busy.make_room());
+        assert_eq!(ids(&busy).len(), MAX_CLIENTS);
+        busy.remove(3);
+        assert!(busy.make_room());
+    }
     use super::*;
 
     #[test]

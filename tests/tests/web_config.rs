@@ -16,16 +16,20 @@ use tests::{
 
 const ENDPOINT: &str = "127.0.0.1:9977";
 
-/// A CA, a certificate for 127.0.0.1 that it signed, and a web
-/// configuration with user alice (password "secret"), in `dir`.
+/// A CA, a certificate for 127.0.0.1 and one for a client that it signed,
+/// and a web configuration with user alice (password "secret"), in `dir`.
 fn tls_files(dir: &Path) -> PathBuf {
     std::fs::create_dir_all(dir).unwrap();
     std::fs::write(dir.join("san"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    std::fs::write(dir.join("eku"), "extendedKeyUsage=clientAuth\n").unwrap();
     let new_key = "-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes";
+    let sign = "x509 -req -CA ca.crt -CAkey ca.key -CAcreateserial -days 2";
     for args in [
         format!("req -x509 {new_key} -keyout ca.key -out ca.crt -days 2 -subj /CN=test-CA"),
         format!("req {new_key} -keyout server.key -out server.csr -subj /CN=127.0.0.1"),
-        "x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out server.crt -days 2 -extfile san".to_string(),
+        format!("{sign} -in server.csr -out server.crt -extfile san"),
+        format!("req {new_key} -keyout client.key -out client.csr -subj /CN=prometheus"),
+        format!("{sign} -in client.csr -out client.crt -extfile eku"),
     ] {
         let out = Command::new("openssl")
             .args(args.split(' '))
@@ -47,13 +51,15 @@ fn tls_files(dir: &Path) -> PathBuf {
     web
 }
 
-/// The HTTP status curl gets for `GET /metrics` over TLS as `user:password`.
-fn status(ns: &Netns, ca: &Path, credentials: &str) -> String {
+/// The HTTP status curl gets for `GET /metrics` over TLS with `args`
+/// (`000`: no HTTP answer).
+fn status(ns: &Netns, ca: &Path, args: &[&str]) -> String {
     let out = ns
         .command("curl")
         .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "--cacert"])
         .arg(ca)
-        .args(["-u", credentials, &format!("https://{ENDPOINT}/metrics")])
+        .args(args)
+        .arg(format!("https://{ENDPOINT}/metrics"))
         .output()
         .expect("curl");
     String::from_utf8_lossy(&out.stdout).into_owned()
@@ -81,8 +87,8 @@ fn over_tls_with_basic_auth_a_real_prometheus_counts_a_storm_exactly() {
     let web = tls_files(&dir);
     let ca = dir.join("ca.crt");
     let tracer = serve_with(&ns, &web);
-    assert_eq!(status(&ns, &ca, "alice:wrong"), "401");
-    assert_eq!(status(&ns, &ca, "alice:secret"), "200");
+    assert_eq!(status(&ns, &ca, &["-u", "alice:wrong"]), "401");
+    assert_eq!(status(&ns, &ca, &["-u", "alice:secret"]), "200");
     // Plain HTTP to the TLS port gets no HTTP answer; the scrapes after it work.
     let plain = exchange(
         &ns,
@@ -102,6 +108,35 @@ fn over_tls_with_basic_auth_a_real_prometheus_counts_a_storm_exactly() {
     assert_eq!(result, Ok(()));
     assert!(out.status.success(), "{:?}", out.stderr);
     assert_eq!(out.stop_object()["lost"], 0);
+}
+
+#[test]
+fn with_client_certificates_only_a_client_the_ca_signed_is_served() {
+    let ns = Netns::new("metrics-mtls");
+    let dir = std::env::temp_dir().join(format!("{}-tls", ns.name));
+    tls_files(&dir);
+    let web = dir.join("mtls.yml");
+    std::fs::write(
+        &web,
+        "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: ca.crt\n  min_version: TLS13\n",
+    )
+    .unwrap();
+    let tracer = serve_with(&ns, &web);
+    let ca = dir.join("ca.crt");
+    let (cert, key) = (dir.join("client.crt"), dir.join("client.key"));
+    let client = [
+        "--cert",
+        cert.to_str().unwrap(),
+        "--key",
+        key.to_str().unwrap(),
+    ];
+    assert_eq!(status(&ns, &ca, &client), "200");
+    assert_eq!(status(&ns, &ca, &[]), "000", "without a client certificate");
+    let tls12 = [&client[..], &["--tls-max", "1.2"]].concat();
+    assert_eq!(status(&ns, &ca, &tls12), "000", "TLS 1.2 below min_version");
+    let out = tracer.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(out.status.success(), "{:?}", out.stderr);
 }
 
 /// enetstat's resident memory, in kB.
