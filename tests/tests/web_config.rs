@@ -186,16 +186,22 @@ fn idle_connections_huge_requests_and_a_password_flood_leave_scrapes_answered() 
     let tracer = serve_with(&ns, &web);
     // Accepted once, the credentials cost no more checks.
     within_a_second(&ns, "first scrape");
-    let before = rss_kb(tracer.pid());
     tests::raise_open_files();
-    let idle: Vec<std::net::TcpStream> = ns.inside(|| {
-        (0..1_000)
-            .filter_map(|_| std::net::TcpStream::connect(ENDPOINT).ok())
-            .collect()
-    });
-    assert_eq!(idle.len(), 1_000);
-    within_a_second(&ns, "beside 1,000 idle connections");
-    drop(idle);
+    let idle_round = || {
+        let idle: Vec<std::net::TcpStream> = ns.inside(|| {
+            (0..1_000)
+                .filter_map(|_| std::net::TcpStream::connect(ENDPOINT).ok())
+                .collect()
+        });
+        assert_eq!(idle.len(), 1_000);
+        within_a_second(&ns, "beside 1,000 idle connections");
+    };
+    // Memory is compared from after a first round, which grows the
+    // allocator's pools once (by 8 MB in the emulated 5.10 guest): flat
+    // means that later rounds, and the rest, add nothing that stays.
+    idle_round();
+    let before = rss_kb(tracer.pid());
+    idle_round();
     let huge = std::thread::scope(|scope| {
         let sender = scope.spawn(|| {
             let mut request = b"GET /metrics HTTP/1.1\r\n".to_vec();
@@ -234,7 +240,7 @@ fn idle_connections_huge_requests_and_a_password_flood_leave_scrapes_answered() 
     assert_eq!(tests::scrape::sample(&text, active), 2_000);
     let grown = rss_kb(tracer.pid()).saturating_sub(before);
     eprintln!("resident memory: {before} kB before the abuse, grown {grown} kB");
-    assert!(grown < 8 * 1024, "resident memory grew {grown} kB");
+    assert!(grown < 4 * 1024, "resident memory grew {grown} kB");
     let out = tracer.stop();
     let _ = std::fs::remove_dir_all(&dir);
     assert!(out.status.success(), "{:?}", out.stderr);
