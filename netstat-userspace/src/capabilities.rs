@@ -49,6 +49,16 @@ pub fn missing(set: u64, needed: &[Cap]) -> Vec<Cap> {
         .collect()
 }
 
+/// Ok if this process holds `needed`; else the refusal of `what`, naming
+/// the ones it lacks.
+pub fn require(what: &str, needed: &[Cap]) -> anyhow::Result<()> {
+    let missing = missing(effective(), needed);
+    match missing.is_empty() {
+        true => Ok(()),
+        false => Err(refuse(what, &missing)),
+    }
+}
+
 /// The usage error (exit 2) for `what`, which needs the `missing`
 /// capabilities.
 pub fn refuse(what: &str, missing: &[Cap]) -> anyhow::Error {

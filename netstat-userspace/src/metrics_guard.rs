@@ -53,8 +53,7 @@ impl Guard {
         let Some(credentials) = basic_credentials(head) else {
             return false;
         };
-        let verified = |g: &Self| g.verified.lock().is_ok_and(|v| v.contains(&credentials));
-        if verified(self) {
+        if self.verified.lock().is_ok_and(|v| v.contains(&credentials)) {
             return true;
         }
         let Some((user, password)) = decode_basic(&credentials) else {
@@ -82,30 +81,7 @@ impl Guard {
         }
         ok
     }
-}
 
-/// The token of an `Authorization: Basic` header.
-fn basic_credentials(head: &[u8]) -> Option<String> {
-    String::from_utf8_lossy(head).lines().find_map(|l| {
-        let (name, value) = l.split_once(':')?;
-        let value = value.trim();
-        let scheme = value.get(..6)?;
-        (name.eq_ignore_ascii_case("authorization") && scheme.eq_ignore_ascii_case("basic "))
-            .then(|| value[6..].trim().to_string())
-    })
-}
-
-/// `user:password` from a Basic token.
-fn decode_basic(token: &str) -> Option<(String, String)> {
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(token)
-        .ok()?;
-    let text = String::from_utf8(bytes).ok()?;
-    let (user, password) = text.split_once(':')?;
-    Some((user.to_string(), password.to_string()))
-}
-
-impl Guard {
     /// A bcrypt check's turn, if one may start: none under way (one core
     /// at most), and room in this second's budget (taken here). The turn
     /// ends when dropped, however the check ends.
@@ -128,6 +104,27 @@ impl Guard {
         self.checking.store(true, Ordering::Relaxed);
         Some(Turn(&self.checking))
     }
+}
+
+/// The token of an `Authorization: Basic` header.
+fn basic_credentials(head: &[u8]) -> Option<String> {
+    String::from_utf8_lossy(head).lines().find_map(|l| {
+        let (name, value) = l.split_once(':')?;
+        let value = value.trim();
+        let scheme = value.get(..6)?;
+        (name.eq_ignore_ascii_case("authorization") && scheme.eq_ignore_ascii_case("basic "))
+            .then(|| value[6..].trim().to_string())
+    })
+}
+
+/// `user:password` from a Basic token.
+fn decode_basic(token: &str) -> Option<(String, String)> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(token)
+        .ok()?;
+    let text = String::from_utf8(bytes).ok()?;
+    let (user, password) = text.split_once(':')?;
+    Some((user.to_string(), password.to_string()))
 }
 
 /// The check under way (`Guard::checking`), until dropped.

@@ -165,11 +165,8 @@ fn enter(file: &File, path: &Path) -> Result<()> {
     // SAFETY: setns on an open namespace file.
     if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
         let error = std::io::Error::last_os_error();
-        let set = capabilities::effective();
-        if !capabilities::missing(set, &[capabilities::SYS_ADMIN]).is_empty() {
-            let what = format!("entering network namespace {}", path.display());
-            return Err(capabilities::refuse(&what, &[capabilities::SYS_ADMIN]));
-        }
+        let what = format!("entering network namespace {}", path.display());
+        capabilities::require(&what, &[capabilities::SYS_ADMIN])?;
         return Err(fail::usage(format!(
             "cannot enter network namespace {} ({error})",
             path.display()

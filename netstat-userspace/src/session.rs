@@ -66,11 +66,8 @@ pub fn attach(tracing: &Tracing, needs: Needs) -> Result<Attached> {
     // -S and the metrics read each namespace's sockets from inside it.
     let enters = needs != Needs::Events || tracing.metrics.is_some();
     if tracing.namespaces == Selection::All && enters {
-        let missing = capabilities::missing(capabilities::effective(), &[capabilities::SYS_ADMIN]);
-        if !missing.is_empty() {
-            let what = "--netns all with -S or --metrics (entering each namespace)";
-            return Err(capabilities::refuse(what, &missing));
-        }
+        let what = "--netns all with -S or --metrics (entering each namespace)";
+        capabilities::require(what, &[capabilities::SYS_ADMIN])?;
     }
     raise_priority();
     let mut probe = Probe::load(&kernel::Options {

@@ -467,12 +467,8 @@ fn build_config(btf: &btf_rs::Btf, netns: u32) -> Result<Config> {
 /// Capabilities needed to load tracing programs: CAP_BPF + CAP_PERFMON, or
 /// CAP_SYS_ADMIN (which implies both on older kernels).
 fn check_privileges() -> Result<()> {
-    let set = capabilities::effective();
-    let missing = capabilities::missing(set, &[capabilities::BPF, capabilities::PERFMON]);
-    if !missing.is_empty() {
-        return Err(capabilities::refuse("loading the eBPF programs", &missing));
-    }
-    Ok(())
+    let needed = [capabilities::BPF, capabilities::PERFMON];
+    capabilities::require("loading the eBPF programs", &needed)
 }
 
 /// Kernels before 5.11 charge BPF maps to RLIMIT_MEMLOCK, whose usual
