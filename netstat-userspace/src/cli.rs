@@ -183,6 +183,23 @@ pub struct Cli {
     /// With -E, -S, -c or --metrics: sockets the kernel side remembers (owner, state, times); past that the least recently active are evicted, and counted
     #[arg(long, value_name = "N", default_value_t = netstat_common::maps::SOCKS_ENTRIES)]
     pub max_sockets: u32,
+
+    // The log: written with -E --json, rotated, and read back.
+    /// With -E: write the log to FILE (appended to) instead of standard output
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<std::path::PathBuf>,
+    /// With --output: at this size (bytes; K, M or G suffix) move FILE to FILE.1 (FILE.1 to FILE.2 ...) and start a new FILE, with its own snapshot under --json
+    #[arg(long, value_name = "BYTES")]
+    pub rotate_size: Option<String>,
+    /// With --rotate-size: keep this many rotated files (default 5)
+    #[arg(long, value_name = "N")]
+    pub rotate_keep: Option<u32>,
+    /// Print the TCP listing from an enetstat -E --json log (FILE, or - for standard input) instead of the kernel, as of --at
+    #[arg(long, value_name = "FILE")]
+    pub replay: Option<String>,
+    /// With --replay: the moment to list, RFC 3339 (2026-12-07T03:12:45Z) or HH:MM:SS[.frac] in local time on the log's first day (default: the log's last record)
+    #[arg(long, value_name = "TIME")]
+    pub at: Option<String>,
 }
 
 impl Cli {

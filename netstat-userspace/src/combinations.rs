@@ -10,7 +10,9 @@ use crate::{cli::Cli, fail};
 /// loaded.
 pub fn check(cli: &Cli) -> Result<()> {
     let given = Given::new(cli);
-    let rules: [fn(&Given) -> Option<String>; 9] = [
+    let rules: [fn(&Given) -> Option<String>; 11] = [
+        replay_reads_a_log,
+        log_file_options,
         one_mode,
         tracing_follows_tcp,
         one_listing,
@@ -190,6 +192,55 @@ fn stop_options(g: &Given) -> Option<String> {
     let reads_events = matches!(g.modes.first(), Some(&"-E" | &"-c"));
     (c.ring_size.is_some() && !reads_events)
         .then(|| "--ring-size goes with -E or -c, the modes that read events".into())
+}
+
+/// `--replay` lists TCP sockets from a log: nothing of the kernel's, and
+/// no column a log does not hold.
+fn replay_reads_a_log(g: &Given) -> Option<String> {
+    let c = g.cli;
+    if c.replay.is_none() {
+        return c
+            .at
+            .is_some()
+            .then(|| "--at picks the moment of a --replay: add --replay FILE".into());
+    }
+    let tracing = [
+        ("-E", c.events),
+        ("-S", c.summary.is_some()),
+        ("-c", c.continuous),
+        ("--metrics", c.metrics.is_some()),
+    ];
+    if let Some(flag) = first_of(&[&tracing]) {
+        return Some(format!(
+            "--replay prints the listing of a log; {flag} of a log is not supported: leave out {flag}"
+        ));
+    }
+    if let Some(flag) = first_of(&[&g.listings, &g.udp_raw, &g.unix]) {
+        return Some(format!("a log holds TCP only: leave out {flag}"));
+    }
+    let kernel = [
+        ("--netns", c.netns.is_some()),
+        ("--duration", c.duration.is_some()),
+        ("--ring-size", c.ring_size.is_some()),
+        ("--self-cost", c.self_cost),
+        ("--cgroup", c.cgroup.is_some()),
+        ("-e", c.extend > 0),
+    ];
+    first_of(&[&kernel])
+        .map(|flag| format!("--replay reads a log, which has no {flag}: leave out {flag}"))
+}
+
+/// --output and rotation belong to the event log.
+fn log_file_options(g: &Given) -> Option<String> {
+    let c = g.cli;
+    if c.output.is_some() && !c.events {
+        return Some("--output writes the event log: use it with -E".into());
+    }
+    if c.rotate_size.is_some() && c.output.is_none() {
+        return Some("--rotate-size rotates the file of --output: add --output FILE".into());
+    }
+    (c.rotate_keep.is_some() && c.rotate_size.is_none())
+        .then(|| "--rotate-keep goes with --rotate-size".into())
 }
 
 fn one_namespace(g: &Given) -> Option<String> {

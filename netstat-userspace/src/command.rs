@@ -29,6 +29,44 @@ pub enum Command {
     Live(Live),
     /// `--metrics` alone.
     Metrics(Tracing),
+    /// `--replay`: the TCP listing from a log.
+    Replay(Replay),
+}
+
+/// `--replay FILE [--at TIME]` with the listing's flags.
+pub struct Replay {
+    /// A path, or `-` for standard input.
+    pub file: String,
+    pub at: At,
+    /// TCP only (`combinations` refused the rest).
+    pub plan: SocketPlan,
+    pub filter: RowFilter,
+    pub numeric: Numeric,
+}
+
+/// The moment `--replay` lists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum At {
+    /// The log's last record.
+    End,
+    /// Nanoseconds since the epoch.
+    Exact(i128),
+    /// `HH:MM:SS[.frac]`, local time on the log's first day (known once
+    /// the log is opened).
+    TimeOfDay(String),
+}
+
+/// Where `-E` writes: standard output, or a file it may rotate.
+pub struct LogOutput {
+    pub path: PathBuf,
+    pub rotate: Option<Rotate>,
+}
+
+/// `--rotate-size` and `--rotate-keep`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rotate {
+    pub size: u64,
+    pub keep: u32,
 }
 
 /// The netstat listing.
@@ -67,6 +105,8 @@ pub struct Tracing {
 
 pub struct Events {
     pub tracing: Tracing,
+    /// `--output`: None for standard output.
+    pub output: Option<LogOutput>,
     pub json: bool,
     pub numeric: Numeric,
     pub count: Option<u64>,
@@ -112,8 +152,16 @@ impl Command {
             // netstat passes -N into the route printer's "numeric" bits.
             numeric.hosts |= cli.symbolic;
         }
+        if let Some(file) = &cli.replay {
+            return Replay::new(cli, file, plan, &tracing, numeric).map(Command::Replay);
+        }
         if cli.events {
             return Ok(Command::Events(Events {
+                output: cli
+                    .output
+                    .as_ref()
+                    .map(|path| log_output(cli, path))
+                    .transpose()?,
                 tracing,
                 json: cli.json,
                 numeric,
@@ -218,6 +266,32 @@ impl Tracing {
     }
 }
 
+impl Replay {
+    fn new(cli: &Cli, file: &str, plan: Plan, tracing: &Tracing, numeric: Numeric) -> Result<Self> {
+        let Plan::Sockets(mut sockets) = plan else {
+            return Err(fail::usage(
+                "--replay lists sockets: leave out the other listing",
+            ));
+        };
+        // A log holds TCP only; the flags that ask for more were refused.
+        (
+            sockets.udp,
+            sockets.udplite,
+            sockets.raw,
+            sockets.unix,
+            sockets.groups,
+        ) = (false, false, false, false, false);
+        sockets.tcp = true;
+        Ok(Replay {
+            file: file.to_string(),
+            at: at(cli.at.as_deref())?,
+            plan: sockets,
+            filter: RowFilter::new(tracing.filter, None),
+            numeric,
+        })
+    }
+}
+
 impl Live {
     fn from_cli(
         cli: &Cli,
@@ -244,6 +318,63 @@ impl Live {
             fallback,
         })
     }
+}
+
+/// `--at`: RFC 3339, or a time of day.
+fn at(text: Option<&str>) -> Result<At> {
+    let Some(text) = text else {
+        return Ok(At::End);
+    };
+    if let Some(ns) = crate::clock::parse_rfc3339(text) {
+        return Ok(At::Exact(ns));
+    }
+    match crate::clock::parse_local_time_of_day(text, 0) {
+        Some(_) => Ok(At::TimeOfDay(text.to_string())),
+        None => Err(fail::usage(format!(
+            "invalid --at {text}: use RFC 3339 (2026-12-07T03:12:45Z) or HH:MM:SS[.frac]"
+        ))),
+    }
+}
+
+/// The smallest `--rotate-size`: a file must hold more than its snapshot.
+const MIN_ROTATE_SIZE: u64 = 4096;
+
+/// `--output` and its rotation.
+fn log_output(cli: &Cli, path: &std::path::Path) -> Result<LogOutput> {
+    let rotate = match &cli.rotate_size {
+        Some(text) => {
+            let size = byte_size(text)
+                .filter(|&n| n >= MIN_ROTATE_SIZE)
+                .ok_or_else(|| {
+                    fail::usage(format!(
+                        "invalid --rotate-size {text}: use bytes (at least {MIN_ROTATE_SIZE}), optionally with K, M or G"
+                    ))
+                })?;
+            let keep = cli.rotate_keep.unwrap_or(5);
+            if keep == 0 {
+                return Err(fail::usage(
+                    "invalid --rotate-keep 0: keep at least 1 rotated file",
+                ));
+            }
+            Some(Rotate { size, keep })
+        }
+        None => None,
+    };
+    Ok(LogOutput {
+        path: path.to_path_buf(),
+        rotate,
+    })
+}
+
+/// `12345`, `64K`, `100M`, `1G` (powers of 1024) as bytes.
+fn byte_size(text: &str) -> Option<u64> {
+    let (digits, unit) = match text.char_indices().last()? {
+        (at, 'K' | 'k') => (&text[..at], 1 << 10),
+        (at, 'M' | 'm') => (&text[..at], 1 << 20),
+        (at, 'G' | 'g') => (&text[..at], 1 << 30),
+        _ => (text, 1),
+    };
+    digits.parse::<u64>().ok()?.checked_mul(unit)
 }
 
 fn ring_bytes(bytes: u32) -> Result<u32> {
@@ -286,6 +417,25 @@ fn metrics_addrs(addr: &str) -> Result<Vec<SocketAddr>> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn sizes_and_moments_are_checked() {
+        assert_eq!(super::byte_size("64K"), Some(65_536));
+        assert_eq!(super::byte_size("1g"), Some(1 << 30));
+        assert_eq!(super::byte_size("4096"), Some(4096));
+        assert_eq!(super::byte_size("K"), None);
+        assert_eq!(super::byte_size("99999999999G"), None);
+        assert_eq!(super::at(None).unwrap(), super::At::End);
+        assert_eq!(
+            super::at(Some("03:12:45.5")).unwrap(),
+            super::At::TimeOfDay("03:12:45.5".into())
+        );
+        assert!(matches!(
+            super::at(Some("2026-12-07T03:12:45Z")).unwrap(),
+            super::At::Exact(_)
+        ));
+        assert!(super::at(Some("yesterday")).is_err());
+    }
+
     #[test]
     fn metrics_addresses_are_checked() {
         assert!(super::metrics_addrs("127.0.0.1:notaport").is_err());

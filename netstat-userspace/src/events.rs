@@ -10,14 +10,19 @@ use anyhow::Result;
 use netstat_common::{Event, LossMark};
 
 use crate::{
-    command::Events,
+    clock::WallClock,
+    command::{Events, Rotate},
     decoder::{Decoder, Lost, NetEvent},
+    filter::RowFilter,
     kernel::{self, Probe},
+    log_file::Group,
     names::Names,
     netns::Selection,
     output::{Output, Reader},
+    plan::SocketPlan,
     render::{event_json::JsonLog, event_text::TextLog, stop::StopSummary},
     session::{self, Attached, Flow, Sink, block_on},
+    socket_list,
 };
 
 /// What the run saw, for the closing summary line.
@@ -73,8 +78,37 @@ async fn stream(events: &Events, mut attached: Attached) -> Result<()> {
         let netns_column = namespaces == Selection::All;
         Format::Text(TextLog::new(Names::new(events.numeric), netns_column))
     };
+    // A JSON log starts from the sockets present, so a reader can rebuild
+    // the table from it alone.
+    let sockets = events.json.then(|| Sockets {
+        plan: SocketPlan {
+            tcp: true,
+            all: true,
+            programs: true,
+            ipv4: events.tracing.filter.families & (1 << netstat_common::AF_INET) != 0
+                || events.tracing.filter.families == 0,
+            ipv6: events.tracing.filter.families & (1 << netstat_common::AF_INET6) != 0
+                || events.tracing.filter.families == 0,
+            ..SocketPlan::default()
+        },
+        filter: RowFilter::new(
+            events.tracing.filter,
+            events.tracing.cgroup.as_ref().map(|c| c.0.clone()),
+        ),
+        namespaces,
+        clock: WallClock::new(),
+        lost: 0,
+        checked: std::time::Instant::now(),
+    });
+    let out = match &events.output {
+        Some(file) => Output::file(&file.path)?,
+        None => Output::stdout(),
+    };
     let mut log = EventLog {
-        out: Output::stdout(),
+        out,
+        rotate: events.output.as_ref().and_then(|o| o.rotate),
+        in_file: 0,
+        sockets,
         format,
         line: String::with_capacity(256),
         decoder,
@@ -88,11 +122,7 @@ async fn stream(events: &Events, mut attached: Attached) -> Result<()> {
         failed: None,
         stop_json: attached.json_records,
     };
-    if let Format::Text(text) = &log.format {
-        let header = format!("{}\n", text.header());
-        let written = log.out.write_whole(&header, LOG);
-        log.open = log.written(written);
-    }
+    log.begin_file(&attached.probe)?;
     if !log.open {
         return log.finish(&attached.probe, false);
     }
@@ -140,9 +170,38 @@ fn surplus(remembered: &[u64; 16], live: &[u64; 16]) -> u64 {
 /// What errors call the output.
 const LOG: &str = "the event log";
 
+/// Where a JSON log's snapshot and resync groups read the sockets from.
+struct Sockets {
+    plan: SocketPlan,
+    filter: RowFilter,
+    namespaces: Selection,
+    clock: WallClock,
+    /// Events lost (and gaps) as of the last group.
+    lost: u64,
+    /// When the loss count was last looked at.
+    checked: std::time::Instant,
+}
+
+/// The wall-clock time now, on the clock events are dated with.
+fn kernel_now(sockets: &Option<Sockets>) -> i128 {
+    let clock = sockets.as_ref().map_or_else(WallClock::new, |s| s.clock);
+    clock.wall_ns(kernel::monotonic_ns())
+}
+
+/// How often a JSON log looks for losses to resynchronise after: a loss
+/// that goes on costs one read of the sockets per second, not per batch.
+const RESYNC_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// The event log: a sink of the session that writes each event as a line.
 struct EventLog {
     out: Output,
+    /// `--rotate-size`: when and how the file of `--output` is rotated.
+    rotate: Option<Rotate>,
+    /// Records written since the file began: a file whose snapshot alone
+    /// passes the size still takes the events after it.
+    in_file: u64,
+    /// JSON only: where the snapshot and resync groups come from.
+    sockets: Option<Sockets>,
     format: Format,
     /// Reused for every line, so formatting allocates nothing per event.
     line: String,
@@ -198,9 +257,108 @@ impl EventLog {
 
     /// Writes `line` and a newline.
     fn write_record(&mut self) {
+        self.in_file += 1;
         self.line.push('\n');
         let written = self.out.write(&self.line, LOG);
         self.open = self.written(written);
+    }
+
+    /// What every file of the log begins with: the text header, or the
+    /// JSON header and the snapshot of the sockets present.
+    fn begin_file(&mut self, probe: &Probe) -> Result<()> {
+        self.in_file = 0;
+        match &mut self.format {
+            Format::Text(text) => {
+                let header = format!("{}\n", text.header());
+                let written = self.out.write_whole(&header, LOG);
+                self.open = self.written(written);
+            }
+            Format::Json(json) => {
+                self.line.clear();
+                json.write_header(&mut self.line, kernel_now(&self.sockets));
+                self.write_record();
+                if let (true, Some(sockets)) = (self.open, &mut self.sockets) {
+                    sockets.lost = probe.counters()?.lost;
+                    self.write_group(Group::Snapshot)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// At `--rotate-size`: the file moves aside and a new one begins,
+    /// self-contained. The events since stay in the ring meanwhile.
+    fn rotate_if_full(&mut self, probe: &Probe) -> Result<()> {
+        let Some(rotate) = self.rotate else {
+            return Ok(());
+        };
+        if self.out.size() < rotate.size || self.in_file == 0 {
+            return Ok(());
+        }
+        match self.out.rotate(rotate.keep) {
+            Ok(()) => self.begin_file(probe),
+            Err(e) => {
+                (self.failed, self.open) = (Some(e), false);
+                Ok(())
+            }
+        }
+    }
+
+    /// Writes the sockets present now as a `group`, closed by its end
+    /// record. Events dated before the read began are already in it; a
+    /// reader skips them.
+    fn write_group(&mut self, group: Group) -> Result<()> {
+        let (Some(sockets), Format::Json(json)) = (&self.sockets, &mut self.format) else {
+            return Ok(());
+        };
+        let at = kernel_now(&self.sockets);
+        let own = match sockets.namespaces {
+            Selection::One(inode) => inode,
+            Selection::All => 0,
+        };
+        let mut rows = 0u64;
+        let mut text = String::new();
+        let mut written = Ok(Reader::Reading);
+        socket_list::internet_rows(
+            &sockets.plan,
+            &sockets.filter,
+            &sockets.namespaces.members(),
+            None,
+            &mut |row| {
+                json.write_row(&mut text, group, at, row, own);
+                text.push('\n');
+                rows += 1;
+                // Written as it grows: a large table is not held whole.
+                if text.len() > 1 << 16 && written.as_ref().is_ok_and(|r| !r.is_gone()) {
+                    written = self.out.write(&text, LOG);
+                    text.clear();
+                }
+            },
+        )?;
+        json.write_group_end(&mut text, group, at, rows);
+        self.in_file = 0;
+        text.push('\n');
+        let written = written.and_then(|r| r.then(|| self.out.write_whole(&text, LOG)));
+        self.open = self.written(written);
+        Ok(())
+    }
+
+    /// After a loss (or a gap), at most once per `RESYNC_EVERY`: a resync
+    /// group, from which a reader is right again.
+    fn resync_if_lost(&mut self, probe: &Probe) -> Result<()> {
+        let Some(sockets) = &mut self.sockets else {
+            return Ok(());
+        };
+        if sockets.checked.elapsed() < RESYNC_EVERY {
+            return Ok(());
+        }
+        sockets.checked = std::time::Instant::now();
+        let lost = probe.counters()?.lost;
+        if lost > sockets.lost {
+            sockets.lost = lost;
+            self.write_group(Group::Resync)?;
+        }
+        Ok(())
     }
 
     fn write_lost(&mut self, lost: Lost) {
@@ -256,11 +414,17 @@ impl Sink for EventLog {
         Ok(self.flow())
     }
 
-    fn batch_done(&mut self, _: &Probe) -> Result<Flow> {
+    fn batch_done(&mut self, probe: &Probe) -> Result<Flow> {
+        if self.open {
+            self.resync_if_lost(probe)?;
+        }
         // One write per batch into a file; a pipe was flushed per line.
         if self.failed.is_none() {
             let flushed = self.out.flush(LOG);
             self.open &= self.written(flushed);
+        }
+        if self.open {
+            self.rotate_if_full(probe)?;
         }
         Ok(self.flow())
     }

@@ -4,7 +4,7 @@
 //! what the parsers return is dropped. Host names and users come from
 //! glibc's resolver, not from a parser of ours.
 
-use crate::{kernel::btf, names::Services, procnet, sock_diag, textfmt::lossy_utf8};
+use crate::{kernel::btf, log_file, names::Services, procnet, sock_diag, textfmt::lossy_utf8};
 
 /// A /proc/net file, decoded as `procnet::read` decodes it; the first byte
 /// picks the parser.
@@ -52,4 +52,9 @@ pub fn btf(data: &[u8]) {
     let _ = btf::drop_reasons(&btf);
     let _ = btf::send_reset_covers_all_sockets(&btf);
     let _ = btf::tracepoint_args(&btf, "tcp_send_reset");
+}
+
+/// A line of an event log, as `--replay` reads it.
+pub fn log_record(data: &[u8]) {
+    drop(log_file::parse(&lossy_utf8(data)));
 }

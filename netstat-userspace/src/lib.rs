@@ -13,6 +13,7 @@ mod cli;
 mod clock;
 mod combinations;
 mod command;
+mod conn_table;
 mod cost;
 mod decoder;
 mod events;
@@ -21,6 +22,7 @@ mod filter;
 mod generate;
 mod kernel;
 mod live;
+mod log_file;
 mod metrics;
 mod metrics_guard;
 mod metrics_server;
@@ -32,6 +34,7 @@ mod plan;
 mod ports;
 mod procnet;
 mod render;
+mod replay;
 mod session;
 mod snapshot;
 mod sock_diag;
@@ -88,7 +91,7 @@ pub fn main() {
 fn run(cli: &Cli) -> anyhow::Result<()> {
     let command = Command::from_cli(cli)?;
     let tracing = match &command {
-        Command::Listing(_) => None,
+        Command::Listing(_) | Command::Replay(_) => None,
         Command::Events(e) => Some(&e.tracing),
         Command::Summary(s) => Some(&s.tracing),
         Command::Live(l) => Some(&l.tracing),
@@ -106,6 +109,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         .transpose()?;
     let needs = match &command {
         Command::Listing(listing) => return snapshot::run(listing),
+        Command::Replay(replay) => return replay::run(replay),
         Command::Events(_) | Command::Live(_) => Needs::Events,
         Command::Summary(_) => Needs::CountsByRemote,
         Command::Metrics(_) => Needs::Counts,
@@ -140,7 +144,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         Command::Summary(summary) => summary::run(summary, attached),
         Command::Live(live) => live::run(live, attached),
         Command::Metrics(tracing) => metrics::run(tracing, attached),
-        Command::Listing(_) => unreachable!("listed above"),
+        Command::Listing(_) | Command::Replay(_) => unreachable!("run above"),
     }
 }
 

@@ -13,8 +13,10 @@
 
 use std::{
     borrow::Cow,
-    io::{self, BufWriter, StdoutLock, Write as _},
+    fs::{self, File},
+    io::{self, BufWriter, StdoutLock, Write},
     os::fd::AsRawFd as _,
+    path::{Path, PathBuf},
 };
 
 use anyhow::{Context as _, Result};
@@ -43,21 +45,97 @@ impl Reader {
 }
 
 pub struct Output {
-    out: BufWriter<StdoutLock<'static>>,
+    out: BufWriter<Target>,
     terminal: bool,
     /// Flush after every write (anything but a regular file).
     per_write: bool,
+    /// `--output`'s file, which `rotate` moves aside.
+    path: Option<PathBuf>,
+    /// Bytes in the file: what it held when opened and what was written.
+    size: u64,
 }
+
+/// Standard output, or a file of our own (`--output`).
+enum Target {
+    Stdout(StdoutLock<'static>),
+    File(File),
+}
+
+impl Write for Target {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Target::Stdout(out) => out.write(buf),
+            Target::File(file) => file.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Target::Stdout(out) => out.flush(),
+            Target::File(file) => file.flush(),
+        }
+    }
+}
+
+const BUFFER: usize = 1 << 16;
 
 impl Output {
     pub fn stdout() -> Self {
         let stdout = io::stdout();
         let fd = stdout.as_raw_fd();
         Self {
-            out: BufWriter::with_capacity(1 << 16, stdout.lock()),
+            out: BufWriter::with_capacity(BUFFER, Target::Stdout(stdout.lock())),
             terminal: is_terminal(fd),
             per_write: !is_regular_file(fd),
+            path: None,
+            size: 0,
         }
+    }
+
+    /// `path`, appended to (created if missing).
+    pub fn file(path: &Path) -> Result<Self> {
+        let file = open_append(path)?;
+        let size = file.metadata().map_or(0, |m| m.len());
+        Ok(Self {
+            out: BufWriter::with_capacity(BUFFER, Target::File(file)),
+            terminal: false,
+            per_write: false,
+            path: Some(path.to_path_buf()),
+            size,
+        })
+    }
+
+    /// Bytes in the file so far (0 for standard output).
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Moves the file aside (FILE to FILE.1, FILE.1 to FILE.2 ..., the
+    /// oldest beyond `keep` dropped) and goes on in a new, empty FILE.
+    pub fn rotate(&mut self, keep: u32) -> Result<()> {
+        let Some(path) = self.path.clone() else {
+            return Ok(());
+        };
+        self.out
+            .flush()
+            .context("writing before rotating the log")?;
+        let numbered = |n: u32| {
+            let mut name = path.clone().into_os_string();
+            name.push(format!(".{n}"));
+            PathBuf::from(name)
+        };
+        for n in (1..keep).rev() {
+            match fs::rename(numbered(n), numbered(n + 1)) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                    return Err(e).with_context(|| format!("rotating {}", numbered(n).display()));
+                }
+                _ => {}
+            }
+        }
+        fs::rename(&path, numbered(1)).with_context(|| format!("rotating {}", path.display()))?;
+        *self.out.get_mut() = Target::File(open_append(&path)?);
+        self.size = 0;
+        Ok(())
     }
 
     /// Whether a person is watching: the live view then redraws in place.
@@ -68,7 +146,9 @@ impl Output {
     /// Writes `text`, flushed unless it goes to a regular file; `what` names the output in errors
     /// ("writing the event log: No space left on device").
     pub fn write(&mut self, text: &str, what: &str) -> Result<Reader> {
-        let written = self.out.write_all(printable(text).as_bytes());
+        let text = printable(text);
+        self.size += text.len() as u64;
+        let written = self.out.write_all(text.as_bytes());
         if self.per_write && written.is_ok() {
             return open(self.out.flush(), what);
         }
@@ -119,6 +199,14 @@ fn open(result: io::Result<()>, what: &str) -> Result<Reader> {
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(Reader::Gone),
         Err(e) => Err(e).with_context(|| format!("writing {what}")),
     }
+}
+
+fn open_append(path: &Path) -> Result<File> {
+    File::options()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("cannot open {} for the log", path.display()))
 }
 
 fn is_terminal(fd: i32) -> bool {

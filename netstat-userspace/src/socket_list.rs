@@ -129,10 +129,12 @@ fn unlisted(plan: &SocketPlan, families: &[(&str, &str)]) {
     }
 }
 
-/// The Internet rows of the listing as data (for the live view's --diff).
+/// The Internet rows of the listing as data, from `namespaces` (the live
+/// view's --diff, the event log's snapshot).
 pub fn internet_rows(
     plan: &SocketPlan,
     filter: &RowFilter,
+    namespaces: &[(u32, Option<PathBuf>)],
     live: Option<&dyn TcpRows>,
     visit: &mut dyn FnMut(&InetRow),
 ) -> Result<()> {
@@ -140,7 +142,7 @@ pub fn internet_rows(
     Internet {
         plan,
         filter,
-        namespaces: &[(netns::own()?, None)],
+        namespaces,
         live,
         owners: owners.as_ref(),
     }

@@ -12,6 +12,7 @@ impl TcpState {
     pub const TIME_WAIT: Self = Self(k::TIME_WAIT);
     pub const CLOSE: Self = Self(k::CLOSE);
     pub const LISTEN: Self = Self(k::LISTEN);
+    pub const LAST_ACK: Self = Self(k::LAST_ACK);
 
     /// netstat's spelling (net-tools `tcp_state[]`).
     pub fn name(self) -> &'static str {
@@ -30,5 +31,12 @@ impl TcpState {
             k::NEW_SYN_RECV => "NEW_SYN_RECV",
             _ => "UNKNOWN",
         }
+    }
+
+    /// The state netstat spells `name`; None for anything else.
+    pub fn from_name(name: &str) -> Option<Self> {
+        (1..=k::NEW_SYN_RECV)
+            .map(Self)
+            .find(|state| state.name() == name)
     }
 }

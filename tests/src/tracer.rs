@@ -25,6 +25,9 @@ pub struct Tracer {
     stop_signal: i32,
 }
 
+/// The `event` of the records that make a JSON log self-contained.
+pub const LOG_RECORDS: [&str; 5] = ["log", "snapshot", "snapshot_end", "resync", "resync_end"];
+
 /// How enetstat starts a line saying what this kernel cannot give.
 const NOTE: &str = "enetstat: note: ";
 
@@ -249,8 +252,22 @@ impl Drop for Tracer {
 }
 
 impl TracerOutput {
-    /// The NDJSON lines as JSON values.
+    /// The NDJSON lines as JSON values, without the log's own records
+    /// (its header and the snapshot and resync groups): events, loss
+    /// marks, -S blocks.
     pub fn events(&self) -> Vec<serde_json::Value> {
+        self.records()
+            .into_iter()
+            .filter(|r| {
+                !r["event"]
+                    .as_str()
+                    .is_some_and(|e| LOG_RECORDS.contains(&e))
+            })
+            .collect()
+    }
+
+    /// Every NDJSON line as a JSON value.
+    pub fn records(&self) -> Vec<serde_json::Value> {
         self.stdout
             .lines()
             .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}")))

@@ -5,8 +5,8 @@
 use std::time::{Duration, Instant};
 
 use tests::{
-    Netns, STORM_ATTEMPTS, Tracer, connect, enetstat_bin, last_table, number_before, serve, storm,
-    wait_limit,
+    Netns, STORM_ATTEMPTS, Tracer, connect, enetstat_bin, last_table, number_before,
+    only_unseen_time_wait, serve, storm, wait_limit,
 };
 
 /// What one storm left: the view's output, how its last table differs
@@ -22,30 +22,6 @@ struct Storm {
     /// (docs/INVESTIGATIONS.md), which no later event of a timewait socket
     /// can reveal as a gap.
     only_unseen_time_wait: bool,
-}
-
-/// Whether `got` and `want` differ only by rows of unseen changes into TIME_WAIT
-/// (see `Storm::only_unseen_time_wait`).
-fn only_unseen_time_wait(got: &[String], want: &[String]) -> bool {
-    // Proto, Recv-Q, Send-Q, Local, Foreign, State: the endpoints of a
-    // row in one of `states`.
-    let ends = |row: &str, states: &[&str]| -> Option<String> {
-        let words: Vec<&str> = row.split_whitespace().collect();
-        let state = words.get(5)?;
-        states
-            .contains(state)
-            .then(|| format!("{} {} {}", words[0], words[3], words[4]))
-    };
-    let view: Vec<&String> = got.iter().filter(|r| !want.contains(r)).collect();
-    let kernel: Vec<&String> = want.iter().filter(|r| !got.contains(r)).collect();
-    let mut from: Vec<Option<String>> = view
-        .iter()
-        .map(|r| ends(r, &["FIN_WAIT1", "FIN_WAIT2"]))
-        .collect();
-    let mut to: Vec<Option<String>> = kernel.iter().map(|r| ends(r, &["TIME_WAIT"])).collect();
-    from.sort();
-    to.sort();
-    !from.is_empty() && from.iter().all(Option::is_some) && from == to
 }
 
 /// A held-open connection (LISTEN plus both ESTABLISHED ends) and two

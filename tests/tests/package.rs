@@ -188,6 +188,35 @@ fn unit_is_installed_not_enabled(root: &Unpacked, deb: &str) {
 }
 
 const UNIT: &str = "lib/systemd/system/enetstat-metrics.service";
+const LOG_UNIT: &str = "lib/systemd/system/enetstat-log.service";
+
+/// The unit's `ExecStart=` as systemd runs it: its `$VAR`s from
+/// `Environment=`, then `file` (a line of /etc/default/enetstat).
+fn command_line(unit: &str, file: Option<&str>) -> Vec<String> {
+    // Environment= first, then the file, as systemd applies them.
+    let mut env = assignments(
+        unit.lines()
+            .filter_map(|l| l.strip_prefix("Environment="))
+            .map(|l| l.trim_matches('"')),
+    );
+    env.extend(assignments(file.into_iter()));
+    let exec = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart="))
+        .expect("ExecStart");
+    let mut words: Vec<String> = Vec::new();
+    for word in exec.split_whitespace() {
+        match word.strip_prefix('$') {
+            // $VAR (no braces): split at blanks into words.
+            Some(var) => {
+                let (_, value) = env.iter().rev().find(|(k, _)| k == var).expect(var);
+                words.extend(value.split_whitespace().map(str::to_string));
+            }
+            None => words.push(word.to_string()),
+        }
+    }
+    words
+}
 
 /// `KEY=VALUE` lines as systemd reads them (a quoted value loses its quotes).
 fn assignments<'a>(lines: impl Iterator<Item = &'a str>) -> Vec<(String, String)> {
@@ -275,28 +304,7 @@ fn the_fleet_recipe_serves_on_every_interface() {
         })
         .expect("the README's /etc/default/enetstat line")
         .0;
-    // Environment= first, then the file, as systemd applies them.
-    let mut env = assignments(
-        unit.lines()
-            .filter_map(|l| l.strip_prefix("Environment="))
-            .map(|l| l.trim_matches('"')),
-    );
-    env.extend(assignments(std::iter::once(recipe)));
-    let exec = unit
-        .lines()
-        .find_map(|l| l.strip_prefix("ExecStart="))
-        .expect("ExecStart");
-    let mut words: Vec<String> = Vec::new();
-    for word in exec.split_whitespace() {
-        match word.strip_prefix('$') {
-            // $VAR (no braces): split at blanks into words.
-            Some(var) => {
-                let (_, value) = env.iter().rev().find(|(k, _)| k == var).expect(var);
-                words.extend(value.split_whitespace().map(str::to_string));
-            }
-            None => words.push(word.to_string()),
-        }
-    }
+    let words = command_line(&unit, Some(recipe));
     assert_eq!(words[0], "/usr/bin/enetstat", "{words:?}");
     assert!(
         unit.contains("EnvironmentFile=-/etc/default/enetstat"),
@@ -310,6 +318,54 @@ fn the_fleet_recipe_serves_on_every_interface() {
     assert!(body.contains("enetstat_connections_opened_total"), "{body}");
     let out = tracer.stop();
     assert!(out.status.success(), "{:?}", out.stderr);
+}
+
+/// The log unit's command line, run as the unit runs it with `%L` (the
+/// logs root) in a scratch directory, writes a self-contained log that
+/// replays.
+#[test]
+fn the_log_unit_writes_a_log_that_replays() {
+    let root = Unpacked::new("package-log");
+    let unit = std::fs::read_to_string(root.path(LOG_UNIT)).expect("the log unit");
+    assert!(unit.contains("LogsDirectory=enetstat"), "{unit}");
+    // What LogsDirectory= makes: the directory, the unit's user's.
+    let logs = root.path("var/log");
+    let dir = logs.join("enetstat");
+    std::fs::create_dir_all(&dir).unwrap();
+    sh("chown", &["65534:65534", dir.to_str().unwrap()]);
+    let words: Vec<String> = command_line(&unit, None)
+        .into_iter()
+        .map(|w| w.replace("%L", logs.to_str().unwrap()))
+        .collect();
+    assert_eq!(words[0], "/usr/bin/enetstat", "{words:?}");
+    let ns = Netns::new("package-log");
+    let binary = root.path("usr/bin/enetstat");
+    let args: Vec<&str> = words[1..].iter().map(String::as_str).collect();
+    let tracer = Tracer::start_wrapped(&ns, &as_the_unit_runs(&unit), &binary, &args);
+    drop(serve(&ns, "127.0.0.1:8000", &[]));
+    std::thread::sleep(tests::slowed(std::time::Duration::from_secs(1)));
+    let out = tracer.stop();
+    assert!(out.status.success(), "{:?}", out.stderr);
+    let log = dir.join("events.ndjson");
+    let text = std::fs::read_to_string(&log).expect("the log");
+    let records: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON record"))
+        .collect();
+    assert_eq!(records[0]["event"], "log", "{text}");
+    assert!(
+        records.iter().any(|r| r["event"] == "snapshot_end"),
+        "{text}"
+    );
+    let listened = records
+        .iter()
+        .any(|r| r["new_state"] == "LISTEN" && r["local"] == "127.0.0.1:8000");
+    assert!(listened, "{text}");
+    let replay = sh(
+        binary.to_str().unwrap(),
+        &["--replay", log.to_str().unwrap(), "-tan"],
+    );
+    assert!(replay.starts_with("(enetstat: replayed from "), "{replay}");
 }
 
 #[test]

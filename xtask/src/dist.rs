@@ -3,8 +3,8 @@
 //! `target/dist/enetstat_<version>_amd64.deb` and
 //! `target/dist/enetstat-<version>-x86_64-linux.tar.gz`, each with the man
 //! page and shell completions that `enetstat --generate` makes from the
-//! clap definition, and a systemd unit for the metrics endpoint (installed,
-//! not enabled).
+//! clap definition, and systemd units for the metrics endpoint and the event
+//! log (installed, not enabled).
 
 use std::{
     fs,
@@ -18,7 +18,7 @@ use crate::{release_bin, workspace_root};
 
 /// The unit a user enables to serve metrics on every node: least privilege,
 /// `systemd-analyze security` 1.9 (the package test holds it to 4.0).
-const UNIT: &str = "\
+const METRICS_UNIT: &str = "\
 [Unit]
 Description=enetstat Prometheus metrics: TCP connections, failures and states from eBPF
 Documentation=man:enetstat(8)
@@ -30,6 +30,27 @@ After=network.target
 Environment=\"ENETSTAT_METRICS_ARGS=--metrics 127.0.0.1:9977\"
 EnvironmentFile=-/etc/default/enetstat
 ExecStart=/usr/bin/enetstat $ENETSTAT_METRICS_ARGS
+";
+
+/// The unit that keeps a continuous, rotated event log, every file of it
+/// self-contained for `--replay`.
+const LOG_UNIT: &str = "\
+[Unit]
+Description=enetstat TCP state-change log: every transition with its owner, rotated under /var/log/enetstat
+Documentation=man:enetstat(8)
+After=network.target
+
+[Service]
+# Rotation and filters: set ENETSTAT_LOG_ARGS in /etc/default/enetstat.
+Environment=\"ENETSTAT_LOG_ARGS=--rotate-size 100M --rotate-keep 10\"
+EnvironmentFile=-/etc/default/enetstat
+ExecStart=/usr/bin/enetstat -E --json --output %L/enetstat/events.ndjson $ENETSTAT_LOG_ARGS
+LogsDirectory=enetstat
+LogsDirectoryMode=0750
+";
+
+/// What both units run under: least privilege.
+const HARDENING: &str = "\
 Restart=on-failure
 RestartSec=5
 # Least privilege (README, Capabilities): a user of its own with the two
@@ -69,6 +90,12 @@ UMask=0077
 WantedBy=multi-user.target
 ";
 
+/// The units, installed, not enabled: (path, what runs).
+const UNITS: [(&str, &str); 2] = [
+    ("lib/systemd/system/enetstat-metrics.service", METRICS_UNIT),
+    ("lib/systemd/system/enetstat-log.service", LOG_UNIT),
+];
+
 /// Where each generated file goes, under the package root.
 const FILES: &[(&str, &str)] = &[
     ("man", "usr/share/man/man8/enetstat.8"),
@@ -76,7 +103,6 @@ const FILES: &[(&str, &str)] = &[
     ("zsh", "usr/share/zsh/vendor-completions/_enetstat"),
     ("fish", "usr/share/fish/vendor_completions.d/enetstat.fish"),
 ];
-const UNIT_PATH: &str = "lib/systemd/system/enetstat-metrics.service";
 /// The documentation shipped under /usr/share/doc/enetstat: the README and
 /// every file it links to.
 const DOCS: &[&str] = &[
@@ -149,7 +175,9 @@ fn install(root: &Path) -> Result<()> {
         write(&root.join(path), &String::from_utf8(out.stdout)?)?;
     }
     run("gzip", &["-9n".as_ref(), root.join(FILES[0].1).as_os_str()])?;
-    write(&root.join(UNIT_PATH), UNIT)?;
+    for (path, service) in UNITS {
+        write(&root.join(path), &format!("{service}{HARDENING}"))?;
+    }
     // The README and what it links to, at the same relative paths.
     let doc = root.join("usr/share/doc/enetstat");
     for file in DOCS {
@@ -170,7 +198,7 @@ fn control(version: &str) -> Result<String> {
          Section: net\n\
          Priority: optional\n\
          Description: netstat on eBPF, with a live TCP state-change log and Prometheus metrics\n \
-         The netstat listing from /proc, plus kernel programs (Linux 5.12 or later)\n \
+         The netstat listing from /proc, plus kernel programs (Linux 5.10 or later)\n \
          that log every TCP state change, summarise connection storms and serve\n \
          Prometheus metrics. Needs root for the eBPF modes.\n",
         glibc = glibc_version()?

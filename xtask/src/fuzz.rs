@@ -14,7 +14,7 @@ use std::{
 use anyhow::{Context as _, Result};
 
 /// The parsers of outside input (`netstat_userspace::fuzzing`).
-pub const TARGETS: &[&str] = &["proc_net", "sock_diag", "services", "btf"];
+pub const TARGETS: &[&str] = &["proc_net", "sock_diag", "services", "btf", "log_record"];
 
 /// No parser may allocate this much at once, or hold this much in all.
 const MALLOC_LIMIT_MB: &str = "256";

@@ -3,11 +3,8 @@
 //! most once per `--interval`. UDP, raw and unix sockets, which the
 //! tracepoints do not cover, are re-read from /proc at each redraw.
 //!
-//! kernel programs -> ring buffer -> decoder -> `table::ConnTable` ->
-//! socket_list (netstat's table, `rows::LiveRows`) or a changes-only diff.
-
-mod rows;
-pub mod table;
+//! kernel programs -> ring buffer -> decoder -> `conn_table::ConnTable` ->
+//! socket_list (netstat's table, `conn_table::TableRows`) or a changes-only diff.
 
 use std::{fmt::Write as _, time::Duration};
 
@@ -17,6 +14,7 @@ use netstat_common::{AF_INET, AF_INET6, Event, tcp_state};
 use crate::{
     clock::{TimeFormat, WallClock},
     command::Live,
+    conn_table::{self as table, ConnTable, TableRows},
     decoder::Decoder,
     filter::RowFilter,
     kernel::{self, Counters, Probe},
@@ -30,7 +28,6 @@ use crate::{
     session::{Attached, Flow, Sink},
     socket_list,
 };
-use table::ConnTable;
 
 /// Starts the live view, or returns the reason eBPF is unavailable (the
 /// caller then re-polls /proc like netstat -c).
@@ -163,14 +160,15 @@ impl LiveView<'_> {
     }
 
     fn draw_into(&mut self, out: &mut String, now: i128) -> Result<Reader> {
-        let rows = rows::LiveRows {
+        let rows = TableRows {
             table: &self.table,
             now,
             ticks_per_second: self.ticks_per_second,
         };
         if let Some(previous) = &mut self.diff {
             let mut current = live_diff::Rows::new();
-            socket_list::internet_rows(self.plan, self.filter, Some(&rows), &mut |row| {
+            let own = [(self.own_netns, None)];
+            socket_list::internet_rows(self.plan, self.filter, &own, Some(&rows), &mut |row| {
                 live_diff::add(&mut current, row)
             })?;
             // A notice is said once, as it comes.

@@ -7,7 +7,9 @@ use std::{fmt::Write as _, net::SocketAddr};
 use crate::{
     clock::TimeFormat,
     decoder::{EventKind, Lost, NetEvent, StateAge},
-    render::{push_json_string, tcp_proto},
+    log_file::{self, Group},
+    render::{push_json_string, sockets::InetRow, tcp_proto},
+    tcp_state::TcpState,
     textfmt::{push_millis, push_u64},
 };
 
@@ -157,6 +159,98 @@ impl JsonLog {
     }
 }
 
+impl JsonLog {
+    /// Appends the log's first record (without newline): its format, so a
+    /// reader knows it can read it, and the version that wrote it.
+    pub fn write_header(&mut self, out: &mut String, wall_ns: i128) {
+        out.push_str("{\"time\":\"");
+        self.time.write_utc(out, wall_ns);
+        out.push_str("\",\"event\":\"");
+        out.push_str(log_file::HEADER);
+        out.push_str("\",\"format\":");
+        push_u64(out, log_file::FORMAT.into());
+        out.push_str(",\"version\":\"");
+        out.push_str(env!("CARGO_PKG_VERSION"));
+        out.push_str("\"}");
+    }
+
+    /// Appends the record (without newline) of one socket of a snapshot or
+    /// resync `group` read at `wall_ns`: an event's fields, the state it is
+    /// in, and how long a timewait socket has left.
+    pub fn write_row(
+        &mut self,
+        out: &mut String,
+        group: Group,
+        wall_ns: i128,
+        row: &InetRow,
+        netns: u32,
+    ) {
+        let s = row.socket;
+        out.push_str("{\"time\":\"");
+        self.time.write_utc(out, wall_ns);
+        out.push_str("\",\"event\":\"");
+        out.push_str(group.name());
+        out.push('"');
+        match row.owner {
+            Some(o) => {
+                out.push_str(",\"pid\":");
+                push_u64(out, u64::from(o.pid));
+                out.push_str(",\"program\":");
+                push_json_string(out, &o.program);
+            }
+            None => out.push_str(",\"pid\":null,\"program\":null"),
+        }
+        out.push_str(",\"cgroup\":null,\"proto\":\"");
+        out.push_str(if s.local.is_ipv6() { "tcp6" } else { "tcp" });
+        out.push_str("\",\"local\":\"");
+        push_endpoint(out, s.local);
+        out.push_str("\",\"remote\":\"");
+        push_endpoint(out, s.remote);
+        out.push_str("\",\"old_state\":null,\"new_state\":null,\"state\":\"");
+        out.push_str(TcpState(s.state).name());
+        out.push_str(
+            "\",\"prev_state_ms\":null,\"prev_state_ms_at_least\":null,\"after_gap\":false",
+        );
+        // A timewait socket in FIN_WAIT2 is an orphan waiting for its peer.
+        let time_wait = s.timer == 3;
+        out.push_str(",\"peer_fin_pending\":");
+        out.push_str(if time_wait && s.state == TcpState::FIN_WAIT2.0 {
+            "true"
+        } else {
+            "false"
+        });
+        out.push_str(",\"retransmits\":");
+        push_u64(out, s.retransmits);
+        out.push_str(",\"netns\":");
+        push_u64(out, u64::from(row.netns.unwrap_or(netns)));
+        out.push_str(
+            ",\"socket\":null,\"failure\":null,\"reset_reason\":null,\"drop_reason\":null",
+        );
+        out.push_str(
+            ",\"lifetime_ms\":null,\"bytes_acked\":null,\"bytes_received\":null,\"srtt_ms\":null,\"total_retransmits\":null",
+        );
+        out.push_str(",\"time_wait_left_ms\":");
+        match time_wait {
+            // The timer counts /proc's 10 ms ticks.
+            true => push_u64(out, s.timer_ticks * 10),
+            false => out.push_str("null"),
+        }
+        out.push('}');
+    }
+
+    /// Appends the record (without newline) that closes a group of `rows`
+    /// sockets: a reader replaces its table with them here.
+    pub fn write_group_end(&mut self, out: &mut String, group: Group, wall_ns: i128, rows: u64) {
+        out.push_str("{\"time\":\"");
+        self.time.write_utc(out, wall_ns);
+        out.push_str("\",\"event\":\"");
+        out.push_str(group.end_name());
+        out.push_str("\",\"rows\":");
+        push_u64(out, rows);
+        out.push('}');
+    }
+}
+
 /// `addr` as `SocketAddr` displays it (`1.2.3.4:80`, `[::1]:80`).
 fn push_endpoint(out: &mut String, addr: SocketAddr) {
     match addr {
@@ -188,7 +282,8 @@ fn push_hex16(out: &mut String, v: u64) {
 pub(crate) mod tests {
     use super::*;
 
-    /// Every key of an event's object and of a loss record.
+    /// Every key of an event's object, a loss record and the log's own
+    /// records.
     pub(crate) fn every_field() -> Vec<String> {
         let raw = netstat_common::Event {
             kind: netstat_common::kind::STATE,
@@ -198,13 +293,28 @@ pub(crate) mod tests {
         };
         let decoder = crate::decoder::Decoder::new(0, 0, Default::default());
         let mut log = JsonLog::default();
-        let mut lines = [String::new(), String::new()];
+        let mut lines = [const { String::new() }; 5];
         log.write_line(&mut lines[0], &decoder.decode(&raw));
         let lost = Lost {
             wall_ns: 0,
             count: 1,
         };
         log.write_lost(&mut lines[1], &lost);
+        log.write_header(&mut lines[2], 0);
+        let socket = crate::procnet::sockets::InetSocket::from_endpoints(
+            "127.0.0.1:1".parse().unwrap(),
+            "127.0.0.1:2".parse().unwrap(),
+            netstat_common::tcp_state::TIME_WAIT,
+        );
+        let row = InetRow {
+            proto: crate::render::sockets::InetProto::Tcp,
+            socket: &socket,
+            owner: None,
+            in_state: None,
+            netns: None,
+        };
+        log.write_row(&mut lines[3], Group::Snapshot, 0, &row, 1);
+        log.write_group_end(&mut lines[4], Group::Snapshot, 0, 1);
         lines
             .iter()
             .flat_map(|l| {

@@ -1,8 +1,8 @@
-//! The live table's TCP rows as the socket listing takes them, with their
+//! The connection table's TCP rows as the socket listing takes them, with their
 //! time in the current state.
 
 use crate::{
-    live::table::{ConnTable, Entry},
+    conn_table::{ConnTable, Entry},
     plan::SocketPlan,
     procnet::sockets::InetSocket,
     render::sockets::{InetProto, InetRow},
@@ -10,14 +10,14 @@ use crate::{
 };
 
 /// The table at wall-clock time `now` (ns).
-pub struct LiveRows<'a> {
+pub struct TableRows<'a> {
     pub table: &'a ConnTable,
     pub now: i128,
     /// The unit of /proc's TCP timers, for TIME_WAIT rows' -o column.
     pub ticks_per_second: u64,
 }
 
-impl TcpRows for LiveRows<'_> {
+impl TcpRows for TableRows<'_> {
     fn visit(
         &self,
         plan: &SocketPlan,

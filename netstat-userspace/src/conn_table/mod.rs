@@ -1,5 +1,6 @@
-//! The live view's TCP connection table: loaded from one /proc snapshot,
-//! then kept equal to the kernel's by applying state-change events.
+//! The TCP connection table of the live view and of `--replay`: loaded
+//! from one snapshot of the sockets, then kept equal to the kernel's by
+//! applying state-change events.
 //!
 //! A storm leaves most rows in TIME_WAIT, and the kernel's timewait socket
 //! has no owner, queues or inode: those rows are kept apart, as packed
@@ -11,8 +12,13 @@ use std::{
     net::{IpAddr, Ipv6Addr, SocketAddr},
 };
 
+mod rows;
+
+pub use rows::TableRows;
+
 use crate::{
     decoder::{EventKind, NetEvent, StateEntered},
+    log_file::GroupRow,
     owners::{InodeOwners, Owner},
     procnet::sockets::InetSocket,
     tcp_state::TcpState,
@@ -136,6 +142,9 @@ pub struct ConnTable {
     /// endpoints. Listeners sharing a port (SO_REUSEPORT) share an entry.
     by_tuple: HashMap<Tuple, Vec<u64>>,
     time_wait: HashMap<Packed, TimeWait>,
+    /// Sockets in LAST_ACK (their FIN sent) by endpoints: an orphan of this
+    /// host at the other end whose event comes after takes that FIN.
+    fin_sent: std::collections::HashSet<Packed>,
     /// A reset that reaches a TIME_WAIT socket kills it unless RFC 1337
     /// protection is on (sysctl net.ipv4.tcp_rfc1337).
     pub resets_kill_time_wait: bool,
@@ -157,12 +166,33 @@ pub const RESET_SETTLE_NS: i128 = 20_000_000;
 impl ConnTable {
     /// A table holding the TCP sockets of a /proc snapshot taken at `now_ns`.
     pub fn from_snapshot(sockets: Vec<InetSocket>, owners: &InodeOwners, now_ns: i128) -> Self {
+        let rows = sockets.into_iter().map(|socket| {
+            let owner = owners.by_inode.get(&socket.inode).cloned();
+            (socket, owner)
+        });
+        Self::from_rows(rows, true, now_ns)
+    }
+
+    /// A table holding the sockets of a log's snapshot or resync group,
+    /// read at `now_ns`, with the owners the log gives them.
+    pub fn from_log(rows: Vec<GroupRow>, now_ns: i128) -> Self {
+        let rows = rows.into_iter().map(|row| (row.socket, row.owner));
+        Self::from_rows(rows, false, now_ns)
+    }
+
+    /// `inode_read`: the sockets' inodes are the kernel's (a /proc read),
+    /// so inode 0 means no file holds the socket.
+    fn from_rows(
+        sockets: impl Iterator<Item = (InetSocket, Option<Owner>)>,
+        inode_read: bool,
+        now_ns: i128,
+    ) -> Self {
         let mut table = Self {
             snapshot_ns: now_ns,
             fin_timeout_ns: TIME_WAIT_NS,
             ..Self::default()
         };
-        for socket in sockets {
+        for (socket, owner) in sockets {
             if is_timewait_socket(&socket) {
                 // /proc's timer is in clock ticks (USER_HZ, 100 on Linux).
                 let left = i128::from(socket.timer_ticks) * 10_000_000;
@@ -176,13 +206,12 @@ impl ConnTable {
                 );
                 continue;
             }
-            let owner = owners.by_inode.get(&socket.inode).cloned();
             table.insert(Row {
                 socket,
                 owner,
                 entered: StateEntered::Bound(now_ns),
                 id: None,
-                inode_read: true,
+                inode_read,
             });
         }
         table
@@ -248,6 +277,9 @@ impl ConnTable {
             .get(&ev.socket)
             .copied()
             .or_else(|| (!child).then(|| self.find_by_tuple(&tuple)).flatten());
+        if old == TcpState::LAST_ACK {
+            self.fin_sent.remove(&Packed::new(&tuple));
+        }
         if new == TcpState::CLOSE {
             return key.and_then(|k| self.remove(k)).is_some();
         }
@@ -278,6 +310,10 @@ impl ConnTable {
             }
             self.time_wait.remove(&Packed::new(&tuple));
         }
+        if new == TcpState::LAST_ACK {
+            self.fin_sent.insert(Packed::new(&tuple));
+            self.peer_fin_sent(ev);
+        }
         if new == TcpState::TIME_WAIT || ev.peer_fin_pending {
             self.enter_time_wait(ev, new, entered_ns);
             return true;
@@ -296,6 +332,24 @@ impl ConnTable {
         true
     }
 
+    /// A socket of this host sent its FIN (into LAST_ACK): an orphan of
+    /// this host at the other end, waiting in FIN_WAIT2, gets it and enters
+    /// TIME_WAIT, which no tracepoint reports.
+    fn peer_fin_sent(&mut self, ev: &NetEvent) {
+        let peer = Packed::new(&(ev.remote, ev.local));
+        if let Some(tw) = self
+            .time_wait
+            .get_mut(&peer)
+            .filter(|tw| tw.state == TcpState::FIN_WAIT2.0)
+        {
+            *tw = TimeWait {
+                ends_ns: (ev.wall_ns + TIME_WAIT_NS) as i64,
+                entered_ns: ev.wall_ns as i64,
+                state: TcpState::TIME_WAIT.0,
+            };
+        }
+    }
+
     /// A reset sent to a TIME_WAIT socket of this host: the timewait socket
     /// may go without a state change the tracepoint would report.
     fn doubt_time_wait(&mut self, ev: &NetEvent) {
@@ -308,14 +362,26 @@ impl ConnTable {
     /// The kernel's timewait object for `ev`'s socket (no owner, queues or
     /// inode), in TIME_WAIT or, for an orphan, in FIN_WAIT2 (`new`).
     fn enter_time_wait(&mut self, ev: &NetEvent, new: TcpState, entered_ns: i64) {
-        let lasts = match ev.peer_fin_pending {
-            true => self.fin_timeout_ns,
-            false => TIME_WAIT_NS,
-        };
-        let entry = TimeWait {
-            ends_ns: (ev.wall_ns + lasts) as i64,
-            entered_ns,
-            state: new.0,
+        // Its peer on this host has sent its FIN already: the orphan takes
+        // it at once, into TIME_WAIT.
+        let fin_came =
+            ev.peer_fin_pending && self.fin_sent.contains(&Packed::new(&(ev.remote, ev.local)));
+        let entry = match (ev.peer_fin_pending, fin_came) {
+            (true, false) => TimeWait {
+                ends_ns: (ev.wall_ns + self.fin_timeout_ns) as i64,
+                entered_ns,
+                state: new.0,
+            },
+            (_, true) => TimeWait {
+                ends_ns: (ev.wall_ns + TIME_WAIT_NS) as i64,
+                entered_ns: ev.wall_ns as i64,
+                state: TcpState::TIME_WAIT.0,
+            },
+            (false, false) => TimeWait {
+                ends_ns: (ev.wall_ns + TIME_WAIT_NS) as i64,
+                entered_ns,
+                state: new.0,
+            },
         };
         self.time_wait
             .insert(Packed::new(&(ev.local, ev.remote)), entry);
@@ -511,5 +577,4 @@ impl ConnTable {
 }
 
 #[cfg(test)]
-#[path = "table_tests.rs"]
 mod tests;

@@ -277,3 +277,57 @@ fn an_orphan_stays_fin_wait2_until_the_kernel_says_otherwise() {
         Entry::Row(_) => panic!("a timewait row"),
     }
 }
+
+/// An orphan in FIN_WAIT2 whose peer on this host sends its FIN (into
+/// LAST_ACK) enters TIME_WAIT then, whichever of the two events comes
+/// first; one whose peer has not stays FIN_WAIT2.
+#[test]
+fn an_orphan_takes_the_fin_its_peer_here_sends() {
+    use netstat_common::tcp_state::{CLOSE_WAIT, FIN_WAIT2, LAST_ACK, TIME_WAIT};
+    let (server, quiet) = ("127.0.0.1:80", "127.0.0.1:81");
+    let orphan = |t: &mut ConnTable, id, local: &str, remote: &str, at| {
+        let mut handed = ev(id, FIN_WAIT2, FIN_WAIT2, local, remote, at);
+        handed.peer_fin_pending = true;
+        t.apply(&handed);
+    };
+    let mut t = ConnTable {
+        fin_timeout_ns: TIME_WAIT_NS,
+        ..ConnTable::default()
+    };
+    // The orphan first, then its peer's FIN.
+    orphan(&mut t, 1, "127.0.0.1:40000", server, 10);
+    t.apply(&ev(2, CLOSE_WAIT, LAST_ACK, server, "127.0.0.1:40000", 20));
+    // The peer's FIN first (its event ahead in the ring), then the orphan.
+    t.apply(&ev(3, CLOSE_WAIT, LAST_ACK, server, "127.0.0.1:40001", 30));
+    orphan(&mut t, 4, "127.0.0.1:40001", server, 31);
+    // A peer that has not closed: the orphan waits.
+    orphan(&mut t, 5, "127.0.0.1:40002", quiet, 40);
+    let time_waits: Vec<(String, u8)> = states(&t)
+        .into_iter()
+        .filter(|(local, _)| local.starts_with("127.0.0.1:4000"))
+        .collect();
+    assert_eq!(
+        time_waits,
+        [
+            ("127.0.0.1:40000".to_string(), TIME_WAIT),
+            ("127.0.0.1:40001".to_string(), TIME_WAIT),
+            ("127.0.0.1:40002".to_string(), FIN_WAIT2)
+        ]
+    );
+    let entered: Vec<StateEntered> = t
+        .entries()
+        .iter()
+        .filter_map(|e| match e {
+            Entry::TimeWait(_, tw) => Some(t.time_wait_entered(tw)),
+            Entry::Row(_) => None,
+        })
+        .collect();
+    assert_eq!(
+        entered,
+        [
+            StateEntered::Exact(20),
+            StateEntered::Exact(31),
+            StateEntered::Exact(40)
+        ]
+    );
+}

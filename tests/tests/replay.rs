@@ -1,0 +1,292 @@
+//! `--replay`: an `enetstat -E --json` log rebuilds the netstat table of a
+//! past moment. Storms run in a namespace of the test's own with quiet
+//! pauses; during a pause the test lists the namespace with `enetstat -tan`
+//! at a recorded time T, and `--replay LOG --at T -tan` must print the same
+//! rows (local, remote, state).
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+    process::Command,
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+use tests::{
+    Netns, STORM_ATTEMPTS, Tracer, enetstat_bin, flood, listen, only_unseen_time_wait, sh,
+    slowdown, slowed, storm, wait_limit,
+};
+
+/// Each TCP row as `proto 0 0 local remote state`, sorted: queues are not
+/// in a log (replay shows 0), and the In-State and timer columns differ
+/// by design.
+fn ends_and_states(table: &str) -> Vec<String> {
+    let mut rows: Vec<String> = table
+        .lines()
+        .filter(|l| l.starts_with("tcp"))
+        .map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            format!("{} 0 0 {} {} {}", w[0], w[3], w[4], w[5])
+        })
+        .collect();
+    rows.sort();
+    rows
+}
+
+/// `enetstat -tan` of `ns` now, and the moment it was taken (RFC 3339).
+fn listing_now(ns: &Netns) -> (String, Vec<String>) {
+    let at = sh("date", &["-u", "+%Y-%m-%dT%H:%M:%S.%NZ"])
+        .trim()
+        .to_string();
+    let table = ns.exec_ok(&[enetstat_bin().to_str().unwrap(), "-tan"]);
+    (at, ends_and_states(&table))
+}
+
+/// `enetstat --replay LOG --at AT -tan`'s rows.
+fn replayed(log: &Path, at: &str) -> Vec<String> {
+    let out = Command::new(enetstat_bin())
+        .args(["--replay", log.to_str().unwrap(), "--at", at, "-tan"])
+        .output()
+        .expect("enetstat runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "replay failed: {}{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.starts_with("(enetstat: replayed from "), "{stdout}");
+    ends_and_states(&stdout)
+}
+
+/// A file of the test's own, removed on drop.
+struct TempLog(PathBuf);
+
+impl TempLog {
+    fn new(name: &str) -> Self {
+        Self(std::env::temp_dir().join(format!("enetstat-{name}-{}.ndjson", std::process::id())))
+    }
+
+    /// The rotated files beside it (`.1`, `.2` ...), and it.
+    fn family(&self) -> Vec<PathBuf> {
+        let dir = self.0.parent().unwrap();
+        let stem = self.0.file_name().unwrap().to_str().unwrap().to_string();
+        let mut files: Vec<PathBuf> = fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n == stem || n.starts_with(&format!("{stem}.")))
+            })
+            .collect();
+        files.sort();
+        files
+    }
+
+    /// Waits (bounded) until the files stop growing.
+    fn wait_quiet(&self) {
+        let deadline = Instant::now() + wait_limit();
+        let mut last = u64::MAX;
+        while Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(400));
+            let size = self
+                .family()
+                .iter()
+                .map(|p| fs::metadata(p).map_or(0, |m| m.len()))
+                .sum();
+            if size == last {
+                return;
+            }
+            last = size;
+        }
+        panic!("the log still grows after {:?}", wait_limit());
+    }
+}
+
+impl Drop for TempLog {
+    fn drop(&mut self) {
+        for file in self.family() {
+            let _ = fs::remove_file(file);
+        }
+    }
+}
+
+fn records(text: &str) -> Vec<Value> {
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad line {l:?}: {e}")))
+        .collect()
+}
+
+fn events_named(records: &[Value], name: &str) -> usize {
+    records.iter().filter(|r| r["event"] == name).count()
+}
+
+/// Whether the replayed rows equal the listing's; on this machine a change
+/// into TIME_WAIT that no program ran for may differ (then false, and the
+/// storm is run again).
+fn same_or_unseen(got: &[String], want: &[String], attempt: usize, what: &str) -> bool {
+    if got != want && only_unseen_time_wait(got, want) && attempt < STORM_ATTEMPTS {
+        eprintln!("attempt {attempt}, {what}: rows of unseen changes into TIME_WAIT; again");
+        return false;
+    }
+    let only = |a: &[String], b: &[String]| -> Vec<String> {
+        a.iter()
+            .filter(|r| !b.contains(r))
+            .take(10)
+            .cloned()
+            .collect()
+    };
+    assert!(
+        got == want,
+        "{what}: replayed rows differ from the listing ({} vs {} rows)\nonly replayed: {:#?}\nonly listed: {:#?}",
+        got.len(),
+        want.len(),
+        only(got, want),
+        only(want, got)
+    );
+    true
+}
+
+#[test]
+fn the_log_gives_the_table_of_a_past_moment_and_again_after_a_resync() {
+    let scale = u64::from(slowdown());
+    for attempt in 1..=STORM_ATTEMPTS {
+        let ns = Netns::new("replay");
+        let full = Tracer::start(&ns, &["-E", "-n", "--json"]);
+        // 4 KiB holds about 40 events: the second storm overruns it.
+        let tiny = Tracer::start(&ns, &["-E", "-n", "--json", "--ring-size", "4096"]);
+        let mut listener = listen(&ns, "127.0.0.1:9000", 128);
+        let mut held = flood(&ns, "127.0.0.1:9000", 20);
+        storm(&ns, "127.0.0.1:7000", 300 / scale, &[]);
+        full.wait_quiet();
+        let (t1, table1) = listing_now(&ns);
+
+        storm(&ns, "127.0.0.1:7001", 3_000 / scale, &[]);
+        held.close();
+        // A loss is resynchronised within a second of it.
+        std::thread::sleep(slowed(Duration::from_secs(2)));
+        full.wait_quiet();
+        tiny.wait_quiet();
+        let (t2, table2) = listing_now(&ns);
+        // Something after T2, so that the logs reach past it.
+        storm(&ns, "127.0.0.1:7002", 5, &[]);
+        full.wait_quiet();
+        tiny.wait_quiet();
+        listener.close();
+        let (full, tiny) = (full.stop(), tiny.stop());
+
+        let tiny_records = records(&tiny.stdout);
+        assert!(
+            events_named(&tiny_records, "lost") > 0,
+            "the tiny ring lost nothing"
+        );
+        assert!(
+            events_named(&tiny_records, "resync_end") > 0,
+            "no resync after the loss"
+        );
+        let logs = [TempLog::new("replay-full"), TempLog::new("replay-tiny")];
+        fs::write(&logs[0].0, &full.stdout).unwrap();
+        fs::write(&logs[1].0, &tiny.stdout).unwrap();
+        assert_eq!(events_named(&records(&full.stdout), "lost"), 0);
+        assert!(
+            table1.iter().any(|r| r.ends_with("TIME_WAIT")),
+            "{table1:?}"
+        );
+        assert!(
+            table1.iter().any(|r| r.ends_with("ESTABLISHED")),
+            "{table1:?}"
+        );
+
+        let checks = [
+            (&logs[0], &t1, &table1, "T1 from the full log"),
+            (&logs[1], &t2, &table2, "T2 from the resynchronised log"),
+            (&logs[0], &t2, &table2, "T2 from the full log"),
+        ];
+        if checks
+            .iter()
+            .all(|(log, at, want, what)| same_or_unseen(&replayed(&log.0, at), want, attempt, what))
+        {
+            return;
+        }
+    }
+}
+
+#[test]
+fn a_rotated_file_alone_gives_the_table_and_no_event_is_lost_across_rotations() {
+    let scale = u64::from(slowdown());
+    for attempt in 1..=STORM_ATTEMPTS {
+        let ns = Netns::new("rotate");
+        let log = TempLog::new("rotate");
+        let path = log.0.to_str().unwrap().to_string();
+        let args = [
+            "-E",
+            "-n",
+            "--json",
+            "--output",
+            &path,
+            "--rotate-size",
+            "64K",
+            "--rotate-keep",
+            "1000",
+        ];
+        let tracer = Tracer::start(&ns, &args);
+        let mut listener = listen(&ns, "127.0.0.1:9000", 128);
+        let mut held = flood(&ns, "127.0.0.1:9000", 10);
+        storm(&ns, "127.0.0.1:7000", 300 / scale, &[]);
+        log.wait_quiet();
+        let (at, table) = listing_now(&ns);
+        // Enough to rotate again: the file holding T is then a rotated one.
+        storm(&ns, "127.0.0.1:7001", 300 / scale, &[]);
+        held.close();
+        listener.close();
+        log.wait_quiet();
+        let out = tracer.stop();
+        assert!(out.status.success(), "{:?}", out.stderr);
+        assert_eq!(out.stdout, "", "the log went to --output");
+
+        let files = log.family();
+        assert!(files.len() >= 3, "too few rotations: {files:?}");
+        let mut seen = 0u64;
+        let mut holder = None;
+        for file in &files {
+            let text = fs::read_to_string(file).unwrap();
+            let recs = records(&text);
+            // Every file is self-contained: header, then its snapshot.
+            assert_eq!(recs[0]["event"], "log", "{file:?}");
+            assert_eq!(events_named(&recs, "snapshot_end"), 1, "{file:?}");
+            seen += recs
+                .iter()
+                .filter(|r| {
+                    !r["event"]
+                        .as_str()
+                        .is_some_and(|e| tests::LOG_RECORDS.contains(&e))
+                })
+                .count() as u64;
+            let (first, last) = (
+                recs[0]["time"].as_str().unwrap(),
+                recs.last().unwrap()["time"].as_str().unwrap(),
+            );
+            if first <= at.as_str() && at.as_str() <= last {
+                holder = Some(file.clone());
+            }
+        }
+        let stop = out.stop_object();
+        assert_eq!(stop["lost"], 0, "{stop}");
+        assert_eq!(
+            Some(seen),
+            stop["events_seen"].as_u64(),
+            "events across the files"
+        );
+        let holder = holder.unwrap_or_else(|| panic!("no file holds {at}"));
+        assert_ne!(holder, log.0, "T is in the current file, not a rotated one");
+        if same_or_unseen(
+            &replayed(&holder, &at),
+            &table,
+            attempt,
+            "T from its rotated file",
+        ) {
+            return;
+        }
+    }
+}
