@@ -194,7 +194,7 @@ pub struct Cli {
     /// With --rotate-size: keep this many rotated files (default 5)
     #[arg(long, value_name = "N")]
     pub rotate_keep: Option<u32>,
-    /// Print the TCP listing from an enetstat -E --json log (FILE, or - for standard input) instead of the kernel, as of --at
+    /// Print the TCP listing as of --at (or with -S the summaries) from an enetstat -E --json log (FILE, or - for standard input) instead of the kernel
     #[arg(long, value_name = "FILE")]
     pub replay: Option<String>,
     /// With --replay: the moment to list, RFC 3339 (2026-12-07T03:12:45Z) or HH:MM:SS[.frac] in local time on the log's first day (default: the log's last record)

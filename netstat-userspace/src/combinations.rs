@@ -206,14 +206,16 @@ fn replay_reads_a_log(g: &Given) -> Option<String> {
     }
     let tracing = [
         ("-E", c.events),
-        ("-S", c.summary.is_some()),
         ("-c", c.continuous),
         ("--metrics", c.metrics.is_some()),
     ];
     if let Some(flag) = first_of(&[&tracing]) {
         return Some(format!(
-            "--replay prints the listing of a log; {flag} of a log is not supported: leave out {flag}"
+            "--replay prints the listing or -S of a log; {flag} of a log is not supported: leave out {flag}"
         ));
+    }
+    if c.summary.is_some() && c.at.is_some() {
+        return Some("-S of a log covers all of it: leave out --at".into());
     }
     if let Some(flag) = first_of(&[&g.listings, &g.udp_raw, &g.unix]) {
         return Some(format!("a log holds TCP only: leave out {flag}"));
@@ -224,6 +226,7 @@ fn replay_reads_a_log(g: &Given) -> Option<String> {
         ("--ring-size", c.ring_size.is_some()),
         ("--self-cost", c.self_cost),
         ("--cgroup", c.cgroup.is_some()),
+        ("--count", c.count.is_some()),
         ("-e", c.extend > 0),
     ];
     first_of(&[&kernel])

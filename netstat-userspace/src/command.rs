@@ -42,6 +42,16 @@ pub struct Replay {
     pub plan: SocketPlan,
     pub filter: RowFilter,
     pub numeric: Numeric,
+    /// `-S`: the log's intervals instead of a listing.
+    pub summary: Option<ReplaySummary>,
+}
+
+/// `--replay FILE -S [SECONDS]`.
+pub struct ReplaySummary {
+    /// Of the log's time.
+    pub every: Duration,
+    pub json: bool,
+    pub close_wait_age: Duration,
 }
 
 /// The moment `--replay` lists.
@@ -174,11 +184,7 @@ impl Command {
                 every: fail::seconds("--summary interval", seconds, 0.1)?,
                 json: cli.json,
                 count: cli.count,
-                close_wait_age: fail::seconds(
-                    "--close-wait-age",
-                    cli.close_wait_age.unwrap_or(10.0),
-                    0.001,
-                )?,
+                close_wait_age: close_wait_age(cli)?,
             }));
         }
         let live_tcp = match &plan {
@@ -282,12 +288,21 @@ impl Replay {
             sockets.groups,
         ) = (false, false, false, false, false);
         sockets.tcp = true;
+        let summary = match cli.summary {
+            Some(seconds) => Some(ReplaySummary {
+                every: fail::seconds("--summary interval", seconds, 0.001)?,
+                json: cli.json,
+                close_wait_age: close_wait_age(cli)?,
+            }),
+            None => None,
+        };
         Ok(Replay {
             file: file.to_string(),
             at: at(cli.at.as_deref())?,
             plan: sockets,
             filter: RowFilter::new(tracing.filter, None),
             numeric,
+            summary,
         })
     }
 }
@@ -318,6 +333,15 @@ impl Live {
             fallback,
         })
     }
+}
+
+/// `--close-wait-age`, 10 s by default.
+fn close_wait_age(cli: &Cli) -> Result<Duration> {
+    fail::seconds(
+        "--close-wait-age",
+        cli.close_wait_age.unwrap_or(10.0),
+        0.001,
+    )
 }
 
 /// `--at`: RFC 3339, or a time of day.

@@ -18,9 +18,11 @@ use std::{
 use anyhow::{Context as _, Result, anyhow};
 use serde::Deserialize;
 
+use netstat_common::failure;
+
 use crate::{
     clock,
-    decoder::{EventKind, NetEvent},
+    decoder::{CloseTotals, EventKind, Failure, NetEvent, StateAge},
     owners::Owner,
     procnet::sockets::InetSocket,
     tcp_state::TcpState,
@@ -78,9 +80,8 @@ pub enum Record {
         rows: u64,
     },
     Event(Box<NetEvent>),
-    Lost,
-    /// An event that moves no row (retransmits, resets, drops).
-    Other,
+    /// Events missing from the log at this point.
+    Lost(u64),
 }
 
 /// A record and when it was written (ns since the epoch).
@@ -113,6 +114,16 @@ struct Raw<'a> {
     netns: u32,
     socket: Option<&'a str>,
     time_wait_left_ms: Option<f64>,
+    lost: Option<u64>,
+    #[serde(borrow)]
+    cgroup: Option<Cow<'a, str>>,
+    prev_state_ms: Option<f64>,
+    failure: Option<&'a str>,
+    lifetime_ms: Option<f64>,
+    bytes_acked: Option<u64>,
+    bytes_received: Option<u64>,
+    srtt_ms: Option<f64>,
+    total_retransmits: Option<u32>,
 }
 
 /// Reads a log record by record.
@@ -243,7 +254,7 @@ pub fn parse(text: &str) -> Result<Timed> {
             Some(FORMAT) => Record::Header,
             other => Record::OtherFormat(other),
         },
-        "lost" => Record::Lost,
+        "lost" => Record::Lost(raw.lost.unwrap_or(0)),
         "state" => {
             let (old, new) = (
                 state(raw.old_state, "old_state")?,
@@ -256,15 +267,19 @@ pub fn parse(text: &str) -> Result<Timed> {
                 new,
             )?))
         }
-        // A reset sent may end a TIME_WAIT socket of this host.
-        "send_reset" => {
+        name @ ("send_reset" | "receive_reset" | "retransmit" | "retransmit_synack" | "drop") => {
+            let kind = match name {
+                "send_reset" => EventKind::ResetSent,
+                "receive_reset" => EventKind::ResetReceived,
+                "retransmit" => EventKind::Retransmit,
+                "retransmit_synack" => EventKind::RetransmitSynack,
+                _ => EventKind::Drop,
+            };
             let now = raw
                 .state
                 .map_or(Ok(TcpState(0)), |_| state(raw.state, "state"))?;
-            Record::Event(Box::new(event(&raw, wall_ns, EventKind::ResetSent, now)?))
+            Record::Event(Box::new(event(&raw, wall_ns, kind, now)?))
         }
-        // Retransmits, resets received and drops move no row.
-        "retransmit" | "retransmit_synack" | "receive_reset" | "drop" => Record::Other,
         name => {
             if group(name).is_some() {
                 Record::Row(group_row(&raw)?)
@@ -286,6 +301,10 @@ fn endpoint(value: Option<&str>, key: &str) -> Result<SocketAddr> {
 
 fn state(value: Option<&str>, key: &str) -> Result<TcpState> {
     let text = value.ok_or_else(|| anyhow!("no {key}"))?;
+    // What the log says of an event of no socket (a reset sent for none).
+    if text == TcpState(0).name() {
+        return Ok(TcpState(0));
+    }
     TcpState::from_name(text).ok_or_else(|| anyhow!("bad {key} {text:?}"))
 }
 
@@ -314,8 +333,26 @@ fn group_row(raw: &Raw) -> Result<GroupRow> {
 }
 
 /// What the table reads of an event; the log's other fields (ages,
-/// reasons, totals) are for people.
+/// What the table and the summary read of an event (reasons are left out).
 fn event(raw: &Raw, wall_ns: i128, kind: EventKind, now: TcpState) -> Result<NetEvent> {
+    let ns = |ms: f64| (ms.max(0.0) * 1e6).round() as u64;
+    let failure = match raw.failure {
+        Some(name) => Some(
+            failure::NAMES
+                .iter()
+                .position(|n| *n == name)
+                .and_then(|v| Failure::of(v as u8))
+                .ok_or_else(|| anyhow!("bad failure {name:?}"))?,
+        ),
+        None => None,
+    };
+    let totals = raw.bytes_acked.map(|bytes_acked| CloseTotals {
+        lifetime_ns: raw.lifetime_ms.map(ns),
+        bytes_acked,
+        bytes_received: raw.bytes_received.unwrap_or(0),
+        srtt_ns: raw.srtt_ms.map(ns),
+        total_retransmits: raw.total_retransmits.unwrap_or(0),
+    });
     let socket = raw.socket.unwrap_or("0");
     Ok(NetEvent {
         wall_ns,
@@ -325,15 +362,15 @@ fn event(raw: &Raw, wall_ns: i128, kind: EventKind, now: TcpState) -> Result<Net
         local: endpoint(raw.local, "local")?,
         remote: endpoint(raw.remote, "remote")?,
         owner: owner(raw),
-        cgroup: None,
-        age: None,
+        cgroup: raw.cgroup.as_deref().map(Rc::from),
+        age: raw.prev_state_ms.map(|ms| StateAge::Exact(ns(ms))),
         after_gap: false,
         peer_fin_pending: raw.peer_fin_pending,
         retransmits: raw.retransmits,
-        failure: None,
+        failure,
         reset_reason: None,
         drop_reason: None,
-        totals: None,
+        totals,
         netns: raw.netns,
         socket: u64::from_str_radix(socket, 16).map_err(|_| anyhow!("bad socket {socket:?}"))?,
     })

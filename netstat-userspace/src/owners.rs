@@ -9,7 +9,7 @@ use crate::{
 };
 
 /// A socket's owning process as netstat shows it: pid and program name.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Owner {
     pub pid: u32,
     /// Shared: one process owns many sockets, and events repeat owners.

@@ -426,10 +426,12 @@ impl Cumulative {
             time_wait_growth: now_p.time_wait as i64 - was_p.time_wait as i64,
             syn_sent_over_1s: kernel::states_since_before(socks, now.saturating_sub(1_000_000_000))
                 [usize::from(s::SYN_SENT)],
-            listen_overflows: now_p
-                .listen_overflows
-                .saturating_sub(was_p.listen_overflows),
-            listen_drops: now_p.listen_drops.saturating_sub(was_p.listen_drops),
+            listen_overflows: Some(
+                now_p
+                    .listen_overflows
+                    .saturating_sub(was_p.listen_overflows),
+            ),
+            listen_drops: Some(now_p.listen_drops.saturating_sub(was_p.listen_drops)),
             missed: self.missed.saturating_sub(before.missed),
             remotes,
             cgroups: Vec::new(),

@@ -322,3 +322,43 @@ fn a_closed_pipe_ends_the_log_quietly() {
         "{stderr}"
     );
 }
+
+/// The log's flags: each misuse refused in one line (exit 2); a log that
+/// cannot be read is one line naming it (exit 1).
+#[test]
+fn log_and_replay_misuse() {
+    let bin = enetstat_bin();
+    let bin = bin.to_str().unwrap();
+    let cases: [(&[&str], &str); 7] = [
+        (&["--at", "03:00:00"], "--at picks the moment of a --replay"),
+        (&["--replay", "x", "--at", "noon"], "invalid --at noon"),
+        (&["--replay", "x", "-E"], "-E of a log is not supported"),
+        (
+            &["--replay", "x", "-u"],
+            "a log holds TCP only: leave out -u",
+        ),
+        (
+            &["--replay", "x", "-S", "--at", "03:00:00"],
+            "leave out --at",
+        ),
+        (
+            &["-E", "--output", "/tmp/x", "--rotate-size", "1"],
+            "invalid --rotate-size 1",
+        ),
+        (
+            &["-tan", "--output", "/tmp/x"],
+            "--output writes the event log",
+        ),
+    ];
+    for (args, needle) in cases {
+        assert_refused(&run(bin, args), needle);
+    }
+    let missing = run(bin, &["--replay", "/nonexistent/log", "-tan"]);
+    assert_eq!(missing.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("enetstat: cannot read log /nonexistent/log"),
+        "{stderr}"
+    );
+}

@@ -290,3 +290,65 @@ fn a_rotated_file_alone_gives_the_table_and_no_event_is_lost_across_rotations() 
         }
     }
 }
+
+/// The fields of `-S --json` blocks that a log determines, summed over
+/// the blocks: the counts and every failure verdict and transition.
+fn summed(blocks: &[Value]) -> std::collections::BTreeMap<String, u64> {
+    let mut sums = std::collections::BTreeMap::new();
+    for block in blocks {
+        for key in ["new_active", "new_passive", "closed"] {
+            *sums.entry(key.to_string()).or_default() += block[key].as_u64().unwrap();
+        }
+        for group in ["failures", "transitions"] {
+            for (name, n) in block[group].as_object().unwrap() {
+                *sums.entry(format!("{group}.{name}")).or_default() += n.as_u64().unwrap();
+            }
+        }
+    }
+    sums.retain(|_, n| *n > 0);
+    sums
+}
+
+#[test]
+fn the_summary_of_a_log_counts_what_live_summary_counted() {
+    let scale = u64::from(slowdown());
+    for attempt in 1..=STORM_ATTEMPTS {
+        let ns = Netns::new("replay-sum");
+        let logger = Tracer::start(&ns, &["-E", "-n", "--json"]);
+        let live = Tracer::start(&ns, &["-S", "1", "--json"]);
+        // Every ending: refused, reset, timed out by neither side...
+        storm(&ns, "127.0.0.1:7000", 600 / scale, &["--mix"]);
+        logger.wait_quiet();
+        // The live blocks of the storm's last second are out.
+        std::thread::sleep(slowed(Duration::from_secs(2)));
+        let (logged, live) = (logger.stop(), live.stop());
+        if logged.stop_object()["lost"] != 0 && attempt < STORM_ATTEMPTS {
+            eprintln!(
+                "attempt {attempt}: the log lost events ({}); again",
+                logged.stop_object()
+            );
+            continue;
+        }
+        assert_eq!(logged.stop_object()["lost"], 0, "{}", logged.stop_object());
+        let log = TempLog::new("replay-sum");
+        fs::write(&log.0, &logged.stdout).unwrap();
+        let out = Command::new(enetstat_bin())
+            .args(["--replay", log.0.to_str().unwrap(), "-S", "1", "--json"])
+            .output()
+            .expect("enetstat runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let replayed = records(&String::from_utf8_lossy(&out.stdout));
+        assert!(replayed.len() >= 2, "{replayed:?}");
+        // What a log cannot give is null, never 0.
+        assert!(replayed.iter().all(|b| b["listen_overflows"].is_null()));
+        let want = summed(&live.events());
+        assert!(want["new_active"] >= 600 / scale, "{want:?}");
+        assert!(want.keys().any(|k| k.starts_with("failures.")), "{want:?}");
+        assert_eq!(summed(&replayed), want);
+        return;
+    }
+}

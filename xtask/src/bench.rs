@@ -1,7 +1,7 @@
 //! `cargo xtask bench`: the connection storm (storm_bench), the tracer's
 //! cost per program and per event (cost_bench), the snapshot
-//! listing (snapshot_bench), the live view (live_bench) and -S at scale
-//! (summary_bench), each in fresh
+//! listing (snapshot_bench), the live view (live_bench), -S at scale
+//! (summary_bench) and --replay of a large log (replay_bench), each in fresh
 //! network namespaces. Results go to stdout and bench/RESULTS.md as
 //! markdown tables.
 
@@ -25,6 +25,7 @@ pub enum Scenario {
     Snapshot,
     Live,
     Summary,
+    Replay,
 }
 
 pub fn run(opts: &Options) -> Result<()> {
@@ -53,6 +54,9 @@ pub fn run(opts: &Options) -> Result<()> {
     }
     if opts.only.is_none_or(|s| s == Scenario::Summary) {
         report.push_str(&crate::summary_bench::table()?);
+    }
+    if opts.only.is_none_or(|s| s == Scenario::Replay) {
+        report.push_str(&crate::replay_bench::table()?);
     }
     println!("\n{report}");
     let dir = workspace_root().join("bench");

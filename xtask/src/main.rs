@@ -14,6 +14,7 @@ mod fuzz;
 mod lint;
 mod live_bench;
 mod matrix;
+mod replay_bench;
 mod setup;
 mod sizes;
 mod snapshot_bench;

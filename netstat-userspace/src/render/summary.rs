@@ -24,8 +24,9 @@ pub struct Interval {
     pub time_wait_growth: i64,
     /// Sockets still in SYN_SENT after more than a second.
     pub syn_sent_over_1s: u64,
-    pub listen_overflows: u64,
-    pub listen_drops: u64,
+    /// The namespace's counters; None where they are not known (a replayed log).
+    pub listen_overflows: Option<u64>,
+    pub listen_drops: Option<u64>,
     /// Events the kernel side knows it missed, so that the counts above
     /// fall short by at least this much: skipped runs no second program made up for,
     /// and gaps in sockets' histories (README, Known limits).
@@ -186,6 +187,18 @@ impl Writer {
     }
 }
 
+/// A count, or what stands for one not known (`-` in text, `null` in JSON).
+struct Known(Option<u64>, &'static str);
+
+impl std::fmt::Display for Known {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(n) => write!(f, "{n}"),
+            None => f.write_str(self.1),
+        }
+    }
+}
+
 /// A handshake histogram's quantiles in ms: `p50/p90/p99/max` in text, an
 /// object in JSON (`{:#}`); `-` or `null` without samples.
 struct Latency<'a>(&'a Histogram);
@@ -269,8 +282,8 @@ transitions:",
         i.time_wait,
         i.time_wait_growth,
         i.syn_sent_over_1s,
-        i.listen_overflows,
-        i.listen_drops,
+        Known(i.listen_overflows, "-"),
+        Known(i.listen_drops, "-"),
         Latency(&i.traffic.connect_duration),
         Latency(&i.traffic.accept_duration),
     );
@@ -511,8 +524,8 @@ fn json_counts(out: &mut String, i: &Interval) {
         i.time_wait,
         i.time_wait_growth,
         i.syn_sent_over_1s,
-        i.listen_overflows,
-        i.listen_drops,
+        Known(i.listen_overflows, "null"),
+        Known(i.listen_drops, "null"),
         Latency(&i.traffic.connect_duration),
         Latency(&i.traffic.accept_duration),
         i.missed,
