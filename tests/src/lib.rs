@@ -500,3 +500,12 @@ pub fn only_unseen_time_wait(got: &[String], want: &[String]) -> bool {
     to.sort();
     !from.is_empty() && from.iter().all(Option::is_some) && from == to
 }
+
+/// Up to ten of `a`'s rows that `b` lacks (for a failure's message).
+pub fn rows_only_in(a: &[String], b: &[String]) -> Vec<String> {
+    a.iter()
+        .filter(|r| !b.contains(r))
+        .take(10)
+        .cloned()
+        .collect()
+}

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use tests::{
     Netns, STORM_ATTEMPTS, Tracer, connect, enetstat_bin, last_table, number_before,
-    only_unseen_time_wait, serve, storm, wait_limit,
+    only_unseen_time_wait, rows_only_in, serve, storm, wait_limit,
 };
 
 /// What one storm left: the view's output, how its last table differs
@@ -46,20 +46,13 @@ fn storm_then_compare(tag: &str, view_args: &[&str]) -> Storm {
 
     let want = away_from_time_wait_end(&fresh, Column::TimeLeft);
     let got = away_from_time_wait_end(last_table(&out.stdout), Column::InState);
-    let only = |a: &[String], b: &[String]| -> Vec<String> {
-        a.iter()
-            .filter(|r| !b.contains(r))
-            .take(10)
-            .cloned()
-            .collect()
-    };
     let mismatch = (got != want).then(|| {
         format!(
             "live view and snapshot differ ({} vs {} rows)\nonly in the view: {:#?}\nonly in the snapshot: {:#?}",
             got.len(),
             want.len(),
-            only(&got, &want),
-            only(&want, &got)
+            rows_only_in(&got, &want),
+            rows_only_in(&want, &got)
         )
     });
     // The comparison means something only if the storm's leftovers are there:

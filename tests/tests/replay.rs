@@ -13,8 +13,8 @@ use std::{
 
 use serde_json::Value;
 use tests::{
-    Netns, STORM_ATTEMPTS, Tracer, enetstat_bin, flood, listen, only_unseen_time_wait, sh,
-    slowdown, slowed, storm, wait_limit,
+    Netns, STORM_ATTEMPTS, Tracer, enetstat_bin, flood, listen, only_unseen_time_wait,
+    rows_only_in, sh, slowdown, slowed, storm, wait_limit,
 };
 
 /// Each TCP row as `proto 0 0 local remote state`, sorted: queues are not
@@ -130,20 +130,13 @@ fn same_or_unseen(got: &[String], want: &[String], attempt: usize, what: &str) -
         eprintln!("attempt {attempt}, {what}: rows of unseen changes into TIME_WAIT; again");
         return false;
     }
-    let only = |a: &[String], b: &[String]| -> Vec<String> {
-        a.iter()
-            .filter(|r| !b.contains(r))
-            .take(10)
-            .cloned()
-            .collect()
-    };
     assert!(
         got == want,
         "{what}: replayed rows differ from the listing ({} vs {} rows)\nonly replayed: {:#?}\nonly listed: {:#?}",
         got.len(),
         want.len(),
-        only(got, want),
-        only(want, got)
+        rows_only_in(got, want),
+        rows_only_in(want, got)
     );
     true
 }

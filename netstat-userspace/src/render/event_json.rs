@@ -8,6 +8,7 @@ use crate::{
     clock::TimeFormat,
     decoder::{EventKind, Lost, NetEvent, StateAge},
     log_file::{self, Group},
+    owners::Owner,
     render::{push_json_string, sockets::InetRow, tcp_proto},
     tcp_state::TcpState,
     textfmt::{push_millis, push_u64},
@@ -55,7 +56,17 @@ impl JsonLog {
 
 /// `pid`, `program` and `cgroup`.
 fn push_owner(out: &mut String, ev: &NetEvent) {
-    match &ev.owner {
+    push_pid_program(out, ev.owner.as_ref());
+    out.push_str(",\"cgroup\":");
+    match &ev.cgroup {
+        Some(path) => push_json_string(out, path),
+        None => out.push_str("null"),
+    }
+}
+
+/// `pid` and `program`, null when the owner is unknown.
+fn push_pid_program(out: &mut String, owner: Option<&Owner>) {
+    match owner {
         Some(o) => {
             out.push_str(",\"pid\":");
             push_u64(out, u64::from(o.pid));
@@ -63,11 +74,6 @@ fn push_owner(out: &mut String, ev: &NetEvent) {
             push_json_string(out, &o.program);
         }
         None => out.push_str(",\"pid\":null,\"program\":null"),
-    }
-    out.push_str(",\"cgroup\":");
-    match &ev.cgroup {
-        Some(path) => push_json_string(out, path),
-        None => out.push_str("null"),
     }
 }
 
@@ -191,15 +197,7 @@ impl JsonLog {
         out.push_str("\",\"event\":\"");
         out.push_str(group.name());
         out.push('"');
-        match row.owner {
-            Some(o) => {
-                out.push_str(",\"pid\":");
-                push_u64(out, u64::from(o.pid));
-                out.push_str(",\"program\":");
-                push_json_string(out, &o.program);
-            }
-            None => out.push_str(",\"pid\":null,\"program\":null"),
-        }
+        push_pid_program(out, row.owner);
         out.push_str(",\"cgroup\":null,\"proto\":\"");
         out.push_str(if s.local.is_ipv6() { "tcp6" } else { "tcp" });
         out.push_str("\",\"local\":\"");
