@@ -200,6 +200,9 @@ pub struct Cli {
     /// With --replay: the moment to list, RFC 3339 (2026-12-07T03:12:45Z) or HH:MM:SS[.frac] in local time on the log's first day (default: the log's last record)
     #[arg(long, value_name = "TIME")]
     pub at: Option<String>,
+    /// With --replay -c: play the log at X times its own pace (default: as fast as it reads)
+    #[arg(long, value_name = "X")]
+    pub speed: Option<f64>,
 }
 
 impl Cli {

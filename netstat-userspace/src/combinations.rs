@@ -199,19 +199,21 @@ fn stop_options(g: &Given) -> Option<String> {
 fn replay_reads_a_log(g: &Given) -> Option<String> {
     let c = g.cli;
     if c.replay.is_none() {
+        if c.speed.is_some() {
+            return Some("--speed paces --replay -c: add --replay FILE -c".into());
+        }
         return c
             .at
             .is_some()
             .then(|| "--at picks the moment of a --replay: add --replay FILE".into());
     }
-    let tracing = [
-        ("-E", c.events),
-        ("-c", c.continuous),
-        ("--metrics", c.metrics.is_some()),
-    ];
+    if c.speed.is_some() && !c.continuous {
+        return Some("--speed paces the replayed live view: add -c".into());
+    }
+    let tracing = [("-E", c.events), ("--metrics", c.metrics.is_some())];
     if let Some(flag) = first_of(&[&tracing]) {
         return Some(format!(
-            "--replay prints the listing or -S of a log; {flag} of a log is not supported: leave out {flag}"
+            "--replay plays a log as the listing, -c or -S; {flag} of a log is not supported: leave out {flag}"
         ));
     }
     if c.summary.is_some() && c.at.is_some() {

@@ -44,6 +44,17 @@ pub struct Replay {
     pub numeric: Numeric,
     /// `-S`: the log's intervals instead of a listing.
     pub summary: Option<ReplaySummary>,
+    /// `-c`: the live view played from the log, from `at` on.
+    pub live: Option<ReplayLive>,
+}
+
+/// `--replay FILE -c [--diff] [--interval MS] [--speed X]`.
+pub struct ReplayLive {
+    /// Of the log's time, between drawings.
+    pub interval: Duration,
+    pub diff: bool,
+    /// Log seconds per real second; None: as fast as the log reads.
+    pub speed: Option<f64>,
 }
 
 /// `--replay FILE -S [SECONDS]`.
@@ -296,6 +307,14 @@ impl Replay {
             }),
             None => None,
         };
+        let live = match cli.continuous {
+            true => Some(ReplayLive {
+                interval: interval(cli)?,
+                diff: cli.diff,
+                speed: cli.speed.map(speed).transpose()?,
+            }),
+            false => None,
+        };
         Ok(Replay {
             file: file.to_string(),
             at: at(cli.at.as_deref())?,
@@ -303,6 +322,7 @@ impl Replay {
             filter: RowFilter::new(tracing.filter, None),
             numeric,
             summary,
+            live,
         })
     }
 }
@@ -319,19 +339,34 @@ impl Live {
                 "-c follows one network namespace: use --netns NAME (or none for ours), not all",
             ));
         }
-        if cli.interval > MAX_INTERVAL_MS {
-            return Err(fail::usage(format!(
-                "invalid --interval {}: use at most {MAX_INTERVAL_MS} ms (a day)",
-                cli.interval
-            )));
-        }
         Ok(Live {
             tracing,
             sockets,
-            interval: Duration::from_millis(cli.interval),
+            interval: interval(cli)?,
             diff: cli.diff,
             fallback,
         })
+    }
+}
+
+/// `--interval MS`, at most a day.
+fn interval(cli: &Cli) -> Result<Duration> {
+    if cli.interval > MAX_INTERVAL_MS {
+        return Err(fail::usage(format!(
+            "invalid --interval {}: use at most {MAX_INTERVAL_MS} ms (a day)",
+            cli.interval
+        )));
+    }
+    Ok(Duration::from_millis(cli.interval))
+}
+
+/// `--speed X`: a positive, finite factor.
+fn speed(x: f64) -> Result<f64> {
+    match x.is_finite() && x > 0.0 && x <= 1e6 {
+        true => Ok(x),
+        false => Err(fail::usage(format!(
+            "invalid --speed {x}: use a factor above 0 and at most 1000000"
+        ))),
     }
 }
 

@@ -13,8 +13,8 @@ use std::{
 
 use serde_json::Value;
 use tests::{
-    Netns, STORM_ATTEMPTS, Tracer, enetstat_bin, flood, listen, only_unseen_time_wait,
-    rows_only_in, sh, slowdown, slowed, storm, wait_limit,
+    Netns, STORM_ATTEMPTS, Tracer, connect, enetstat_bin, flood, listen, only_unseen_time_wait,
+    rows_only_in, serve, sh, slowdown, slowed, storm, wait_limit,
 };
 
 /// Each TCP row as `proto 0 0 local remote state`, sorted: queues are not
@@ -44,18 +44,25 @@ fn listing_now(ns: &Netns) -> (String, Vec<String>) {
 
 /// `enetstat --replay LOG --at AT -tan`'s rows.
 fn replayed(log: &Path, at: &str) -> Vec<String> {
+    let stdout = replay(log, &["--at", at, "-tan"]);
+    assert!(stdout.starts_with("(enetstat: replayed from "), "{stdout}");
+    ends_and_states(&stdout)
+}
+
+/// What `enetstat --replay LOG <args>` prints, once it has succeeded.
+fn replay(log: &Path, args: &[&str]) -> String {
     let out = Command::new(enetstat_bin())
-        .args(["--replay", log.to_str().unwrap(), "--at", at, "-tan"])
+        .args(["--replay", log.to_str().unwrap()])
+        .args(args)
         .output()
         .expect("enetstat runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
         "replay failed: {}{stdout}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.starts_with("(enetstat: replayed from "), "{stdout}");
-    ends_and_states(&stdout)
+    stdout
 }
 
 /// A file of the test's own, removed on drop.
@@ -325,16 +332,7 @@ fn the_summary_of_a_log_counts_what_live_summary_counted() {
         assert_eq!(logged.stop_object()["lost"], 0, "{}", logged.stop_object());
         let log = TempLog::new("replay-sum");
         fs::write(&log.0, &logged.stdout).unwrap();
-        let out = Command::new(enetstat_bin())
-            .args(["--replay", log.0.to_str().unwrap(), "-S", "1", "--json"])
-            .output()
-            .expect("enetstat runs");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let replayed = records(&String::from_utf8_lossy(&out.stdout));
+        let replayed = records(&replay(&log.0, &["-S", "1", "--json"]));
         assert!(replayed.len() >= 2, "{replayed:?}");
         // What a log cannot give is null, never 0.
         assert!(replayed.iter().all(|b| b["listen_overflows"].is_null()));
@@ -344,4 +342,67 @@ fn the_summary_of_a_log_counts_what_live_summary_counted() {
         assert_eq!(summed(&replayed), want);
         return;
     }
+}
+
+/// `--replay LOG -c --diff` plays a connection's life as the live view
+/// showed it: rows appearing (+), changing (~) and vanishing (-), each
+/// line stamped with the log time of its drawing.
+#[test]
+fn the_live_view_of_a_log_shows_rows_appearing_changing_and_vanishing() {
+    let ns = Netns::new("replay-diff");
+    let logger = Tracer::start(&ns, &["-E", "-n", "--json"]);
+    let mut server = serve(&ns, "127.0.0.1:8000", &[]);
+    let mut client = connect(&ns, "127.0.0.1:8000", &[]);
+    client.expect("connected");
+    server.expect("accepted");
+    // Apart from the close by more than a drawing's interval.
+    std::thread::sleep(slowed(Duration::from_millis(500)));
+    client.close();
+    server.expect("closed");
+    assert!(server.wait().success());
+    logger.wait_quiet();
+    let logged = logger.stop();
+    let log = TempLog::new("replay-diff");
+    fs::write(&log.0, &logged.stdout).unwrap();
+    let stdout = replay(&log.0, &["-c", "--diff", "-tan", "--interval", "100"]);
+    let lines: Vec<Vec<&str>> = stdout
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    for line in &lines {
+        assert!(
+            line.len() >= 5 && ["+", "~", "-"].contains(&line[1]) && line[2] == "tcp",
+            "not a change line: {line:?}"
+        );
+    }
+    let client_end = lines
+        .iter()
+        .find(|l| l[1] == "+" && l[3] == "127.0.0.1:8000" && l[4] != "0.0.0.0:*")
+        .map(|l| l[4].to_string())
+        .unwrap_or_else(|| panic!("no accepted row in {stdout}"));
+    // (sign, local, remote, last word) in the order the drawings came.
+    let wanted = [
+        ("+", "127.0.0.1:8000", "0.0.0.0:*", "LISTEN"),
+        ("+", client_end.as_str(), "127.0.0.1:8000", "ESTABLISHED"),
+        ("~", client_end.as_str(), "127.0.0.1:8000", "TIME_WAIT"),
+        ("-", "127.0.0.1:8000", client_end.as_str(), "ESTABLISHED"),
+        ("-", "127.0.0.1:8000", "0.0.0.0:*", "LISTEN"),
+    ];
+    let at = |(sign, local, remote, state): (&str, &str, &str, &str)| {
+        lines
+            .iter()
+            .position(|l| {
+                l[1] == sign && l[3] == local && l[4] == remote && l.last() == Some(&state)
+            })
+            .unwrap_or_else(|| panic!("no {sign} {local} {remote} {state} in\n{stdout}"))
+    };
+    let (listen, connected, closing) = (at(wanted[0]), at(wanted[1]), at(wanted[2]));
+    let (server_gone, listener_gone) = (at(wanted[3]), at(wanted[4]));
+    assert!(listen <= connected && connected < closing, "{stdout}");
+    assert!(
+        connected < server_gone && connected < listener_gone,
+        "{stdout}"
+    );
+    // The connection's drawings are apart in the log's time.
+    assert_ne!(lines[connected][0], lines[closing][0], "{stdout}");
 }

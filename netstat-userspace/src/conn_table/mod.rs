@@ -397,6 +397,15 @@ impl ConnTable {
         now_ns: i128,
         kernel_has: impl Fn(SocketAddr, SocketAddr) -> Option<bool>,
     ) -> bool {
+        // Resets are doubted in the order they were sent: none due, nothing to do
+        // (a replay asks at every record).
+        if self
+            .doubted
+            .first()
+            .is_none_or(|(_, sent)| now_ns - sent < RESET_SETTLE_NS)
+        {
+            return false;
+        }
         let (due, later) = std::mem::take(&mut self.doubted)
             .into_iter()
             .partition(|(_, sent)| now_ns - sent >= RESET_SETTLE_NS);

@@ -7,6 +7,7 @@
 //! socket_list (netstat's table, `conn_table::TableRows`) at that moment,
 //! or `summary` (counts per interval of log time).
 
+mod live;
 mod summary;
 
 use std::mem;
@@ -30,9 +31,12 @@ pub fn run(replay: &Replay) -> Result<()> {
     if let Some(every) = &replay.summary {
         return summary::run(&mut log, every);
     }
+    if let Some(view) = &replay.live {
+        return live::run(&mut log, replay, view);
+    }
     let state = table_at(&mut log, &replay.at)?;
     let mut out = String::new();
-    out.push_str(&state.notice(log.name()));
+    out.push_str(&notice(log.name(), state.at, state.follower.lost_unsynced));
     let rows = TableRows {
         table: &state.follower.table,
         now: state.at,
@@ -67,8 +71,9 @@ struct Follower {
 
 impl Follower {
     /// Moves the table by one record; `log` names the place in errors.
-    fn take(&mut self, timed: &Timed, log: &LogReader) -> Result<()> {
-        self.table.settle_resets(timed.wall_ns, |_, _| None);
+    /// Returns whether a row changed.
+    fn take(&mut self, timed: &Timed, log: &LogReader) -> Result<bool> {
+        let mut changed = self.table.settle_resets(timed.wall_ns, |_, _| None);
         match &timed.record {
             Record::Row(row) => self.group.push(row.clone()),
             Record::GroupEnd { rows } => {
@@ -85,22 +90,21 @@ impl Follower {
                 self.table.resets_kill_time_wait = true;
                 self.since = timed.wall_ns;
                 (self.synced, self.lost_unsynced) = (true, false);
+                changed = true;
             }
-            Record::Event(ev) if ev.wall_ns >= self.since => {
-                self.table.apply(ev);
-            }
+            Record::Event(ev) if ev.wall_ns >= self.since => changed |= self.table.apply(ev),
             Record::Lost(_) => self.lost_unsynced = true,
             // A rotated file's successor concatenated after it starts again.
             Record::Header | Record::OtherFormat(_) | Record::Event(_) => {}
         }
-        Ok(())
+        Ok(changed)
     }
 
     /// The table as the kernel holds it at `at`: the timewait sockets
-    /// whose time is up, and those a reset reached, are gone.
-    fn settle(&mut self, at: i128) {
-        self.table.expire(at);
-        self.table.settle_resets(at + RESET_SETTLE_NS, |_, _| None);
+    /// whose time is up, and those a reset reached, are gone. Returns
+    /// whether a row went.
+    fn settle(&mut self, at: i128) -> bool {
+        self.table.expire(at) | self.table.settle_resets(at + RESET_SETTLE_NS, |_, _| None)
     }
 }
 
@@ -110,19 +114,18 @@ struct TableAt {
     at: i128,
 }
 
-impl TableAt {
-    /// What the listing cannot show, said above it.
-    fn notice(&self, name: &str) -> String {
-        let mut time = String::new();
-        TimeFormat::default().write_utc(&mut time, self.at);
-        let mut text = format!(
-            "(enetstat: replayed from {name} as of {time}; the log holds no queues or timers but TIME_WAIT's: Recv-Q and Send-Q show 0)\n"
-        );
-        if self.follower.lost_unsynced {
-            text.push_str("(enetstat: events were lost before this moment and no resync followed: rows may be missing or stale)\n");
-        }
-        text
+/// What a replayed table cannot show, said above it: `name`'s table as
+/// of `at`, and whether events were lost with no resync after them.
+fn notice(name: &str, at: i128, lost_unsynced: bool) -> String {
+    let mut time = String::new();
+    TimeFormat::default().write_utc(&mut time, at);
+    let mut text = format!(
+        "(enetstat: replayed from {name} as of {time}; the log holds no queues or timers but TIME_WAIT's: Recv-Q and Send-Q show 0)\n"
+    );
+    if lost_unsynced {
+        text.push_str("(enetstat: events were lost before this moment and no resync followed: rows may be missing or stale)\n");
     }
+    text
 }
 
 /// The moment `at` asks for in a log that begins at `start`.
