@@ -295,6 +295,12 @@ impl EventLog {
         if self.out.size() < rotate.size || self.in_file == 0 {
             return Ok(());
         }
+        // The file covers the time up to its rotation, quiet or not.
+        if let Format::Json(json) = &mut self.format {
+            self.line.clear();
+            json.write_rotated(&mut self.line, kernel_now(&self.sockets));
+            self.write_record();
+        }
         match self.out.rotate(rotate.keep) {
             Ok(()) => self.begin_file(probe),
             Err(e) => {

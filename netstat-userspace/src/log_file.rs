@@ -34,6 +34,10 @@ pub const FORMAT: u32 = 1;
 /// The first record's `event`.
 pub const HEADER: &str = "log";
 
+/// The `event` of a rotated file's last record: the file covers the time
+/// up to it.
+pub const ROTATED: &str = "rotated";
+
 /// The two kinds of socket groups: what was there at start, and what a
 /// resynchronisation after a loss found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,6 +86,8 @@ pub enum Record {
     Event(Box<NetEvent>),
     /// Events missing from the log at this point.
     Lost(u64),
+    /// The file was rotated here: the next file goes on from this time.
+    Rotated,
 }
 
 /// A record and when it was written (ns since the epoch).
@@ -255,6 +261,7 @@ pub fn parse(text: &str) -> Result<Timed> {
             other => Record::OtherFormat(other),
         },
         "lost" => Record::Lost(raw.lost.unwrap_or(0)),
+        ROTATED => Record::Rotated,
         "state" => {
             let (old, new) = (
                 state(raw.old_state, "old_state")?,

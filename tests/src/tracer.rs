@@ -26,7 +26,14 @@ pub struct Tracer {
 }
 
 /// The `event` of the records that make a JSON log self-contained.
-pub const LOG_RECORDS: [&str; 5] = ["log", "snapshot", "snapshot_end", "resync", "resync_end"];
+pub const LOG_RECORDS: [&str; 6] = [
+    "log",
+    "snapshot",
+    "snapshot_end",
+    "resync",
+    "resync_end",
+    "rotated",
+];
 
 /// How enetstat starts a line saying what this kernel cannot give.
 const NOTE: &str = "enetstat: note: ";

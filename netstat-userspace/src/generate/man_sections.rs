@@ -49,7 +49,7 @@ With \fB\-E \-\-json\fR, one object per line, every field present, null where it
 Where events were lost (the ring buffer was full), a record
 {"time":...,"event":"lost","\fBlost\fR":N} stands at that point.
 .PP
-A JSON log is self\-contained: its first record is {"time":...,"event":"log","\fBformat\fR":1,"\fBversion\fR":...}, then a snapshot record per TCP socket present (the fields above, \fBtime_wait_left_ms\fR for a timewait socket), ended by {"time":...,"event":"snapshot_end","\fBrows\fR":N}; after a loss, resync records and resync_end. \fB\-\-replay\fR FILE \fB\-\-at\fR TIME prints the TCP listing of that moment from such a log; with \fB\-c\fR it plays the log as the live view, with \fB\-S\fR it prints the summaries its events determine.
+A JSON log is self\-contained: its first record is {"time":...,"event":"log","\fBformat\fR":1,"\fBversion\fR":...}, then a snapshot record per TCP socket present (the fields above, \fBtime_wait_left_ms\fR for a timewait socket), ended by {"time":...,"event":"snapshot_end","\fBrows\fR":N}; after a loss, resync records and resync_end; a rotated file ends with a rotated record. \fB\-\-replay\fR FILE \fB\-\-at\fR TIME prints the TCP listing of that moment from such a log; with \fB\-c\fR it plays the log as the live view, with \fB\-S\fR it prints the summaries its events determine.
 On stop, \fB\-E\fR, \fB\-S\fR and \fB\-\-metrics\fR write one line to standard error, a JSON object with \fB\-\-json\fR or \fB\-\-stop\-json\fR (fields in the README).
 .SH METRICS
 \fBenetstat_connections_opened_total\fR{direction},

@@ -236,6 +236,16 @@ impl JsonLog {
         out.push('}');
     }
 
+    /// Appends a rotated file's last record (without newline): the file
+    /// covers the time up to `wall_ns`.
+    pub fn write_rotated(&mut self, out: &mut String, wall_ns: i128) {
+        out.push_str("{\"time\":\"");
+        self.time.write_utc(out, wall_ns);
+        out.push_str("\",\"event\":\"");
+        out.push_str(log_file::ROTATED);
+        out.push_str("\"}");
+    }
+
     /// Appends the record (without newline) that closes a group of `rows`
     /// sockets: a reader replaces its table with them here.
     pub fn write_group_end(&mut self, out: &mut String, group: Group, wall_ns: i128, rows: u64) {

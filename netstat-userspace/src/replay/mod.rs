@@ -95,7 +95,7 @@ impl Follower {
             Record::Event(ev) if ev.wall_ns >= self.since => changed |= self.table.apply(ev),
             Record::Lost(_) => self.lost_unsynced = true,
             // A rotated file's successor concatenated after it starts again.
-            Record::Header | Record::OtherFormat(_) | Record::Event(_) => {}
+            Record::Header | Record::OtherFormat(_) | Record::Event(_) | Record::Rotated => {}
         }
         Ok(changed)
     }
