@@ -224,7 +224,11 @@ impl Internet<'_> {
 /// One protocol's sockets of one family, None when the kernel lacks them.
 /// TCP comes from sock_diag when netstat's columns allow (not for -e or -o,
 /// see `sock_diag`) and the kernel offers it; everything else from `path`.
-fn read_inet(plan: &SocketPlan, proto: InetProto, path: &str) -> Result<Option<Vec<InetSocket>>> {
+pub fn read_inet(
+    plan: &SocketPlan,
+    proto: InetProto,
+    path: &str,
+) -> Result<Option<Vec<InetSocket>>> {
     if proto == InetProto::Tcp && !plan.extend && !plan.timers {
         let family = if path.ends_with('6') {
             AF_INET6

@@ -24,7 +24,7 @@ use crate::{
     owners::{InodeOwners, TcpOwners},
     plan::SocketPlan,
     procnet::{self, sockets::InetSocket},
-    render::live_diff,
+    render::{live_diff, sockets::InetProto},
     session::{Attached, Flow, Sink},
     socket_list,
 };
@@ -311,15 +311,15 @@ fn read_states(plan: &SocketPlan, states: u32) -> Option<Vec<InetSocket>> {
 /// they keep the queues they were read or born with, and the view says so.
 const QUEUE_LOOKUPS: usize = 512;
 
-/// The TCP sockets of the plan's families and the socket owners, from /proc.
+/// The TCP sockets of the plan's families (as the listing reads them:
+/// sock_diag where the columns allow) and the socket owners, from /proc.
 fn read_tcp(plan: &SocketPlan, filter: &RowFilter) -> Result<(Vec<InetSocket>, InodeOwners)> {
     let owners = InodeOwners::scan();
     let mut sockets = Vec::new();
     for (wanted, path) in [(plan.ipv4, "/proc/net/tcp"), (plan.ipv6, "/proc/net/tcp6")] {
-        if let (true, Some(text)) = (wanted, procnet::read_optional(path)?) {
+        if let (true, Some(rows)) = (wanted, socket_list::read_inet(plan, InetProto::Tcp, path)?) {
             sockets.extend(
-                procnet::sockets::parse(&text, path)?
-                    .into_iter()
+                rows.into_iter()
                     .filter(|s| filter.socket_matches(s, owners.pid_of(s.inode))),
             );
         }
