@@ -124,13 +124,12 @@ impl Output {
             name.push(format!(".{n}"));
             PathBuf::from(name)
         };
-        for n in (1..keep).rev() {
-            match fs::rename(numbered(n), numbered(n + 1)) {
-                Err(e) if e.kind() != io::ErrorKind::NotFound => {
-                    return Err(e).with_context(|| format!("rotating {}", numbered(n).display()));
-                }
-                _ => {}
-            }
+        // Only the files there are move up: a rename per kept slot cost
+        // seconds in an emulated guest with --rotate-keep 1000.
+        let there = (1..keep).take_while(|&n| numbered(n).exists()).count() as u32;
+        for n in (1..=there).rev() {
+            fs::rename(numbered(n), numbered(n + 1))
+                .with_context(|| format!("rotating {}", numbered(n).display()))?;
         }
         fs::rename(&path, numbered(1)).with_context(|| format!("rotating {}", path.display()))?;
         *self.out.get_mut() = Target::File(open_append(&path)?);
@@ -223,7 +222,28 @@ fn is_regular_file(fd: i32) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::printable;
+    use super::{Output, printable};
+
+    #[test]
+    fn rotation_moves_files_up_and_keeps_as_many_as_asked() {
+        let dir = std::env::temp_dir().join(format!("enetstat-rotate-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("log");
+        let mut out = Output::file(&path).unwrap();
+        for generation in ["a", "b", "c", "d"] {
+            let _ = out.write(generation, "the test log").unwrap();
+            out.rotate(2).unwrap();
+        }
+        let _ = out.write_whole("e", "the test log").unwrap();
+        let read = |name: &str| std::fs::read_to_string(dir.join(name)).ok();
+        assert_eq!(read("log").as_deref(), Some("e"));
+        assert_eq!(read("log.1").as_deref(), Some("d"));
+        assert_eq!(read("log.2").as_deref(), Some("c"));
+        assert_eq!(read("log.3"), None);
+        assert_eq!(out.size(), 1);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn control_characters_become_dots_and_the_rest_stays() {

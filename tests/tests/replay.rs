@@ -249,6 +249,7 @@ fn a_rotated_file_alone_gives_the_table_and_no_event_is_lost_across_rotations() 
         assert!(files.len() >= 3, "too few rotations: {files:?}");
         let mut seen = 0u64;
         let mut holder = None;
+        let mut spans = Vec::new();
         for file in &files {
             let text = fs::read_to_string(file).unwrap();
             let recs = records(&text);
@@ -270,6 +271,7 @@ fn a_rotated_file_alone_gives_the_table_and_no_event_is_lost_across_rotations() 
             if first <= at.as_str() && at.as_str() <= last {
                 holder = Some(file.clone());
             }
+            spans.push(format!("{}: {first} .. {last}", file.display()));
         }
         let stop = out.stop_object();
         assert_eq!(stop["lost"], 0, "{stop}");
@@ -278,7 +280,7 @@ fn a_rotated_file_alone_gives_the_table_and_no_event_is_lost_across_rotations() 
             stop["events_seen"].as_u64(),
             "events across the files"
         );
-        let holder = holder.unwrap_or_else(|| panic!("no file holds {at}"));
+        let holder = holder.unwrap_or_else(|| panic!("no file holds {at}: {spans:#?}"));
         assert_ne!(holder, log.0, "T is in the current file, not a rotated one");
         if same_or_unseen(
             &replayed(&holder, &at),
