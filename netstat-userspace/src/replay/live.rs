@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, anyhow};
 
-use super::{Follower, moment, notice, outside};
+use super::{Follower, begin, notice, outside};
 use crate::{
     clock::TimeFormat,
     command::{Replay, ReplayLive},
@@ -21,18 +21,7 @@ use crate::{
 
 /// Plays `log` until its end or until the reader goes away.
 pub fn run(log: &mut LogReader, replay: &Replay, view: &ReplayLive) -> Result<()> {
-    let first = log
-        .next()?
-        .ok_or_else(|| anyhow!("{} is empty: not an enetstat log", log.name()))?;
-    let from = moment(&replay.at, first.wall_ns)?;
-    if let Some(from) = from.filter(|&f| f < first.wall_ns) {
-        return Err(outside(
-            log.name(),
-            from,
-            "before it begins at",
-            first.wall_ns,
-        ));
-    }
+    let (start, from) = begin(log, &replay.at)?;
     let step = (view.interval.as_nanos() as i128).max(1_000_000);
     let mut player = Player {
         replay,
@@ -46,7 +35,7 @@ pub fn run(log: &mut LogReader, replay: &Replay, view: &ReplayLive) -> Result<()
     // The log time of the next drawing, once the first is done.
     let mut next: Option<i128> = None;
     let mut dirty = false;
-    let mut last = first.wall_ns;
+    let mut last = start;
     while let Some(timed) = log.next()? {
         if next.is_none()
             && follower.synced

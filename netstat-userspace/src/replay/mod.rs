@@ -128,29 +128,31 @@ fn notice(name: &str, at: i128, lost_unsynced: bool) -> String {
     text
 }
 
-/// The moment `at` asks for in a log that begins at `start`.
-fn moment(at: &At, start: i128) -> Result<Option<i128>> {
-    Ok(match at {
+/// Reads the log's first record: when the log begins, and the moment `at`
+/// asks for in it (None: its end), refused if before the beginning.
+fn begin(log: &mut LogReader, at: &At) -> Result<(i128, Option<i128>)> {
+    let first = log
+        .next()?
+        .ok_or_else(|| anyhow!("{} is empty: not an enetstat log", log.name()))?;
+    let start = first.wall_ns;
+    let moment = match at {
         At::End => None,
         At::Exact(ns) => Some(*ns),
         At::TimeOfDay(text) => Some(
             clock::parse_local_time_of_day(text, start)
                 .ok_or_else(|| anyhow!("invalid --at {text}"))?,
         ),
-    })
+    };
+    match moment.filter(|&m| m < start) {
+        Some(m) => Err(outside(log.name(), m, "before it begins at", start)),
+        None => Ok((start, moment)),
+    }
 }
 
 /// Reads `log` up to `at`: the table as its last group left it, moved by
 /// every state change after that group's read.
 fn table_at(log: &mut LogReader, at: &At) -> Result<TableAt> {
-    let first = log
-        .next()?
-        .ok_or_else(|| anyhow!("{} is empty: not an enetstat log", log.name()))?;
-    let start = first.wall_ns;
-    let until = moment(at, start)?;
-    if let Some(until) = until.filter(|&u| u < start) {
-        return Err(outside(log.name(), until, "before it begins at", start));
-    }
+    let (start, until) = begin(log, at)?;
     let mut follower = Follower::default();
     let mut last = start;
     while let Some(timed) = log.next()? {

@@ -30,7 +30,7 @@ use crate::{
 pub fn run(log: &mut LogReader, every: &ReplaySummary) -> Result<()> {
     let step = every.every.as_nanos() as i128;
     let mut follower = Follower::default();
-    let mut counts = Counts::default();
+    let mut counts = Counts::new();
     let mut writer = Writer::new(every.json);
     let mut out = Output::stdout();
     let mut block_start = None;
@@ -65,7 +65,6 @@ pub fn run(log: &mut LogReader, every: &ReplaySummary) -> Result<()> {
 }
 
 /// What one interval's events add up to.
-#[derive(Default)]
 struct Counts {
     /// In the kernel's `STATS` layout.
     stats: Vec<u64>,
@@ -76,10 +75,17 @@ struct Counts {
 }
 
 impl Counts {
-    fn add(&mut self, ev: &NetEvent) {
-        if self.stats.is_empty() {
-            self.stats = vec![0; stat::COUNT as usize];
+    fn new() -> Self {
+        Self {
+            stats: vec![0; stat::COUNT as usize],
+            missed: 0,
+            remotes: HashMap::new(),
+            cgroups: HashMap::new(),
+            programs: HashMap::new(),
         }
+    }
+
+    fn add(&mut self, ev: &NetEvent) {
         let mut add = |at: u32| self.stats[at as usize] += 1;
         match ev.kind {
             EventKind::State { old, new } => {
@@ -196,11 +202,8 @@ impl Counts {
         time_wait_before: &mut u64,
         every: &ReplaySummary,
     ) -> Interval {
-        let counts = std::mem::take(self);
-        let stats = match counts.stats.is_empty() {
-            true => vec![0; stat::COUNT as usize],
-            false => counts.stats,
-        };
+        let counts = std::mem::replace(self, Self::new());
+        let stats = counts.stats;
         follower.settle(end);
         let table = Table::read(follower, end, every.close_wait_age.as_nanos() as i128);
         let time_wait_growth = table.time_wait as i64 - *time_wait_before as i64;
