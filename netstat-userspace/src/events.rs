@@ -197,8 +197,8 @@ struct EventLog {
     out: Output,
     /// `--rotate-size`: when and how the file of `--output` is rotated.
     rotate: Option<Rotate>,
-    /// Records written since the file began: a file whose snapshot alone
-    /// passes the size still takes the events after it.
+    /// Records written since the last snapshot or resync group: a file
+    /// whose snapshot alone passes the size still takes the events after it.
     in_file: u64,
     /// JSON only: where the snapshot and resync groups come from.
     sockets: Option<Sockets>,
