@@ -9,11 +9,11 @@
 
 use std::{
     cell::RefCell,
-    collections::HashMap,
     net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
     rc::Rc,
 };
 
+use foldhash::HashMap;
 use netstat_common::{AF_INET6, Event, LossMark, failure, flags, kind};
 
 use crate::{
@@ -190,7 +190,7 @@ impl Decoder {
             own_netns,
             snapshot,
             socket_key: random_odd(),
-            owners: RefCell::new(HashMap::new()),
+            owners: RefCell::new(HashMap::default()),
             last_owner: RefCell::new(None),
             reset_reasons: &[],
             drop_reasons: &[],

@@ -1,7 +1,9 @@
 //! Who owns which socket, from /proc: socket inode -> process, by walking
 //! /proc/<pid>/fd the way netstat -p does.
 
-use std::{collections::HashMap, net::SocketAddr, rc::Rc};
+use std::{net::SocketAddr, rc::Rc};
+
+use foldhash::HashMap;
 
 use crate::{
     procnet::{self, sockets::InetSocket},
@@ -137,6 +139,7 @@ impl TcpOwners {
             incomplete: inodes.incomplete,
             ..Self::default()
         };
+        owners.states.reserve(sockets.len());
         for socket in sockets {
             owners
                 .states

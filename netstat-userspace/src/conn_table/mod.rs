@@ -7,14 +7,13 @@
 //! endpoints and the time the kernel frees them: a fraction of a full
 //! row's memory (the live bench measures bytes per row).
 
-use std::{
-    collections::HashMap,
-    net::{IpAddr, Ipv6Addr, SocketAddr},
-};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
 mod rows;
 
 pub use rows::TableRows;
+
+use foldhash::{HashMap, HashSet};
 
 use crate::{
     decoder::{EventKind, NetEvent, StateEntered},
@@ -132,6 +131,18 @@ fn order((local, remote): Tuple, state: u8) -> (bool, SocketAddr, SocketAddr, u8
     (local.is_ipv6(), local, remote, state)
 }
 
+/// `order` as one integer for an IPv4 row, so that sorting a large table
+/// compares integers; every other row gets the largest, and `order` ranks
+/// those among themselves.
+fn ipv4_order((local, remote): Tuple, state: u8) -> u128 {
+    let (SocketAddr::V4(l), SocketAddr::V4(r)) = (local, remote) else {
+        return u128::MAX;
+    };
+    let endpoint =
+        |a: std::net::SocketAddrV4| u128::from(u32::from(*a.ip())) << 16 | u128::from(a.port());
+    endpoint(l) << 56 | endpoint(r) << 8 | u128::from(state)
+}
+
 #[derive(Default)]
 pub struct ConnTable {
     rows: HashMap<u64, Row>,
@@ -141,10 +152,13 @@ pub struct ConnTable {
     /// TIME_WAIT rows) by (local, remote): the rows an event can only find by
     /// endpoints. Listeners sharing a port (SO_REUSEPORT) share an entry.
     by_tuple: HashMap<Tuple, Vec<u64>>,
+    /// Keys of the LISTEN rows: a sweep that has only listeners' queues to
+    /// refresh touches these, not a large idle table.
+    listening: HashSet<u64>,
     time_wait: HashMap<Packed, TimeWait>,
     /// Sockets in LAST_ACK (their FIN sent) by endpoints: an orphan of this
     /// host at the other end whose event comes after takes that FIN.
-    fin_sent: std::collections::HashSet<Packed>,
+    fin_sent: HashSet<Packed>,
     /// A reset that reaches a TIME_WAIT socket kills it unless RFC 1337
     /// protection is on (sysctl net.ipv4.tcp_rfc1337).
     pub resets_kill_time_wait: bool,
@@ -192,6 +206,10 @@ impl ConnTable {
             fin_timeout_ns: TIME_WAIT_NS,
             ..Self::default()
         };
+        // Sized once: a 200,000-row snapshot otherwise rehashes its way up.
+        let (size, _) = sockets.size_hint();
+        table.rows.reserve(size);
+        table.by_tuple.reserve(size);
         for (socket, owner) in sockets {
             if is_timewait_socket(&socket) {
                 // /proc's timer is in clock ticks (USER_HZ, 100 on Linux).
@@ -230,11 +248,15 @@ impl ConnTable {
                 .or_default()
                 .push(key),
         }
+        if row.socket.state == TcpState::LISTEN.0 {
+            self.listening.insert(key);
+        }
         self.rows.insert(key, row);
     }
 
     fn remove(&mut self, key: u64) -> Option<Row> {
         let row = self.rows.remove(&key)?;
+        self.listening.remove(&key);
         match row.id {
             Some(id) => {
                 self.by_id.remove(&id);
@@ -504,9 +526,9 @@ impl ConnTable {
     /// gives them); returns whether any row changed. TIME_WAIT and SYN_RECV
     /// rows have no queues to refresh.
     pub fn refresh_queues(&mut self, sockets: &[InetSocket]) -> bool {
-        let mut listeners: HashMap<SocketAddr, Vec<(u64, u64)>> = HashMap::new();
-        let mut connections: HashMap<Tuple, (u64, u64)> = HashMap::new();
-        let mut inodes: HashMap<Tuple, u64> = HashMap::new();
+        let mut listeners: HashMap<SocketAddr, Vec<(u64, u64)>> = HashMap::default();
+        let mut connections: HashMap<Tuple, (u64, u64)> = HashMap::default();
+        let mut inodes: HashMap<Tuple, u64> = HashMap::default();
         for s in sockets {
             let queues = (s.rx_queue, s.tx_queue);
             if s.state == TcpState::LISTEN.0 {
@@ -516,8 +538,7 @@ impl ConnTable {
                 inodes.insert((s.local, s.remote), s.inode);
             }
         }
-        let mut changed = false;
-        for row in self.rows.values_mut() {
+        let mut refresh = |row: &mut Row| {
             let s = &mut row.socket;
             let fresh = if s.state == TcpState::LISTEN.0 {
                 // Listeners sharing an address (SO_REUSEPORT) take theirs in turn.
@@ -527,6 +548,7 @@ impl ConnTable {
             } else {
                 connections.get(&(s.local, s.remote)).copied()
             };
+            let mut changed = false;
             if let Some(queues) = fresh {
                 changed |= (s.rx_queue, s.tx_queue) != queues;
                 (s.rx_queue, s.tx_queue) = queues;
@@ -534,6 +556,17 @@ impl ConnTable {
             if let Some(&inode) = inodes.get(&(s.local, s.remote)) {
                 changed |= s.inode != inode || !row.inode_read;
                 (s.inode, row.inode_read) = (inode, true);
+            }
+            changed
+        };
+        let mut changed = false;
+        if connections.is_empty() {
+            for key in &self.listening {
+                changed |= self.rows.get_mut(key).is_some_and(&mut refresh);
+            }
+        } else {
+            for row in self.rows.values_mut() {
+                changed |= refresh(row);
             }
         }
         changed
@@ -566,8 +599,19 @@ impl ConnTable {
     /// TIME_WAIT rows sort by their packed bytes and are merged in.
     pub fn entries(&self) -> Vec<Entry<'_>> {
         let row_order = |r: &Row| order((r.socket.local, r.socket.remote), r.socket.state);
-        let mut rows: Vec<&Row> = self.rows.values().collect();
-        rows.sort_by_key(|r| row_order(r));
+        let mut keyed: Vec<(u128, &Row)> = self
+            .rows
+            .values()
+            .map(|r| {
+                (
+                    ipv4_order((r.socket.local, r.socket.remote), r.socket.state),
+                    r,
+                )
+            })
+            .collect();
+        // Stable: listeners sharing endpoints keep their order between drawings.
+        keyed.sort_by(|(a, ra), (b, rb)| a.cmp(b).then_with(|| row_order(ra).cmp(&row_order(rb))));
+        let rows = keyed.into_iter().map(|(_, r)| r);
         let mut time_waits: Vec<(&Packed, &TimeWait)> = self.time_wait.iter().collect();
         time_waits.sort_unstable_by_key(|(packed, _)| *packed);
         let mut entries = Vec::with_capacity(rows.len() + time_waits.len());

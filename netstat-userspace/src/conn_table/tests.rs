@@ -137,11 +137,6 @@ fn queues_come_from_the_kernels_sockets_by_endpoints() {
     t.apply(&ev(1, 7, 10, L, "0.0.0.0:0", 1)); // listener
     t.apply(&ev(2, 2, 1, C, L, 2)); // a connection
     t.apply(&ev(3, 5, 6, "127.0.0.1:9", C, 3)); // TIME_WAIT: none to set
-    let queued = |local: &str, remote: &str, state: u8, rx: u64, tx: u64| InetSocket {
-        rx_queue: rx,
-        tx_queue: tx,
-        ..snapshot_row(local, remote, state)
-    };
     let fresh = [
         queued(L, "0.0.0.0:0", 10, 3, 128),
         queued(C, L, 1, 100, 7),
@@ -155,6 +150,33 @@ fn queues_come_from_the_kernels_sockets_by_endpoints() {
     assert_eq!(queues, vec![(10, 3, 128), (1, 100, 7)]);
     assert_eq!(t.entries().len(), 3);
     assert!(!t.refresh_queues(&fresh));
+}
+
+#[test]
+fn a_sweep_with_only_listeners_read_sets_the_listeners_alone() {
+    let mut t = ConnTable::default();
+    t.apply(&ev(1, 7, 10, L, "0.0.0.0:0", 1)); // listener
+    t.apply(&ev(4, 7, 10, "127.0.0.1:81", "0.0.0.0:0", 2)); // one that closes
+    t.apply(&ev(4, 10, 7, "127.0.0.1:81", "0.0.0.0:0", 3));
+    t.apply(&ev(2, 2, 1, C, L, 4)); // a connection: its queues as born
+    let fresh = [
+        queued(L, "0.0.0.0:0", 10, 3, 128),
+        queued("127.0.0.1:81", "0.0.0.0:0", 10, 5, 5),
+    ];
+    assert!(t.refresh_queues(&fresh));
+    let queues: Vec<(u8, u64, u64)> = rows(&t)
+        .iter()
+        .map(|r| (r.socket.state, r.socket.rx_queue, r.socket.tx_queue))
+        .collect();
+    assert_eq!(queues, vec![(10, 3, 128), (1, 0, 0)]);
+}
+
+fn queued(local: &str, remote: &str, state: u8, rx: u64, tx: u64) -> InetSocket {
+    InetSocket {
+        rx_queue: rx,
+        tx_queue: tx,
+        ..snapshot_row(local, remote, state)
+    }
 }
 
 #[test]
@@ -330,4 +352,39 @@ fn an_orphan_takes_the_fin_its_peer_here_sends() {
             StateEntered::Exact(40)
         ]
     );
+}
+
+#[test]
+fn the_ipv4_sort_key_ranks_rows_as_the_display_order_does() {
+    let addrs = [
+        "10.0.0.1:80",
+        "10.0.0.1:443",
+        "10.0.0.2:1",
+        "9.255.255.255:65535",
+        "127.0.0.1:0",
+        "[::1]:80",
+        "[::1]:79",
+    ];
+    let mut cases = Vec::new();
+    for local in addrs {
+        for remote in addrs {
+            let (local, remote): (SocketAddr, SocketAddr) =
+                (local.parse().unwrap(), remote.parse().unwrap());
+            if local.is_ipv4() == remote.is_ipv4() {
+                cases.extend([1, 10].map(|state| ((local, remote), state)));
+            }
+        }
+    }
+    for a in &cases {
+        for b in &cases {
+            let by_key = super::ipv4_order(a.0, a.1)
+                .cmp(&super::ipv4_order(b.0, b.1))
+                .then_with(|| super::order(a.0, a.1).cmp(&super::order(b.0, b.1)));
+            assert_eq!(
+                by_key,
+                super::order(a.0, a.1).cmp(&super::order(b.0, b.1)),
+                "{a:?} {b:?}"
+            );
+        }
+    }
 }
