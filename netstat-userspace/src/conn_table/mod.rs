@@ -9,8 +9,10 @@
 
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
+mod order;
 mod rows;
 
+pub use order::Entry;
 pub use rows::TableRows;
 
 use foldhash::{HashMap, HashSet};
@@ -118,29 +120,6 @@ impl TimeWait {
 /// timewait timer), whose state is TIME_WAIT or an orphan's FIN_WAIT2.
 fn is_timewait_socket(s: &InetSocket) -> bool {
     s.state == TcpState::TIME_WAIT.0 || (s.state == TcpState::FIN_WAIT2.0 && s.timer == 3)
-}
-
-/// One row in display order: a connection, or a TIME_WAIT row.
-pub enum Entry<'a> {
-    Row(&'a Row),
-    TimeWait(&'a Packed, &'a TimeWait),
-}
-
-/// Where a row is shown: IPv4 before IPv6, then by endpoints and state.
-fn order((local, remote): Tuple, state: u8) -> (bool, SocketAddr, SocketAddr, u8) {
-    (local.is_ipv6(), local, remote, state)
-}
-
-/// `order` as one integer for an IPv4 row, so that sorting a large table
-/// compares integers; every other row gets the largest, and `order` ranks
-/// those among themselves.
-fn ipv4_order((local, remote): Tuple, state: u8) -> u128 {
-    let (SocketAddr::V4(l), SocketAddr::V4(r)) = (local, remote) else {
-        return u128::MAX;
-    };
-    let endpoint =
-        |a: std::net::SocketAddrV4| u128::from(u32::from(*a.ip())) << 16 | u128::from(a.port());
-    endpoint(l) << 56 | endpoint(r) << 8 | u128::from(state)
 }
 
 #[derive(Default)]
@@ -593,39 +572,6 @@ impl ConnTable {
             0 => StateEntered::Bound(self.snapshot_ns),
             at => StateEntered::Exact(i128::from(at)),
         }
-    }
-
-    /// Rows in display order: IPv4 before IPv6, then by endpoints. The
-    /// TIME_WAIT rows sort by their packed bytes and are merged in.
-    pub fn entries(&self) -> Vec<Entry<'_>> {
-        let row_order = |r: &Row| order((r.socket.local, r.socket.remote), r.socket.state);
-        let mut keyed: Vec<(u128, &Row)> = self
-            .rows
-            .values()
-            .map(|r| {
-                (
-                    ipv4_order((r.socket.local, r.socket.remote), r.socket.state),
-                    r,
-                )
-            })
-            .collect();
-        // Stable: listeners sharing endpoints keep their order between drawings.
-        keyed.sort_by(|(a, ra), (b, rb)| a.cmp(b).then_with(|| row_order(ra).cmp(&row_order(rb))));
-        let rows = keyed.into_iter().map(|(_, r)| r);
-        let mut time_waits: Vec<(&Packed, &TimeWait)> = self.time_wait.iter().collect();
-        time_waits.sort_unstable_by_key(|(packed, _)| *packed);
-        let mut entries = Vec::with_capacity(rows.len() + time_waits.len());
-        let mut time_waits = time_waits.into_iter().peekable();
-        for row in rows {
-            while let Some((packed, tw)) =
-                time_waits.next_if(|(p, tw)| order(p.tuple(), tw.state) < row_order(row))
-            {
-                entries.push(Entry::TimeWait(packed, tw));
-            }
-            entries.push(Entry::Row(row));
-        }
-        entries.extend(time_waits.map(|(packed, tw)| Entry::TimeWait(packed, tw)));
-        entries
     }
 }
 
