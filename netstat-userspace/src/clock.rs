@@ -1,8 +1,6 @@
 //! Kernel timestamps (CLOCK_MONOTONIC) to wall-clock time, and its formats.
 
-use std::fmt::Write as _;
-
-use crate::kernel::monotonic_ns;
+use crate::{kernel::monotonic_ns, textfmt::push_zero_padded};
 
 /// Converts `bpf_ktime_get_ns()` values to nanoseconds since the Unix epoch.
 #[derive(Debug, Clone, Copy)]
@@ -61,7 +59,8 @@ impl TimeFormat {
             true,
         );
         out.push_str(prefix);
-        let _ = write!(out, ".{:06}", nanos / 1000);
+        out.push('.');
+        push_zero_padded(out, u64::from(nanos / 1000), 6);
     }
 
     /// Appends RFC 3339 UTC with nanoseconds, e.g. `2026-11-24T05:48:21.123456789Z`.
@@ -84,7 +83,9 @@ impl TimeFormat {
             false,
         );
         out.push_str(prefix);
-        let _ = write!(out, ".{nanos:09}Z");
+        out.push('.');
+        push_zero_padded(out, u64::from(nanos), 9);
+        out.push('Z');
     }
 }
 
