@@ -11,9 +11,11 @@ use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
 mod order;
 mod rows;
+mod slab;
 
 pub use order::Entry;
 pub use rows::TableRows;
+use slab::{ByTuple, Key, Slab};
 
 use foldhash::{HashMap, HashSet};
 
@@ -124,16 +126,15 @@ fn is_timewait_socket(s: &InetSocket) -> bool {
 
 #[derive(Default)]
 pub struct ConnTable {
-    rows: HashMap<u64, Row>,
-    next: u64,
-    by_id: HashMap<u64, u64>,
+    rows: Slab,
+    by_id: HashMap<u64, Key>,
     /// Rows without an event id (snapshot rows not yet seen in an event, and
     /// TIME_WAIT rows) by (local, remote): the rows an event can only find by
     /// endpoints. Listeners sharing a port (SO_REUSEPORT) share an entry.
-    by_tuple: HashMap<Tuple, Vec<u64>>,
+    by_tuple: ByTuple,
     /// Keys of the LISTEN rows: a sweep that has only listeners' queues to
     /// refresh touches these, not a large idle table.
-    listening: HashSet<u64>,
+    listening: HashSet<Key>,
     time_wait: HashMap<Packed, TimeWait>,
     /// Sockets in LAST_ACK (their FIN sent) by endpoints: an orphan of this
     /// host at the other end whose event comes after takes that FIN.
@@ -188,7 +189,7 @@ impl ConnTable {
         // Sized once: a 200,000-row snapshot otherwise rehashes its way up.
         let (size, _) = sockets.size_hint();
         table.rows.reserve(size);
-        table.by_tuple.reserve(size);
+        table.by_tuple.reserve(size, &table.rows);
         for (socket, owner) in sockets {
             if is_timewait_socket(&socket) {
                 // /proc's timer is in clock ticks (USER_HZ, 100 on Linux).
@@ -215,47 +216,36 @@ impl ConnTable {
     }
 
     fn insert(&mut self, row: Row) {
-        let key = self.next;
-        self.next += 1;
-        match row.id {
+        let (id, listening) = (row.id, row.socket.state == TcpState::LISTEN.0);
+        let key = self.rows.insert(row);
+        match id {
             Some(id) => {
                 self.by_id.insert(id, key);
             }
-            None => self
-                .by_tuple
-                .entry((row.socket.local, row.socket.remote))
-                .or_default()
-                .push(key),
+            None => self.by_tuple.insert(key, &self.rows),
         }
-        if row.socket.state == TcpState::LISTEN.0 {
+        if listening {
             self.listening.insert(key);
         }
-        self.rows.insert(key, row);
     }
 
-    fn remove(&mut self, key: u64) -> Option<Row> {
-        let row = self.rows.remove(&key)?;
+    fn remove(&mut self, key: Key) -> Option<Row> {
+        let row = self.rows.remove(key)?;
         self.listening.remove(&key);
         match row.id {
             Some(id) => {
                 self.by_id.remove(&id);
             }
-            None => {
-                let tuple = (row.socket.local, row.socket.remote);
-                if let Some(keys) = self.by_tuple.get_mut(&tuple) {
-                    keys.retain(|k| *k != key);
-                    if keys.is_empty() {
-                        self.by_tuple.remove(&tuple);
-                    }
-                }
-            }
+            None => self
+                .by_tuple
+                .remove(key, &(row.socket.local, row.socket.remote)),
         }
         Some(row)
     }
 
     /// An id-less row with these endpoints.
-    fn find_by_tuple(&self, tuple: &Tuple) -> Option<u64> {
-        self.by_tuple.get(tuple)?.first().copied()
+    fn find_by_tuple(&self, tuple: &Tuple) -> Option<Key> {
+        self.by_tuple.find(tuple, &self.rows)
     }
 
     /// Applies one event; returns whether the table changed.
@@ -487,11 +477,11 @@ impl ConnTable {
     }
 
     fn remove_where(&mut self, gone: impl Fn(&Row) -> bool) -> bool {
-        let keys: Vec<u64> = self
+        let keys: Vec<Key> = self
             .rows
             .iter()
             .filter(|(_, r)| gone(r))
-            .map(|(k, _)| *k)
+            .map(|(k, _)| k)
             .collect();
         for key in &keys {
             self.remove(*key);
@@ -541,7 +531,7 @@ impl ConnTable {
         let mut changed = false;
         if connections.is_empty() {
             for key in &self.listening {
-                changed |= self.rows.get_mut(key).is_some_and(&mut refresh);
+                changed |= self.rows.get_mut(*key).is_some_and(&mut refresh);
             }
         } else {
             for row in self.rows.values_mut() {

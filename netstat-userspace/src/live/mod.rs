@@ -46,11 +46,13 @@ async fn view(live: &Live, mut attached: Attached) -> Result<()> {
     // on these sockets, the table starts from them.
     let (sockets, inodes) = read_tcp(plan, filter)?;
     crate::session::note_unread_owners(inodes.incomplete);
-    let decoder = Decoder::new(
-        probe.attached_ns,
-        own_netns,
-        TcpOwners::new(&inodes, &sockets),
-    );
+    // The table takes no time in state from events, only owners: without
+    // owners to show or filter on, the decoder needs no snapshot.
+    let snapshot = match shows_owners(plan, filter) {
+        true => TcpOwners::new(&inodes, &sockets),
+        false => TcpOwners::default(),
+    };
+    let decoder = Decoder::new(probe.attached_ns, own_netns, snapshot);
     let table = start_table(sockets, &inodes, &clock)?;
     crate::session::give_back_freed_memory();
     let at_start = probe.counters()?;
@@ -113,7 +115,7 @@ struct LiveView<'a> {
     /// With --diff: the rows of the last drawing.
     diff: Option<live_diff::Rows>,
     ticks_per_second: u64,
-    /// The text of the last drawing, its buffer reused.
+    /// The text of the last drawing, its buffer reused while small.
     text: String,
     /// Too many connections to read their queues at each drawing.
     queues_stale: bool,
@@ -148,14 +150,21 @@ impl LiveView<'_> {
     /// Draws the table, or with --diff the rows that changed since the last
     /// drawing.
     fn draw(&mut self, now: i128) -> Result<Reader> {
-        // The last drawing's buffer: a large table costs its text once, and
-        // sized for it (a netstat line is under 100 bytes without -p), not
-        // grown by doubling.
+        // Sized for the table (a netstat line is under 100 bytes without
+        // -p), not grown by doubling.
         let mut out = std::mem::take(&mut self.text);
         out.clear();
         out.reserve(self.table.row_count() * 100);
         let shown = self.draw_into(&mut out, now);
-        self.text = out;
+        // A small drawing's buffer is kept for the next; a large one (and
+        // the sort's vectors) goes back to the system rather than be held
+        // between drawings as 100 bytes per row.
+        if out.capacity() <= KEEP_TEXT {
+            self.text = out;
+        } else {
+            drop(out);
+            crate::session::give_back_freed_memory();
+        }
         shown
     }
 
@@ -307,6 +316,9 @@ fn read_states(plan: &SocketPlan, states: u32) -> Option<Vec<InetSocket>> {
     Some(all)
 }
 
+/// The largest drawing buffer kept between drawings (bytes).
+const KEEP_TEXT: usize = 1 << 20;
+
 /// Connections whose queues a drawing reads one by one; above this many
 /// they keep the queues they were read or born with, and the view says so.
 const QUEUE_LOOKUPS: usize = 512;
@@ -315,9 +327,7 @@ const QUEUE_LOOKUPS: usize = 512;
 /// sock_diag where the columns allow) and, where shown or filtered on,
 /// the socket owners, from /proc.
 fn read_tcp(plan: &SocketPlan, filter: &RowFilter) -> Result<(Vec<InetSocket>, InodeOwners)> {
-    // Only -p and owner filters look at owners: at 200,000 sockets the scan
-    // of every process's fds was most of the first table's time.
-    let owners = match plan.programs || filter.by_owner() {
+    let owners = match shows_owners(plan, filter) {
         true => InodeOwners::scan(),
         false => InodeOwners::default(),
     };
@@ -331,6 +341,13 @@ fn read_tcp(plan: &SocketPlan, filter: &RowFilter) -> Result<(Vec<InetSocket>, I
         }
     }
     Ok((sockets, owners))
+}
+
+/// Whether rows' owners are shown (-p) or filtered on: only then are they
+/// read (at 200,000 sockets the scan of every process's fds was most of
+/// the first table's time) and kept.
+fn shows_owners(plan: &SocketPlan, filter: &RowFilter) -> bool {
+    plan.programs || filter.by_owner()
 }
 
 /// The connection table for sockets just read from /proc.
