@@ -209,6 +209,11 @@ impl Tracer {
         }
     }
 
+    /// The file the tracer writes to.
+    pub fn output_path(&self) -> &Path {
+        &self.out
+    }
+
     /// What the tracer has written so far.
     pub fn output(&self) -> String {
         fs::read_to_string(&self.out).unwrap_or_default()
