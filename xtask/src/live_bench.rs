@@ -87,11 +87,19 @@ Output to a file. First table: from start to the first drawing. Memory: resident
     println!("bench: live view at scale: holding {AT_SCALE} connections");
     let _holders = hold(&ns, AT_SCALE)?;
     let enetstat = release_bin("enetstat");
-    for viewer in [enetstat.to_str().context("utf-8 path")?, "netstat"] {
+    let enetstat = enetstat.to_str().context("utf-8 path")?;
+    // --diff: a drawing of what changed, which need not cost the table.
+    let viewers = [
+        (enetstat, &TAN[..]),
+        (enetstat, &[TAN[0], TAN[1], "--diff"]),
+        ("netstat", &TAN),
+    ];
+    for (viewer, args) in viewers {
         let name = viewer.rsplit('/').next().unwrap_or(viewer);
-        println!("bench: live view at scale: {name} -c -tan");
+        let label = format!("{name} {}", args.join(" "));
+        println!("bench: live view at scale: {label}");
         let started = Instant::now();
-        let view = viewer_command(&ns, viewer, name);
+        let view = viewer_command(&ns, viewer, args, name);
         // The first drawing ends where the idle sockets' rows do; looked
         // at every 10 ms, reading only what was added since.
         let rows = 2 * AT_SCALE;
@@ -125,7 +133,7 @@ Output to a file. First table: from start to the first drawing. Memory: resident
         };
         writeln!(
             table,
-            "| {name} -c -tan | {first:.1} | {memory} | {:.1} | {:.0} |",
+            "| {label} | {first:.1} | {memory} | {:.1} | {:.0} |",
             idle * 100.0,
             change * 1000.0
         )?;
@@ -154,10 +162,13 @@ fn count_appended(path: &Path, read: &mut u64, word: &str) -> usize {
         .count()
 }
 
-/// `viewer -c -tan` running in `ns`, its output in a file; stopped on drop.
-fn viewer_command(ns: &Netns, viewer: &str, tag: &str) -> Tracer {
+/// The live views compared: TCP, all, numeric.
+const TAN: [&str; 2] = ["-c", "-tan"];
+
+/// `viewer ARGS` running in `ns`, its output in a file; stopped on drop.
+fn viewer_command(ns: &Netns, viewer: &str, args: &[&str], tag: &str) -> Tracer {
     let mut cmd = ns.command(viewer);
-    cmd.args(["-c", "-tan"]);
+    cmd.args(args);
     Tracer::start_other(cmd, tag, Duration::ZERO)
 }
 
@@ -171,7 +182,7 @@ struct Sample {
 fn sample(ns: &Netns, viewer: &str) -> Result<Sample> {
     // Past start-up (enetstat loads its programs and reads the idle sockets
     // once; netstat has drawn at least twice).
-    let view = viewer_command(ns, viewer, "sample");
+    let view = viewer_command(ns, viewer, &TAN, "sample");
     std::thread::sleep(Duration::from_secs(3));
     let pid = view.pid();
     let before = cpu_seconds(pid);

@@ -9,6 +9,7 @@
 
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
+mod changes;
 mod order;
 mod rows;
 mod slab;
@@ -151,6 +152,8 @@ pub struct ConnTable {
     /// How long an orphan stays in FIN_WAIT2 without its peer's FIN
     /// (sysctl net.ipv4.tcp_fin_timeout, at most `TIME_WAIT_NS`).
     pub fin_timeout_ns: i128,
+    /// What changed since the last drawing, where kept (`track_changes`).
+    changes: Option<changes::Changes>,
 }
 
 /// How long after a reset a TIME_WAIT row it was sent to is looked up: the
@@ -227,9 +230,11 @@ impl ConnTable {
         if listening {
             self.listening.insert(key);
         }
+        self.track_row(key, true);
     }
 
     fn remove(&mut self, key: Key) -> Option<Row> {
+        self.track_row(key, false);
         let row = self.rows.remove(key)?;
         self.listening.remove(&key);
         match row.id {
@@ -299,7 +304,9 @@ impl ConnTable {
             while let Some(stale) = self.find_by_tuple(&tuple) {
                 self.remove(stale);
             }
-            self.time_wait.remove(&Packed::new(&tuple));
+            if self.time_wait.remove(&Packed::new(&tuple)).is_some() {
+                self.touch(Packed::new(&tuple));
+            }
         }
         if new == TcpState::LAST_ACK {
             self.fin_sent.insert(Packed::new(&tuple));
@@ -338,6 +345,7 @@ impl ConnTable {
                 entered_ns: ev.wall_ns as i64,
                 state: TcpState::TIME_WAIT.0,
             };
+            self.touch(peer);
         }
     }
 
@@ -374,8 +382,9 @@ impl ConnTable {
                 state: new.0,
             },
         };
-        self.time_wait
-            .insert(Packed::new(&(ev.local, ev.remote)), entry);
+        let packed = Packed::new(&(ev.local, ev.remote));
+        self.time_wait.insert(packed, entry);
+        self.touch(packed);
     }
 
     /// Settles the TIME_WAIT rows resets were sent to at least
@@ -406,6 +415,7 @@ impl ConnTable {
             let (local, remote) = packed.tuple();
             if self.time_wait.contains_key(&packed) && kernel_has(local, remote) != Some(true) {
                 self.time_wait.remove(&packed);
+                self.touch(packed);
                 changed = true;
             }
         }
@@ -414,18 +424,33 @@ impl ConnTable {
 
     /// Keeps only rows whose state satisfies `wanted`; returns whether any went.
     pub fn retain(&mut self, wanted: impl Fn(u8) -> bool) -> bool {
-        let before = self.time_wait.len();
-        self.time_wait.retain(|_, tw| wanted(tw.state));
-        let time_wait = self.time_wait.len() != before;
+        let time_wait = self.retain_time_wait(|_, tw| wanted(tw.state));
         self.remove_where(|r| !wanted(r.socket.state)) || time_wait
     }
 
     /// Drops timewait rows the kernel has let go (60 s after entry into
     /// TIME_WAIT); returns whether any went.
     pub fn expire(&mut self, now_ns: i128) -> bool {
-        let before = self.time_wait.len();
-        self.time_wait.retain(|_, tw| tw.left(now_ns) > 0);
-        self.time_wait.len() != before
+        self.retain_time_wait(|_, tw| tw.left(now_ns) > 0)
+    }
+
+    /// Keeps the timewait rows `keep` says to (it may change them too);
+    /// returns whether any went or changed.
+    fn retain_time_wait(&mut self, mut keep: impl FnMut(&Packed, &mut TimeWait) -> bool) -> bool {
+        let mut changed = Vec::new();
+        self.time_wait.retain(|packed, tw| {
+            let before = *tw;
+            let kept = keep(packed, tw);
+            if !kept || *tw != before {
+                changed.push(*packed);
+            }
+            kept
+        });
+        let any = !changed.is_empty();
+        for packed in changed {
+            self.touch(packed);
+        }
+        any
     }
 
     /// Whether any row is an orphan in FIN_WAIT2: one the peer's FIN moves
@@ -445,8 +470,7 @@ impl ConnTable {
             .iter()
             .map(|s| (Packed::new(&(s.local, s.remote)), s))
             .collect();
-        let mut changed = false;
-        self.time_wait.retain(|packed, tw| {
+        self.retain_time_wait(|packed, tw| {
             if tw.state != TcpState::FIN_WAIT2.0 {
                 return true;
             }
@@ -461,19 +485,14 @@ impl ConnTable {
                             entered_ns: (ends - TIME_WAIT_NS) as i64,
                             state: s.state,
                         };
-                        changed = true;
                     }
                     true
                 }
                 // Gone (a reset, or its end), or a new connection has the
                 // endpoints (its events bring its row).
-                _ => {
-                    changed = true;
-                    false
-                }
+                _ => false,
             }
-        });
-        changed
+        })
     }
 
     fn remove_where(&mut self, gone: impl Fn(&Row) -> bool) -> bool {
@@ -507,6 +526,7 @@ impl ConnTable {
                 inodes.insert((s.local, s.remote), s.inode);
             }
         }
+        let mut reowned = Vec::new();
         let mut refresh = |row: &mut Row| {
             let s = &mut row.socket;
             let fresh = if s.state == TcpState::LISTEN.0 {
@@ -522,9 +542,13 @@ impl ConnTable {
                 changed |= (s.rx_queue, s.tx_queue) != queues;
                 (s.rx_queue, s.tx_queue) = queues;
             }
-            if let Some(&inode) = inodes.get(&(s.local, s.remote)) {
-                changed |= s.inode != inode || !row.inode_read;
+            if let Some(&inode) = inodes.get(&(s.local, s.remote))
+                && (s.inode != inode || !row.inode_read)
+            {
+                // Whether a file holds it decides whether its owner shows.
+                reowned.push(Packed::new(&(s.local, s.remote)));
                 (s.inode, row.inode_read) = (inode, true);
+                changed = true;
             }
             changed
         };
@@ -537,6 +561,9 @@ impl ConnTable {
             for row in self.rows.values_mut() {
                 changed |= refresh(row);
             }
+        }
+        for packed in reowned {
+            self.touch(packed);
         }
         changed
     }

@@ -11,6 +11,16 @@ pub enum Entry<'a> {
     TimeWait(&'a Packed, &'a TimeWait),
 }
 
+impl Entry<'_> {
+    /// Where the entry is shown (`order`).
+    pub fn order(&self) -> (bool, SocketAddr, SocketAddr, u8) {
+        match self {
+            Entry::Row(r) => order((r.socket.local, r.socket.remote), r.socket.state),
+            Entry::TimeWait(packed, tw) => order(packed.tuple(), tw.state),
+        }
+    }
+}
+
 /// Where a row is shown: IPv4 before IPv6, then by endpoints and state.
 fn order((local, remote): Tuple, state: u8) -> (bool, SocketAddr, SocketAddr, u8) {
     (local.is_ipv6(), local, remote, state)

@@ -1,8 +1,10 @@
 //! The connection table's TCP rows as the socket listing takes them, with their
 //! time in the current state.
 
+use foldhash::HashSet;
+
 use crate::{
-    conn_table::{ConnTable, Entry},
+    conn_table::{ConnTable, Entry, Packed},
     plan::SocketPlan,
     procnet::sockets::InetSocket,
     render::sockets::{InetProto, InetRow},
@@ -15,6 +17,8 @@ pub struct TableRows<'a> {
     pub now: i128,
     /// The unit of /proc's TCP timers, for TIME_WAIT rows' -o column.
     pub ticks_per_second: u64,
+    /// Only the rows with these endpoints (`ConnTable::take_changed`).
+    pub only: Option<&'a HashSet<Packed>>,
 }
 
 impl TcpRows for TableRows<'_> {
@@ -25,7 +29,11 @@ impl TcpRows for TableRows<'_> {
         visit: &mut dyn FnMut(&InetRow),
     ) {
         let now = self.now;
-        for entry in self.table.entries() {
+        let entries = match self.only {
+            Some(endpoints) => self.table.entries_of(endpoints),
+            None => self.table.entries(),
+        };
+        for entry in entries {
             let (socket, owner, entered);
             let time_wait_socket;
             match entry {

@@ -105,9 +105,18 @@ impl ByTuple {
     }
 
     pub fn find(&self, tuple: &Tuple, rows: &Slab) -> Option<Key> {
+        self.find_all(tuple, rows).min()
+    }
+
+    /// Every slot whose row has these endpoints.
+    pub fn find_all<'a>(
+        &'a self,
+        tuple: &'a Tuple,
+        rows: &'a Slab,
+    ) -> impl Iterator<Item = Key> + 'a {
         let hash = self.hasher.hash_one(tuple);
         let same = self.slots.iter_hash(hash).copied();
-        same.filter(|&k| tuple_of(rows, k) == *tuple).min()
+        same.filter(move |&k| tuple_of(rows, k) == *tuple)
     }
 }
 

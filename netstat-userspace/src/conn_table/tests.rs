@@ -353,3 +353,100 @@ fn an_orphan_takes_the_fin_its_peer_here_sends() {
         ]
     );
 }
+
+/// The states a drawing shows by endpoints (the last of rows sharing
+/// endpoints wins, as in `live_diff::Rows`).
+fn by_endpoints(entries: &[Entry]) -> std::collections::BTreeMap<Tuple, u8> {
+    entries
+        .iter()
+        .map(|e| {
+            let (_, local, remote, state) = e.order();
+            ((local, remote), state)
+        })
+        .collect()
+}
+
+/// Brings `mirror`, the last drawing's states, up to date from what the
+/// table says changed, and checks it against the whole table.
+fn follow_changes(t: &mut ConnTable, mirror: &mut std::collections::BTreeMap<Tuple, u8>) {
+    match t.take_changed() {
+        None => *mirror = by_endpoints(&t.entries()),
+        Some(endpoints) => {
+            for packed in &endpoints {
+                mirror.remove(&packed.tuple());
+            }
+            mirror.extend(by_endpoints(&t.entries_of(&endpoints)));
+        }
+    }
+    assert_eq!(*mirror, by_endpoints(&t.entries()));
+}
+
+/// One thing done to the table.
+type Step<'a> = Box<dyn Fn(&mut ConnTable) + 'a>;
+
+/// Every way a row comes, goes or changes state marks its endpoints
+/// changed, so that --diff comparing only those sees what a whole
+/// comparison sees.
+#[test]
+fn every_change_of_a_row_is_marked_for_the_diff() {
+    use netstat_common::tcp_state::{
+        CLOSE, CLOSE_WAIT, ESTABLISHED, FIN_WAIT1, FIN_WAIT2, LAST_ACK, LISTEN, SYN_SENT, TIME_WAIT,
+    };
+    let (old_client, reused, peer) = ("127.0.0.1:5001", "127.0.0.1:6000", "127.0.0.1:9");
+    let time_wait = InetSocket {
+        timer: 3,
+        timer_ticks: 100,
+        ..snapshot_row(reused, L, TIME_WAIT)
+    };
+    let snapshot = vec![
+        snapshot_row(L, "0.0.0.0:0", LISTEN),
+        snapshot_row(old_client, L, ESTABLISHED),
+        time_wait,
+    ];
+    let mut t = ConnTable::from_snapshot(snapshot, &InodeOwners::default(), 0);
+    t.resets_kill_time_wait = true;
+    t.track_changes();
+    let mut mirror = std::collections::BTreeMap::new();
+    let orphan = |id, local: &str, remote: &str, at| {
+        let mut handed = ev(id, FIN_WAIT2, FIN_WAIT2, local, remote, at);
+        handed.peer_fin_pending = true;
+        handed
+    };
+    let mut reset = ev(0, 0, 0, L, C, 70);
+    reset.kind = EventKind::ResetSent;
+    let steps: Vec<Step> = vec![
+        Box::new(|_| {}),
+        // A new connection; the snapshot's one closes into TIME_WAIT.
+        Box::new(|t| _ = t.apply(&ev(2, CLOSE, SYN_SENT, C, L, 10))),
+        Box::new(|t| _ = t.apply(&ev(2, SYN_SENT, ESTABLISHED, C, L, 11))),
+        Box::new(|t| _ = t.apply(&ev(9, ESTABLISHED, FIN_WAIT1, old_client, L, 12))),
+        Box::new(|t| _ = t.apply(&ev(9, FIN_WAIT1, FIN_WAIT2, old_client, L, 13))),
+        Box::new(|t| _ = t.apply(&ev(9, FIN_WAIT2, TIME_WAIT, old_client, L, 14))),
+        // A connection takes a TIME_WAIT row's endpoints.
+        Box::new(|t| _ = t.apply(&ev(3, CLOSE, SYN_SENT, reused, L, 20))),
+        // Orphans: one takes its peer's FIN here, one the kernel frees.
+        Box::new(|t| _ = t.apply(&orphan(4, "127.0.0.1:7000", peer, 30))),
+        Box::new(|t| _ = t.apply(&ev(5, CLOSE_WAIT, LAST_ACK, peer, "127.0.0.1:7000", 31))),
+        Box::new(|t| _ = t.apply(&orphan(6, "127.0.0.1:7001", peer, 40))),
+        Box::new(|t| _ = t.update_orphans(50, &[])),
+        // The connection's end, and a reset that kills its TIME_WAIT.
+        Box::new(|t| _ = t.apply(&ev(2, ESTABLISHED, FIN_WAIT1, C, L, 60))),
+        Box::new(|t| _ = t.apply(&ev(2, FIN_WAIT1, TIME_WAIT, C, L, 61))),
+        Box::new(|t| _ = t.apply(&reset)),
+        Box::new(|t| _ = t.settle_resets(70 + RESET_SETTLE_NS, |_, _| Some(false))),
+        // A file now holds the listener; --state keeps listeners only;
+        // the TIME_WAIT rows expire.
+        Box::new(|t| _ = t.refresh_queues(&[queued(L, "0.0.0.0:0", LISTEN, 0, 128)])),
+        Box::new(|t| _ = t.retain(|state| state != SYN_SENT && state != LAST_ACK)),
+        Box::new(|t| _ = t.expire(TIME_WAIT_NS * 2)),
+    ];
+    for (n, step) in steps.iter().enumerate() {
+        step(&mut t);
+        follow_changes(&mut t, &mut mirror);
+        assert!(n > 0 || mirror.len() == 3, "{mirror:?}");
+    }
+    assert_eq!(
+        by_endpoints(&t.entries()).into_values().collect::<Vec<_>>(),
+        [LISTEN]
+    );
+}

@@ -53,7 +53,8 @@ async fn view(live: &Live, mut attached: Attached) -> Result<()> {
         false => TcpOwners::default(),
     };
     let decoder = Decoder::new(probe.attached_ns, own_netns, snapshot);
-    let table = start_table(sockets, &inodes, &clock)?;
+    let mut table = start_table(sockets, &inodes, &clock)?;
+    track_diff(&mut table, live.diff, plan);
     crate::session::give_back_freed_memory();
     let at_start = probe.counters()?;
     let interval = live.interval;
@@ -131,6 +132,7 @@ impl LiveView<'_> {
         self.read_since_ns = kernel::monotonic_ns();
         let (sockets, inodes) = read_tcp(self.plan, self.filter)?;
         self.table = start_table(sockets, &inodes, &self.clock)?;
+        track_diff(&mut self.table, self.diff.is_some(), self.plan);
         crate::session::give_back_freed_memory();
         let mut text = format!(
             "(enetstat: {} events lost in the kernel so far; last resynchronised from /proc at {}",
@@ -169,10 +171,13 @@ impl LiveView<'_> {
     }
 
     fn draw_into(&mut self, out: &mut String, now: i128) -> Result<Reader> {
+        // With --diff on TCP alone, only the rows that changed are compared.
+        let changed = self.table.take_changed();
         let rows = TableRows {
             table: &self.table,
             now,
             ticks_per_second: self.ticks_per_second,
+            only: changed.as_ref(),
         };
         if let Some(previous) = &mut self.diff {
             let mut current = live_diff::Rows::new();
@@ -186,8 +191,23 @@ impl LiveView<'_> {
                 out.push('\n');
             }
             let time = local_time(now);
-            live_diff::changes(previous, &current, &time, &self.names, out);
-            *previous = current;
+            match &changed {
+                None => {
+                    live_diff::changes(previous, &current, &time, &self.names, out);
+                    *previous = current;
+                }
+                Some(endpoints) => {
+                    let before: live_diff::Rows = endpoints
+                        .iter()
+                        .filter_map(|packed| {
+                            let key = live_diff::RowKey::tcp(packed.tuple());
+                            Some((key, previous.remove(&key)?))
+                        })
+                        .collect();
+                    live_diff::changes(&before, &current, &time, &self.names, out);
+                    previous.extend(current);
+                }
+            }
             return self.screen.write(out);
         }
         if let Some(n) = &self.notice {
@@ -348,6 +368,14 @@ fn read_tcp(plan: &SocketPlan, filter: &RowFilter) -> Result<(Vec<InetSocket>, I
 /// the first table's time) and kept.
 fn shows_owners(plan: &SocketPlan, filter: &RowFilter) -> bool {
     plan.programs || filter.by_owner()
+}
+
+/// Drawings that are diffs of TCP rows alone, all from the table, compare
+/// only the rows that changed since the last: the table keeps track.
+fn track_diff(table: &mut ConnTable, diff: bool, plan: &SocketPlan) {
+    if diff && !plan.untracked() {
+        table.track_changes();
+    }
 }
 
 /// The connection table for sockets just read from /proc.

@@ -113,6 +113,7 @@ impl Player<'_> {
             table: &follower.table,
             now: at,
             ticks_per_second: socket_list::ticks_per_second(),
+            only: None,
         };
         let mut time = String::new();
         TimeFormat::default().write_local(&mut time, at);

@@ -41,6 +41,7 @@ pub fn run(replay: &Replay) -> Result<()> {
         table: &state.follower.table,
         now: state.at,
         ticks_per_second: socket_list::ticks_per_second(),
+        only: None,
     };
     socket_list::list(
         &replay.plan,
