@@ -143,11 +143,7 @@ fn queues_come_from_the_kernels_sockets_by_endpoints() {
         queued("127.0.0.1:9", C, 1, 9, 9),
     ];
     assert!(t.refresh_queues(&fresh));
-    let queues: Vec<(u8, u64, u64)> = rows(&t)
-        .iter()
-        .map(|r| (r.socket.state, r.socket.rx_queue, r.socket.tx_queue))
-        .collect();
-    assert_eq!(queues, vec![(10, 3, 128), (1, 100, 7)]);
+    assert_eq!(queues(&t), [(10, 3, 128), (1, 100, 7)]);
     assert_eq!(t.entries().len(), 3);
     assert!(!t.refresh_queues(&fresh));
 }
@@ -164,11 +160,15 @@ fn a_sweep_with_only_listeners_read_sets_the_listeners_alone() {
         queued("127.0.0.1:81", "0.0.0.0:0", 10, 5, 5),
     ];
     assert!(t.refresh_queues(&fresh));
-    let queues: Vec<(u8, u64, u64)> = rows(&t)
-        .iter()
+    assert_eq!(queues(&t), [(10, 3, 128), (1, 0, 0)]);
+}
+
+/// Each connection's (state, Recv-Q, Send-Q).
+fn queues(t: &ConnTable) -> Vec<(u8, u64, u64)> {
+    rows(t)
+        .into_iter()
         .map(|r| (r.socket.state, r.socket.rx_queue, r.socket.tx_queue))
-        .collect();
-    assert_eq!(queues, vec![(10, 3, 128), (1, 0, 0)]);
+        .collect()
 }
 
 fn queued(local: &str, remote: &str, state: u8, rx: u64, tx: u64) -> InetSocket {
