@@ -237,15 +237,21 @@ fn summary_counts_equal_the_storm() {
         tracer.wait_quiet();
         std::thread::sleep(tests::slowed(std::time::Duration::from_millis(600)));
         let out = tracer.stop();
-        let missed: u64 = out
-            .events()
-            .iter()
-            .map(|b| b["missed"].as_u64().unwrap())
-            .sum();
-        if missed == 0 || attempt == STORM_ATTEMPTS {
+        let sum = |f: &dyn Fn(&Value) -> &Value| -> u64 {
+            out.events()
+                .iter()
+                .map(|b| f(b).as_u64().unwrap_or(0))
+                .sum()
+        };
+        let missed = sum(&|b| &b["missed"]);
+        // A handshake the kernel tore down (a child closed in SYN_RECV, seen
+        // once on 5.10 emulated, its listener counting a drop) makes the
+        // storm another than the one whose counts are known.
+        let torn = sum(&|b| &b["transitions"]["SYN_RECV->CLOSE"]);
+        if missed + torn == 0 || attempt == STORM_ATTEMPTS {
             return check_summary_of_the_storm(&out);
         }
-        eprintln!("storm {attempt}: the kernel side missed {missed} events; again");
+        eprintln!("storm {attempt}: {missed} events missed, {torn} handshakes torn down; again");
     }
 }
 
