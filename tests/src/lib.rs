@@ -430,14 +430,19 @@ pub fn kernel_before(major: u32, minor: u32) -> bool {
 /// `perfmon`) effective, inherited, ambient and bounding, then `--`: the
 /// command to put before a program.
 pub fn as_nobody(caps: &[&str]) -> Vec<String> {
+    as_uid(65534, caps)
+}
+
+/// As [`as_nobody`], as user and group `uid`.
+pub fn as_uid(uid: u32, caps: &[&str]) -> Vec<String> {
     let set: String = std::iter::once("-all".to_string())
         .chain(caps.iter().map(|c| format!("+{c}")))
         .collect::<Vec<_>>()
         .join(",");
     [
         "setpriv",
-        "--reuid=65534",
-        "--regid=65534",
+        &format!("--reuid={uid}"),
+        &format!("--regid={uid}"),
         "--clear-groups",
         &format!("--inh-caps={set}"),
         &format!("--ambient-caps={set}"),
