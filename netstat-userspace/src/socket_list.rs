@@ -15,7 +15,7 @@ use crate::{
     plan::SocketPlan,
     procnet::{self, igmp, sockets::InetSocket, unix},
     render::{
-        groups,
+        groups, live_diff,
         sockets::{InetProto, InetRow, SocketTable},
     },
     sock_diag,
@@ -127,6 +127,20 @@ fn unlisted(plan: &SocketPlan, families: &[(&str, &str)]) {
             eprintln!("enetstat: no support for `{what}' on this system.");
         }
     }
+}
+
+/// The rows a `-c --diff` drawing shows, by what identifies them.
+pub fn diff_rows(
+    plan: &SocketPlan,
+    filter: &RowFilter,
+    namespaces: &[(u32, Option<PathBuf>)],
+    live: &dyn TcpRows,
+) -> Result<live_diff::Rows> {
+    let mut rows = live_diff::Rows::new();
+    internet_rows(plan, filter, namespaces, Some(live), &mut |row| {
+        live_diff::add(&mut rows, row)
+    })?;
+    Ok(rows)
 }
 
 /// The Internet rows of the listing as data, from `namespaces` (the live

@@ -26,11 +26,17 @@ struct Storm {
 
 /// A held-open connection (LISTEN plus both ESTABLISHED ends) and two
 /// storms, IPv4 and IPv6, ending connections every way; then the view's last
-/// table is compared with `enetstat -tan` taken afterwards.
+/// table (with `--diff` among `view_args`: its change lines added up) is
+/// compared with `enetstat -tan` taken afterwards.
 fn storm_then_compare(tag: &str, view_args: &[&str]) -> Storm {
     let ns = Netns::new(tag);
     let mut server = serve(&ns, "127.0.0.1:8000", &[]);
-    let view = Tracer::start_live(&ns, view_args);
+    let diff = view_args.contains(&"--diff");
+    let view = match diff {
+        // The first drawing: what there is, as rows that appeared.
+        true => Tracer::start_live_until(&ns, view_args, " + tcp 127.0.0.1:8000 0.0.0.0:* LISTEN"),
+        false => Tracer::start_live(&ns, view_args),
+    };
     let mut client = connect(&ns, "127.0.0.1:8000", &[]);
     client.expect("connected");
     server.expect("accepted");
@@ -44,8 +50,22 @@ fn storm_then_compare(tag: &str, view_args: &[&str]) -> Storm {
     let out = view.stop();
     assert!(out.status.success(), "{:?}", out.stderr);
 
-    let want = away_from_time_wait_end(&fresh, Column::TimeLeft);
-    let got = away_from_time_wait_end(last_table(&out.stdout), Column::InState);
+    let mut want = away_from_time_wait_end(&fresh, Column::TimeLeft);
+    let got = match diff {
+        false => away_from_time_wait_end(last_table(&out.stdout), Column::InState),
+        true => {
+            // Change lines carry no queues or ages: rows are compared by
+            // endpoints and state, less the kernel's rows near their end.
+            want = want.iter().map(|r| without_queues(r)).collect();
+            let all: Vec<String> = tests::tcp_rows(&fresh, false)
+                .iter()
+                .map(|r| without_queues(r))
+                .collect();
+            let mut got = added_up(&out.stdout);
+            got.retain(|r| want.contains(r) || !all.contains(r));
+            got
+        }
+    };
     let mismatch = (got != want).then(|| {
         format!(
             "live view and snapshot differ ({} vs {} rows)\nonly in the view: {:#?}\nonly in the snapshot: {:#?}",
@@ -63,11 +83,8 @@ fn storm_then_compare(tag: &str, view_args: &[&str]) -> Storm {
     assert!(count("TIME_WAIT") as u64 > storms / 4, "{want:?}");
     assert!(want.iter().any(|r| r.contains("::1")), "no IPv6 rows");
     assert_eq!((count("LISTEN"), count("ESTABLISHED")), (1, 2));
-    let gaps = last_table(&out.stdout)
-        .lines()
-        .next()
-        .filter(|l| l.contains("events lost"))
-        .map(|notice| number_before(notice, "of them gaps").unwrap_or(0));
+    let gaps =
+        last_notice(&out.stdout).map(|notice| number_before(notice, "of them gaps").unwrap_or(0));
     Storm {
         stdout: out.stdout,
         only_unseen_time_wait: only_unseen_time_wait(&got, &want),
@@ -118,16 +135,61 @@ fn away_from_time_wait_end(table: &str, column: Column) -> Vec<String> {
     rows
 }
 
+/// The view's last notice of lost events (a table repeats it; `--diff`
+/// prints each once).
+fn last_notice(stdout: &str) -> Option<&str> {
+    stdout.lines().filter(|l| l.contains("events lost")).last()
+}
+
 /// The number before " events lost" in the view's last notice.
 fn lost_in(stdout: &str) -> u64 {
-    let notice = last_table(stdout).lines().next().unwrap();
+    let notice = last_notice(stdout).expect("a notice of lost events");
     number_before(notice, "events lost").unwrap_or_else(|| panic!("no loss count in {notice:?}"))
 }
 
+/// A listing's row as `proto - - local remote state`: the columns a
+/// `--diff` line has, where a row has them.
+fn without_queues(row: &str) -> String {
+    let f: Vec<&str> = row.split_whitespace().collect();
+    format!("{} - - {} {} {}", f[0], f[3], f[4], f[5])
+}
+
+/// The rows `--diff`'s lines (`TIME SIGN PROTO LOCAL REMOTE [OLD ->] STATE`)
+/// add up to, from nothing, as `without_queues` gives them, sorted.
+fn added_up(stdout: &str) -> Vec<String> {
+    let mut rows = std::collections::BTreeMap::new();
+    for line in stdout.lines().filter(|l| !l.starts_with('(')) {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        assert!(f.len() >= 5, "not a change line: {line:?}");
+        // The state, or `OLD -> NEW`'s new one.
+        let (key, state) = (
+            (f[2], f[3], f[4]),
+            if f.len() > 5 { f[f.len() - 1] } else { "" },
+        );
+        match f[1] {
+            "+" | "~" => rows.insert(key, state),
+            "-" => rows.remove(&key),
+            _ => panic!("not a change line: {line:?}"),
+        };
+    }
+    let rows = rows.into_iter();
+    rows.map(|((proto, local, remote), state)| format!("{proto} - - {local} {remote} {state}"))
+        .collect()
+}
+
+/// The view's tables, and `--diff`'s lines added up.
+const DRAWINGS: [&[&str]; 2] = [&["-tan"], &["-tan", "--diff"]];
+
 #[test]
 fn after_a_mixed_storm_the_view_equals_a_fresh_snapshot() {
+    for drawing in DRAWINGS {
+        after_a_mixed_storm(drawing);
+    }
+}
+
+fn after_a_mixed_storm(drawing: &[&str]) {
     for attempt in 1..=STORM_ATTEMPTS {
-        let storm = storm_then_compare("live-storm", &["-tan", "--interval", "200"]);
+        let storm = storm_then_compare("live-storm", &[drawing, &["--interval", "200"]].concat());
         // Losses that are all gaps (changes no program ran for) make the view resync
         // mid-storm; that run cannot test the event-driven path.
         let only_gaps = storm
@@ -148,13 +210,17 @@ fn after_a_mixed_storm_the_view_equals_a_fresh_snapshot() {
 
 #[test]
 fn after_losing_events_the_view_says_so_and_resynchronises() {
+    for drawing in DRAWINGS {
+        after_losing_events(drawing);
+    }
+}
+
+fn after_losing_events(drawing: &[&str]) {
     for attempt in 1..=STORM_ATTEMPTS {
         // 4 KiB holds about 40 events: the storm overruns it at once.
-        let storm = storm_then_compare(
-            "live-loss",
-            &["-tan", "--interval", "200", "--ring-size", "4096"],
-        );
-        let notice = last_table(&storm.stdout).lines().next().unwrap();
+        let args = [drawing, &["--interval", "200", "--ring-size", "4096"]].concat();
+        let storm = storm_then_compare("live-loss", &args);
+        let notice = last_notice(&storm.stdout).expect("a notice of lost events");
         assert!(
             notice.contains("events lost in the kernel so far; last resynchronised from /proc"),
             "{notice}"

@@ -14,8 +14,9 @@ mod order;
 mod rows;
 mod slab;
 
+pub use changes::{Changed, Drawn};
 pub use order::Entry;
-pub use rows::TableRows;
+pub use rows::{TableRows, Which, compare_drawings};
 use slab::{ByTuple, Key, Slab};
 
 use foldhash::{HashMap, HashSet};
@@ -220,6 +221,7 @@ impl ConnTable {
 
     fn insert(&mut self, row: Row) {
         let (id, listening) = (row.id, row.socket.state == TcpState::LISTEN.0);
+        self.touch(Packed::new(&(row.socket.local, row.socket.remote)));
         let key = self.rows.insert(row);
         match id {
             Some(id) => {
@@ -230,11 +232,13 @@ impl ConnTable {
         if listening {
             self.listening.insert(key);
         }
-        self.track_row(key, true);
+        self.index_row(key);
     }
 
     fn remove(&mut self, key: Key) -> Option<Row> {
-        self.track_row(key, false);
+        let row = self.rows.get(key)?;
+        self.touch(Packed::new(&(row.socket.local, row.socket.remote)));
+        self.unindex_row(key);
         let row = self.rows.remove(key)?;
         self.listening.remove(&key);
         match row.id {
@@ -304,8 +308,10 @@ impl ConnTable {
             while let Some(stale) = self.find_by_tuple(&tuple) {
                 self.remove(stale);
             }
-            if self.time_wait.remove(&Packed::new(&tuple)).is_some() {
-                self.touch(Packed::new(&tuple));
+            let packed = Packed::new(&tuple);
+            if self.time_wait.contains_key(&packed) {
+                self.touch(packed);
+                self.time_wait.remove(&packed);
             }
         }
         if new == TcpState::LAST_ACK {
@@ -335,17 +341,20 @@ impl ConnTable {
     /// TIME_WAIT, which no tracepoint reports.
     fn peer_fin_sent(&mut self, ev: &NetEvent) {
         let peer = Packed::new(&(ev.remote, ev.local));
-        if let Some(tw) = self
+        if self
             .time_wait
-            .get_mut(&peer)
-            .filter(|tw| tw.state == TcpState::FIN_WAIT2.0)
+            .get(&peer)
+            .is_some_and(|tw| tw.state == TcpState::FIN_WAIT2.0)
         {
-            *tw = TimeWait {
-                ends_ns: (ev.wall_ns + TIME_WAIT_NS) as i64,
-                entered_ns: ev.wall_ns as i64,
-                state: TcpState::TIME_WAIT.0,
-            };
             self.touch(peer);
+            self.time_wait.insert(
+                peer,
+                TimeWait {
+                    ends_ns: (ev.wall_ns + TIME_WAIT_NS) as i64,
+                    entered_ns: ev.wall_ns as i64,
+                    state: TcpState::TIME_WAIT.0,
+                },
+            );
         }
     }
 
@@ -383,8 +392,8 @@ impl ConnTable {
             },
         };
         let packed = Packed::new(&(ev.local, ev.remote));
-        self.time_wait.insert(packed, entry);
         self.touch(packed);
+        self.time_wait.insert(packed, entry);
     }
 
     /// Settles the TIME_WAIT rows resets were sent to at least
@@ -414,8 +423,8 @@ impl ConnTable {
         for (packed, _) in due {
             let (local, remote) = packed.tuple();
             if self.time_wait.contains_key(&packed) && kernel_has(local, remote) != Some(true) {
-                self.time_wait.remove(&packed);
                 self.touch(packed);
+                self.time_wait.remove(&packed);
                 changed = true;
             }
         }
@@ -437,18 +446,22 @@ impl ConnTable {
     /// Keeps the timewait rows `keep` says to (it may change them too);
     /// returns whether any went or changed.
     fn retain_time_wait(&mut self, mut keep: impl FnMut(&Packed, &mut TimeWait) -> bool) -> bool {
+        // Decided first, applied after each row is kept as it was drawn.
         let mut changed = Vec::new();
-        self.time_wait.retain(|packed, tw| {
-            let before = *tw;
-            let kept = keep(packed, tw);
-            if !kept || *tw != before {
-                changed.push(*packed);
+        for (packed, tw) in &self.time_wait {
+            let mut after = *tw;
+            let kept = keep(packed, &mut after);
+            if !kept || after != *tw {
+                changed.push((*packed, kept.then_some(after)));
             }
-            kept
-        });
+        }
         let any = !changed.is_empty();
-        for packed in changed {
+        for (packed, after) in changed {
             self.touch(packed);
+            match after {
+                Some(tw) => self.time_wait.insert(packed, tw),
+                None => self.time_wait.remove(&packed),
+            };
         }
         any
     }
@@ -526,8 +539,24 @@ impl ConnTable {
                 inodes.insert((s.local, s.remote), s.inode);
             }
         }
-        let mut reowned = Vec::new();
+        // Whether a file holds a row decides whether its owner shows: a
+        // row whose inode changes is kept as drawn first.
+        let new_inode = |row: &Row| {
+            let s = &row.socket;
+            let inode = inodes.get(&(s.local, s.remote)).copied();
+            inode.filter(|&inode| s.inode != inode || !row.inode_read)
+        };
+        let reowned: Vec<Packed> = self
+            .rows
+            .values()
+            .filter(|row| !inodes.is_empty() && new_inode(row).is_some())
+            .map(|row| Packed::new(&(row.socket.local, row.socket.remote)))
+            .collect();
+        for packed in reowned {
+            self.touch(packed);
+        }
         let mut refresh = |row: &mut Row| {
+            let inode = new_inode(row);
             let s = &mut row.socket;
             let fresh = if s.state == TcpState::LISTEN.0 {
                 // Listeners sharing an address (SO_REUSEPORT) take theirs in turn.
@@ -542,11 +571,7 @@ impl ConnTable {
                 changed |= (s.rx_queue, s.tx_queue) != queues;
                 (s.rx_queue, s.tx_queue) = queues;
             }
-            if let Some(&inode) = inodes.get(&(s.local, s.remote))
-                && (s.inode != inode || !row.inode_read)
-            {
-                // Whether a file holds it decides whether its owner shows.
-                reowned.push(Packed::new(&(s.local, s.remote)));
+            if let Some(inode) = inode {
                 (s.inode, row.inode_read) = (inode, true);
                 changed = true;
             }
@@ -561,9 +586,6 @@ impl ConnTable {
             for row in self.rows.values_mut() {
                 changed |= refresh(row);
             }
-        }
-        for packed in reowned {
-            self.touch(packed);
         }
         changed
     }

@@ -1,13 +1,16 @@
 //! The connection table's TCP rows as the socket listing takes them, with their
 //! time in the current state.
 
-use foldhash::HashSet;
+use anyhow::Result;
 
 use crate::{
-    conn_table::{ConnTable, Entry, Packed},
+    conn_table::{Changed, ConnTable, Entry},
     plan::SocketPlan,
     procnet::sockets::InetSocket,
-    render::sockets::{InetProto, InetRow},
+    render::{
+        live_diff,
+        sockets::{InetProto, InetRow},
+    },
     socket_list::{TcpRows, shown},
 };
 
@@ -17,8 +20,16 @@ pub struct TableRows<'a> {
     pub now: i128,
     /// The unit of /proc's TCP timers, for TIME_WAIT rows' -o column.
     pub ticks_per_second: u64,
-    /// Only the rows with these endpoints (`ConnTable::take_changed`).
-    pub only: Option<&'a HashSet<Packed>>,
+    pub which: Which<'a>,
+}
+
+/// Which rows: the table's, or of what changed (`ConnTable::take_changed`)
+/// as they are now or as the last drawing showed them.
+#[derive(Clone, Copy)]
+pub enum Which<'a> {
+    All,
+    Now(&'a Changed),
+    Before(&'a Changed),
 }
 
 impl TcpRows for TableRows<'_> {
@@ -29,9 +40,10 @@ impl TcpRows for TableRows<'_> {
         visit: &mut dyn FnMut(&InetRow),
     ) {
         let now = self.now;
-        let entries = match self.only {
-            Some(endpoints) => self.table.entries_of(endpoints),
-            None => self.table.entries(),
+        let entries = match self.which {
+            Which::All | Which::Now(Changed::Whole(_)) => self.table.entries(),
+            Which::Now(Changed::Some(by)) => self.table.entries_of(by.keys()),
+            Which::Before(changed) => changed.before(),
         };
         for entry in entries {
             let (socket, owner, entered);
@@ -74,4 +86,36 @@ impl TcpRows for TableRows<'_> {
             });
         }
     }
+}
+
+/// The two drawings a `-c --diff` drawing tells apart, as `collect` gathers
+/// each from TCP rows, handed to `compare` (last, current). Where the table
+/// keeps its changes, only the rows that changed; else all of them, the
+/// last drawing's from `previous`, which keeps the current one.
+pub fn compare_drawings(
+    table: &mut ConnTable,
+    (now, ticks_per_second): (i128, u64),
+    previous: &mut live_diff::Rows,
+    collect: &dyn Fn(&dyn TcpRows) -> Result<live_diff::Rows>,
+    compare: impl FnOnce(&live_diff::Rows, &live_diff::Rows),
+) -> Result<()> {
+    let changed = table.take_changed();
+    let rows = |which| TableRows {
+        table,
+        now,
+        ticks_per_second,
+        which,
+    };
+    match &changed {
+        Some(changed) => {
+            let before = collect(&rows(Which::Before(changed)))?;
+            compare(&before, &collect(&rows(Which::Now(changed)))?);
+        }
+        None => {
+            let current = collect(&rows(Which::All))?;
+            compare(previous, &current);
+            *previous = current;
+        }
+    }
+    Ok(())
 }

@@ -68,6 +68,10 @@ impl Slab {
         self.slots.iter_mut().flatten()
     }
 
+    pub fn into_values(self) -> impl Iterator<Item = Row> {
+        self.slots.into_iter().flatten()
+    }
+
     pub fn len(&self) -> usize {
         self.len
     }

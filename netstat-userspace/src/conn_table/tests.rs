@@ -366,16 +366,24 @@ fn by_endpoints(entries: &[Entry]) -> std::collections::BTreeMap<Tuple, u8> {
         .collect()
 }
 
-/// Brings `mirror`, the last drawing's states, up to date from what the
-/// table says changed, and checks it against the whole table.
+/// Checks the rows the table kept as the last drawing showed them against
+/// `mirror`, that drawing's states, then brings `mirror` up to date from
+/// the rows that changed and checks it against the whole table.
 fn follow_changes(t: &mut ConnTable, mirror: &mut std::collections::BTreeMap<Tuple, u8>) {
-    match t.take_changed() {
-        None => *mirror = by_endpoints(&t.entries()),
-        Some(endpoints) => {
-            for packed in &endpoints {
-                mirror.remove(&packed.tuple());
-            }
-            mirror.extend(by_endpoints(&t.entries_of(&endpoints)));
+    let changed = t.take_changed().expect("the table keeps its changes");
+    let before = by_endpoints(&changed.before());
+    match &changed {
+        Changed::Whole(_) => {
+            assert_eq!(before, *mirror);
+            *mirror = by_endpoints(&t.entries());
+        }
+        Changed::Some(by) => {
+            let keys: Vec<Tuple> = by.keys().map(Packed::tuple).collect();
+            let mut drawn = mirror.clone();
+            drawn.retain(|tuple, _| keys.contains(tuple));
+            assert_eq!(before, drawn);
+            mirror.retain(|tuple, _| !keys.contains(tuple));
+            mirror.extend(by_endpoints(&t.entries_of(by.keys())));
         }
     }
     assert_eq!(*mirror, by_endpoints(&t.entries()));
@@ -384,11 +392,12 @@ fn follow_changes(t: &mut ConnTable, mirror: &mut std::collections::BTreeMap<Tup
 /// One thing done to the table.
 type Step<'a> = Box<dyn Fn(&mut ConnTable) + 'a>;
 
-/// Every way a row comes, goes or changes state marks its endpoints
-/// changed, so that --diff comparing only those sees what a whole
-/// comparison sees.
+/// Every way a row comes, goes or changes state keeps the rows of its
+/// endpoints as drawn, so that --diff comparing only those sees what a
+/// whole comparison of two drawings sees, drawn after every step or after
+/// every second or third, across resynchronisations too.
 #[test]
-fn every_change_of_a_row_is_marked_for_the_diff() {
+fn every_change_of_a_row_is_kept_for_the_diff() {
     use netstat_common::tcp_state::{
         CLOSE, CLOSE_WAIT, ESTABLISHED, FIN_WAIT1, FIN_WAIT2, LAST_ACK, LISTEN, SYN_SENT, TIME_WAIT,
     };
@@ -403,10 +412,6 @@ fn every_change_of_a_row_is_marked_for_the_diff() {
         snapshot_row(old_client, L, ESTABLISHED),
         time_wait,
     ];
-    let mut t = ConnTable::from_snapshot(snapshot, &InodeOwners::default(), 0);
-    t.resets_kill_time_wait = true;
-    t.track_changes();
-    let mut mirror = std::collections::BTreeMap::new();
     let orphan = |id, local: &str, remote: &str, at| {
         let mut handed = ev(id, FIN_WAIT2, FIN_WAIT2, local, remote, at);
         handed.peer_fin_pending = true;
@@ -414,6 +419,16 @@ fn every_change_of_a_row_is_marked_for_the_diff() {
     };
     let mut reset = ev(0, 0, 0, L, C, 70);
     reset.kind = EventKind::ResetSent;
+    // A new table from /proc, told what the one it replaces last drew.
+    let resync = |t: &mut ConnTable| {
+        let rows = vec![
+            snapshot_row(L, "0.0.0.0:0", LISTEN),
+            snapshot_row(C, L, ESTABLISHED),
+        ];
+        let last = std::mem::take(t);
+        *t = ConnTable::from_snapshot(rows, &InodeOwners::default(), 80);
+        t.track_changes(last.into_drawn());
+    };
     let steps: Vec<Step> = vec![
         Box::new(|_| {}),
         // A new connection; the snapshot's one closes into TIME_WAIT.
@@ -439,14 +454,58 @@ fn every_change_of_a_row_is_marked_for_the_diff() {
         Box::new(|t| _ = t.refresh_queues(&[queued(L, "0.0.0.0:0", LISTEN, 0, 128)])),
         Box::new(|t| _ = t.retain(|state| state != SYN_SENT && state != LAST_ACK)),
         Box::new(|t| _ = t.expire(TIME_WAIT_NS * 2)),
+        // Two resynchronisations, then the connection ends again.
+        Box::new(resync),
+        Box::new(resync),
+        Box::new(|t| _ = t.apply(&ev(7, ESTABLISHED, FIN_WAIT1, C, L, 90))),
     ];
-    for (n, step) in steps.iter().enumerate() {
-        step(&mut t);
+    for every in 1..=3 {
+        let mut t = ConnTable::from_snapshot(snapshot.clone(), &InodeOwners::default(), 0);
+        t.resets_kill_time_wait = true;
+        t.track_changes(Vec::new());
+        let mut mirror = std::collections::BTreeMap::new();
+        for (n, step) in steps.iter().enumerate() {
+            step(&mut t);
+            if n % every == 0 {
+                follow_changes(&mut t, &mut mirror);
+            }
+            assert!(n > 0 || mirror.len() == 3, "{mirror:?}");
+        }
         follow_changes(&mut t, &mut mirror);
-        assert!(n > 0 || mirror.len() == 3, "{mirror:?}");
+        assert_eq!(
+            by_endpoints(&t.entries()).into_values().collect::<Vec<_>>(),
+            [LISTEN, FIN_WAIT1],
+            "drawn every {every} steps"
+        );
     }
-    assert_eq!(
-        by_endpoints(&t.entries()).into_values().collect::<Vec<_>>(),
-        [LISTEN]
-    );
+}
+
+/// A row whose owner stops showing (no file holds it any more) is kept as
+/// drawn: a --diff filtering on owners sees it go.
+#[test]
+fn a_row_whose_owner_stops_showing_is_kept_for_the_diff() {
+    use netstat_common::tcp_state::{CLOSE, ESTABLISHED, SYN_SENT};
+    let mut t = ConnTable::default();
+    t.track_changes(Vec::new());
+    t.apply(&ev(2, CLOSE, SYN_SENT, C, L, 1));
+    t.apply(&ev(2, SYN_SENT, ESTABLISHED, C, L, 2));
+    assert!(matches!(t.take_changed(), Some(Changed::Whole(_))));
+    let closed = InetSocket {
+        inode: 0,
+        ..queued(C, L, ESTABLISHED, 0, 0)
+    };
+    assert!(t.refresh_queues(&[closed]));
+    let changed = t.take_changed().expect("the table keeps its changes");
+    let Changed::Some(by) = &changed else {
+        panic!("not a change of some rows");
+    };
+    let pids = |entries: Vec<Entry>| -> Vec<Option<u32>> {
+        let row = |e: &Entry| match e {
+            Entry::Row(row) => row.shown_owner().map(|o| o.pid),
+            Entry::TimeWait(..) => None,
+        };
+        entries.iter().map(row).collect()
+    };
+    assert_eq!(pids(changed.before()), [Some(7)]);
+    assert_eq!(pids(t.entries_of(by.keys())), [None]);
 }

@@ -14,7 +14,7 @@ use netstat_common::{AF_INET, AF_INET6, Event, tcp_state};
 use crate::{
     clock::{TimeFormat, WallClock},
     command::Live,
-    conn_table::{self as table, ConnTable, TableRows},
+    conn_table::{self as table, ConnTable, Drawn, TableRows, Which},
     decoder::Decoder,
     filter::RowFilter,
     kernel::{self, Counters, Probe},
@@ -54,7 +54,7 @@ async fn view(live: &Live, mut attached: Attached) -> Result<()> {
     };
     let decoder = Decoder::new(probe.attached_ns, own_netns, snapshot);
     let mut table = start_table(sockets, &inodes, &clock)?;
-    track_diff(&mut table, live.diff, plan);
+    track_diff(&mut table, live.diff, plan, Vec::new);
     crate::session::give_back_freed_memory();
     let at_start = probe.counters()?;
     let interval = live.interval;
@@ -131,8 +131,10 @@ impl LiveView<'_> {
         // back to an older state.
         self.read_since_ns = kernel::monotonic_ns();
         let (sockets, inodes) = read_tcp(self.plan, self.filter)?;
-        self.table = start_table(sockets, &inodes, &self.clock)?;
-        track_diff(&mut self.table, self.diff.is_some(), self.plan);
+        let last = std::mem::replace(&mut self.table, start_table(sockets, &inodes, &self.clock)?);
+        track_diff(&mut self.table, self.diff.is_some(), self.plan, || {
+            last.into_drawn()
+        });
         crate::session::give_back_freed_memory();
         let mut text = format!(
             "(enetstat: {} events lost in the kernel so far; last resynchronised from /proc at {}",
@@ -171,45 +173,30 @@ impl LiveView<'_> {
     }
 
     fn draw_into(&mut self, out: &mut String, now: i128) -> Result<Reader> {
-        // With --diff on TCP alone, only the rows that changed are compared.
-        let changed = self.table.take_changed();
-        let rows = TableRows {
-            table: &self.table,
-            now,
-            ticks_per_second: self.ticks_per_second,
-            only: changed.as_ref(),
-        };
         if let Some(previous) = &mut self.diff {
-            let mut current = live_diff::Rows::new();
-            let own = [(self.own_netns, None)];
-            socket_list::internet_rows(self.plan, self.filter, &own, Some(&rows), &mut |row| {
-                live_diff::add(&mut current, row)
-            })?;
             // A notice is said once, as it comes.
             if let Some(n) = self.notice.take() {
                 out.push_str(&n);
                 out.push('\n');
             }
             let time = local_time(now);
-            match &changed {
-                None => {
-                    live_diff::changes(previous, &current, &time, &self.names, out);
-                    *previous = current;
-                }
-                Some(endpoints) => {
-                    let before: live_diff::Rows = endpoints
-                        .iter()
-                        .filter_map(|packed| {
-                            let key = live_diff::RowKey::tcp(packed.tuple());
-                            Some((key, previous.remove(&key)?))
-                        })
-                        .collect();
-                    live_diff::changes(&before, &current, &time, &self.names, out);
-                    previous.extend(current);
-                }
-            }
+            let own = [(self.own_netns, None)];
+            let (plan, filter, names) = (self.plan, self.filter, &self.names);
+            table::compare_drawings(
+                &mut self.table,
+                (now, self.ticks_per_second),
+                previous,
+                &|rows| socket_list::diff_rows(plan, filter, &own, rows),
+                |before, current| live_diff::changes(before, current, &time, names, out),
+            )?;
             return self.screen.write(out);
         }
+        let rows = TableRows {
+            table: &self.table,
+            now,
+            ticks_per_second: self.ticks_per_second,
+            which: Which::All,
+        };
         if let Some(n) = &self.notice {
             out.push_str(n);
             out.push('\n');
@@ -371,10 +358,16 @@ fn shows_owners(plan: &SocketPlan, filter: &RowFilter) -> bool {
 }
 
 /// Drawings that are diffs of TCP rows alone, all from the table, compare
-/// only the rows that changed since the last: the table keeps track.
-fn track_diff(table: &mut ConnTable, diff: bool, plan: &SocketPlan) {
+/// only the rows that changed since the last: the table keeps track, from
+/// `drawn`, the rows the last drawing showed.
+fn track_diff(
+    table: &mut ConnTable,
+    diff: bool,
+    plan: &SocketPlan,
+    drawn: impl FnOnce() -> Vec<Drawn>,
+) {
     if diff && !plan.untracked() {
-        table.track_changes();
+        table.track_changes(drawn());
     }
 }
 

@@ -16,17 +16,6 @@ pub struct RowKey {
     pub remote: SocketAddr,
 }
 
-impl RowKey {
-    /// A TCP row's key.
-    pub fn tcp((local, remote): (SocketAddr, SocketAddr)) -> Self {
-        Self {
-            proto: InetProto::Tcp,
-            local,
-            remote,
-        }
-    }
-}
-
 /// A drawing's Internet rows and their states.
 pub type Rows = BTreeMap<RowKey, u8>;
 

@@ -11,7 +11,7 @@ use super::{Follower, begin, notice, outside};
 use crate::{
     clock::TimeFormat,
     command::{Replay, ReplayLive},
-    conn_table::TableRows,
+    conn_table::{self, TableRows, Which},
     log_file::LogReader,
     names::Names,
     output::{Output, Reader},
@@ -31,7 +31,11 @@ pub fn run(log: &mut LogReader, replay: &Replay, view: &ReplayLive) -> Result<()
         diff: view.diff.then(live_diff::Rows::new),
         first: None,
     };
-    let mut follower = Follower::default();
+    let mut follower = Follower {
+        // Diffs of TCP rows alone compare only the rows that changed.
+        track_changes: view.diff && !replay.plan.untracked(),
+        ..Follower::default()
+    };
     // The log time of the next drawing, once the first is done.
     let mut next: Option<i128> = None;
     let mut dirty = false;
@@ -109,28 +113,27 @@ impl Player<'_> {
             let due = Duration::from_secs_f64((at - began_at) as f64 / 1e9 / speed);
             std::thread::sleep(due.saturating_sub(began.elapsed()));
         }
-        let rows = TableRows {
-            table: &follower.table,
-            now: at,
-            ticks_per_second: socket_list::ticks_per_second(),
-            only: None,
-        };
+        let ticks_per_second = socket_list::ticks_per_second();
         let mut time = String::new();
         TimeFormat::default().write_local(&mut time, at);
         let mut text = String::new();
         if let Some(previous) = &mut self.diff {
-            let mut current = live_diff::Rows::new();
-            socket_list::internet_rows(
-                &self.replay.plan,
-                &self.replay.filter,
-                &[(0, None)],
-                Some(&rows),
-                &mut |row| live_diff::add(&mut current, row),
+            let (plan, filter, names) = (&self.replay.plan, &self.replay.filter, &self.names);
+            conn_table::compare_drawings(
+                &mut follower.table,
+                (at, ticks_per_second),
+                previous,
+                &|rows| socket_list::diff_rows(plan, filter, &[(0, None)], rows),
+                |before, current| live_diff::changes(before, current, &time, names, &mut text),
             )?;
-            live_diff::changes(previous, &current, &time, &self.names, &mut text);
-            *previous = current;
             return self.out.write_whole(&text, "the replayed view");
         }
+        let rows = TableRows {
+            table: &follower.table,
+            now: at,
+            ticks_per_second,
+            which: Which::All,
+        };
         if at == began_at {
             text.push_str(&notice(&self.replay.file, at, follower.lost_unsynced));
         } else if self.out.is_terminal() {

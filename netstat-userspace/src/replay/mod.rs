@@ -17,7 +17,7 @@ use anyhow::{Result, anyhow};
 use crate::{
     clock::{self, TimeFormat},
     command::{At, Replay},
-    conn_table::{ConnTable, RESET_SETTLE_NS, TableRows},
+    conn_table::{ConnTable, RESET_SETTLE_NS, TableRows, Which},
     log_file::{GroupRow, LogReader, Record, Timed},
     names::Names,
     output::Output,
@@ -41,7 +41,7 @@ pub fn run(replay: &Replay) -> Result<()> {
         table: &state.follower.table,
         now: state.at,
         ticks_per_second: socket_list::ticks_per_second(),
-        only: None,
+        which: Which::All,
     };
     socket_list::list(
         &replay.plan,
@@ -68,6 +68,9 @@ struct Follower {
     synced: bool,
     /// Events were lost after the last group.
     lost_unsynced: bool,
+    /// The table keeps what changes, for `-c --diff`
+    /// (`ConnTable::track_changes`).
+    track_changes: bool,
 }
 
 impl Follower {
@@ -86,7 +89,12 @@ impl Follower {
                         self.group.len()
                     ));
                 }
-                self.table = ConnTable::from_log(mem::take(&mut self.group), timed.wall_ns);
+                let table = ConnTable::from_log(mem::take(&mut self.group), timed.wall_ns);
+                let last = mem::replace(&mut self.table, table);
+                if self.track_changes {
+                    // The next drawing tells the new table from what the last showed.
+                    self.table.track_changes(last.into_drawn());
+                }
                 // As by default (sysctl tcp_rfc1337 0), which the log does not record.
                 self.table.resets_kill_time_wait = true;
                 self.since = timed.wall_ns;
