@@ -138,7 +138,7 @@ fn away_from_time_wait_end(table: &str, column: Column) -> Vec<String> {
 /// The view's last notice of lost events (a table repeats it; `--diff`
 /// prints each once).
 fn last_notice(stdout: &str) -> Option<&str> {
-    stdout.lines().filter(|l| l.contains("events lost")).last()
+    stdout.lines().rfind(|l| l.contains("events lost"))
 }
 
 /// The number before " events lost" in the view's last notice.

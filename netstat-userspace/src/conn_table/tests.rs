@@ -392,6 +392,18 @@ fn follow_changes(t: &mut ConnTable, mirror: &mut std::collections::BTreeMap<Tup
 /// One thing done to the table.
 type Step<'a> = Box<dyn Fn(&mut ConnTable) + 'a>;
 
+/// A new table from /proc, told what the one it replaces last drew.
+fn resync(t: &mut ConnTable) {
+    use netstat_common::tcp_state::{ESTABLISHED, LISTEN};
+    let rows = vec![
+        snapshot_row(L, "0.0.0.0:0", LISTEN),
+        snapshot_row(C, L, ESTABLISHED),
+    ];
+    let last = std::mem::take(t);
+    *t = ConnTable::from_snapshot(rows, &InodeOwners::default(), 80);
+    t.track_changes(last.into_drawn());
+}
+
 /// Every way a row comes, goes or changes state keeps the rows of its
 /// endpoints as drawn, so that --diff comparing only those sees what a
 /// whole comparison of two drawings sees, drawn after every step or after
@@ -419,16 +431,6 @@ fn every_change_of_a_row_is_kept_for_the_diff() {
     };
     let mut reset = ev(0, 0, 0, L, C, 70);
     reset.kind = EventKind::ResetSent;
-    // A new table from /proc, told what the one it replaces last drew.
-    let resync = |t: &mut ConnTable| {
-        let rows = vec![
-            snapshot_row(L, "0.0.0.0:0", LISTEN),
-            snapshot_row(C, L, ESTABLISHED),
-        ];
-        let last = std::mem::take(t);
-        *t = ConnTable::from_snapshot(rows, &InodeOwners::default(), 80);
-        t.track_changes(last.into_drawn());
-    };
     let steps: Vec<Step> = vec![
         Box::new(|_| {}),
         // A new connection; the snapshot's one closes into TIME_WAIT.
