@@ -133,7 +133,7 @@ Output to a file. First table: from start to the first drawing. Memory: resident
         };
         writeln!(
             table,
-            "| {label} | {first:.1} | {memory} | {:.1} | {:.0} |",
+            "| {label} | {first:.1} | {memory} | {:.1} | {:.1} |",
             idle * 100.0,
             change * 1000.0
         )?;

@@ -34,14 +34,17 @@ impl ConnTable {
             let inode = inodes.get(&(s.local, s.remote)).copied();
             inode.filter(|&inode| s.inode != inode || !row.inode_read)
         };
-        let reowned: Vec<Packed> = self
-            .rows
-            .values()
-            .filter(|row| !inodes.is_empty() && new_inode(row).is_some())
-            .map(|row| Packed::new(&(row.socket.local, row.socket.remote)))
-            .collect();
-        for packed in reowned {
-            self.touch(packed);
+        // An idle sweep reads listeners only: it must not walk every row.
+        if !inodes.is_empty() {
+            let reowned: Vec<Packed> = self
+                .rows
+                .values()
+                .filter(|row| new_inode(row).is_some())
+                .map(|row| Packed::new(&(row.socket.local, row.socket.remote)))
+                .collect();
+            for packed in reowned {
+                self.touch(packed);
+            }
         }
         let mut refresh = |row: &mut Row| {
             let inode = new_inode(row);
