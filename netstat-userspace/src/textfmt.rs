@@ -23,13 +23,13 @@ pub fn lossy_utf8(mut bytes: &[u8]) -> String {
     }
 }
 
-/// Appends a decimal number.
 /// A NUL-terminated byte string (a kernel command name) as text.
 pub fn c_string(bytes: &[u8]) -> String {
     let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
     lossy_utf8(&bytes[..end])
 }
 
+/// Appends a decimal number.
 pub fn push_u64(out: &mut String, mut v: u64) {
     let mut buf = [0u8; 20];
     let mut at = buf.len();
