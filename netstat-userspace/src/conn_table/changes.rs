@@ -145,14 +145,10 @@ impl ConnTable {
         }
     }
 
-    /// Forgets row `key`'s endpoints, before its slot is freed.
-    pub(super) fn unindex_row(&mut self, key: super::Key) {
-        let Some(changes) = &mut self.changes else {
-            return;
-        };
-        if let Some(row) = self.rows.get(key) {
-            let tuple = (row.socket.local, row.socket.remote);
-            changes.by_endpoints.remove(key, &tuple);
+    /// Forgets row `key`, with endpoints `tuple`, before its slot is freed.
+    pub(super) fn unindex_row(&mut self, key: super::Key, tuple: &super::Tuple) {
+        if let Some(changes) = &mut self.changes {
+            changes.by_endpoints.remove(key, tuple);
         }
     }
 

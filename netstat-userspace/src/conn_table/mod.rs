@@ -17,7 +17,7 @@ mod slab;
 
 pub use changes::{Changed, Drawn};
 pub use order::Entry;
-pub use rows::{TableRows, Which, compare_drawings};
+pub use rows::{TableRows, Which, compare_drawings, diff_in_table};
 use slab::{ByTuple, Key, Slab};
 
 use foldhash::{HashMap, HashSet};
@@ -238,8 +238,9 @@ impl ConnTable {
 
     fn remove(&mut self, key: Key) -> Option<Row> {
         let row = self.rows.get(key)?;
-        self.touch(Packed::new(&(row.socket.local, row.socket.remote)));
-        self.unindex_row(key);
+        let tuple = (row.socket.local, row.socket.remote);
+        self.touch(Packed::new(&tuple));
+        self.unindex_row(key, &tuple);
         let row = self.rows.remove(key)?;
         self.listening.remove(&key);
         match row.id {

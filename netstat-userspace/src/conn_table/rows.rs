@@ -88,6 +88,14 @@ impl TcpRows for TableRows<'_> {
     }
 }
 
+/// Whether a `-c --diff` view of `plan` compares only what changed: its
+/// rows are TCP alone, all from the table, which then keeps its changes
+/// (`ConnTable::track_changes`); else `compare_drawings` compares whole
+/// drawings.
+pub fn diff_in_table(diff: bool, plan: &SocketPlan) -> bool {
+    diff && !plan.untracked()
+}
+
 /// The two drawings a `-c --diff` drawing tells apart, as `collect` gathers
 /// each from TCP rows, handed to `compare` (last, current). Where the table
 /// keeps its changes, only the rows that changed; else all of them, the

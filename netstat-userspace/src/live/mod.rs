@@ -366,7 +366,7 @@ fn track_diff(
     plan: &SocketPlan,
     drawn: impl FnOnce() -> Vec<Drawn>,
 ) {
-    if diff && !plan.untracked() {
+    if table::diff_in_table(diff, plan) {
         table.track_changes(drawn());
     }
 }

@@ -32,8 +32,7 @@ pub fn run(log: &mut LogReader, replay: &Replay, view: &ReplayLive) -> Result<()
         first: None,
     };
     let mut follower = Follower {
-        // Diffs of TCP rows alone compare only the rows that changed.
-        track_changes: view.diff && !replay.plan.untracked(),
+        track_changes: conn_table::diff_in_table(view.diff, &replay.plan),
         ..Follower::default()
     };
     // The log time of the next drawing, once the first is done.
