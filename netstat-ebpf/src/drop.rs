@@ -8,13 +8,13 @@
 //! passes the filter as an event.
 
 use aya_ebpf::{helpers::bpf_ktime_get_ns, macros::btf_tracepoint, programs::BtfTracePointContext};
-use netstat_common::{kind, stat};
+use netstat_common::{flags, kind, stat};
 
 use crate::{
     config::{CONFIG, cfg},
     maps::add_stat,
     pair::{Verdict, tp},
-    read::{endpoints_from_packet, is_tcp_packet, netns_of},
+    read::{endpoints_from_packet, is_tcp_packet, netns_of, segment_is_syn},
     report::{count_remote, new_event, submit},
     verdict::{excluded, netns_verdict},
 };
@@ -39,12 +39,16 @@ pub fn kfree_skb(ctx: BtfTracePointContext) -> i32 {
         return 0;
     }
     add_stat(netns, stat::DROPS + reason as u32, 1);
-    // As an incoming packet's: the remote end is the packet's source.
+    // As an incoming packet's: the remote end is the packet's source, and
+    // a SYN's source an inbound peer.
+    ev.netns = netns;
+    if segment_is_syn(skb) {
+        ev.flags |= flags::INBOUND;
+    }
     count_remote(ev, |r| r.drops += 1);
     if cfg(&CONFIG.log_drops) != 0 {
         // SAFETY: no arguments, no memory touched.
         ev.ts_ns = unsafe { bpf_ktime_get_ns() };
-        ev.netns = netns;
         ev.kind = kind::DROP;
         ev.drop_reason = reason as u8;
         submit(ev);

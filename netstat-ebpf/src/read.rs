@@ -253,12 +253,27 @@ pub(crate) fn endpoints_from_request(req: u64, ev: &mut Event) {
 /// Whether the TCP segment in `skb` has its RST flag set.
 #[inline(always)]
 pub(crate) fn segment_is_reset(skb: u64) -> bool {
+    segment_flags(skb) & RST != 0
+}
+
+/// Whether the TCP segment in `skb` opens a connection (SYN without ACK).
+#[inline(always)]
+pub(crate) fn segment_is_syn(skb: u64) -> bool {
+    segment_flags(skb) & (SYN | ACK) == SYN
+}
+
+const SYN: u8 = 0x02;
+const RST: u8 = 0x04;
+const ACK: u8 = 0x10;
+
+/// Byte 13 of the TCP header in `skb`: its flags (0 if unreadable).
+#[inline(always)]
+fn segment_flags(skb: u64) -> u8 {
     let k = &CONFIG.kernel;
     let Some(head) = kread::<u64>(skb + cfg(&k.skb_head) as u64) else {
-        return false;
+        return 0;
     };
     let transport =
         head + kread::<u16>(skb + cfg(&k.skb_transport_header) as u64).unwrap_or(0) as u64;
-    // Byte 13 of the TCP header holds the flags; RST is 0x04.
-    kread::<u8>(transport + 13).is_some_and(|flags| flags & 0x04 != 0)
+    kread::<u8>(transport + 13).unwrap_or(0)
 }

@@ -20,7 +20,7 @@ use crate::{
     },
     mem,
     pair::{PairRun, Role, Verdict},
-    read::{endpoints_from_packet, sock_state, tcp_sock, write_ends},
+    read::{endpoints_from_packet, segment_is_syn, sock_state, tcp_sock, write_ends},
     verdict::{excluded, passes, sock_verdict},
 };
 use aya_ebpf::programs::BtfTracePointContext;
@@ -105,7 +105,10 @@ pub(crate) fn count_remote(ev: &Event, add: impl FnOnce(&mut RemoteStats)) {
     }
     let key = EndpointKey {
         addr: ev.daddr,
-        port: ev.dport,
+        // An inbound peer's port is ephemeral: one entry per connection
+        // would say nothing of who storms, and cost an LRU insert each.
+        // Masked rather than branched on, for the verifier.
+        port: ev.dport & u16::from(ev.flags & flags::INBOUND == 0).wrapping_neg(),
         family: ev.family,
         _pad: 0,
         netns: ev.netns,
@@ -228,6 +231,14 @@ pub(crate) fn on_socket_event(
     }
 
     remember_event(sk, event_kind, ev);
+    // After the owner's flags: a listener's own record is not inbound. A
+    // reset for no socket that answers a SYN refuses an inbound connect.
+    if matches!(state, tcp_state::LISTEN | tcp_state::NEW_SYN_RECV)
+        || event_kind == kind::RETRANSMIT_SYNACK
+        || (sk == 0 && skb != 0 && segment_is_syn(skb))
+    {
+        ev.flags |= flags::INBOUND;
+    }
     if !passes(ev, filter().state_matches(state)) {
         return;
     }

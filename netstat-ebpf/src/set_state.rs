@@ -70,6 +70,16 @@ pub(crate) fn set_state(ctx: &BtfTracePointContext, role: Role) -> i32 {
     )
 }
 
+/// The bit of a state number that tells LISTEN from CLOSE, and its shift
+/// to `flags::INBOUND`.
+const ACCEPTED_BIT: u8 = 8;
+const INBOUND_SHIFT: u8 = 2;
+const _: () = assert!(
+    tcp_state::LISTEN & ACCEPTED_BIT != 0
+        && tcp_state::CLOSE & ACCEPTED_BIT == 0
+        && ACCEPTED_BIT << INBOUND_SHIFT == flags::INBOUND
+);
+
 /// Transitions that only happen inside a system call made by the socket's owner:
 /// connect(), listen() and close(). Everything else may run in softirq context.
 #[inline(always)]
@@ -218,6 +228,9 @@ fn history(
             born_ns: now,
             ..SockInfo::default()
         };
+        // Accepted (born from LISTEN, not CLOSE): INBOUND, without a branch,
+        // which would split the verifier's states for the rest of the run.
+        info.flags = (old & ACCEPTED_BIT) << INBOUND_SHIFT;
     }
     ev.prev_ts_ns = info.ts_ns;
     Some((info, gap))

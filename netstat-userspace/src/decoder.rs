@@ -130,6 +130,9 @@ pub struct NetEvent {
     /// not sent its FIN, and the kernel now holds the connection as a
     /// timewait socket in FIN_WAIT2 (an orphan, as `ss` shows it).
     pub peer_fin_pending: bool,
+    /// The peer opened the connection (this end was accepted, or the event
+    /// is a listener's), as far as the kernel side saw.
+    pub inbound: bool,
     pub retransmits: u32,
     pub failure: Option<Failure>,
     /// For a reset sent: the kernel's reason for it, where it gives one.
@@ -256,6 +259,7 @@ impl Decoder {
             age: self.age(raw, kind, after_gap, (local, remote)),
             after_gap,
             peer_fin_pending,
+            inbound: raw.flags & flags::INBOUND != 0,
             retransmits: raw.retransmits,
             failure: Failure::of(raw.failure),
             totals: close_totals(raw),

@@ -115,6 +115,8 @@ struct Raw<'a> {
     #[serde(default)]
     peer_fin_pending: bool,
     #[serde(default)]
+    inbound: bool,
+    #[serde(default)]
     retransmits: u32,
     #[serde(default)]
     netns: u32,
@@ -373,6 +375,7 @@ fn event(raw: &Raw, wall_ns: i128, kind: EventKind, now: TcpState) -> Result<Net
         age: raw.prev_state_ms.map(|ms| StateAge::Exact(ns(ms))),
         after_gap: false,
         peer_fin_pending: raw.peer_fin_pending,
+        inbound: raw.inbound,
         retransmits: raw.retransmits,
         failure,
         reset_reason: None,

@@ -129,6 +129,30 @@ fn reset_close_reports_the_reset() {
         "{}",
         out.stdout
     );
+    // The accepted socket's events are inbound; the listener's own and the
+    // client's are not.
+    assert_eq!(
+        inbound_steps(&out.events()),
+        [
+            "ESTABLISHED->CLOSE",
+            "LISTEN->SYN_RECV",
+            "SYN_RECV->ESTABLISHED",
+            "receive_reset:ESTABLISHED"
+        ],
+        "{}",
+        out.stdout
+    );
+}
+
+/// The steps of the events marked `inbound`, sorted.
+fn inbound_steps(events: &[Value]) -> Vec<String> {
+    let mut steps: Vec<String> = events
+        .iter()
+        .filter(|e| e["inbound"].as_bool().unwrap())
+        .map(|e| step(e).0)
+        .collect();
+    steps.sort();
+    steps
 }
 
 #[test]
@@ -164,6 +188,13 @@ fn refused_connect() {
     let stop = out.stop_object();
     let counted = (stop["owners_unknown"].as_u64(), stop["no_socket"].as_u64());
     assert_eq!(counted, (Some(0), Some(1)), "{stop}");
+    // That reset refuses a connect made to this host: inbound.
+    assert_eq!(
+        inbound_steps(&out.events()),
+        ["send_reset:UNKNOWN"],
+        "{}",
+        out.stdout
+    );
 }
 
 /// A reset sent by a listener (here for an ACK of no connection) names the

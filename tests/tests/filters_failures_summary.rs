@@ -278,13 +278,21 @@ fn check_summary_of_the_storm(out: &tests::TracerOutput) {
         out.stdout
     );
     assert_eq!(sum(&|b| &b["transitions"]["CLOSE->LISTEN"]), 1);
-    let refused_at: u64 = blocks
+    let remotes: Vec<Value> = blocks
         .iter()
         .flat_map(|b| b["top_remotes"].as_array().unwrap().clone())
-        .filter(|r| r["remote"] == "127.0.0.1:7001")
-        .map(|r| r["failed_connects"].as_u64().unwrap())
-        .sum();
-    assert_eq!(refused_at, 200, "{}", out.stdout);
+        .collect();
+    let remote = |endpoint: &str, field: &str| -> u64 {
+        let at = remotes.iter().filter(|r| r["remote"] == endpoint);
+        at.map(|r| r[field].as_u64().unwrap()).sum()
+    };
+    assert_eq!(remote("127.0.0.1:7001", "failed_connects"), 200);
+    // Resets to and from the servers' ports (clients': 200 sent, 200 got;
+    // refusals), and the clients', counted by address: the server's 200 got,
+    // 200 sent, 200 refusals. A slow guest adds a few, never to 7001.
+    let resets = ["127.0.0.1:7000", "127.0.0.1:7001", "127.0.0.1:*"].map(|r| remote(r, "resets"));
+    let ok = resets[0] >= 400 && resets[1] == 200 && resets[2] >= 600;
+    assert!(ok, "{resets:?}: {}", out.stdout);
 }
 
 #[test]

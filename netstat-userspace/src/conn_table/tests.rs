@@ -23,6 +23,7 @@ fn ev(socket: u64, old: u8, new: u8, local: &str, remote: &str, at: i128) -> Net
         age: Some(StateAge::Exact(1)),
         after_gap: false,
         peer_fin_pending: false,
+        inbound: false,
         retransmits: 0,
         failure: None,
         reset_reason: None,

@@ -42,6 +42,7 @@ With \fB\-E \-\-json\fR, one object per line, every field present, null where it
 \fBold_state\fR, \fBnew_state\fR, \fBstate\fR,
 \fBprev_state_ms\fR, \fBprev_state_ms_at_least\fR,
 \fBafter_gap\fR, \fBpeer_fin_pending\fR (FIN_WAIT2 \-> FIN_WAIT2: an orphan handed to a timewait socket before the peer's FIN),
+\fBinbound\fR (the peer connected: the socket was accepted, or the event is a listener's),
 \fBretransmits\fR, \fBnetns\fR, \fBsocket\fR,
 \fBfailure\fR (refused, timeout, reset, aborted, unreachable, no_port), \fBreset_reason\fR, \fBdrop_reason\fR,
 \fBlifetime_ms\fR, \fBbytes_acked\fR, \fBbytes_received\fR, \fBsrtt_ms\fR, \fBtotal_retransmits\fR.

@@ -41,6 +41,8 @@ impl JsonLog {
         out.push_str(if ev.after_gap { "true" } else { "false" });
         out.push_str(",\"peer_fin_pending\":");
         out.push_str(if ev.peer_fin_pending { "true" } else { "false" });
+        out.push_str(",\"inbound\":");
+        out.push_str(if ev.inbound { "true" } else { "false" });
         out.push_str(",\"retransmits\":");
         push_u64(out, u64::from(ev.retransmits));
         out.push_str(",\"netns\":");

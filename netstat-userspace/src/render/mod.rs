@@ -16,13 +16,23 @@ mod statistics_tables;
 pub mod stop;
 pub mod summary;
 
-use std::fmt::Write as _;
+use std::{fmt::Write as _, net::SocketAddr};
 
 use crate::decoder::NetEvent;
 
 /// netstat's protocol column: `tcp` or `tcp6`.
 pub fn tcp_proto(ev: &NetEvent) -> &'static str {
     if ev.ipv6 { "tcp6" } else { "tcp" }
+}
+
+/// An endpoint as netstat writes one, port 0 as `*` (a summary's inbound
+/// peer, counted without its ephemeral port).
+pub fn endpoint_text(endpoint: SocketAddr) -> String {
+    let text = endpoint.to_string();
+    match (endpoint.port(), text.rsplit_once(':')) {
+        (0, Some((host, _))) => format!("{host}:*"),
+        _ => text,
+    }
 }
 
 /// Pads the column that started at `start` to `width` and adds the separating

@@ -10,6 +10,7 @@ use std::{
 use crate::{
     clock::TimeFormat,
     cost::Cost,
+    render::endpoint_text,
     tcp_state::TcpState,
     traffic::{Histogram, Traffic},
 };
@@ -90,6 +91,7 @@ pub struct Listener {
 pub struct Remote {
     /// The namespace that saw the endpoint (inode).
     pub netns: u32,
+    /// Port 0: an inbound peer, counted by its address alone.
     pub endpoint: SocketAddr,
     pub failed_connects: u64,
     pub drops: u64,
@@ -347,7 +349,7 @@ fn text_lists(out: &mut String, i: &Interval) {
             "{}/{}/{}/{}",
             r.failed_connects, r.resets, r.retransmits, r.drops
         );
-        (r.endpoint.to_string(), figures)
+        (endpoint_text(r.endpoint), figures)
     });
     text_list(
         out,
@@ -426,10 +428,11 @@ fn json(out: &mut String, i: &Interval) {
     json_counts(out, i);
     json_reasons(out, i);
     json_array(out, "top_remotes", &i.remotes, |out, r| {
+        let remote = endpoint_text(r.endpoint);
         let _ = write!(
             out,
-            "{{\"netns\":{},\"remote\":\"{}\",\"failed_connects\":{},\"resets\":{},\"retransmits\":{},\"drops\":{}}}",
-            r.netns, r.endpoint, r.failed_connects, r.resets, r.retransmits, r.drops
+            "{{\"netns\":{},\"remote\":\"{remote}\",\"failed_connects\":{},\"resets\":{},\"retransmits\":{},\"drops\":{}}}",
+            r.netns, r.failed_connects, r.resets, r.retransmits, r.drops
         );
     });
     json_array(out, "top_cgroups", &i.cgroups, |out, c| {

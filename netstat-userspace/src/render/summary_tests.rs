@@ -29,6 +29,18 @@ fn traffic() -> Traffic {
     }
 }
 
+/// A remote in netns 1 with (failed connects, resets, retransmits, drops).
+fn remote(endpoint: &str, [failed_connects, resets, retransmits, drops]: [u64; 4]) -> Remote {
+    Remote {
+        netns: 1,
+        endpoint: endpoint.parse().unwrap(),
+        failed_connects,
+        drops,
+        resets,
+        retransmits,
+    }
+}
+
 fn interval() -> Interval {
     Interval {
         seconds: 2.0,
@@ -42,14 +54,11 @@ fn interval() -> Interval {
         cost: None,
         resets_by_reason: Some(vec![("no_socket", 3)]),
         drops: Some(vec![("netfilter_drop", 2)]),
-        remotes: vec![Remote {
-            netns: 1,
-            endpoint: "127.0.0.1:7001".parse().unwrap(),
-            failed_connects: 2,
-            drops: 1,
-            resets: 2,
-            retransmits: 0,
-        }],
+        // The second an inbound peer: its port is not counted.
+        remotes: vec![
+            remote("127.0.0.1:7001", [2, 2, 0, 1]),
+            remote("[fd00::7]:0", [0, 1, 0, 0]),
+        ],
         cgroups: vec![CgroupCount {
             cgroup: Rc::from("/system.slice/nginx.service"),
             name: Some("nginx.service".to_string()),
@@ -118,7 +127,7 @@ transitions: CLOSE->SYN_SENT 10 FIN_WAIT2->TIME_WAIT 8\n\
 resets sent by reason: no_socket 3\n\
 TCP drops by reason: netfilter_drop 2\n\
 top listeners (overflows, accept queue/limit):\n  127.0.0.1:7000                                  12, 2/1\n\
-top remotes (failed connects/resets/retransmits/drops):\n  127.0.0.1:7001                                  2/2/0/1\n\
+top remotes (failed connects/resets/retransmits/drops):\n  127.0.0.1:7001                                  2/2/0/1\n  [fd00::7]:*                                     0/1/0/0\n\
 top cgroups (opened/failed/resets):\n  /system.slice/nginx.service                     9/2/1\n\
 top programs (opened/failed, cgroup):\n  42/nginx                                        9/2  /system.slice/nginx.service\n\
 CLOSE_WAIT over 10 s (sockets, oldest, cgroup):\n  42/nginx                                        5, 12.5 s  /system.slice/nginx.service\n\
@@ -137,6 +146,7 @@ fn json_object() {
     assert_eq!(v["failures"].as_object().map(|f| f.len()), Some(6));
     assert_eq!(v["top_remotes"][0]["remote"], "127.0.0.1:7001");
     assert_eq!(v["top_remotes"][0]["netns"], 1);
+    assert_eq!(v["top_remotes"][1]["remote"], "[fd00::7]:*");
     assert_eq!(v["top_cgroups"][0]["name"], "nginx.service");
     assert_eq!(v["top_cgroups"][0]["opened"], 9);
     assert_eq!(

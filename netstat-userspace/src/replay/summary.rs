@@ -141,9 +141,14 @@ impl Counts {
         if !(failed || reset || retransmit || drop) {
             return;
         }
-        let r = self.remotes.entry((ev.netns, ev.remote)).or_insert(Remote {
+        // As the kernel side counts: an inbound peer by its address alone.
+        let mut endpoint = ev.remote;
+        if ev.inbound {
+            endpoint.set_port(0);
+        }
+        let r = self.remotes.entry((ev.netns, endpoint)).or_insert(Remote {
             netns: ev.netns,
-            endpoint: ev.remote,
+            endpoint,
             failed_connects: 0,
             drops: 0,
             resets: 0,
@@ -301,5 +306,45 @@ impl Table {
             .close_wait
             .sort_by(|a, b| (b.count, a.pid).cmp(&(a.count, b.pid)));
         table
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log_file::{Record, parse};
+
+    fn reset_received(remote: &str, inbound: bool) -> NetEvent {
+        let line = format!(
+            r#"{{"time":"2026-12-07T03:00:00Z","event":"receive_reset","proto":"tcp","local":"127.0.0.1:7000","remote":"{remote}","state":"ESTABLISHED","inbound":{inbound},"socket":"1"}}"#
+        );
+        match parse(&line).unwrap().record {
+            Record::Event(ev) => *ev,
+            _ => panic!("an event"),
+        }
+    }
+
+    /// As the kernel side counts: an inbound peer by its address, a peer
+    /// this end connected to by its endpoint.
+    #[test]
+    fn inbound_peers_are_counted_by_address() {
+        let mut counts = Counts::new();
+        for remote in ["10.0.0.2:40001", "10.0.0.2:40002"] {
+            counts.add(&reset_received(remote, true));
+        }
+        counts.add(&reset_received("10.0.0.2:5432", false));
+        let mut got: Vec<(String, u64)> = counts
+            .remotes
+            .values()
+            .map(|r| (r.endpoint.to_string(), r.resets))
+            .collect();
+        got.sort();
+        assert_eq!(
+            got,
+            [
+                ("10.0.0.2:0".to_string(), 2),
+                ("10.0.0.2:5432".to_string(), 1)
+            ]
+        );
     }
 }
