@@ -55,7 +55,7 @@ struct Cost {
     /// Per program: runs per connection, ns per run.
     programs: Vec<(String, f64, f64)>,
     kernel_us_per_connection: f64,
-    user_ns_per_change: f64,
+    user_ns_per_event: f64,
     rate: f64,
 }
 
@@ -98,13 +98,14 @@ fn measure(flags: &[&str], connections: u64, rst: bool) -> Result<Cost> {
         .collect();
     programs.sort_by(|a, b| (b.1 * b.2).total_cmp(&(a.1 * a.2)));
     let kernel_ns: f64 = programs.iter().map(|(_, runs, ns)| runs * ns * n).sum();
-    // Per connection: 5 client + 5 server changes on a normal close, 3 + 3
-    // with a reset.
-    let changes = n * if rst { 6.0 } else { 10.0 };
+    // The storm's events, as the kernel side reports them: per connection
+    // 5 client + 5 server state changes on a normal close; with a reset,
+    // 3 + 3 and the reset sent and received (the storm table's count).
+    let events = n * if rst { 8.0 } else { 10.0 };
     Ok(Cost {
         programs,
         kernel_us_per_connection: kernel_ns / n / 1000.0,
-        user_ns_per_change: cpu_after.saturating_sub(cpu_before) as f64 / changes,
+        user_ns_per_event: cpu_after.saturating_sub(cpu_before) as f64 / events,
         rate,
     })
 }
@@ -114,8 +115,8 @@ pub fn table(connections: u64) -> Result<String> {
     let mut s = format!(
         "## Tracer cost: {connections} connections per storm, {WORKERS} client + {WORKERS} server threads, with --self-cost\n\n\
 Kernel: the kernel's statistics of enetstat's programs (`kernel.bpf_stats_enabled`, as bpftool shows them), over the storm; \
-they add two clock reads per run. Userspace: the tracer's CPU time (`/proc/PID/task/*/schedstat`) per state change. One storm per row.\n\n\
-| close | mode | conn/s | programs: runs per connection × ns per run | kernel µs/connection | userspace ns/state change |\n|---|---|---|---|---|---|\n"
+they add two clock reads per run. Userspace: the tracer's CPU time (`/proc/PID/task/*/schedstat`) per event of the storm (10 per connection on a normal close, 8 with a reset: 6 state changes and 2 resets). One storm per row.\n\n\
+| close | mode | conn/s | programs: runs per connection × ns per run | kernel µs/connection | userspace ns/event |\n|---|---|---|---|---|---|\n"
     );
     for rst in [false, true] {
         for (label, flags) in MODES {
@@ -136,7 +137,7 @@ they add two clock reads per run. Userspace: the tracer's CPU time (`/proc/PID/t
                 c.rate,
                 programs.join("; "),
                 c.kernel_us_per_connection,
-                c.user_ns_per_change
+                c.user_ns_per_event
             );
         }
     }
