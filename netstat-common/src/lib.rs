@@ -41,9 +41,10 @@ pub mod flags {
     /// ring was full): its next event carries `AFTER_GAP`.
     pub const UNREPORTED: u8 = 16;
     /// The peer opened the connection: this end was accepted from a
-    /// listener (LISTEN -> SYN_RECV seen), or the event is a listener's or a
-    /// request socket's. The peer's port is then an ephemeral one, so the
-    /// summary counts such a peer by its address alone.
+    /// listener (LISTEN -> SYN_RECV seen); the event is a listener's or a
+    /// request socket's; or it is a reset for no socket, or a drop, of a
+    /// SYN. The peer's port is then an ephemeral one, so the summary counts
+    /// such a peer by its address alone.
     pub const INBOUND: u8 = 32;
 }
 

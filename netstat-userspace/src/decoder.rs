@@ -130,8 +130,8 @@ pub struct NetEvent {
     /// not sent its FIN, and the kernel now holds the connection as a
     /// timewait socket in FIN_WAIT2 (an orphan, as `ss` shows it).
     pub peer_fin_pending: bool,
-    /// The peer opened the connection (this end was accepted, or the event
-    /// is a listener's), as far as the kernel side saw.
+    /// The peer opened the connection, as far as the kernel side saw
+    /// (`netstat_common::flags::INBOUND`).
     pub inbound: bool,
     pub retransmits: u32,
     pub failure: Option<Failure>,
