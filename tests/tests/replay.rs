@@ -131,21 +131,40 @@ fn events_named(records: &[Value], name: &str) -> usize {
 
 /// Whether the replayed rows equal the listing's; on this machine a change
 /// into TIME_WAIT that no program ran for may differ (then false, and the
-/// storm is run again).
-fn same_or_unseen(got: &[String], want: &[String], attempt: usize, what: &str) -> bool {
-    if got != want && only_unseen_time_wait(got, want) && attempt < STORM_ATTEMPTS {
+/// storm is run again). A difference fails with `log`'s records of the
+/// differing rows.
+fn same_or_unseen(log: &Path, at: &str, want: &[String], attempt: usize, what: &str) -> bool {
+    let got = replayed(log, at);
+    if got != want && only_unseen_time_wait(&got, want) && attempt < STORM_ATTEMPTS {
         eprintln!("attempt {attempt}, {what}: rows of unseen changes into TIME_WAIT; again");
         return false;
     }
+    let (only_replayed, only_listed) = (rows_only_in(&got, want), rows_only_in(want, &got));
     assert!(
         got == want,
-        "{what}: replayed rows differ from the listing ({} vs {} rows)\nonly replayed: {:#?}\nonly listed: {:#?}",
+        "{what}: replayed rows differ from the listing ({} vs {} rows)\nonly replayed: {only_replayed:#?}\nonly listed: {only_listed:#?}\n{} records of them before {at}:\n{}",
         got.len(),
         want.len(),
-        rows_only_in(got, want),
-        rows_only_in(want, got)
+        log.display(),
+        records_of(log, only_replayed.iter().chain(&only_listed))
     );
     true
+}
+
+/// `log`'s lines that name both endpoints of one of `rows` (either way round).
+fn records_of<'a>(log: &Path, rows: impl Iterator<Item = &'a String>) -> String {
+    let ends: Vec<(String, String)> = rows
+        .map(|r| {
+            let w: Vec<&str> = r.split_whitespace().collect();
+            (format!("\"{}\"", w[3]), format!("\"{}\"", w[4]))
+        })
+        .collect();
+    fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| ends.iter().any(|(a, b)| l.contains(a) && l.contains(b)))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 #[test]
@@ -205,7 +224,7 @@ fn the_log_gives_the_table_of_a_past_moment_and_again_after_a_resync() {
         ];
         if checks
             .iter()
-            .all(|(log, at, want, what)| same_or_unseen(&replayed(&log.0, at), want, attempt, what))
+            .all(|(log, at, want, what)| same_or_unseen(&log.0, at, want, attempt, what))
         {
             return;
         }
@@ -282,12 +301,7 @@ fn a_rotated_file_alone_gives_the_table_and_no_event_is_lost_across_rotations() 
         );
         let holder = holder.unwrap_or_else(|| panic!("no file holds {at}: {spans:#?}"));
         assert_ne!(holder, log.0, "T is in the current file, not a rotated one");
-        if same_or_unseen(
-            &replayed(&holder, &at),
-            &table,
-            attempt,
-            "T from its rotated file",
-        ) {
+        if same_or_unseen(&holder, &at, &table, attempt, "T from its rotated file") {
             return;
         }
     }
