@@ -65,7 +65,9 @@ pub mod counter {
     /// Gaps in a socket's history: a change whose old state is not the new
     /// state we last saw, or a new socket at the address of one whose end we
     /// never saw. Each hides at least one state change that the kernel ran
-    /// none of our programs for, and counted nowhere else.
+    /// none of our programs for, and counted nowhere else. Also each SYN
+    /// retransmit an unanswered connect's `tcp_sock.total_retrans` counts
+    /// beyond the retransmit events seen for it.
     pub const GAPS: u32 = 5;
     /// Entries made in `SOCKS` and `LISTENERS` and entries removed from
     /// them. Both are LRU maps: what a full map evicted is added - removed -

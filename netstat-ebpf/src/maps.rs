@@ -214,8 +214,13 @@ pub(crate) fn forget_sock(sk: u64) {
 
 #[inline(always)]
 pub(crate) fn add_counter(index: u32) {
+    add_to_counter(index, 1);
+}
+
+#[inline(always)]
+pub(crate) fn add_to_counter(index: u32, n: u64) {
     if let Some(count) = COUNTERS.get_ptr_mut(index) {
         // SAFETY: a map value of this CPU, valid while the program runs.
-        unsafe { *count += 1 };
+        unsafe { *count += n };
     }
 }

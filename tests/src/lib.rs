@@ -481,6 +481,32 @@ pub fn connect(ns: &Netns, to: &str, extra: &[&str]) -> Proc {
     Proc::spawn(cmd)
 }
 
+/// A connect to `port` of `ns` whose SYNs get no answer, traced; the
+/// tracer's output and the client's pid. `while_syn_sent` runs once the
+/// first SYN is out.
+pub fn unanswered_connect(
+    ns: &Netns,
+    port: u16,
+    while_syn_sent: impl FnOnce(),
+) -> (TracerOutput, u32) {
+    ns.drop_syns_to(port);
+    // Give up after two retries (a few seconds) instead of six.
+    ns.sysctl("net.ipv4.tcp_syn_retries", "2");
+    let tracer = Tracer::start(ns, &["-E", "-n", "--json"]);
+    let mut client = connect(ns, &format!("127.0.0.1:{port}"), &["--timeout-ms", "30000"]);
+    let deadline = Instant::now() + wait_limit();
+    let syn_sent = format!(":{port:04X} 02 ");
+    while !ns.exec_ok(&["cat", "/proc/net/tcp"]).contains(&syn_sent) {
+        assert!(Instant::now() < deadline, "no SYN_SENT socket to {port}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    while_syn_sent();
+    client.expect("failed TimedOut");
+    assert!(client.wait().success());
+    tracer.wait_quiet();
+    (tracer.stop(), client.pid())
+}
+
 /// Whether `got` and `want` differ only by rows of unseen changes into TIME_WAIT
 /// (the changes into TIME_WAIT the development machine runs no BPF program
 /// for, docs/INVESTIGATIONS.md; no later event reveals them as a gap).

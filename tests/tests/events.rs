@@ -11,7 +11,7 @@ use tests::{
         assert_graceful, client_end, connect_accept_close, graceful_sequences, lifetimes,
         netstat_endpoint, per_socket, seq, sorted, step,
     },
-    serve, storm, tcpload_bin,
+    serve, storm, tcpload_bin, unanswered_connect,
 };
 
 fn graceful_close(tag: &str, addr: &str) {
@@ -241,28 +241,72 @@ fn a_listener_reset_names_its_peer() {
 
 #[test]
 fn dropped_syn_is_retransmitted() {
-    let ns = Netns::new("syndrop");
-    ns.drop_syns_to(9999);
-    // Give up after two retries (a few seconds) instead of six.
-    ns.sysctl("net.ipv4.tcp_syn_retries", "2");
-    let tracer = Tracer::start(&ns, &["-E", "-n", "--json"]);
-    let mut client = connect(&ns, "127.0.0.1:9999", &["--timeout-ms", "30000"]);
-    client.expect("failed TimedOut");
-    assert!(client.wait().success());
-    tracer.wait_quiet();
-    let out = tracer.stop();
-    // How many SYNs the kernel retransmitted depends on its timeout policy
-    // (linear SYN timeouts in 6.x); its own counter says how many it sent.
-    let retransmits = ns.tcp_ext("TCPSynRetrans");
-    assert!(retransmits >= 2, "kernel retransmitted {retransmits} SYNs");
-    let mut steps = vec!["CLOSE->SYN_SENT"];
-    steps.extend(std::iter::repeat_n(
-        "retransmit:SYN_SENT",
-        retransmits as usize,
-    ));
-    steps.push("SYN_SENT->CLOSE");
-    let expected = vec![seq(client.pid(), &steps)];
-    assert_eq!(per_socket(&out.events()), expected, "{}", out.stdout);
+    for attempt in 1..=STORM_ATTEMPTS {
+        let ns = Netns::new("syndrop");
+        let (out, client) = unanswered_connect(&ns, 9999, || ());
+        // How many SYNs the kernel retransmitted depends on its timeout policy
+        // (linear SYN timeouts in 6.x); its own counter says how many it sent.
+        let retransmits = ns.tcp_ext("TCPSynRetrans");
+        assert!(retransmits >= 2, "kernel retransmitted {retransmits} SYNs");
+        let mut steps = vec!["CLOSE->SYN_SENT"];
+        steps.extend(std::iter::repeat_n(
+            "retransmit:SYN_SENT",
+            retransmits as usize,
+        ));
+        steps.push("SYN_SENT->CLOSE");
+        let expected = vec![seq(client, &steps)];
+        let got = per_socket(&out.events());
+        let reported = got
+            .iter()
+            .flatten()
+            .filter(|s| s.0.starts_with("retransmit:"))
+            .count();
+        // The development machine's blind spot (README, Known limits) may
+        // hide a retransmit; enetstat must then count it as a gap.
+        if got != expected && out.gaps() > 0 && attempt < STORM_ATTEMPTS {
+            assert_eq!(out.gaps(), retransmits - reported as u64, "{}", out.stdout);
+            eprintln!(
+                "attempt {attempt}: {} retransmits unseen and counted; again",
+                out.gaps()
+            );
+            continue;
+        }
+        assert_eq!(got, expected, "{}", out.stdout);
+        assert_eq!(out.gaps(), 0, "{:?}", out.stderr);
+        return;
+    }
+}
+
+/// SYN retransmits the kernel counts for a connect (`total_retrans`) but
+/// no event reports are counted as gaps. Here they are retransmits an
+/// output rule refuses, which 6.1 and 6.12 count without running the
+/// tracepoint (5.10 and 6.18 run it: no gap).
+#[test]
+fn unreported_syn_retransmits_the_kernel_counted_are_gaps() {
+    let ns = Netns::new("synrefused");
+    let (out, _) = unanswered_connect(&ns, 9998, || {
+        ns.exec_ok(&[
+            "nft",
+            "add chain inet enetstat_test output { type filter hook output priority 0 ; }",
+        ]);
+        ns.exec_ok(&[
+            "nft",
+            "add rule inet enetstat_test output tcp dport 9998 tcp flags syn drop",
+        ]);
+    });
+    let events = out.events();
+    let close = events
+        .iter()
+        .find(|e| e["event"] == "state" && e["new_state"] == "CLOSE")
+        .unwrap_or_else(|| panic!("no close in {}", out.stdout));
+    let counted = close["total_retransmits"]
+        .as_u64()
+        .expect("total_retransmits");
+    assert_eq!(counted, ns.tcp_ext("TCPSynRetrans"), "{close}");
+    let reported = events.iter().filter(|e| e["event"] == "retransmit").count() as u64;
+    eprintln!("retransmits: {counted} counted by the kernel, {reported} reported");
+    assert!(counted > 0, "the kernel retransmitted no SYN");
+    assert_eq!(out.gaps(), counted - reported, "{}", out.stdout);
 }
 
 #[test]
