@@ -156,14 +156,25 @@ impl Netns {
     /// Drops SYNs to `port` on input (nftables), so connects there time out
     /// with SYN retransmits.
     pub fn drop_syns_to(&self, port: u16) {
+        self.drop_syns("input", port);
+    }
+
+    /// Drops SYNs to `port` on output: the sender's transmit fails.
+    pub fn drop_outgoing_syns_to(&self, port: u16) {
+        self.drop_syns("output", port);
+    }
+
+    fn drop_syns(&self, hook: &str, port: u16) {
         self.exec_ok(&["nft", "add table inet enetstat_test"]);
         self.exec_ok(&[
             "nft",
-            "add chain inet enetstat_test input { type filter hook input priority 0 ; }",
+            &format!(
+                "add chain inet enetstat_test {hook} {{ type filter hook {hook} priority 0 ; }}"
+            ),
         ]);
         self.exec_ok(&[
             "nft",
-            &format!("add rule inet enetstat_test input tcp dport {port} tcp flags syn drop"),
+            &format!("add rule inet enetstat_test {hook} tcp dport {port} tcp flags syn drop"),
         ]);
     }
 

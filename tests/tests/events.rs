@@ -284,16 +284,7 @@ fn dropped_syn_is_retransmitted() {
 #[test]
 fn unreported_syn_retransmits_the_kernel_counted_are_gaps() {
     let ns = Netns::new("synrefused");
-    let (out, _) = unanswered_connect(&ns, 9998, || {
-        ns.exec_ok(&[
-            "nft",
-            "add chain inet enetstat_test output { type filter hook output priority 0 ; }",
-        ]);
-        ns.exec_ok(&[
-            "nft",
-            "add rule inet enetstat_test output tcp dport 9998 tcp flags syn drop",
-        ]);
-    });
+    let (out, _) = unanswered_connect(&ns, 9998, || ns.drop_outgoing_syns_to(9998));
     let events = out.events();
     let close = events
         .iter()
